@@ -1,0 +1,41 @@
+/** A validated stack file, with defaults applied and paths made absolute. Pure data. */
+export interface Stack {
+  /** Absolute path of the stack file. */
+  file: string;
+  /** Absolute directory of the stack file: relative paths in it resolve against this. */
+  dir: string;
+  name: string;
+  version: string;
+  description: string;
+  /** Root Spack specs, passed to Spack as they are (never through a shell). */
+  specs: string[];
+  /** archspec microarchitecture names. */
+  targets: string[];
+  base_image: string;
+  compiler: CompilerChoice;
+  spack: SpackSource;
+  /** Passed into Spack's `packages:` as is (merged with the target requirement). */
+  packages: Record<string, unknown>;
+  /** Build-only tools taken from the OS image (`spack external find --not-buildable`). */
+  externals: string[];
+  /** Default install prefix on the cluster. */
+  prefix: string;
+  modules: { name: string; env: Record<string, string> };
+  /** Files shipped under data/<name>_assets/ (absolute host paths). */
+  assets: string[];
+}
+
+export type CompilerChoice =
+  /** The base image's own gcc (found with `spack compiler find`). */
+  | { kind: "os"; packages: string[] }
+  /** A compiler Spack bootstraps first, e.g. `gcc@13.3.0`. */
+  | { kind: "spack"; spec: string; name: string; version: string };
+
+export interface SpackSource {
+  /** Either a git url + ref (cloned once into the cache) or a local checkout mounted read-only. */
+  origin: { kind: "git"; url: string; ref: string } | { kind: "local"; path: string };
+  /** Extra package repositories (absolute host paths). */
+  repos: string[];
+  /** Extra mirrors: name → url or absolute host path. */
+  mirrors: Record<string, string>;
+}

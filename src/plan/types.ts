@@ -1,0 +1,76 @@
+/**
+ * A build plan is pure data: everything a run needs, computed from a stack and its targets without I/O.
+ * `planBuild(stack, targets)` makes it; the build engine (src/build) carries it out.
+ */
+export interface BuildPlan {
+  stack: { name: string; version: string; file: string; description: string };
+  builder: ImagePlan;
+  targets: TargetPlan[];
+}
+
+/** The builder image: a Dockerfile plus the other files of its build context, tagged by their content hash. */
+export interface ImagePlan {
+  /** `stack-factory/builder:<sha256 of the context, 16 hex>`: an unchanged recipe reuses the image. */
+  tag: string;
+  baseImage: string;
+  /** Build context: relative path → file content. Always contains `Dockerfile`. */
+  files: Record<string, string>;
+}
+
+/** What kind of host cache a mount carries. */
+export type CacheKind = "buildcache" | "source" | "spack-user" | "ccache" | "spack" | "repo" | "mirror";
+
+export interface Mount {
+  kind: CacheKind;
+  /**
+   * Host side. For caches: a path relative to the cache root (`buildcache/<key>`). For user-supplied
+   * checkouts, repos and mirrors: an absolute host path.
+   */
+  host: string;
+  hostIsAbsolute: boolean;
+  container: string;
+  readOnly: boolean;
+}
+
+/** One command run in the target's build container, as an argument vector (never a shell string). */
+export interface Step {
+  id: StepId;
+  title: string;
+  argv: string[];
+  /** When set, the step's stdout is saved to this file name under the target's output directory. */
+  captureStdout?: string;
+}
+
+export type StepId =
+  | "compiler"
+  | "externals"
+  | "concretize"
+  | "install"
+  | "push"
+  | "view"
+  | "find";
+
+export interface TargetPlan {
+  target: string;
+  family: string;
+  /** Directory of the Spack environment inside the container. */
+  envDir: string;
+  /** Files written into the container before the steps run: container path → content. */
+  files: Record<string, string>;
+  /** The environment's spack.yaml (also in `files`). */
+  spackYaml: string;
+  /** Environment variables of the build container. */
+  env: Record<string, string>;
+  steps: Step[];
+  mounts: Mount[];
+  /** Cache key of the buildcache this target reads and writes (base image, compiler, padded length). */
+  buildcacheKey: string;
+  /** Container paths the engine reads back. */
+  paths: { installRoot: string; viewRoot: string; buildPrefix: string };
+  outputs: {
+    /** Tarball file name (no directory): `<name>-<version>-<target>.tar.gz`. */
+    tarball: string;
+    /** Per-target directory name under the output and log roots. */
+    dirName: string;
+  };
+}
