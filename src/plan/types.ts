@@ -5,6 +5,8 @@
 export interface BuildPlan {
   stack: { name: string; version: string; file: string; description: string };
   builder: ImagePlan;
+  /** Where Spack comes from: cloned into the cache at a pinned ref, or a local checkout mounted read-only. */
+  spack: { kind: "git"; url: string; ref: string } | { kind: "local"; path: string };
   targets: TargetPlan[];
 }
 

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Host tools the tests use for real: Lmod, patchelf, compressors, git.
+set -euo pipefail
+need=()
+command -v patchelf >/dev/null 2>&1 || need+=(patchelf)
+[ -e /usr/share/lmod/lmod/libexec/lmod ] || need+=(lmod)
+command -v pigz >/dev/null 2>&1 || need+=(pigz)
+command -v zstd >/dev/null 2>&1 || need+=(zstd)
+command -v git >/dev/null 2>&1 || need+=(git)
+command -v gcc >/dev/null 2>&1 || need+=(gcc)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "ensure-host-tools: installing ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${need[@]}" >/dev/null
+fi

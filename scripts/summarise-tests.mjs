@@ -1,0 +1,18 @@
+// Prints the closing line of a test run, "N passed, N failed, N skipped", from vitest JSON reports.
+import { existsSync, readFileSync } from "node:fs";
+
+let passed = 0;
+let failed = 0;
+let skipped = 0;
+for (const file of process.argv.slice(2)) {
+  if (!existsSync(file)) {
+    console.error(`no report at ${file}: that test run did not finish`);
+    failed += 1;
+    continue;
+  }
+  const report = JSON.parse(readFileSync(file, "utf8"));
+  passed += report.numPassedTests;
+  failed += report.numFailedTests + (report.numFailedTestSuites ?? 0);
+  skipped += report.numPendingTests + (report.numTodoTests ?? 0);
+}
+console.log(`${passed} passed, ${failed} failed, ${skipped} skipped`);

@@ -1,0 +1,159 @@
+import { join } from "node:path";
+import { hostname } from "node:os";
+import PQueue from "p-queue";
+import {
+  ensureImage,
+  factoryLabels,
+  newRunId,
+  removeByLabel,
+  removeDeadRuns,
+  type BuildContainer,
+  type Engine,
+} from "../docker/index.js";
+import { CancelledError, FactoryError } from "../errors.js";
+import type { BuildPlan, TargetPlan } from "../plan/types.js";
+import type { Reporter } from "../ui/reporter.js";
+import { hostPathOf, prepareCacheDirs } from "./host-caches.js";
+import { runTarget, type StepTiming } from "./run-target.js";
+import { ensureSpackCheckout, headOf } from "./spack-checkout.js";
+import type { TargetLog } from "./target-log.js";
+
+export interface RunOptions {
+  engine: Engine;
+  reporter: Reporter;
+  signal: AbortSignal;
+  cacheRoot: string;
+  /** Containers building at once. */
+  concurrency: number;
+  failFast?: boolean;
+  keepContainer?: boolean;
+  cpus?: number;
+  memory?: number;
+  runId?: string;
+  extraEnv?: Record<string, string>;
+  /** Runs after a target's steps while its container is still there. */
+  afterSteps?: (target: TargetPlan, container: BuildContainer, log: TargetLog) => Promise<TargetExtra>;
+}
+
+/** What a packer adds to a target's result. */
+export interface TargetExtra {
+  tarball?: string;
+  tarballBytes?: number;
+}
+
+export type TargetStatus = "ok" | "failed" | "cancelled" | "skipped";
+
+export interface TargetResult extends TargetExtra {
+  target: string;
+  status: TargetStatus;
+  seconds: number;
+  logPath: string;
+  steps: StepTiming[];
+  captured: Record<string, string>;
+  error?: string;
+}
+
+export interface RunResult {
+  runId: string;
+  image: { tag: string; built: boolean };
+  spackCommit: string;
+  targets: TargetResult[];
+  cancelled: boolean;
+}
+
+/** Carry out a build plan: image, Spack checkout, one container per target, `concurrency` at a time. */
+export async function runPlan(plan: BuildPlan, options: RunOptions): Promise<RunResult> {
+  const { engine, reporter, signal } = options;
+  const runId = options.runId ?? newRunId();
+  const labels = factoryLabels({ runId, pid: process.pid, host: hostname() });
+  reporter.emit({ type: "run-start", runId, targets: plan.targets.map((t) => t.target), concurrency: options.concurrency });
+
+  const leftovers = await removeDeadRuns(engine);
+  if (leftovers.length > 0) reporter.emit({ type: "info", message: `removed ${leftovers.length} container(s) left by dead runs` });
+
+  try {
+    const spackCommit = await prepareHost(plan, options.cacheRoot, reporter);
+    const image = await ensureImage(engine, {
+      tag: plan.builder.tag,
+      files: plan.builder.files,
+      labels: { "stack-factory": "1" },
+      signal,
+      onLine: (line: string) => reporter.emit({ type: "image-line", line }),
+    });
+    reporter.emit({ type: "image", tag: plan.builder.tag, built: image.built });
+
+    const queue = new PQueue({ concurrency: options.concurrency });
+    const failFast = new AbortController();
+    const targetSignal = AbortSignal.any([signal, failFast.signal]);
+    const results = await Promise.all(
+      plan.targets.map((target) =>
+        queue.add(async (): Promise<TargetResult> => {
+          const logPath = join(options.cacheRoot, "logs", runId, `${target.target}.log`);
+          if (targetSignal.aborted) {
+            return { target: target.target, status: signal.aborted ? "cancelled" : "skipped", seconds: 0, logPath, steps: [], captured: {} };
+          }
+          reporter.emit({ type: "target-start", target: target.target });
+          const started = performance.now();
+          let extra: TargetExtra = {};
+          try {
+            const outcome = await runTarget(target, {
+              engine,
+              image: plan.builder.tag,
+              cacheRoot: options.cacheRoot,
+              labels,
+              logPath,
+              workDir: join(options.cacheRoot, "runs", runId, target.target),
+              reporter,
+              signal: targetSignal,
+              ...pick(options, ["keepContainer", "cpus", "memory", "extraEnv"]),
+              ...(options.afterSteps === undefined
+                ? {}
+                : { afterSteps: async (c: BuildContainer, log: TargetLog) => void (extra = await options.afterSteps!(target, c, log)) }),
+            });
+            const seconds = (performance.now() - started) / 1000;
+            reporter.emit({ type: "target-done", target: target.target, ok: true, seconds, detail: extra.tarball ?? "" });
+            return { target: target.target, status: "ok", seconds, logPath, steps: outcome.steps, captured: outcome.captured, ...extra };
+          } catch (error) {
+            const seconds = (performance.now() - started) / 1000;
+            const cancelled = error instanceof CancelledError || signal.aborted;
+            const message = error instanceof Error ? error.message : String(error);
+            reporter.emit({ type: "target-done", target: target.target, ok: false, seconds, detail: cancelled ? "cancelled" : message });
+            if (!(error instanceof FactoryError) && !cancelled) throw error;
+            if (options.failFast === true) failFast.abort();
+            return { target: target.target, status: cancelled ? "cancelled" : "failed", seconds, logPath, steps: [], captured: {}, error: message };
+          }
+        }) as Promise<TargetResult>,
+      ),
+    );
+    return { runId, image: { tag: plan.builder.tag, built: image.built }, spackCommit, targets: results, cancelled: signal.aborted };
+  } finally {
+    // Whatever happened, no container of this run outlives it (unless kept on purpose for inspection).
+    if (options.keepContainer !== true || signal.aborted) await removeByLabel(engine, { run: runId }).catch(() => []);
+  }
+}
+
+/** Cache directories and the Spack checkout on the host. Returns the Spack commit. */
+async function prepareHost(plan: BuildPlan, cacheRoot: string, reporter: Reporter): Promise<string> {
+  let commit = "unknown";
+  for (const target of plan.targets) {
+    await prepareCacheDirs(target.mounts, cacheRoot);
+  }
+  const spackMount = plan.targets[0]?.mounts.find((m) => m.kind === "spack");
+  if (spackMount === undefined) return commit;
+  const path = hostPathOf(spackMount, cacheRoot);
+  const origin = plan.spack;
+  if (origin.kind === "git") {
+    const checkout = await ensureSpackCheckout(path, origin.url, origin.ref);
+    reporter.emit({ type: "info", message: `spack ${origin.ref}: ${checkout.cloned ? "cloned" : "reused the clone"} in ${path}` });
+    commit = checkout.commit;
+  } else {
+    commit = await headOf(path);
+  }
+  return commit;
+}
+
+function pick<T extends object, K extends keyof T>(obj: T, keys: K[]): Partial<Pick<T, K>> {
+  const out: Partial<Pick<T, K>> = {};
+  for (const k of keys) if (obj[k] !== undefined) out[k] = obj[k];
+  return out;
+}

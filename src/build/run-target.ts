@@ -1,0 +1,115 @@
+import { mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { startContainer, type BuildContainer, type Engine } from "../docker/index.js";
+import { BuildError, CancelledError } from "../errors.js";
+import { CONTAINER } from "../plan/paths.js";
+import type { TargetPlan } from "../plan/types.js";
+import type { Reporter } from "../ui/reporter.js";
+import { containerUser, hostPathOf } from "./host-caches.js";
+import { TargetLog } from "./target-log.js";
+
+export interface TargetRunOptions {
+  engine: Engine;
+  image: string;
+  cacheRoot: string;
+  /** Labels of every container of this run. */
+  labels: Record<string, string>;
+  /** Where the full log of this target goes. */
+  logPath: string;
+  /** Directory for files the steps capture (`specs.json`). */
+  workDir: string;
+  reporter: Reporter;
+  signal: AbortSignal;
+  keepContainer?: boolean;
+  cpus?: number;
+  memory?: number;
+  /** Extra environment for the build container (tests use it to steer the Spack stand-in). */
+  extraEnv?: Record<string, string>;
+  /** Runs after the last step while the container is still there (packing reads the view from it). */
+  afterSteps?: (container: BuildContainer, log: TargetLog) => Promise<void>;
+}
+
+export interface StepTiming {
+  step: string;
+  seconds: number;
+  exitCode: number;
+}
+
+export interface TargetOutcome {
+  target: string;
+  logPath: string;
+  steps: StepTiming[];
+  /** Files captured from step output, by name (e.g. `specs.json`), as host paths. */
+  captured: Record<string, string>;
+}
+
+/** Build one target in its own container: write the environment, run the plan's steps, capture what they record. */
+export async function runTarget(plan: TargetPlan, options: TargetRunOptions): Promise<TargetOutcome> {
+  const { reporter, signal } = options;
+  const target = plan.target;
+  const log = await TargetLog.open(options.logPath, (line) => reporter.emit({ type: "line", target, line }));
+  const steps: StepTiming[] = [];
+  const captured: Record<string, string> = {};
+  let container: BuildContainer | undefined;
+  let keep = false;
+  try {
+    if (signal.aborted) throw new CancelledError();
+    const user = containerUser();
+    container = await startContainer(options.engine, {
+      image: options.image,
+      env: { ...plan.env, ...options.extraEnv },
+      mounts: plan.mounts.map((m) => ({ host: hostPathOf(m, options.cacheRoot), container: m.container, readOnly: m.readOnly })),
+      user: `${user.uid}:${user.gid}`,
+      labels: { ...options.labels, "stack-factory.target": target },
+      workingDir: CONTAINER.workRoot,
+      ...(options.cpus === undefined ? {} : { cpus: options.cpus }),
+      ...(options.memory === undefined ? {} : { memory: options.memory }),
+      signal,
+    });
+    await container.putFiles("/", plan.files);
+    await mkdir(options.workDir, { recursive: true });
+
+    for (const step of plan.steps) {
+      if (signal.aborted) throw new CancelledError();
+      reporter.emit({ type: "step", target, step: step.id, title: step.title });
+      log.note(`step ${step.id}: ${step.argv.map(quoteForLog).join(" ")}`);
+      const started = performance.now();
+      const stdout: Buffer[] = [];
+      const { exitCode } = await container.exec(step.argv, {
+        signal,
+        onStdout: (chunk) => (step.captureStdout === undefined ? log.write(chunk) : stdout.push(chunk)),
+        onStderr: (chunk) => log.write(chunk),
+      });
+      steps.push({ step: step.id, seconds: (performance.now() - started) / 1000, exitCode });
+      if (step.captureStdout !== undefined) {
+        const path = join(options.workDir, step.captureStdout);
+        await writeFile(path, Buffer.concat(stdout));
+        captured[step.captureStdout] = path;
+        log.note(`step ${step.id}: output saved to ${path}`);
+      }
+      if (exitCode !== 0) {
+        if (signal.aborted) throw new CancelledError();
+        keep = options.keepContainer === true;
+        throw stepFailure(target, step.id, exitCode, log, keep ? container.id : undefined);
+      }
+    }
+    if (options.afterSteps !== undefined) await options.afterSteps(container, log);
+    return { target, logPath: log.path, steps, captured };
+  } finally {
+    if (container !== undefined && !keep) await container.remove();
+    await log.close();
+  }
+}
+
+function stepFailure(target: string, step: string, exitCode: number, log: TargetLog, keptId: string | undefined): BuildError {
+  const tail = log.lastLines().map((l) => `    ${l}`).join("\n");
+  const kept = keptId === undefined ? "" : `\ncontainer kept for inspection: docker exec -it ${keptId.slice(0, 12)} bash (remove it with stack-factory clean --all)`;
+  return new BuildError(
+    `target ${target}: step "${step}" failed with exit code ${exitCode}\nlast lines of the log:\n${tail}\nfull log: ${log.path}${kept}`,
+  );
+}
+
+/** Show an argument vector readably in the log; never executed. */
+function quoteForLog(arg: string): string {
+  return /^[\w@%+=:,./^~-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
+}

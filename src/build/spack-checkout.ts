@@ -1,0 +1,66 @@
+import { access, mkdir, rename, rm } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import { execa } from "execa";
+import { BuildError } from "../errors.js";
+
+export interface Checkout {
+  path: string;
+  commit: string;
+  /** False when an earlier run's clone was reused. */
+  cloned: boolean;
+}
+
+/**
+ * Clone Spack once into the cache at the pinned ref, reusing the clone afterwards. The clone is made under a
+ * temporary name and renamed into place, so a half-finished clone is never used; of two concurrent clones the
+ * second one's rename fails harmlessly and the first one is used.
+ */
+export async function ensureSpackCheckout(dir: string, url: string, ref: string): Promise<Checkout> {
+  if (await exists(join(dir, "bin", "spack"))) return { path: dir, commit: await headOf(dir), cloned: false };
+  await mkdir(dirname(dir), { recursive: true });
+  const tmp = `${dir}.tmp-${process.pid}-${Date.now()}`;
+  try {
+    const shallow = await execa("git", ["clone", "--quiet", "--depth", "1", "--branch", ref, url, tmp], { reject: false });
+    if (shallow.exitCode !== 0) {
+      // A commit rather than a branch or tag: full clone, then check it out.
+      await rm(tmp, { recursive: true, force: true });
+      await git(["clone", "--quiet", url, tmp], `clone ${url}`);
+      await git(["-C", tmp, "checkout", "--quiet", "--detach", ref], `check out ${ref} of ${url}`);
+    }
+    try {
+      await rename(tmp, dir);
+    } catch (error) {
+      if (!(await exists(join(dir, "bin", "spack")))) throw error;
+    }
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+  }
+  if (!(await exists(join(dir, "bin", "spack")))) {
+    throw new BuildError(`${url} at ${ref} is not a Spack checkout: no bin/spack`);
+  }
+  return { path: dir, commit: await headOf(dir), cloned: true };
+}
+
+/** The commit of a checkout, or "unknown" when it is not a git repository (a plain local copy). */
+export async function headOf(dir: string): Promise<string> {
+  const result = await execa("git", ["-C", dir, "rev-parse", "HEAD"], { reject: false });
+  return result.exitCode === 0 ? String(result.stdout).trim() : "unknown";
+}
+
+async function git(args: string[], what: string): Promise<void> {
+  const result = await execa("git", args, { reject: false });
+  if (result.exitCode !== 0) {
+    throw new BuildError(`cannot ${what}: git exited with ${result.exitCode}\n${String(result.stderr).trim()}`, {
+      hint: "check spack.url and spack.ref in the stack file",
+    });
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,58 @@
+import { createWriteStream, type WriteStream } from "node:fs";
+import { mkdir } from "node:fs/promises";
+import { dirname } from "node:path";
+
+/**
+ * The full output of one target's build, written to a file as it arrives, split into lines for the reporter,
+ * with the last lines kept for error messages.
+ */
+export class TargetLog {
+  private readonly file: WriteStream;
+  private readonly tail: string[] = [];
+  private partial = "";
+
+  private constructor(
+    readonly path: string,
+    file: WriteStream,
+    private readonly onLine: (line: string) => void,
+    private readonly keep: number,
+  ) {
+    this.file = file;
+  }
+
+  static async open(path: string, onLine: (line: string) => void, keep = 20): Promise<TargetLog> {
+    await mkdir(dirname(path), { recursive: true });
+    return new TargetLog(path, createWriteStream(path, { flags: "a" }), onLine, keep);
+  }
+
+  /** A line of the factory's own (step headers), marked so it stands out in the log. */
+  note(text: string): void {
+    this.write(`==> [stack-factory] ${text}\n`);
+  }
+
+  write(chunk: Buffer | string): void {
+    const text = typeof chunk === "string" ? chunk : chunk.toString("utf8");
+    this.file.write(text);
+    const lines = (this.partial + text).split(/\r?\n/);
+    this.partial = lines.pop() ?? "";
+    for (const line of lines) this.push(line);
+  }
+
+  private push(line: string): void {
+    this.tail.push(line);
+    if (this.tail.length > this.keep) this.tail.shift();
+    if (line.trim() !== "") this.onLine(line);
+  }
+
+  lastLines(): string[] {
+    return this.partial === "" ? [...this.tail] : [...this.tail, this.partial].slice(-this.keep);
+  }
+
+  async close(): Promise<void> {
+    if (this.partial !== "") {
+      this.push(this.partial);
+      this.partial = "";
+    }
+    await new Promise<void>((resolve) => this.file.end(resolve));
+  }
+}

@@ -1,0 +1,81 @@
+#!/usr/bin/env node
+import { readFileSync } from "node:fs";
+import { cac } from "cac";
+import { FactoryError } from "../errors.js";
+
+const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
+
+/** The single place where errors become exit codes and messages. */
+async function run(action: () => Promise<number | void>): Promise<void> {
+  try {
+    const code = await action();
+    process.exitCode = code ?? 0;
+  } catch (error) {
+    if (error instanceof FactoryError) {
+      process.stderr.write(`stack-factory: ${error.message}\n`);
+      if (error.hint !== undefined) process.stderr.write(`hint: ${error.hint}\n`);
+      process.exitCode = error.exitCode;
+    } else {
+      process.stderr.write(`stack-factory: internal error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+      process.exitCode = 70;
+    }
+  }
+}
+
+const cli = cac("stack-factory");
+
+cli
+  .command("plan <stack>", "Write the build plan of a stack: spack.yaml per target, builder Dockerfile, steps")
+  .option("--target <names>", "Targets to plan (comma-separated or repeated; default: every target of the stack)")
+  .option("--out <dir>", "Directory to write the plan's files into")
+  .option("--json", "Print the plan as JSON")
+  .option("--jobs <n>", "Build jobs per container (default: host cores)")
+  .action((stack: string, flags) => run(async () => (await import("./commands/plan.js")).planCommand(stack, flags)));
+
+cli
+  .command("build <stack>", "Build the stack for its targets in Docker")
+  .option("--target <names>", "Targets to build (comma-separated or repeated; default: every target)")
+  .option("--cache-dir <dir>", "Host cache root (default: $STACK_FACTORY_CACHE or the project's cache/)")
+  .option("--out <dir>", "Output directory for tarballs", { default: "dist" })
+  .option("--jobs <n>", "Build jobs per container (default: host cores)")
+  .option("--cpus <n>", "CPU limit per container")
+  .option("--memory <size>", "Memory limit per container (e.g. 8g)")
+  .option("--keep-container", "Keep a failed build's container for inspection")
+  .action((stack: string, flags) => run(async () => (await import("./commands/build.js")).buildCommand(stack, flags)));
+
+cli
+  .command("targets", "List the microarchitecture targets the factory knows")
+  .option("--host", "Show the microarchitecture detected on this host")
+  .option("--json", "Machine-readable output")
+  .action((flags) => run(async () => (await import("./commands/targets.js")).targetsCommand(flags)));
+
+cli
+  .command("doctor", "Check the Docker engine, disk space and cache directories")
+  .option("--cache-dir <dir>", "Host cache root to check")
+  .action((flags) => run(async () => (await import("./commands/doctor.js")).doctorCommand(flags)));
+
+cli
+  .command("clean", "Remove containers left behind by factory runs")
+  .option("--all", "Also remove containers of runs that are still alive")
+  .action((flags) => run(async () => (await import("./commands/clean.js")).cleanCommand(flags)));
+
+cli.help();
+cli.version(pkg.version);
+
+cli.on("command:*", () => {
+  process.stderr.write(`stack-factory: unknown command "${cli.args.join(" ")}"; see stack-factory --help\n`);
+  process.exitCode = 2;
+});
+
+try {
+  cli.parse(process.argv, { run: false });
+  if (cli.matchedCommand === undefined && cli.args.length === 0 && !cli.options["help"] && !cli.options["version"]) {
+    cli.outputHelp();
+  } else {
+    await cli.runMatchedCommand();
+  }
+} catch (error) {
+  // cac reports unknown options and missing arguments by throwing.
+  process.stderr.write(`stack-factory: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exitCode = 2;
+}

@@ -1,0 +1,40 @@
+import { resolve } from "node:path";
+import { projectRoot } from "../render/templates.js";
+import { InputError } from "../errors.js";
+
+/** Cache root: `--cache-dir`, then `STACK_FACTORY_CACHE`, then the project's own `cache/`. */
+export function cacheRoot(flag: string | undefined): string {
+  const chosen = flag ?? process.env["STACK_FACTORY_CACHE"];
+  return chosen !== undefined && chosen !== "" ? resolve(chosen) : resolve(projectRoot, "cache");
+}
+
+/** `--target a,b --target c` → [a, b, c]; undefined when not given. */
+export function targetList(flag: unknown): string[] | undefined {
+  if (flag === undefined || flag === null || flag === true) return undefined;
+  const values = (Array.isArray(flag) ? flag : [flag]).map(String);
+  const list = values.flatMap((v) => v.split(",")).map((v) => v.trim()).filter((v) => v !== "");
+  return list.length > 0 ? list : undefined;
+}
+
+export function positiveInt(flag: unknown, name: string): number | undefined {
+  if (flag === undefined) return undefined;
+  const n = Number(flag);
+  if (!Number.isInteger(n) || n < 1) throw new InputError(`--${name}: expected a positive integer, got "${String(flag)}"`);
+  return n;
+}
+
+/** `--memory 8g` / `512m` / bytes → bytes. */
+export function memoryBytes(flag: unknown): number | undefined {
+  if (flag === undefined) return undefined;
+  const m = /^(\d+(?:\.\d+)?)([kmgt]?)b?$/i.exec(String(flag).trim());
+  if (m === null) throw new InputError(`--memory: expected a size like 8g or 512m, got "${String(flag)}"`);
+  const unit = { "": 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 }[(m[2] ?? "").toLowerCase()] ?? 1;
+  return Math.floor(Number(m[1]) * unit);
+}
+
+export function positiveNumber(flag: unknown, name: string): number | undefined {
+  if (flag === undefined) return undefined;
+  const n = Number(flag);
+  if (!Number.isFinite(n) || n <= 0) throw new InputError(`--${name}: expected a positive number, got "${String(flag)}"`);
+  return n;
+}

@@ -1,0 +1,248 @@
+/**
+ * Reading a stack file: YAML → valibot validation → `Stack` with defaults applied and paths made absolute.
+ * Every problem is collected and reported at once, each as `<file>:<line>:<col> <path>: <message>`.
+ */
+import { readFile, stat } from "node:fs/promises";
+import path from "node:path";
+import * as v from "valibot";
+import { type Document, isAlias, isMap, isScalar, isSeq, LineCounter, type Node, parseDocument, Scalar } from "yaml";
+import { ConfigError, InputError } from "../errors.js";
+import type { CompilerChoice, Stack } from "./types.js";
+import {
+  COMPILER_SPEC,
+  DEFAULT_BASE_IMAGE,
+  DEFAULT_OS_COMPILER_PACKAGES,
+  DEFAULT_SPACK_REF,
+  DEFAULT_SPACK_URL,
+  describeValue,
+  isUrl,
+  type StackInput,
+  StackSchema,
+  TEXT_FIELDS,
+} from "./schema.js";
+
+type Segment = string | number;
+/** Where an issue points: the value at a path, the key naming it, or (for a missing key) the map it is missing from. */
+type Anchor = "value" | "key" | "parent";
+
+/** Read and validate a stack file. Local paths it names (assets, Spack checkout, repos, mirrors) must exist. */
+export async function loadStack(file: string): Promise<Stack> {
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (error) {
+    throw new InputError(`cannot read stack file ${file}: ${readFailure(error)}`, { cause: error });
+  }
+  const parsed = parseWithPositions(text, file);
+  const issues = await missingPaths(parsed.stack, parsed.issueAt);
+  if (issues.length > 0) throw new ConfigError(file, issues);
+  return parsed.stack;
+}
+
+/** Validate a stack file's text. Pure: `file` names the file in messages and anchors relative paths. */
+export function parseStack(text: string, file: string): Stack {
+  return parseWithPositions(text, file).stack;
+}
+
+function readFailure(error: unknown): string {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  if (code === "ENOENT") return "no such file";
+  if (code === "EISDIR") return "it is a directory, not a file";
+  if (code === "EACCES" || code === "EPERM") return "permission denied";
+  return error instanceof Error ? error.message : String(error);
+}
+
+interface Parsed {
+  stack: Stack;
+  /** Format an issue for a path of the input document. */
+  issueAt: (segments: readonly Segment[], message: string, anchor?: Anchor) => string;
+}
+
+function parseWithPositions(text: string, file: string): Parsed {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, merge: true });
+  const at = (offset: number): string => {
+    const { line, col } = lines.linePos(offset);
+    return `${file}:${line}:${col}`;
+  };
+
+  if (doc.errors.length > 0) {
+    throw new ConfigError(
+      file,
+      doc.errors.map((e) => `${at(e.pos[0])}: ${e.message}`),
+    );
+  }
+  if (doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null)) {
+    throw new ConfigError(file, [`${at(0)}: the stack file is empty; it needs at least name, version, specs and targets`]);
+  }
+  if (!isMap(doc.contents)) {
+    const offset = doc.contents.range?.[0] ?? 0;
+    throw new ConfigError(file, [
+      `${at(offset)}: the stack file must be a map of keys (name, version, specs, targets, ...), got ${describeValue(doc.toJS())}`,
+    ]);
+  }
+
+  keepSourceText(doc);
+  const issueAt = (segments: readonly Segment[], message: string, anchor: Anchor = "value"): string => {
+    const where = at(offsetOf(doc, segments, anchor));
+    const dotted = dottedPath(segments);
+    return dotted === "" ? `${where}: ${message}` : `${where} ${dotted}: ${message}`;
+  };
+
+  const result = v.safeParse(StackSchema, doc.toJS({ maxAliasCount: 1000 }));
+  if (!result.success) {
+    const located = result.issues.map((issue) => {
+      const segments = (issue.path ?? []).map((item) => item.key as Segment);
+      const last = issue.path?.[issue.path.length - 1];
+      let anchor: Anchor = "value";
+      if (issue.type === "strict_object" && issue.expected !== "never" && issue.received === "undefined") anchor = "parent";
+      else if (issue.type === "strict_object" && issue.expected === "never") anchor = "key";
+      else if (last?.origin === "key") anchor = "key";
+      return { text: issueAt(segments, issue.message, anchor), offset: offsetOf(doc, segments, anchor) };
+    });
+    // In file order, so a user can fix them from top to bottom.
+    located.sort((a, b) => a.offset - b.offset);
+    throw new ConfigError(
+      file,
+      located.map((l) => l.text),
+    );
+  }
+  return { stack: toStack(result.output, file), issueAt };
+}
+
+/**
+ * For the fields in TEXT_FIELDS, a plain scalar YAML reads as a number or boolean is replaced by the text as
+ * written: `version: 25.05` gives "25.05" and `version: 1.10` gives "1.10", not 25.5 and 1.1.
+ */
+function keepSourceText(doc: Document): void {
+  const visit = (node: unknown, pattern: readonly string[]): void => {
+    if (isAlias(node)) return;
+    if (pattern.length === 0) {
+      if (isScalar(node) && node.type === Scalar.PLAIN && typeof node.source === "string" && node.value !== null && typeof node.value !== "string") {
+        node.value = node.source;
+      }
+      return;
+    }
+    if (!isMap(node)) return;
+    const [head, ...rest] = pattern;
+    for (const pair of node.items) {
+      const key = isScalar(pair.key) ? pair.key.value : pair.key;
+      if (head === "*" || key === head) visit(pair.value, rest);
+    }
+  };
+  for (const pattern of TEXT_FIELDS) visit(doc.contents, pattern);
+}
+
+/** Offset of the node an issue points at; falls back to the nearest enclosing node the document has. */
+function offsetOf(doc: Document, segments: readonly Segment[], anchor: Anchor): number {
+  const steps = anchor === "parent" ? segments.slice(0, -1) : segments;
+  let node: unknown = doc.contents;
+  let offset = (doc.contents as Node | null)?.range?.[0] ?? 0;
+  for (const [i, segment] of steps.entries()) {
+    if (isAlias(node)) node = node.resolve(doc);
+    let next: unknown;
+    let keyNode: unknown;
+    if (isMap(node)) {
+      const pair = node.items.find((p) => String(isScalar(p.key) ? p.key.value : p.key) === String(segment));
+      next = pair?.value;
+      keyNode = pair?.key;
+    } else if (isSeq(node) && typeof segment === "number") {
+      next = node.items[segment];
+    }
+    const target = anchor === "key" && i === steps.length - 1 && keyNode !== undefined ? keyNode : next;
+    const range = (target as Node | null | undefined)?.range;
+    if (range === undefined || range === null) break;
+    offset = range[0];
+    node = next;
+  }
+  return offset;
+}
+
+/** `targets[2]`, `spack.mirrors.local`, `packages["weird key"]`. */
+export function dottedPath(segments: readonly Segment[]): string {
+  let out = "";
+  for (const segment of segments) {
+    if (typeof segment === "number") out += `[${segment}]`;
+    else if (/^[A-Za-z_][A-Za-z0-9_-]*$/.test(segment)) out += out === "" ? segment : `.${segment}`;
+    else out += `[${JSON.stringify(segment)}]`;
+  }
+  return out;
+}
+
+/** Apply defaults and make paths absolute (relative ones are relative to the stack file's directory). */
+function toStack(input: StackInput, file: string): Stack {
+  const absFile = path.resolve(file);
+  const dir = path.dirname(absFile);
+  const resolve = (p: string): string => path.resolve(dir, p);
+  const spack = input.spack ?? {};
+  return {
+    file: absFile,
+    dir,
+    name: input.name,
+    version: input.version,
+    description: input.description ?? "",
+    specs: [...input.specs],
+    targets: [...input.targets],
+    base_image: input.base_image ?? DEFAULT_BASE_IMAGE,
+    compiler: compilerChoice(input.compiler),
+    spack: {
+      origin:
+        spack.source !== undefined
+          ? { kind: "local", path: resolve(spack.source) }
+          : { kind: "git", url: spack.url ?? DEFAULT_SPACK_URL, ref: spack.ref ?? DEFAULT_SPACK_REF },
+      repos: (spack.repos ?? []).map(resolve),
+      mirrors: Object.fromEntries(
+        Object.entries(spack.mirrors ?? {}).map(([name, where]) => [name, isUrl(where) ? where : resolve(where)]),
+      ),
+    },
+    packages: structuredClone(input.packages ?? {}),
+    externals: [...(input.externals ?? [])],
+    prefix: normalisePrefix(input.prefix ?? `/opt/${input.name}/${input.version}`),
+    modules: { name: input.modules?.name ?? input.name, env: { ...(input.modules?.env ?? {}) } },
+    assets: (input.assets ?? []).map(resolve),
+  };
+}
+
+function normalisePrefix(prefix: string): string {
+  const normal = path.posix.normalize(prefix);
+  return normal.length > 1 && normal.endsWith("/") ? normal.slice(0, -1) : normal;
+}
+
+function compilerChoice(input: StackInput["compiler"]): CompilerChoice {
+  if (input === undefined || input === "os") return { kind: "os", packages: [...DEFAULT_OS_COMPILER_PACKAGES] };
+  if (typeof input === "string") return spackCompiler(input);
+  if (input.spec !== undefined) return spackCompiler(input.spec);
+  return { kind: "os", packages: [...(input.os?.packages ?? DEFAULT_OS_COMPILER_PACKAGES)] };
+}
+
+function spackCompiler(spec: string): CompilerChoice {
+  const match = COMPILER_SPEC.exec(spec);
+  // The schema has already checked the form; the fallback only satisfies the type checker.
+  const name = match?.[1] ?? spec;
+  const version = (match?.[2] ?? "").replace(/^=/, "");
+  return { kind: "spack", spec, name, version };
+}
+
+/** Local paths the stack names that are missing on this host, as located issues. */
+async function missingPaths(stack: Stack, issueAt: Parsed["issueAt"]): Promise<string[]> {
+  const checks: { segments: Segment[]; where: string; kind: "file" | "directory"; what: string }[] = [];
+  stack.assets.forEach((where, i) => checks.push({ segments: ["assets", i], where, kind: "file", what: "asset" }));
+  if (stack.spack.origin.kind === "local") {
+    checks.push({ segments: ["spack", "source"], where: stack.spack.origin.path, kind: "directory", what: "Spack checkout" });
+  }
+  stack.spack.repos.forEach((where, i) =>
+    checks.push({ segments: ["spack", "repos", i], where, kind: "directory", what: "package repository" }),
+  );
+  for (const [name, where] of Object.entries(stack.spack.mirrors)) {
+    if (!isUrl(where)) checks.push({ segments: ["spack", "mirrors", name], where, kind: "directory", what: "mirror" });
+  }
+  const issues = await Promise.all(
+    checks.map(async ({ segments, where, kind, what }) => {
+      const info = await stat(where).catch(() => undefined);
+      if (info === undefined) return issueAt(segments, `${what} ${where} does not exist`);
+      const isKind = kind === "file" ? info.isFile() : info.isDirectory();
+      return isKind ? undefined : issueAt(segments, `${what} ${where} is not a ${kind}`);
+    }),
+  );
+  return issues.filter((i): i is string => i !== undefined);
+}

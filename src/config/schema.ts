@@ -1,0 +1,257 @@
+/**
+ * The stack file's shape, as valibot schemas. Validation only: defaults that depend on other fields
+ * (prefix, module name) and paths relative to the stack file are settled by `toStack` in load.ts.
+ * Every message names the bad value and, where there is a closed set, the allowed ones.
+ */
+import { basename } from "node:path";
+import * as v from "valibot";
+import { getMicroarch, suggestMicroarch } from "../targets/index.js";
+
+/** Spack release the factory pins when a stack names no Spack. */
+export const DEFAULT_SPACK_URL = "https://github.com/spack/spack.git";
+export const DEFAULT_SPACK_REF = "v1.1.0";
+export const DEFAULT_BASE_IMAGE = "ubuntu:24.04";
+/** OS packages of the base image's own compiler. */
+export const DEFAULT_OS_COMPILER_PACKAGES: readonly string[] = ["gcc", "g++", "gfortran"];
+/** Name of the factory's own buildcache mirror (see src/spack/contract.ts): a stack's mirror may not take it. */
+const RESERVED_MIRROR = "stack-factory";
+
+/** Describe a value the way the user wrote it in YAML. */
+export function describeValue(value: unknown): string {
+  if (value === null || value === undefined) return "an empty value";
+  if (Array.isArray(value)) return "a list";
+  if (typeof value === "object") return "a map";
+  if (typeof value === "string") return JSON.stringify(value);
+  return `${typeof value} ${String(value)}`;
+}
+
+const quoteList = (items: readonly string[]): string => items.map((k) => `"${k}"`).join(", ");
+
+/** `v.strictObject` with messages that say which key is unknown or missing and list the allowed ones. */
+function strict<const E extends v.ObjectEntries>(entries: E, what: string) {
+  const allowed = Object.keys(entries);
+  return v.strictObject(entries, (issue) => {
+    const key = issue.path?.[issue.path.length - 1]?.key;
+    if (issue.expected === "never") return `unknown key "${String(key)}" (allowed keys: ${allowed.join(", ")})`;
+    if (issue.received === "undefined" && typeof key === "string") return `missing required key "${key}"`;
+    return `${what} must be a map with keys ${allowed.join(", ")}; got ${describeValue(issue.input)}`;
+  });
+}
+
+const string = (what = "a string") => v.string((issue) => `expected ${what}, got ${describeValue(issue.input)}`);
+
+const nonEmptyString = (what = "a string") =>
+  v.pipe(
+    string(what),
+    v.check((s) => s.trim() !== "", `expected ${what}, got an empty string`),
+  );
+
+function list<T extends v.GenericSchema<unknown, unknown>>(item: T, what: string) {
+  return v.array(item, (issue) => `expected a list of ${what}, got ${describeValue(issue.input)}`);
+}
+
+const nonEmptyList = <T extends v.GenericSchema<unknown, unknown>>(item: T, what: string) =>
+  v.pipe(list(item, what), v.nonEmpty(`expected at least one of ${what}, got an empty list`));
+
+/**
+ * A list whose entries must be distinct (by `keyOf`, the value itself by default): the second occurrence is
+ * reported at its own index.
+ */
+function distinct(what: string, keyOf: (value: string) => string = (value) => value) {
+  return v.rawCheck<string[]>(({ dataset, addIssue }) => {
+    if (!dataset.typed) return;
+    const seen = new Map<string, number>();
+    dataset.value.forEach((value, index) => {
+      const key = keyOf(value);
+      const first = seen.get(key);
+      if (first === undefined) {
+        seen.set(key, index);
+        return;
+      }
+      addIssue({
+        message: `duplicate ${what} "${key}" (already at index ${first})`,
+        path: [{ type: "array", origin: "value", input: dataset.value, key: index, value }],
+      });
+    });
+  });
+}
+
+/**
+ * A name that ends up in file names, image tags and module paths: letters, digits, `.`, `_`, `+`, `-`;
+ * not starting with `.` or `-`; no `..`, no `/`, no whitespace.
+ */
+const SAFE_NAME = /^[A-Za-z0-9_+][A-Za-z0-9._+-]*$/;
+export function isSafeName(name: string): boolean {
+  return SAFE_NAME.test(name) && !name.includes("..");
+}
+const safeName = (what: string) =>
+  v.pipe(
+    string(`${what} as a string`),
+    v.check(
+      isSafeName,
+      (issue) =>
+        `${describeValue(issue.input)} is not a safe ${what}: use letters, digits, ".", "_", "+" and "-", ` +
+        `not starting with "." or "-" and without ".."`,
+    ),
+  );
+
+const targetName = v.pipe(
+  nonEmptyString("a microarchitecture name"),
+  v.check(
+    (name) => getMicroarch(name) !== undefined,
+    (issue) => {
+      const name = String(issue.input);
+      const close = suggestMicroarch(name);
+      return `unknown microarchitecture "${name}"${close.length > 0 ? ` (did you mean ${close.join(", ")}?)` : ""}`;
+    },
+  ),
+);
+
+/** Spack package names: lowercase letters, digits and dashes (`py-numpy`, `pkgconf`). */
+const packageName = v.pipe(
+  string("a Spack package name"),
+  v.regex(/^[a-z0-9][a-z0-9_-]*$/, (issue) => `${describeValue(issue.input)} is not a Spack package name (lowercase letters, digits, "-")`),
+);
+
+/** `gcc@13.3.0`: a compiler package name and an exact version. */
+export const COMPILER_SPEC = /^([a-z][a-z0-9_-]*)@(=?[0-9][A-Za-z0-9._-]*)$/;
+const compilerSpec = v.pipe(
+  string("a compiler spec such as gcc@13.3.0"),
+  v.regex(
+    COMPILER_SPEC,
+    (issue) => `${describeValue(issue.input)} is not a compiler: use "os" or a Spack compiler spec name@version such as "gcc@13.3.0"`,
+  ),
+);
+
+const compilerObject = v.pipe(
+  strict(
+    {
+      spec: v.optional(compilerSpec),
+      os: v.optional(
+        strict({ packages: v.optional(v.pipe(nonEmptyList(nonEmptyString("an OS package name"), "OS package names"), distinct("package"))) }, "compiler.os"),
+      ),
+    },
+    "compiler",
+  ),
+  v.check((c) => (c.spec === undefined) !== (c.os === undefined), 'compiler takes exactly one of "spec" or "os"'),
+);
+
+/** `os`, `gcc@13.3.0`, `{ spec: gcc@13.3.0 }` or `{ os: { packages: [...] } }`: the schema follows the value's shape. */
+const compiler = v.lazy((input: unknown) => {
+  if (typeof input === "string") {
+    if (input === "os") return v.literal("os");
+    return compilerSpec;
+  }
+  if (input !== null && typeof input === "object" && !Array.isArray(input)) return compilerObject;
+  return v.custom<never>(
+    () => false,
+    (issue) => `compiler must be "os", a spec such as "gcc@13.3.0" or a map; got ${describeValue(issue.input)}`,
+  );
+});
+
+/** `scheme://...` is a URL; anything else is a host path. */
+export const isUrl = (s: string): boolean => /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(s);
+
+const spack = v.pipe(
+  strict(
+    {
+      url: v.optional(nonEmptyString("a git URL")),
+      ref: v.optional(nonEmptyString("a git branch, tag or commit")),
+      source: v.optional(nonEmptyString("a path to a Spack checkout")),
+      repos: v.optional(v.pipe(list(nonEmptyString("a path"), "repository paths"), distinct("repository"))),
+      mirrors: v.optional(
+        v.pipe(
+          v.record(
+            v.pipe(
+              v.string(),
+              v.regex(/^[A-Za-z0-9_][A-Za-z0-9._-]*$/, (issue) => `${describeValue(issue.input)} is not a valid mirror name`),
+              v.check((name) => name !== RESERVED_MIRROR, `mirror name "${RESERVED_MIRROR}" is reserved for the factory's buildcache`),
+            ),
+            nonEmptyString("a mirror URL or path"),
+            (issue) => `spack.mirrors must be a map of name to URL or path; got ${describeValue(issue.input)}`,
+          ),
+        ),
+      ),
+    },
+    "spack",
+  ),
+  v.rawCheck(({ dataset, addIssue }) => {
+    if (!dataset.typed) return;
+    const { url, ref, source } = dataset.value;
+    if (source !== undefined && url !== undefined) addIssue({ message: 'spack takes either "url" (with "ref") or "source", not both' });
+    else if (source !== undefined && ref !== undefined) addIssue({ message: '"ref" applies to a git "url"; a local "source" checkout is used as it is' });
+  }),
+);
+
+const isMap = (x: unknown): x is Record<string, unknown> => x !== null && typeof x === "object" && !Array.isArray(x);
+
+const packages = v.record(
+  v.string(),
+  v.custom<Record<string, unknown>>(isMap, (issue) => `expected a map of Spack package settings, got ${describeValue(issue.input)}`),
+  (issue) => `packages must be a map of package name to settings; got ${describeValue(issue.input)}`,
+);
+
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const modules = strict(
+  {
+    name: v.optional(safeName("module name")),
+    env: v.optional(
+      v.record(
+        v.pipe(v.string(), v.regex(ENV_NAME, (issue) => `${describeValue(issue.input)} is not a valid environment variable name`)),
+        string("a string value"),
+        (issue) => `modules.env must be a map of variable name to value; got ${describeValue(issue.input)}`,
+      ),
+    ),
+  },
+  "modules",
+);
+
+const prefix = v.pipe(
+  nonEmptyString("an absolute path"),
+  v.check((p) => p.startsWith("/"), (issue) => `prefix must be an absolute path starting with "/", got ${describeValue(issue.input)}`),
+  v.check((p) => !/\s/.test(p), "prefix must not contain whitespace"),
+  v.check((p) => !p.split("/").includes(".."), 'prefix must not contain ".."'),
+);
+
+/** Top-level keys, in the order of the documentation (examples/slurm.yaml). */
+export const StackSchema = strict(
+  {
+    name: safeName("name"),
+    version: safeName("version"),
+    description: v.optional(string()),
+    specs: nonEmptyList(nonEmptyString("a Spack spec"), "Spack specs"),
+    targets: v.pipe(nonEmptyList(targetName, "microarchitecture names"), distinct("target")),
+    base_image: v.optional(
+      v.pipe(
+        nonEmptyString("an image reference such as ubuntu:24.04"),
+        v.check((s) => !/\s/.test(s), "base_image must not contain whitespace"),
+      ),
+    ),
+    compiler: v.optional(compiler),
+    spack: v.optional(spack),
+    packages: v.optional(packages),
+    externals: v.optional(v.pipe(list(packageName, "Spack package names"), distinct("external"))),
+    prefix: v.optional(prefix),
+    modules: v.optional(modules),
+    // Assets are shipped side by side under data/<name>_assets/: two with one file name would collide.
+    assets: v.optional(
+      v.pipe(list(nonEmptyString("a file path"), "file paths"), distinct("asset file name", (p) => basename(p))),
+    ),
+  },
+  "the stack file",
+);
+
+export type StackInput = v.InferOutput<typeof StackSchema>;
+
+/**
+ * Fields whose YAML scalars are taken as the text the user wrote even when YAML reads them as numbers or
+ * booleans: `version: 25.05` means "25.05", not 25.5. Paths use "*" for any map key.
+ */
+export const TEXT_FIELDS: readonly (readonly string[])[] = [
+  ["name"],
+  ["version"],
+  ["description"],
+  ["spack", "ref"],
+  ["modules", "name"],
+  ["modules", "env", "*"],
+];

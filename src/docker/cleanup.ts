@@ -1,0 +1,71 @@
+import type { Engine } from "./engine.js";
+import { dockerError } from "./failure.js";
+import { LABEL, labelFilters } from "./labels.js";
+import { removeContainer } from "./remove.js";
+
+export interface RemovedContainer {
+  id: string;
+  name: string;
+  runId: string | undefined;
+  pid: number | undefined;
+}
+
+interface Listed {
+  Id: string;
+  Names?: string[];
+  Labels?: Record<string, string>;
+}
+
+function describe(c: Listed): RemovedContainer {
+  const pid = Number(c.Labels?.[LABEL.pid]);
+  return {
+    id: c.Id,
+    name: (c.Names?.[0] ?? "").replace(/^\//, ""),
+    runId: c.Labels?.[LABEL.run],
+    pid: Number.isInteger(pid) && pid > 0 ? pid : undefined,
+  };
+}
+
+async function listFactoryContainers(engine: Engine, select: { run?: string; host?: string }): Promise<Listed[]> {
+  try {
+    return (await engine.docker.listContainers({
+      all: true,
+      filters: { label: labelFilters(select) },
+    })) as Listed[];
+  } catch (error) {
+    throw dockerError("listing the factory's containers", error);
+  }
+}
+
+async function removeAll(engine: Engine, containers: Listed[]): Promise<RemovedContainer[]> {
+  await Promise.all(containers.map((c) => removeContainer(engine.docker.getContainer(c.Id))));
+  return containers.map(describe);
+}
+
+/** Removes (force) every factory container, or only those of one run. */
+export async function removeByLabel(engine: Engine, select: { run?: string } = {}): Promise<RemovedContainer[]> {
+  return removeAll(engine, await listFactoryContainers(engine, select));
+}
+
+/** Whether a process with this id exists on this host (a process of another user counts as alive). */
+export function isProcessAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code !== "ESRCH";
+  }
+}
+
+/**
+ * Removes factory containers created on this host by processes that no longer exist (left behind by a
+ * crash or a kill -9). Containers of other hosts, and those without a readable pid label, are kept.
+ */
+export async function removeDeadRuns(engine: Engine): Promise<RemovedContainer[]> {
+  const mine = await listFactoryContainers(engine, { host: engine.identity.host });
+  const dead = mine.filter((c) => {
+    const { pid } = describe(c);
+    return pid !== undefined && !isProcessAlive(pid);
+  });
+  return removeAll(engine, dead);
+}

@@ -1,0 +1,47 @@
+import type Docker from "dockerode";
+import { DockerError } from "../errors.js";
+
+export interface BindMount {
+  /** Absolute host path; it must exist. */
+  host: string;
+  container: string;
+  readOnly: boolean;
+}
+
+export interface Resources {
+  mounts?: BindMount[];
+  /** CPU limit in cores (fractions allowed). */
+  cpus?: number;
+  /** Memory limit in bytes. */
+  memory?: number;
+}
+
+export function envList(env: Record<string, string> | undefined): string[] {
+  return Object.entries(env ?? {}).map(([k, v]) => `${k}=${v}`);
+}
+
+/**
+ * Host configuration of every factory container: bind mounts, limits, an init process, nothing else
+ * (not privileged, default network, no engine socket).
+ */
+export function hostConfig(resources: Resources): Docker.HostConfig {
+  const mounts = (resources.mounts ?? []).map((m): Docker.MountSettings => {
+    if (!m.host.startsWith("/")) {
+      throw new DockerError(`bind mount source must be an absolute host path, got ${JSON.stringify(m.host)}`);
+    }
+    if (!m.container.startsWith("/")) {
+      throw new DockerError(`bind mount target must be an absolute container path, got ${JSON.stringify(m.container)}`);
+    }
+    return { Type: "bind", Source: m.host, Target: m.container, ReadOnly: m.readOnly };
+  });
+  const config: Docker.HostConfig = { Init: true, Mounts: mounts, Privileged: false };
+  if (resources.cpus !== undefined) {
+    if (!(resources.cpus > 0)) throw new DockerError(`cpus must be a positive number, got ${resources.cpus}`);
+    config.NanoCpus = Math.round(resources.cpus * 1e9);
+  }
+  if (resources.memory !== undefined) {
+    if (!(resources.memory > 0)) throw new DockerError(`memory must be a positive number of bytes, got ${resources.memory}`);
+    config.Memory = Math.round(resources.memory);
+  }
+  return config;
+}

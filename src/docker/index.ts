@@ -1,0 +1,17 @@
+/** The factory's only door to Docker: engine connection, images, containers, archives, labels, cleanup. */
+export { connectEngine, Engine, START_ENGINE_HINT, type ConnectOptions, type EngineVersion } from "./engine.js";
+export { LABEL, newRunId, factoryLabels, labelFilters, type Identity } from "./labels.js";
+export { buildImage, imageExists, ensureImage, type BuildImageOptions } from "./image-build.js";
+export { runOneShot, type OneShotOptions } from "./one-shot.js";
+export {
+  startContainer,
+  type BuildContainer,
+  type BuildContainerOptions,
+  type ExecOptions,
+  type FileOwner,
+} from "./build-container.js";
+export { packFiles, readFirstFile, type FileEntry } from "./archive.js";
+export type { BindMount, Resources } from "./container-spec.js";
+export type { ChunkSink } from "./demux.js";
+export { removeByLabel, removeDeadRuns, isProcessAlive, type RemovedContainer } from "./cleanup.js";
+export { statusCodeOf } from "./failure.js";

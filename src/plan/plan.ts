@@ -1,0 +1,233 @@
+import { createHash } from "node:crypto";
+import { stringify } from "yaml";
+import type { Stack } from "../config/types.js";
+import { InputError } from "../errors.js";
+import { render, type Templates } from "../render/templates.js";
+import { environmentConfig, spackCommands, spackEnvironment, type SpackPaths } from "../spack/contract.js";
+import { compilerCanTarget, getMicroarch, osCompiler } from "../targets/index.js";
+import { BUILD_PREFIX_MIN_LENGTH, BUILDER_USER, CONTAINER, INSTALL_PADDED_LENGTH } from "./paths.js";
+import type { BuildPlan, ImagePlan, Mount, Step, TargetPlan } from "./types.js";
+
+export interface PlanOptions {
+  templates: Templates;
+  /** Parallel build jobs inside each container (`spack install -j`). */
+  jobs: number;
+}
+
+/** What every builder image installs besides the compiler: Spack's own needs and the factory's tools. */
+export const BUILDER_PACKAGES = [
+  "bzip2",
+  "ca-certificates",
+  "ccache",
+  "file",
+  "git",
+  "gzip",
+  "make",
+  "patch",
+  "patchelf",
+  "python3",
+  "tar",
+  "unzip",
+  "xz-utils",
+  "zstd",
+] as const;
+
+const DEFAULT_COMPILER_PACKAGES = ["gcc", "g++", "gfortran"];
+
+/**
+ * Turn a stack and the chosen targets into a build plan. Pure: the same input gives the same plan, byte for byte.
+ * `targets` defaults to every target of the stack; each must be one of them.
+ */
+export function planBuild(stack: Stack, targets: readonly string[] | undefined, options: PlanOptions): BuildPlan {
+  const chosen = selectTargets(stack, targets);
+  const builder = planImage(stack, options.templates);
+  return {
+    stack: { name: stack.name, version: stack.version, file: stack.file, description: stack.description },
+    builder,
+    spack: { ...stack.spack.origin },
+    targets: chosen.map((target) => planTarget(stack, target, options)),
+  };
+}
+
+function selectTargets(stack: Stack, requested: readonly string[] | undefined): string[] {
+  const chosen = requested === undefined || requested.length === 0 ? [...stack.targets] : [...new Set(requested)];
+  const problems: string[] = [];
+  const compiler =
+    stack.compiler.kind === "spack"
+      ? { name: stack.compiler.name, version: stack.compiler.version }
+      : osCompiler(stack.base_image);
+  for (const target of chosen) {
+    if (!stack.targets.includes(target)) {
+      problems.push(`target "${target}" is not in ${stack.file} (targets: ${stack.targets.join(", ")})`);
+      continue;
+    }
+    if (getMicroarch(target) === undefined) {
+      problems.push(`unknown microarchitecture "${target}"`);
+      continue;
+    }
+    if (compiler !== undefined) {
+      const verdict = compilerCanTarget(target, compiler);
+      if (!verdict.ok) problems.push(`target ${target} refused: ${verdict.reason}`);
+    }
+  }
+  if (problems.length > 0) {
+    throw new InputError(problems.join("\n"), {
+      hint: "choose a compiler that can produce these targets (stack file field `compiler`) or drop the targets",
+    });
+  }
+  return chosen;
+}
+
+export function planImage(stack: Stack, templates: Templates): ImagePlan {
+  const compilerPackages = stack.compiler.kind === "os" ? stack.compiler.packages : DEFAULT_COMPILER_PACKAGES;
+  const packages = [...new Set([...BUILDER_PACKAGES, ...compilerPackages])].sort();
+  const dockerfile = render(templates.dockerfile, {
+    baseImage: stack.base_image,
+    packages,
+    uid: BUILDER_USER.uid,
+    user: BUILDER_USER.name,
+    workRoot: CONTAINER.workRoot,
+    home: CONTAINER.home,
+  });
+  const files = { Dockerfile: dockerfile };
+  return { tag: `stack-factory/builder:${contentHash(files)}`, baseImage: stack.base_image, files };
+}
+
+function planTarget(stack: Stack, target: string, options: PlanOptions): TargetPlan {
+  const arch = getMicroarch(target);
+  if (arch === undefined) throw new InputError(`unknown microarchitecture "${target}"`);
+  const dirName = `${stack.name}-${stack.version}-${target}`;
+  const viewRoot = buildViewRoot(dirName);
+  const paths: SpackPaths = {
+    spack: `${CONTAINER.spack}/bin/spack`,
+    envDir: CONTAINER.envDir,
+    installRoot: CONTAINER.installRoot,
+    paddedLength: INSTALL_PADDED_LENGTH,
+    viewRoot,
+    sourceCache: CONTAINER.sourceCache,
+    userCache: CONTAINER.userCache,
+    buildcache: CONTAINER.buildcache,
+    ccache: CONTAINER.ccache,
+  };
+
+  const mirrorNames = Object.keys(stack.spack.mirrors).sort();
+  const mirrorPaths: Record<string, string> = {};
+  for (const name of mirrorNames) {
+    const url = stack.spack.mirrors[name] as string;
+    mirrorPaths[name] = url.startsWith("/") ? `${CONTAINER.mirrors}/${name}` : url;
+  }
+  const repoPaths = stack.spack.repos.map((_, i) => `${CONTAINER.repos}/${i}`);
+
+  const spackYaml = stringify(
+    environmentConfig(paths, {
+      specs: stack.specs,
+      target,
+      compilerSpec: stack.compiler.kind === "spack" ? stack.compiler.spec : undefined,
+      packages: stack.packages,
+      repos: repoPaths,
+      mirrors: mirrorPaths,
+      jobs: options.jobs,
+    }),
+    { lineWidth: 0 },
+  );
+
+  const steps: Step[] = [{ id: "compiler", title: "set up the compiler", argv: spackCommands.compilerFind(paths) }];
+  if (stack.externals.length > 0) {
+    steps.push({
+      id: "externals",
+      title: "register build-only externals",
+      argv: spackCommands.externalFind(paths, stack.externals),
+    });
+  }
+  steps.push(
+    { id: "concretize", title: "concretize", argv: spackCommands.concretize(paths) },
+    { id: "install", title: "install", argv: spackCommands.install(paths, options.jobs) },
+    { id: "push", title: "push to the buildcache", argv: spackCommands.push(paths) },
+    { id: "view", title: "regenerate the view", argv: spackCommands.viewRegenerate(paths) },
+    { id: "find", title: "record installed specs", argv: spackCommands.findJson(paths), captureStdout: "specs.json" },
+  );
+
+  const buildcacheKey = buildcacheKeyOf(stack);
+  return {
+    target,
+    family: arch.family,
+    envDir: CONTAINER.envDir,
+    files: { [`${CONTAINER.envDir}/spack.yaml`]: spackYaml },
+    spackYaml,
+    env: { ...spackEnvironment(paths), HOME: CONTAINER.home },
+    steps,
+    mounts: planMounts(stack, buildcacheKey),
+    buildcacheKey,
+    paths: { installRoot: CONTAINER.installRoot, viewRoot, buildPrefix: viewRoot },
+    outputs: { tarball: `${dirName}.tar.gz`, dirName },
+  };
+}
+
+/**
+ * The view root: one long, distinctive path, so that the build prefix baked into shipped files is longer than any
+ * install prefix it will be replaced with, and cannot be mistaken for anything else.
+ */
+function buildViewRoot(dirName: string): string {
+  const head = `${CONTAINER.workRoot}/view/stack-factory-build-prefix`;
+  const tail = `/${dirName}`;
+  const padding = Math.max(0, BUILD_PREFIX_MIN_LENGTH - head.length - tail.length);
+  return `${head}${"_".repeat(padding)}${tail}`;
+}
+
+/** Spack does not put padding, base image or OS compiler into its hashes: the buildcache is keyed by them here. */
+export function buildcacheKeyOf(stack: Stack): string {
+  const compiler = stack.compiler.kind === "spack" ? stack.compiler.spec : `os-${stack.compiler.packages.join("+")}`;
+  const readable = `${slug(stack.base_image)}_${slug(compiler)}_pad${INSTALL_PADDED_LENGTH}`;
+  return `${readable}_${contentHash({ base: stack.base_image, compiler, pad: String(INSTALL_PADDED_LENGTH) }).slice(0, 8)}`;
+}
+
+export function spackCheckoutKey(stack: Stack): string | undefined {
+  const origin = stack.spack.origin;
+  if (origin.kind !== "git") return undefined;
+  return `${slug(origin.ref)}_${contentHash({ url: origin.url, ref: origin.ref }).slice(0, 12)}`;
+}
+
+function planMounts(stack: Stack, buildcacheKey: string): Mount[] {
+  const origin = stack.spack.origin;
+  const checkoutKey = spackCheckoutKey(stack);
+  const userCacheKey = checkoutKey ?? contentHash({ path: origin.kind === "local" ? origin.path : "" }).slice(0, 12);
+  const cache = (kind: Mount["kind"], host: string, container: string): Mount => ({
+    kind,
+    host,
+    hostIsAbsolute: false,
+    container,
+    readOnly: false,
+  });
+  const mounts: Mount[] = [
+    origin.kind === "local"
+      ? { kind: "spack", host: origin.path, hostIsAbsolute: true, container: CONTAINER.spack, readOnly: true }
+      : { kind: "spack", host: `spack/${checkoutKey}`, hostIsAbsolute: false, container: CONTAINER.spack, readOnly: true },
+    cache("buildcache", `buildcache/${buildcacheKey}`, CONTAINER.buildcache),
+    cache("source", "source", CONTAINER.sourceCache),
+    cache("spack-user", `spack-user/${userCacheKey}`, CONTAINER.userCache),
+    cache("ccache", "ccache", CONTAINER.ccache),
+  ];
+  stack.spack.repos.forEach((repo, i) =>
+    mounts.push({ kind: "repo", host: repo, hostIsAbsolute: true, container: `${CONTAINER.repos}/${i}`, readOnly: true }),
+  );
+  for (const name of Object.keys(stack.spack.mirrors).sort()) {
+    const url = stack.spack.mirrors[name] as string;
+    if (url.startsWith("/")) {
+      mounts.push({ kind: "mirror", host: url, hostIsAbsolute: true, container: `${CONTAINER.mirrors}/${name}`, readOnly: true });
+    }
+  }
+  return mounts;
+}
+
+function slug(text: string): string {
+  return text.replace(/[^A-Za-z0-9._-]+/g, "-").replace(/^-+|-+$/g, "").slice(0, 48) || "x";
+}
+
+/** sha256 of a record of files/fields, order-independent, 16 hex characters. */
+export function contentHash(record: Record<string, string>): string {
+  const hash = createHash("sha256");
+  for (const key of Object.keys(record).sort()) {
+    hash.update(key).update("\0").update(record[key] as string).update("\0");
+  }
+  return hash.digest("hex").slice(0, 16);
+}

@@ -1,0 +1,32 @@
+import { mkdir, rename, writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import type { BuildPlan } from "./types.js";
+
+/** The plan as stable JSON (no host-specific values beyond what the plan holds). */
+export function planToJson(plan: BuildPlan): string {
+  return `${JSON.stringify(plan, null, 2)}\n`;
+}
+
+/**
+ * Write a plan as files: `builder/<context files>`, and per target `<target>/spack.yaml`, `<target>/steps.json`,
+ * `<target>/mounts.json`; plus `plan.json`. Each file is written under a temporary name and renamed.
+ */
+export async function writePlan(plan: BuildPlan, outDir: string): Promise<string[]> {
+  const files: Record<string, string> = { "plan.json": planToJson(plan) };
+  for (const [name, content] of Object.entries(plan.builder.files)) files[join("builder", name)] = content;
+  for (const t of plan.targets) {
+    files[join(t.target, "spack.yaml")] = t.spackYaml;
+    files[join(t.target, "steps.json")] = `${JSON.stringify(t.steps, null, 2)}\n`;
+    files[join(t.target, "mounts.json")] = `${JSON.stringify(t.mounts, null, 2)}\n`;
+  }
+  const written: string[] = [];
+  for (const rel of Object.keys(files).sort()) {
+    const path = join(outDir, rel);
+    await mkdir(dirname(path), { recursive: true });
+    const tmp = `${path}.tmp-${process.pid}`;
+    await writeFile(tmp, files[rel] as string);
+    await rename(tmp, path);
+    written.push(path);
+  }
+  return written;
+}

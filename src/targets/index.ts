@@ -1,0 +1,4 @@
+export type { Family, Microarch } from "./types.js";
+export { MICROARCHS, getMicroarch, suggestMicroarch, type CatalogueEntry } from "./catalogue.js";
+export { canRun, compilerCanTarget, osCompiler, type CompilerVerdict } from "./compat.js";
+export { detectHost, detectHostFromSystem } from "./detect.js";
