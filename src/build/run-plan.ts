@@ -1,10 +1,7 @@
 import { join } from "node:path";
-import { hostname } from "node:os";
 import PQueue from "p-queue";
 import {
   ensureImage,
-  factoryLabels,
-  newRunId,
   removeByLabel,
   removeDeadRuns,
   type BuildContainer,
@@ -29,7 +26,6 @@ export interface RunOptions {
   keepContainer?: boolean;
   cpus?: number;
   memory?: number;
-  runId?: string;
   extraEnv?: Record<string, string>;
   /** Runs after a target's steps while its container is still there. */
   afterSteps?: (target: TargetPlan, container: BuildContainer, log: TargetLog) => Promise<TargetExtra>;
@@ -64,8 +60,8 @@ export interface RunResult {
 /** Carry out a build plan: image, Spack checkout, one container per target, `concurrency` at a time. */
 export async function runPlan(plan: BuildPlan, options: RunOptions): Promise<RunResult> {
   const { engine, reporter, signal } = options;
-  const runId = options.runId ?? newRunId();
-  const labels = factoryLabels({ runId, pid: process.pid, host: hostname() });
+  // The engine labels everything it creates with this run's id, pid and host.
+  const runId = engine.runId;
   reporter.emit({ type: "run-start", runId, targets: plan.targets.map((t) => t.target), concurrency: options.concurrency });
 
   const leftovers = await removeDeadRuns(engine);
@@ -76,7 +72,6 @@ export async function runPlan(plan: BuildPlan, options: RunOptions): Promise<Run
     const image = await ensureImage(engine, {
       tag: plan.builder.tag,
       files: plan.builder.files,
-      labels: { "stack-factory": "1" },
       signal,
       onLine: (line: string) => reporter.emit({ type: "image-line", line }),
     });
@@ -100,7 +95,6 @@ export async function runPlan(plan: BuildPlan, options: RunOptions): Promise<Run
               engine,
               image: plan.builder.tag,
               cacheRoot: options.cacheRoot,
-              labels,
               logPath,
               workDir: join(options.cacheRoot, "runs", runId, target.target),
               reporter,

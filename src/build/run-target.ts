@@ -12,8 +12,6 @@ export interface TargetRunOptions {
   engine: Engine;
   image: string;
   cacheRoot: string;
-  /** Labels of every container of this run. */
-  labels: Record<string, string>;
   /** Where the full log of this target goes. */
   logPath: string;
   /** Directory for files the steps capture (`specs.json`). */
@@ -60,7 +58,7 @@ export async function runTarget(plan: TargetPlan, options: TargetRunOptions): Pr
       env: { ...plan.env, ...options.extraEnv },
       mounts: plan.mounts.map((m) => ({ host: hostPathOf(m, options.cacheRoot), container: m.container, readOnly: m.readOnly })),
       user: `${user.uid}:${user.gid}`,
-      labels: { ...options.labels, "stack-factory.target": target },
+      labels: { "stack-factory.target": target },
       workingDir: CONTAINER.workRoot,
       ...(options.cpus === undefined ? {} : { cpus: options.cpus }),
       ...(options.memory === undefined ? {} : { memory: options.memory }),

@@ -41,6 +41,7 @@ cli
   .option("--cpus <n>", "CPU limit per container")
   .option("--memory <size>", "Memory limit per container (e.g. 8g)")
   .option("--keep-container", "Keep a failed build's container for inspection")
+  .option("--env <NAME=VALUE>", "Extra environment variable for the build containers (repeatable), e.g. a proxy")
   .action((stack: string, flags) => run(async () => (await import("./commands/build.js")).buildCommand(stack, flags)));
 
 cli
@@ -62,14 +63,12 @@ cli
 cli.help();
 cli.version(pkg.version);
 
-cli.on("command:*", () => {
-  process.stderr.write(`stack-factory: unknown command "${cli.args.join(" ")}"; see stack-factory --help\n`);
-  process.exitCode = 2;
-});
-
 try {
   cli.parse(process.argv, { run: false });
-  if (cli.matchedCommand === undefined && cli.args.length === 0 && !cli.options["help"] && !cli.options["version"]) {
+  if (cli.matchedCommand === undefined && cli.args.length > 0) {
+    process.stderr.write(`stack-factory: unknown command "${cli.args.join(" ")}"; see stack-factory --help\n`);
+    process.exitCode = 2;
+  } else if (cli.matchedCommand === undefined && !cli.options["help"] && !cli.options["version"]) {
     cli.outputHelp();
   } else {
     await cli.runMatchedCommand();

@@ -38,3 +38,15 @@ export function positiveNumber(flag: unknown, name: string): number | undefined 
   if (!Number.isFinite(n) || n <= 0) throw new InputError(`--${name}: expected a positive number, got "${String(flag)}"`);
   return n;
 }
+
+/** `--env A=1 --env B=2` → { A: "1", B: "2" }. */
+export function envPairs(flag: unknown): Record<string, string> {
+  if (flag === undefined) return {};
+  const out: Record<string, string> = {};
+  for (const pair of (Array.isArray(flag) ? flag : [flag]).map(String)) {
+    const m = /^([A-Za-z_][A-Za-z0-9_]*)=(.*)$/s.exec(pair);
+    if (m === null) throw new InputError(`--env: expected NAME=VALUE, got "${pair}"`);
+    out[m[1] as string] = m[2] as string;
+  }
+  return out;
+}

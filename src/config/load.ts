@@ -22,7 +22,7 @@ import {
 } from "./schema.js";
 
 type Segment = string | number;
-/** Where an issue points: the value at a path, the key naming it, or (for a missing key) the map it is missing from. */
+/** What an issue points at: the value at a path, the key naming it, or the map a missing key is missing from. */
 type Anchor = "value" | "key" | "parent";
 
 /** Read and validate a stack file. Local paths it names (assets, Spack checkout, repos, mirrors) must exist. */
@@ -34,7 +34,7 @@ export async function loadStack(file: string): Promise<Stack> {
     throw new InputError(`cannot read stack file ${file}: ${readFailure(error)}`, { cause: error });
   }
   const parsed = parseWithPositions(text, file);
-  const issues = await missingPaths(parsed.stack, parsed.issueAt);
+  const issues = await missingPaths(parsed.stack, parsed.issueAt, parsed.offsetAt);
   if (issues.length > 0) throw new ConfigError(file, issues);
   return parsed.stack;
 }
@@ -56,6 +56,8 @@ interface Parsed {
   stack: Stack;
   /** Format an issue for a path of the input document. */
   issueAt: (segments: readonly Segment[], message: string, anchor?: Anchor) => string;
+  /** Offset in the text of the node at a path of the input document (for ordering issues). */
+  offsetAt: (segments: readonly Segment[], anchor?: Anchor) => number;
 }
 
 function parseWithPositions(text: string, file: string): Parsed {
@@ -66,19 +68,16 @@ function parseWithPositions(text: string, file: string): Parsed {
     return `${file}:${line}:${col}`;
   };
 
-  if (doc.errors.length > 0) {
-    throw new ConfigError(
-      file,
-      doc.errors.map((e) => `${at(e.pos[0])}: ${e.message}`),
-    );
-  }
+  if (doc.errors.length > 0) throw new ConfigError(file, doc.errors.map((e) => `${at(e.pos[0])}: ${e.message}`));
   if (doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null)) {
-    throw new ConfigError(file, [`${at(0)}: the stack file is empty; it needs at least name, version, specs and targets`]);
+    throw new ConfigError(file, [
+      `${at(0)}: the stack file is empty; it needs at least name, version, specs and targets`,
+    ]);
   }
   if (!isMap(doc.contents)) {
-    const offset = doc.contents.range?.[0] ?? 0;
+    const got = describeValue(doc.toJS());
     throw new ConfigError(file, [
-      `${at(offset)}: the stack file must be a map of keys (name, version, specs, targets, ...), got ${describeValue(doc.toJS())}`,
+      `${at(doc.contents.range?.[0] ?? 0)}: the stack file must be a map of keys (name, version, specs, targets, ...), got ${got}`,
     ]);
   }
 
@@ -95,19 +94,18 @@ function parseWithPositions(text: string, file: string): Parsed {
       const segments = (issue.path ?? []).map((item) => item.key as Segment);
       const last = issue.path?.[issue.path.length - 1];
       let anchor: Anchor = "value";
-      if (issue.type === "strict_object" && issue.expected !== "never" && issue.received === "undefined") anchor = "parent";
-      else if (issue.type === "strict_object" && issue.expected === "never") anchor = "key";
+      if (issue.type === "strict_object" && issue.expected === "never") anchor = "key";
+      else if (issue.type === "strict_object" && issue.received === "undefined") anchor = "parent";
       else if (last?.origin === "key") anchor = "key";
       return { text: issueAt(segments, issue.message, anchor), offset: offsetOf(doc, segments, anchor) };
     });
     // In file order, so a user can fix them from top to bottom.
     located.sort((a, b) => a.offset - b.offset);
-    throw new ConfigError(
-      file,
-      located.map((l) => l.text),
-    );
+    throw new ConfigError(file, located.map((l) => l.text));
   }
-  return { stack: toStack(result.output, file), issueAt };
+  const offsetAt = (segments: readonly Segment[], anchor: Anchor = "value"): number =>
+    offsetOf(doc, segments, anchor);
+  return { stack: toStack(result.output, file), issueAt, offsetAt };
 }
 
 /**
@@ -118,9 +116,8 @@ function keepSourceText(doc: Document): void {
   const visit = (node: unknown, pattern: readonly string[]): void => {
     if (isAlias(node)) return;
     if (pattern.length === 0) {
-      if (isScalar(node) && node.type === Scalar.PLAIN && typeof node.source === "string" && node.value !== null && typeof node.value !== "string") {
-        node.value = node.source;
-      }
+      const typed = isScalar(node) && node.value !== null && typeof node.value !== "string";
+      if (typed && node.type === Scalar.PLAIN && typeof node.source === "string") node.value = node.source;
       return;
     }
     if (!isMap(node)) return;
@@ -224,18 +221,25 @@ function spackCompiler(spec: string): CompilerChoice {
 }
 
 /** Local paths the stack names that are missing on this host, as located issues. */
-async function missingPaths(stack: Stack, issueAt: Parsed["issueAt"]): Promise<string[]> {
+async function missingPaths(
+  stack: Stack,
+  issueAt: Parsed["issueAt"],
+  offsetAt: Parsed["offsetAt"],
+): Promise<string[]> {
   const checks: { segments: Segment[]; where: string; kind: "file" | "directory"; what: string }[] = [];
   stack.assets.forEach((where, i) => checks.push({ segments: ["assets", i], where, kind: "file", what: "asset" }));
   if (stack.spack.origin.kind === "local") {
-    checks.push({ segments: ["spack", "source"], where: stack.spack.origin.path, kind: "directory", what: "Spack checkout" });
+    const where = stack.spack.origin.path;
+    checks.push({ segments: ["spack", "source"], where, kind: "directory", what: "Spack checkout" });
   }
   stack.spack.repos.forEach((where, i) =>
     checks.push({ segments: ["spack", "repos", i], where, kind: "directory", what: "package repository" }),
   );
   for (const [name, where] of Object.entries(stack.spack.mirrors)) {
-    if (!isUrl(where)) checks.push({ segments: ["spack", "mirrors", name], where, kind: "directory", what: "mirror" });
+    if (isUrl(where)) continue;
+    checks.push({ segments: ["spack", "mirrors", name], where, kind: "directory", what: "mirror" });
   }
+  checks.sort((a, b) => offsetAt(a.segments) - offsetAt(b.segments));
   const issues = await Promise.all(
     checks.map(async ({ segments, where, kind, what }) => {
       const info = await stat(where).catch(() => undefined);

@@ -25,17 +25,37 @@ export function describeValue(value: unknown): string {
   return `${typeof value} ${String(value)}`;
 }
 
-const quoteList = (items: readonly string[]): string => items.map((k) => `"${k}"`).join(", ");
+const isMap = (x: unknown): x is Record<string, unknown> => x !== null && typeof x === "object" && !Array.isArray(x);
 
 /** `v.strictObject` with messages that say which key is unknown or missing and list the allowed ones. */
-function strict<const E extends v.ObjectEntries>(entries: E, what: string) {
+function strict<const E extends v.ObjectEntries>(entries: E) {
   const allowed = Object.keys(entries);
-  return v.strictObject(entries, (issue) => {
-    const key = issue.path?.[issue.path.length - 1]?.key;
-    if (issue.expected === "never") return `unknown key "${String(key)}" (allowed keys: ${allowed.join(", ")})`;
-    if (issue.received === "undefined" && typeof key === "string") return `missing required key "${key}"`;
-    return `${what} must be a map with keys ${allowed.join(", ")}; got ${describeValue(issue.input)}`;
-  });
+  const notMap = (input: unknown) => `expected a map with keys ${allowed.join(", ")}; got ${describeValue(input)}`;
+  // valibot takes a list for an object with keys "0", "1", ...: refuse it first.
+  return v.pipe(
+    v.custom<Record<string, unknown>>(isMap, (issue) => notMap(issue.input)),
+    v.strictObject(entries, (issue) => {
+      const key = issue.path?.[issue.path.length - 1]?.key;
+      if (issue.expected === "never") return `unknown key "${String(key)}" (allowed keys: ${allowed.join(", ")})`;
+      if (issue.received === "undefined" && typeof key === "string") return `missing required key "${key}"`;
+      return notMap(issue.input);
+    }),
+  );
+}
+
+/** `v.record` that refuses lists (which valibot would take as maps with keys "0", "1", ...). */
+function map<
+  K extends v.GenericSchema<string, string | number | symbol>,
+  V extends v.GenericSchema<unknown, unknown>,
+>(
+  key: K,
+  value: V,
+  message: (input: unknown) => string,
+) {
+  return v.pipe(
+    v.custom<Record<string, unknown>>(isMap, (issue) => message(issue.input)),
+    v.record(key, value, (issue) => message(issue.input)),
+  );
 }
 
 const string = (what = "a string") => v.string((issue) => `expected ${what}, got ${describeValue(issue.input)}`);
@@ -110,7 +130,10 @@ const targetName = v.pipe(
 /** Spack package names: lowercase letters, digits and dashes (`py-numpy`, `pkgconf`). */
 const packageName = v.pipe(
   string("a Spack package name"),
-  v.regex(/^[a-z0-9][a-z0-9_-]*$/, (issue) => `${describeValue(issue.input)} is not a Spack package name (lowercase letters, digits, "-")`),
+  v.regex(
+    /^[a-z0-9][a-z0-9_-]*$/,
+    (issue) => `${describeValue(issue.input)} is not a Spack package name (lowercase letters, digits, "-")`,
+  ),
 );
 
 /** `gcc@13.3.0`: a compiler package name and an exact version. */
@@ -119,24 +142,27 @@ const compilerSpec = v.pipe(
   string("a compiler spec such as gcc@13.3.0"),
   v.regex(
     COMPILER_SPEC,
-    (issue) => `${describeValue(issue.input)} is not a compiler: use "os" or a Spack compiler spec name@version such as "gcc@13.3.0"`,
+    (issue) =>
+      `${describeValue(issue.input)} is not a compiler: use "os" or a Spack compiler spec name@version ` +
+      `such as "gcc@13.3.0"`,
   ),
 );
 
 const compilerObject = v.pipe(
-  strict(
-    {
-      spec: v.optional(compilerSpec),
-      os: v.optional(
-        strict({ packages: v.optional(v.pipe(nonEmptyList(nonEmptyString("an OS package name"), "OS package names"), distinct("package"))) }, "compiler.os"),
-      ),
-    },
-    "compiler",
-  ),
-  v.check((c) => (c.spec === undefined) !== (c.os === undefined), 'compiler takes exactly one of "spec" or "os"'),
+  strict({
+    spec: v.optional(compilerSpec),
+    os: v.optional(
+      strict({
+        packages: v.optional(
+          v.pipe(nonEmptyList(nonEmptyString("an OS package name"), "OS package names"), distinct("package")),
+        ),
+      }),
+    ),
+  }),
+  v.check((c) => (c.spec === undefined) !== (c.os === undefined), 'takes exactly one of "spec" or "os"'),
 );
 
-/** `os`, `gcc@13.3.0`, `{ spec: gcc@13.3.0 }` or `{ os: { packages: [...] } }`: the schema follows the value's shape. */
+/** `os`, `gcc@13.3.0`, `{ spec: gcc@13.3.0 }` or `{ os: { packages: [...] } }`: the value's shape picks the schema. */
 const compiler = v.lazy((input: unknown) => {
   if (typeof input === "string") {
     if (input === "os") return v.literal("os");
@@ -145,72 +171,80 @@ const compiler = v.lazy((input: unknown) => {
   if (input !== null && typeof input === "object" && !Array.isArray(input)) return compilerObject;
   return v.custom<never>(
     () => false,
-    (issue) => `compiler must be "os", a spec such as "gcc@13.3.0" or a map; got ${describeValue(issue.input)}`,
+    (issue) => `expected "os", a compiler spec such as "gcc@13.3.0" or a map; got ${describeValue(issue.input)}`,
   );
 });
 
 /** `scheme://...` is a URL; anything else is a host path. */
 export const isUrl = (s: string): boolean => /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(s);
 
-const spack = v.pipe(
-  strict(
-    {
-      url: v.optional(nonEmptyString("a git URL")),
-      ref: v.optional(nonEmptyString("a git branch, tag or commit")),
-      source: v.optional(nonEmptyString("a path to a Spack checkout")),
-      repos: v.optional(v.pipe(list(nonEmptyString("a path"), "repository paths"), distinct("repository"))),
-      mirrors: v.optional(
-        v.pipe(
-          v.record(
-            v.pipe(
-              v.string(),
-              v.regex(/^[A-Za-z0-9_][A-Za-z0-9._-]*$/, (issue) => `${describeValue(issue.input)} is not a valid mirror name`),
-              v.check((name) => name !== RESERVED_MIRROR, `mirror name "${RESERVED_MIRROR}" is reserved for the factory's buildcache`),
-            ),
-            nonEmptyString("a mirror URL or path"),
-            (issue) => `spack.mirrors must be a map of name to URL or path; got ${describeValue(issue.input)}`,
-          ),
-        ),
-      ),
-    },
-    "spack",
+const mirrorName = v.pipe(
+  v.string(),
+  v.regex(/^[A-Za-z0-9_][A-Za-z0-9._-]*$/, (issue) => `${describeValue(issue.input)} is not a valid mirror name`),
+  v.check(
+    (name) => name !== RESERVED_MIRROR,
+    `mirror name "${RESERVED_MIRROR}" is reserved for the factory's buildcache`,
   ),
+);
+
+const spack = v.pipe(
+  strict({
+    url: v.optional(nonEmptyString("a git URL")),
+    ref: v.optional(nonEmptyString("a git branch, tag or commit")),
+    source: v.optional(nonEmptyString("a path to a Spack checkout")),
+    repos: v.optional(v.pipe(list(nonEmptyString("a path"), "repository paths"), distinct("repository"))),
+    mirrors: v.optional(
+      map(
+        mirrorName,
+        nonEmptyString("a mirror URL or path"),
+        (input) => `expected a map of mirror name to URL or path, got ${describeValue(input)}`,
+      ),
+    ),
+  }),
   v.rawCheck(({ dataset, addIssue }) => {
     if (!dataset.typed) return;
     const { url, ref, source } = dataset.value;
-    if (source !== undefined && url !== undefined) addIssue({ message: 'spack takes either "url" (with "ref") or "source", not both' });
-    else if (source !== undefined && ref !== undefined) addIssue({ message: '"ref" applies to a git "url"; a local "source" checkout is used as it is' });
+    if (source !== undefined && url !== undefined) {
+      addIssue({ message: 'takes either "url" (with "ref") or "source", not both' });
+    } else if (source !== undefined && ref !== undefined) {
+      addIssue({ message: '"ref" applies to a git "url"; a local "source" checkout is used as it is' });
+    }
   }),
 );
 
-const isMap = (x: unknown): x is Record<string, unknown> => x !== null && typeof x === "object" && !Array.isArray(x);
-
-const packages = v.record(
+const packages = map(
   v.string(),
-  v.custom<Record<string, unknown>>(isMap, (issue) => `expected a map of Spack package settings, got ${describeValue(issue.input)}`),
-  (issue) => `packages must be a map of package name to settings; got ${describeValue(issue.input)}`,
+  v.custom<Record<string, unknown>>(
+    isMap,
+    (issue) => `expected a map of Spack package settings, got ${describeValue(issue.input)}`,
+  ),
+  (input) => `expected a map of package name to settings, got ${describeValue(input)}`,
 );
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
-const modules = strict(
-  {
-    name: v.optional(safeName("module name")),
-    env: v.optional(
-      v.record(
-        v.pipe(v.string(), v.regex(ENV_NAME, (issue) => `${describeValue(issue.input)} is not a valid environment variable name`)),
-        string("a string value"),
-        (issue) => `modules.env must be a map of variable name to value; got ${describeValue(issue.input)}`,
-      ),
-    ),
-  },
-  "modules",
+const envName = v.pipe(
+  v.string(),
+  v.regex(ENV_NAME, (issue) => `${describeValue(issue.input)} is not a valid environment variable name`),
 );
+const modules = strict({
+  name: v.optional(safeName("module name")),
+  env: v.optional(
+    map(
+      envName,
+      string("a string value"),
+      (input) => `expected a map of variable name to value, got ${describeValue(input)}`,
+    ),
+  ),
+});
 
 const prefix = v.pipe(
   nonEmptyString("an absolute path"),
-  v.check((p) => p.startsWith("/"), (issue) => `prefix must be an absolute path starting with "/", got ${describeValue(issue.input)}`),
-  v.check((p) => !/\s/.test(p), "prefix must not contain whitespace"),
-  v.check((p) => !p.split("/").includes(".."), 'prefix must not contain ".."'),
+  v.check(
+    (p) => p.startsWith("/"),
+    (issue) => `expected an absolute path starting with "/", got ${describeValue(issue.input)}`,
+  ),
+  v.check((p) => !/\s/.test(p), "must not contain whitespace"),
+  v.check((p) => !p.split("/").includes(".."), 'must not contain ".."'),
 );
 
 /** Top-level keys, in the order of the documentation (examples/slurm.yaml). */
@@ -224,7 +258,7 @@ export const StackSchema = strict(
     base_image: v.optional(
       v.pipe(
         nonEmptyString("an image reference such as ubuntu:24.04"),
-        v.check((s) => !/\s/.test(s), "base_image must not contain whitespace"),
+        v.check((s) => !/\s/.test(s), "must not contain whitespace"),
       ),
     ),
     compiler: v.optional(compiler),
@@ -238,7 +272,6 @@ export const StackSchema = strict(
       v.pipe(list(nonEmptyString("a file path"), "file paths"), distinct("asset file name", (p) => basename(p))),
     ),
   },
-  "the stack file",
 );
 
 export type StackInput = v.InferOutput<typeof StackSchema>;

@@ -10,6 +10,8 @@ import { factoryLabels } from "./labels.js";
 const CONTEXT_MTIME = new Date("2000-01-01T00:00:00Z");
 /** How many lines of build output a failure message quotes. */
 const TAIL_LINES = 25;
+/** Colour codes the engine puts around a RUN's stderr. */
+const SGR = /\u001b\[[0-9;]*m/g;
 
 export interface BuildImageOptions {
   tag: string;
@@ -38,13 +40,14 @@ class LineLog {
   push(text: string): void {
     const parts = (this.partial + text).split("\n");
     this.partial = parts.pop() ?? "";
-    for (const line of parts) this.line(line.replace(/\r$/, ""));
+    for (const line of parts) this.line(line);
   }
   flush(): void {
     if (this.partial !== "") this.line(this.partial);
     this.partial = "";
   }
-  private line(line: string): void {
+  private line(raw: string): void {
+    const line = raw.replace(SGR, "").replace(/\r$/, "");
     this.tail.push(line);
     if (this.tail.length > TAIL_LINES) this.tail.shift();
     this.onLine?.(line);
@@ -89,6 +92,7 @@ function followBuild(stream: Readable, tag: string, log: LineLog): Promise<void>
       }
     });
     stream.on("error", (error) => fail(dockerError(`building image ${tag}`, error)));
+    stream.on("close", () => fail(new DockerError(`building image ${tag}: the engine closed the progress stream early`)));
     stream.on("end", () => {
       if (!settled) handle(buffered);
       log.flush();

@@ -16,11 +16,13 @@ export interface PlanOptions {
 
 /** What every builder image installs besides the compiler: Spack's own needs and the factory's tools. */
 export const BUILDER_PACKAGES = [
+  "binutils",
   "bzip2",
   "ca-certificates",
   "ccache",
   "file",
   "git",
+  "libc6-dev",
   "gzip",
   "make",
   "patch",

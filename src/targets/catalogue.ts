@@ -280,8 +280,10 @@ function compareVersions(a: string, b: string): number {
 }
 
 function buildEntry(raw: RawEntry): CatalogueEntry {
-  const ancestors = ancestorsOf(raw.name);
-  const family = (ancestors.at(-1) ?? raw.name) as Family;
+  // archspec's order, except that the family (the one root) goes last, however the parents interleave.
+  const found = ancestorsOf(raw.name);
+  const family = ([raw.name, ...found].find((n) => RAW_BY_NAME.get(n)?.parents.length === 0) ?? raw.name) as Family;
+  const ancestors = found.length === 0 ? [] : [...found.filter((n) => n !== family), family];
   return {
     name: raw.name,
     family,
@@ -311,7 +313,9 @@ function normalise(name: string): string {
 
 /** Optimal string alignment distance (Levenshtein plus adjacent transpositions). */
 function editDistance(a: string, b: string): number {
-  const rows = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  const rows = Array.from({ length: a.length + 1 }, (_, i) =>
+    Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)),
+  );
   const at = (i: number, j: number): number => rows[i]?.[j] ?? Number.POSITIVE_INFINITY;
   for (let i = 1; i <= a.length; i++) {
     for (let j = 1; j <= b.length; j++) {
@@ -337,12 +341,14 @@ function trailingNumber(name: string): number | undefined {
 export function suggestMicroarch(name: string, max = 3): string[] {
   const wanted = normalise(name);
   if (wanted === "" || max <= 0) return [];
-  const exact = MICROARCHS.filter((m) => m.name === wanted || (m.gccName !== undefined && normalise(m.gccName) === wanted));
+  const gccSpelling = (m: CatalogueEntry): string | undefined => (m.gccName === undefined ? undefined : normalise(m.gccName));
+  const exact = MICROARCHS.filter((m) => m.name === wanted || gccSpelling(m) === wanted);
   const limit = Math.max(2, Math.floor(wanted.length / 2));
   const number = trailingNumber(wanted);
   const scored = MICROARCHS.filter((m) => !exact.includes(m))
     .map((m) => {
-      const distance = Math.min(editDistance(wanted, m.name), m.gccName === undefined ? Infinity : editDistance(wanted, normalise(m.gccName)));
+      const gcc = gccSpelling(m);
+      const distance = Math.min(editDistance(wanted, m.name), gcc === undefined ? Infinity : editDistance(wanted, gcc));
       let prefix = 0;
       while (prefix < wanted.length && wanted[prefix] === m.name[prefix]) prefix++;
       const own = trailingNumber(m.name);

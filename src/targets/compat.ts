@@ -27,10 +27,17 @@ function compareTuples(a: readonly number[], b: readonly number[]): number {
 }
 
 /** archspec's `min:max` check; both ends inclusive, compared as tuples. */
+/**
+ * Spack's range semantics: the upper bound includes its sub-versions (`10.3:12.2` contains 12.2.0 and 12.2.1),
+ * which is how Spack's concretizer reads archspec's table.
+ */
 function inRange(version: readonly number[], range: string): boolean {
   const [min = "", max = ""] = range.split(":");
   if (min !== "" && compareTuples(numericVersion(min) ?? [], version) > 0) return false;
-  if (max !== "" && compareTuples(numericVersion(max) ?? [], version) < 0) return false;
+  if (max !== "") {
+    const upper = numericVersion(max) ?? [];
+    if (compareTuples(upper, version.slice(0, upper.length)) < 0) return false;
+  }
   return true;
 }
 
@@ -54,7 +61,8 @@ function supports(arch: CatalogueEntry, compiler: "gcc" | "clang", version: read
 export function compilerCanTarget(target: string, compiler: Compiler): CompilerVerdict {
   const arch = getMicroarch(target);
   if (arch === undefined) {
-    return { ok: false, reason: `unknown microarchitecture "${target}" (known: ${MICROARCHS.map((m) => m.name).join(", ")})` };
+    const known = MICROARCHS.map((m) => m.name).join(", ");
+    return { ok: false, reason: `unknown microarchitecture "${target}" (known: ${known})` };
   }
   const name = compiler.name.trim().toLowerCase();
   if (name !== "gcc" && name !== "clang") return { ok: true };
@@ -63,10 +71,13 @@ export function compilerCanTarget(target: string, compiler: Compiler): CompilerV
     return { ok: false, reason: `${name} version "${compiler.version}" is not a dotted version such as 13.2.0` };
   }
   if (supports(arch, name, version)) return { ok: true };
-  const ranges = [...arch.compilers[name]].sort((a, b) => compareTuples(numericVersion(a.split(":")[0] ?? "") ?? [], numericVersion(b.split(":")[0] ?? "") ?? []));
+  const lowerEnd = (range: string): number[] => numericVersion(range.split(":")[0] ?? "") ?? [];
+  const ranges = [...arch.compilers[name]].sort((a, b) => compareTuples(lowerEnd(a), lowerEnd(b)));
   const lowest = ranges[0]?.split(":")[0] ?? "";
-  const below = lowest !== "" && compareTuples(version, numericVersion(lowest) ?? []) < 0;
-  const needs = below ? `needs ${name} >= ${lowest}` : `archspec knows ${ranges.map((r) => describeRange(name, r)).join(" or ")}`;
+  const below = lowest !== "" && compareTuples(version, lowerEnd(lowest)) < 0;
+  const needs = below
+    ? `needs ${name} >= ${lowest}`
+    : `archspec knows ${ranges.map((r) => describeRange(name, r)).join(" or ")}`;
   const fallback = arch.ancestors.find((a) => {
     const ancestor = getMicroarch(a);
     return ancestor !== undefined && supports(ancestor, name, version);
@@ -77,11 +88,23 @@ export function compilerCanTarget(target: string, compiler: Compiler): CompilerV
 
 /** Default `gcc` package version (as `gcc -dumpfullversion` prints it) of Debian-family base images, by release. */
 const DISTRO_GCC: Record<string, Record<string, string>> = {
-  ubuntu: { "18.04": "7.5.0", bionic: "7.5.0", "20.04": "9.4.0", focal: "9.4.0", "22.04": "11.4.0", jammy: "11.4.0", "24.04": "13.3.0", noble: "13.3.0" },
-  debian: { "10": "8.3.0", buster: "8.3.0", "11": "10.2.1", bullseye: "10.2.1", "12": "12.2.0", bookworm: "12.2.0", "13": "14.2.0", trixie: "14.2.0" },
+  ubuntu: {
+    "18.04": "7.5.0", bionic: "7.5.0", "20.04": "9.4.0", focal: "9.4.0",
+    "22.04": "11.4.0", jammy: "11.4.0", "24.04": "13.3.0", noble: "13.3.0",
+  },
+  debian: {
+    "10": "8.3.0", buster: "8.3.0", "11": "10.2.1", bullseye: "10.2.1",
+    "12": "12.2.0", bookworm: "12.2.0", "13": "14.2.0", trixie: "14.2.0",
+  },
 };
 
-const OFFICIAL_PREFIXES = ["docker.io/library/", "index.docker.io/library/", "registry-1.docker.io/library/", "docker.io/", "library/"];
+const OFFICIAL_PREFIXES = [
+  "docker.io/library/",
+  "index.docker.io/library/",
+  "registry-1.docker.io/library/",
+  "docker.io/",
+  "library/",
+];
 
 /**
  * The default gcc of a well-known base image (`ubuntu:24.04`, `debian:bookworm-slim`, `docker.io/library/debian:12.5`),
@@ -94,8 +117,9 @@ export function osCompiler(baseImage: string): { name: "gcc"; version: string } 
   if (colon < 0) return undefined;
   const releases = DISTRO_GCC[ref.slice(0, colon)];
   if (releases === undefined) return undefined;
+  // `bookworm-slim`, `noble-20240423`: the release is the first dash-separated part; `12.5` is Debian 12.
   const release = ref.slice(colon + 1).split("-")[0] ?? "";
-  const key = /^\d+\.\d+(\.\d+)?$/.test(release) && !(release in releases) ? release.split(".").slice(0, ref.startsWith("ubuntu") ? 2 : 1).join(".") : release;
-  const version = releases[key];
+  const point = /^(\d+)\.\d+(\.\d+)?$/.exec(release);
+  const version = releases[release] ?? (point?.[1] === undefined ? undefined : releases[point[1]]);
   return version === undefined ? undefined : { name: "gcc", version };
 }

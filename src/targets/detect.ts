@@ -11,7 +11,13 @@ const ARM_VENDORS: Record<string, string> = {
 };
 
 /** `uname -m` and Node's `process.arch` spellings of the two families. */
-const MACHINES: Record<string, Family> = { x86_64: "x86_64", amd64: "x86_64", x64: "x86_64", aarch64: "aarch64", arm64: "aarch64" };
+const MACHINES: Record<string, Family> = {
+  x86_64: "x86_64",
+  amd64: "x86_64",
+  x64: "x86_64",
+  aarch64: "aarch64",
+  arm64: "aarch64",
+};
 
 interface HostInfo {
   family: Family;
@@ -62,9 +68,8 @@ function compatible(info: HostInfo, target: CatalogueEntry): boolean {
 function best(candidates: readonly CatalogueEntry[]): CatalogueEntry | undefined {
   let winner: CatalogueEntry | undefined;
   for (const c of candidates) {
-    if (winner === undefined || c.ancestors.length > winner.ancestors.length || (c.ancestors.length === winner.ancestors.length && c.features.length > winner.features.length)) {
-      winner = c;
-    }
+    const deeper = c.ancestors.length - (winner?.ancestors.length ?? -1);
+    if (winner === undefined || deeper > 0 || (deeper === 0 && c.features.length > winner.features.length)) winner = c;
   }
   return winner;
 }

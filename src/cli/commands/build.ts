@@ -6,7 +6,7 @@ import { planBuild } from "../../plan/plan.js";
 import { loadTemplates } from "../../render/templates.js";
 import { runPlan } from "../../build/run-plan.js";
 import { chooseReporter } from "../../ui/live.js";
-import { cacheRoot, memoryBytes, positiveInt, positiveNumber, targetList } from "../options.js";
+import { cacheRoot, envPairs, memoryBytes, positiveInt, positiveNumber, targetList } from "../options.js";
 import { abortOnSignals } from "../signals.js";
 
 export interface BuildFlags {
@@ -17,12 +17,14 @@ export interface BuildFlags {
   cpus?: unknown;
   memory?: unknown;
   keepContainer?: boolean;
+  env?: unknown;
 }
 
 export async function buildCommand(stackFile: string, flags: BuildFlags): Promise<number> {
   const stack = await loadStack(stackFile);
   const jobs = positiveInt(flags.jobs, "jobs") ?? availableParallelism();
   const plan = planBuild(stack, targetList(flags.target), { templates: await loadTemplates(), jobs });
+  const extraEnv = envPairs(flags.env);
   const cpus = positiveNumber(flags.cpus, "cpus");
   const memory = memoryBytes(flags.memory);
   const engine = await connectEngine();
@@ -35,6 +37,7 @@ export async function buildCommand(stackFile: string, flags: BuildFlags): Promis
       signal,
       cacheRoot: cacheRoot(flags.cacheDir),
       concurrency: 1,
+      extraEnv,
       ...(flags.keepContainer === true ? { keepContainer: true } : {}),
       ...(cpus === undefined ? {} : { cpus }),
       ...(memory === undefined ? {} : { memory }),

@@ -1,0 +1,37 @@
+import { mkdtemp, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+
+import { TEST_IMAGE } from "./engine.js";
+
+export const STANDIN = resolve("tests/fixtures/spack-standin");
+export const CLI = resolve("dist-js/cli/main.js");
+
+/** A temporary directory for one test file. */
+export function tempDir(prefix: string): Promise<string> {
+  return mkdtemp(join(tmpdir(), `sf-${prefix}-`));
+}
+
+/**
+ * Write a small stack file built with the Spack stand-in against the test image. `extra` is appended YAML
+ * (top-level keys); `spack` replaces the default local stand-in checkout.
+ */
+export async function writeTestStack(
+  dir: string,
+  options: { name?: string; specs?: string[]; targets?: string[]; spack?: string; extra?: string } = {},
+): Promise<string> {
+  const file = join(dir, `${options.name ?? "tiny"}.yaml`);
+  const specs = options.specs ?? ["hello", "zlib"];
+  const lines = [
+    `name: ${options.name ?? "tiny"}`,
+    `version: "1.0"`,
+    `specs: ${JSON.stringify(specs)}`,
+    `targets: ${JSON.stringify(options.targets ?? ["x86_64_v3"])}`,
+    `base_image: ${TEST_IMAGE}`,
+    `compiler: { os: { packages: [gcc] } }`,
+    options.spack ?? `spack: { source: ${JSON.stringify(STANDIN)} }`,
+    options.extra ?? "",
+  ];
+  await writeFile(file, `${lines.join("\n")}\n`);
+  return file;
+}
