@@ -6,6 +6,7 @@ import { CONTAINER } from "../plan/paths.js";
 import type { TargetPlan } from "../plan/types.js";
 import type { Reporter } from "../ui/reporter.js";
 import { containerUser, hostPathOf } from "./host-caches.js";
+import { withLock } from "./host-lock.js";
 import { TargetLog } from "./target-log.js";
 
 export interface TargetRunOptions {
@@ -73,17 +74,29 @@ export async function runTarget(plan: TargetPlan, options: TargetRunOptions): Pr
       log.note(`step ${step.id}: ${step.argv.map(quoteForLog).join(" ")}`);
       const started = performance.now();
       const stdout: Buffer[] = [];
-      const { exitCode } = await container.exec(step.argv, {
-        signal,
-        onStdout: (chunk) => (step.captureStdout === undefined ? log.write(chunk) : stdout.push(chunk)),
-        onStderr: (chunk) => log.write(chunk),
-      });
+      const exec = () =>
+        container!.exec(step.argv, {
+          signal,
+          onStdout: (chunk) => (step.captureStdout === undefined ? log.write(chunk) : stdout.push(chunk)),
+          onStderr: (chunk) => log.write(chunk),
+        });
+      const { exitCode } =
+        step.lock === undefined
+          ? await exec()
+          : await withLock(join(options.cacheRoot, "locks", `${step.lock}.lock`), exec, {
+              signal,
+              onWait: (holder) => log.note(`step ${step.id}: waiting for lock ${step.lock} held by ${holder}`),
+            });
       steps.push({ step: step.id, seconds: (performance.now() - started) / 1000, exitCode });
       if (step.captureStdout !== undefined) {
         const path = join(options.workDir, step.captureStdout);
         await writeFile(path, Buffer.concat(stdout));
         captured[step.captureStdout] = path;
         log.note(`step ${step.id}: output saved to ${path}`);
+      }
+      if (exitCode !== 0 && step.optional === true && !signal.aborted) {
+        log.note(`step ${step.id}: exit code ${exitCode}, going on (optional step)`);
+        continue;
       }
       if (exitCode !== 0) {
         if (signal.aborted) throw new CancelledError();

@@ -133,6 +133,7 @@ function planTarget(stack: Stack, target: string, options: PlanOptions): TargetP
     { lineWidth: 0 },
   );
 
+  const buildcacheKey = buildcacheKeyOf(stack);
   const steps: Step[] = [{ id: "compiler", title: "set up the compiler", argv: spackCommands.compilerFind(paths) }];
   if (stack.externals.length > 0) {
     steps.push({
@@ -143,13 +144,16 @@ function planTarget(stack: Stack, target: string, options: PlanOptions): TargetP
   }
   steps.push(
     { id: "concretize", title: "concretize", argv: spackCommands.concretize(paths) },
+    // Sources are fetched one target at a time, so that a source fetched by one target is read from the source
+    // cache by the others. Optional: an air-gapped factory may have binaries for everything and no sources.
+    { id: "fetch", title: "fetch sources", argv: spackCommands.fetch(paths), lock: "source-cache", optional: true },
     { id: "install", title: "install", argv: spackCommands.install(paths, options.jobs) },
-    { id: "push", title: "push to the buildcache", argv: spackCommands.push(paths) },
+    // Pushes update the buildcache index: one writer at a time per buildcache.
+    { id: "push", title: "push to the buildcache", argv: spackCommands.push(paths), lock: `buildcache-${buildcacheKey}` },
     { id: "view", title: "regenerate the view", argv: spackCommands.viewRegenerate(paths) },
     { id: "find", title: "record installed specs", argv: spackCommands.findJson(paths), captureStdout: "specs.json" },
   );
 
-  const buildcacheKey = buildcacheKeyOf(stack);
   return {
     target,
     family: arch.family,

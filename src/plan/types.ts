@@ -41,12 +41,20 @@ export interface Step {
   argv: string[];
   /** When set, the step's stdout is saved to this file name under the target's output directory. */
   captureStdout?: string;
+  /**
+   * A host lock (name under the cache root's `locks/`) held while the step runs: serialises steps of concurrent
+   * targets and factory processes that would race on a shared cache.
+   */
+  lock?: string;
+  /** A failure of this step is logged and the build goes on (the next step reports the real problem). */
+  optional?: boolean;
 }
 
 export type StepId =
   | "compiler"
   | "externals"
   | "concretize"
+  | "fetch"
   | "install"
   | "push"
   | "view"

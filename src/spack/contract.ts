@@ -5,6 +5,7 @@
  *   spack -e DIR compiler find [PATH...]
  *   spack -e DIR external find --not-buildable PKG...
  *   spack -e DIR concretize --force
+ *   spack -e DIR fetch
  *   spack -e DIR install --fail-fast --use-buildcache auto -j N
  *   spack -e DIR buildcache push --unsigned --update-index MIRROR
  *   spack -e DIR env view regenerate
@@ -43,6 +44,8 @@ export const spackCommands = {
   externalFind: (p: SpackPaths, packages: string[]): string[] =>
     env(p, "external", "find", "--not-buildable", ...packages),
   concretize: (p: SpackPaths): string[] => env(p, "concretize", "--force"),
+  /** Fetch the sources of every spec of the environment into the source cache. */
+  fetch: (p: SpackPaths): string[] => env(p, "fetch"),
   install: (p: SpackPaths, jobs: number): string[] =>
     env(p, "install", "--fail-fast", "--use-buildcache", "auto", "-j", String(jobs)),
   push: (p: SpackPaths): string[] => env(p, "buildcache", "push", "--unsigned", "--update-index", BUILDCACHE_MIRROR),

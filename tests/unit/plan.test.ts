@@ -47,7 +47,7 @@ describe("planBuild", () => {
   it("orders the steps and passes spec strings as argv, never through a shell", () => {
     const evil = parseStack(`name: e\nversion: "1"\nspecs: ["zlib; rm -rf /", "a 'b' \\"c\\""]\ntargets: [x86_64_v3]\n`, "/s/e.yaml");
     const [t] = planBuild(evil, undefined, { templates, jobs: 2 }).targets;
-    expect(t!.steps.map((s) => s.id)).toEqual(["compiler", "concretize", "install", "push", "view", "find"]);
+    expect(t!.steps.map((s) => s.id)).toEqual(["compiler", "concretize", "fetch", "install", "push", "view", "find"]);
     for (const s of t!.steps) {
       expect(s.argv[0]).toBe("/sf/spack/bin/spack");
       expect(s.argv.slice(1, 3)).toEqual(["-e", "/sf/env"]);

@@ -1,0 +1,92 @@
+/** manifest.json: what a tarball holds, where it was built and which files the installer relocates. */
+import { parseRelocateIndex, type RelocateEntry } from "./relocation-index.js";
+import type { SpecRecord } from "./specs.js";
+
+export const MANIFEST_FORMAT_VERSION = 1;
+
+/** Keys every manifest has; the verifier checks them. */
+export const MANIFEST_KEYS = [
+  "format_version",
+  "stack",
+  "target",
+  "compiler",
+  "base_image",
+  "image_id",
+  "spack_commit",
+  "specs",
+  "build_prefix",
+  "relocate",
+  "files",
+  "created_by",
+] as const;
+
+export interface ManifestSpec {
+  name: string;
+  version: string;
+  hash: string;
+  variants: Record<string, unknown>;
+  dependencies: { name: string; hash: string }[];
+}
+
+export interface Manifest {
+  format_version: number;
+  stack: { name: string; version: string; file: string; description: string };
+  target: string;
+  /** The compiler the stack was built with, e.g. `gcc@13.3.0`, or `os` for the base image's own. */
+  compiler: string;
+  base_image: string;
+  /** Image id (`sha256:...`) of the builder image; null when unknown. */
+  image_id: string | null;
+  /** Commit of the Spack checkout; null when unknown. */
+  spack_commit: string | null;
+  specs: ManifestSpec[];
+  /** The view's path in the build container: an install at PREFIX maps it to PREFIX/view. */
+  build_prefix: string;
+  relocate: RelocateEntry[];
+  /** Path relative to the top directory → sha256 hex; every regular file but manifest.json and SHA256SUMS. */
+  files: Record<string, string>;
+  created_by: string;
+}
+
+export interface ManifestInput {
+  stack: Manifest["stack"];
+  target: string;
+  compiler: string;
+  baseImage: string;
+  imageId?: string;
+  spackCommit?: string;
+  specs: SpecRecord[];
+  buildPrefix: string;
+  /** relocate.tsv as written by prepare-relocation.py. */
+  relocateIndex: string;
+  createdBy?: string;
+}
+
+export function buildManifest(input: ManifestInput, files: Record<string, string> = {}): Manifest {
+  return {
+    format_version: MANIFEST_FORMAT_VERSION,
+    stack: { name: input.stack.name, version: input.stack.version, file: input.stack.file, description: input.stack.description },
+    target: input.target,
+    compiler: input.compiler,
+    base_image: input.baseImage,
+    image_id: input.imageId ?? null,
+    spack_commit: input.spackCommit ?? null,
+    specs: input.specs.map((s) => ({
+      name: s.name,
+      version: s.version,
+      hash: s.hash,
+      variants: s.variants,
+      dependencies: s.dependencies.map((d) => ({ name: d.name, hash: d.hash })),
+    })),
+    build_prefix: input.buildPrefix,
+    relocate: parseRelocateIndex(input.relocateIndex),
+    files,
+    created_by: input.createdBy ?? "stack-factory",
+  };
+}
+
+/** The manifest with its file checksums filled in, keys in their fixed order. */
+export function withFiles(manifest: Omit<Manifest, "files"> & { files?: Record<string, string> }, files: Record<string, string>): Manifest {
+  const { created_by, ...rest } = manifest;
+  return { ...rest, files, created_by } as Manifest;
+}

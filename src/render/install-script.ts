@@ -1,0 +1,55 @@
+import { readFile } from "node:fs/promises";
+import { InputError } from "../errors.js";
+import { projectRoot, render } from "./templates.js";
+
+/** What the install script of one stack build needs to know. */
+export interface InstallScriptInput {
+  stackName: string;
+  version: string;
+  target: string;
+  /** Where the script installs without --prefix. */
+  defaultPrefix: string;
+  /** Module name: the tree holds `modules/<moduleName>/<version>.lua`. */
+  moduleName: string;
+}
+
+/** The install script template path, relative to the project root. */
+export const INSTALL_TEMPLATE = "templates/install.sh.eta";
+
+export async function loadInstallTemplate(root = projectRoot): Promise<string> {
+  return readFile(`${root}/${INSTALL_TEMPLATE}`, "utf8");
+}
+
+/** A POSIX shell single-quoted word holding `value` exactly. */
+export function shellQuote(value: string): string {
+  return `'${value.replace(/'/g, `'\\''`)}'`;
+}
+
+function requireLine(what: string, value: string): void {
+  if (value === "" || /\p{Cc}/u.test(value)) {
+    throw new InputError(`${what} ${JSON.stringify(value)} is not usable in the install script: it must be non-empty, without control characters`);
+  }
+}
+
+/** Render install.sh for one stack build. Pure: the template is loaded by the caller. */
+export function renderInstallScript(input: InstallScriptInput, template: string): string {
+  requireLine("stack name", input.stackName);
+  requireLine("version", input.version);
+  requireLine("target", input.target);
+  requireLine("module name", input.moduleName);
+  if (!input.defaultPrefix.startsWith("/") || /["\\\p{Cc}]/u.test(input.defaultPrefix)) {
+    throw new InputError(
+      `default prefix ${JSON.stringify(input.defaultPrefix)} is not usable: it must be an absolute path without quotes, backslashes or control characters`,
+    );
+  }
+  return render(template, {
+    stackName: shellQuote(input.stackName),
+    version: shellQuote(input.version),
+    target: shellQuote(input.target),
+    defaultPrefix: shellQuote(input.defaultPrefix),
+    moduleFile: shellQuote(`modules/${input.moduleName}/${input.version}.lua`),
+    moduleRelative: shellQuote(`${input.moduleName}/${input.version}.lua`),
+    moduleLoad: shellQuote(`${input.moduleName}/${input.version}`),
+    title: `${input.stackName} ${input.version} (${input.target})`,
+  });
+}
