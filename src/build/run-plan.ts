@@ -10,6 +10,7 @@ import {
 import { CancelledError, FactoryError } from "../errors.js";
 import type { BuildPlan, TargetPlan } from "../plan/types.js";
 import type { Reporter } from "../ui/reporter.js";
+import { registerRun } from "../cache/usage.js";
 import { hostPathOf, prepareCacheDirs } from "./host-caches.js";
 import { runTarget, type StepTiming } from "./run-target.js";
 import { ensureSpackCheckout, headOf } from "./spack-checkout.js";
@@ -67,8 +68,11 @@ export async function runPlan(plan: BuildPlan, options: RunOptions): Promise<Run
   const leftovers = await removeDeadRuns(engine);
   if (leftovers.length > 0) reporter.emit({ type: "info", message: `removed ${leftovers.length} container(s) left by dead runs` });
 
+  const entries = [...new Set(plan.targets.flatMap((t) => t.mounts.filter((m) => !m.hostIsAbsolute).map((m) => m.host)))];
+  let unregister = async (): Promise<void> => {};
   try {
     const spackCommit = await prepareHost(plan, options.cacheRoot, reporter);
+    unregister = await registerRun(options.cacheRoot, runId, entries);
     const image = await ensureImage(engine, {
       tag: plan.builder.tag,
       files: plan.builder.files,
@@ -123,6 +127,7 @@ export async function runPlan(plan: BuildPlan, options: RunOptions): Promise<Run
   } finally {
     // Whatever happened, no container of this run outlives it (unless kept on purpose for inspection).
     if (options.keepContainer !== true || signal.aborted) await removeByLabel(engine, { run: runId }).catch(() => []);
+    await unregister();
   }
 }
 

@@ -1,5 +1,5 @@
 import { mkdir, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { join, posix } from "node:path";
 import { startContainer, type BuildContainer, type Engine } from "../docker/index.js";
 import { BuildError, CancelledError } from "../errors.js";
 import { CONTAINER } from "../plan/paths.js";
@@ -65,7 +65,8 @@ export async function runTarget(plan: TargetPlan, options: TargetRunOptions): Pr
       ...(options.memory === undefined ? {} : { memory: options.memory }),
       signal,
     });
-    await container.putFiles("/", plan.files);
+    // One call per directory, so that each directory is made by the build user and the files are theirs.
+    for (const [dir, files] of byDirectory(plan.files)) await container.putFiles(dir, files, user);
     await mkdir(options.workDir, { recursive: true });
 
     for (const step of plan.steps) {
@@ -110,6 +111,15 @@ export async function runTarget(plan: TargetPlan, options: TargetRunOptions): Pr
     if (container !== undefined && !keep) await container.remove();
     await log.close();
   }
+}
+
+function byDirectory(files: Record<string, string>): Map<string, Record<string, string>> {
+  const out = new Map<string, Record<string, string>>();
+  for (const [path, content] of Object.entries(files)) {
+    const dir = posix.dirname(path);
+    out.set(dir, { ...out.get(dir), [posix.basename(path)]: content });
+  }
+  return out;
 }
 
 function stepFailure(target: string, step: string, exitCode: number, log: TargetLog, keptId: string | undefined): BuildError {

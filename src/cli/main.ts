@@ -32,17 +32,35 @@ cli
   .option("--jobs <n>", "Build jobs per container (default: host cores)")
   .action((stack: string, flags) => run(async () => (await import("./commands/plan.js")).planCommand(stack, flags)));
 
-cli
-  .command("build <stack>", "Build the stack for its targets in Docker")
-  .option("--target <names>", "Targets to build (comma-separated or repeated; default: every target)")
-  .option("--cache-dir <dir>", "Host cache root (default: $STACK_FACTORY_CACHE or the project's cache/)")
+const runFlags = (command: ReturnType<typeof cli.command>) =>
+  command
+    .option("--target <names>", "Targets (comma-separated or repeated; default: every target of the stack)")
+    .option("--cache-dir <dir>", "Host cache root (default: $STACK_FACTORY_CACHE or the project's cache/)")
+    .option("--concurrency <n>", "Containers at once (default: from the host's cores and memory)")
+    .option("--jobs <n>", "Build jobs per container (default: cores / concurrency)")
+    .option("--cpus <n>", "CPU limit per container")
+    .option("--memory <size>", "Memory limit per container (e.g. 8g)")
+    .option("--fail-fast", "Stop every target when one fails")
+    .option("--keep-container", "Keep a failed build's container for inspection")
+    .option("--env <NAME=VALUE>", "Extra environment variable for the build containers (repeatable), e.g. a proxy")
+    .option("--report <file>", "Write the run report as JSON");
+
+runFlags(cli.command("build <stack>", "Build the stack for its targets in Docker"))
   .option("--out <dir>", "Output directory for tarballs", { default: "dist" })
-  .option("--jobs <n>", "Build jobs per container (default: host cores)")
-  .option("--cpus <n>", "CPU limit per container")
-  .option("--memory <size>", "Memory limit per container (e.g. 8g)")
-  .option("--keep-container", "Keep a failed build's container for inspection")
-  .option("--env <NAME=VALUE>", "Extra environment variable for the build containers (repeatable), e.g. a proxy")
-  .action((stack: string, flags) => run(async () => (await import("./commands/build.js")).buildCommand(stack, flags)));
+  .action((stack: string, flags) => run(async () => (await import("./commands/build.js")).buildCommand(stack, flags, "build")));
+
+runFlags(cli.command("warm <stack>", "Fill the buildcache for every target (nightly cache warming); no tarballs"))
+  .option("--summary <file>", "Write a short Markdown summary (for CI job pages)")
+  .action((stack: string, flags) => run(async () => (await import("./commands/build.js")).buildCommand(stack, flags, "warm")));
+
+cli
+  .command("cache <action>", "Cache maintenance: `stats` (size per cache and key) or `prune`")
+  .option("--cache-dir <dir>", "Host cache root (default: $STACK_FACTORY_CACHE or the project's cache/)")
+  .option("--older-than <days>", "prune: remove entries last used more than DAYS ago")
+  .option("--keep-last <n>", "prune: keep the N most recently used entries of each kind")
+  .option("--dry-run", "prune: only say what would be removed")
+  .option("--json", "stats: machine-readable output")
+  .action((action: string, flags) => run(async () => (await import("./commands/cache.js")).cacheCommand(action, flags)));
 
 cli
   .command("targets", "List the microarchitecture targets the factory knows")

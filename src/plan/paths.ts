@@ -18,11 +18,18 @@ export const CONTAINER = {
 /** Unprivileged user of the builder image. */
 export const BUILDER_USER = { name: "builder", uid: 10001 } as const;
 
-/** Spack's padded length for install prefixes. */
-export const INSTALL_PADDED_LENGTH = 128;
+/**
+ * Spack's padded length for install prefixes. Longer than the view's real path, because Spack relocates a copy
+ * view's binaries in place: a view path longer than the install prefixes cannot be written into their RPATHs.
+ */
+export const INSTALL_PADDED_LENGTH = 200;
 
 /**
- * Minimum length of the build prefix (the view's real path) baked into the shipped files: an install prefix of up
- * to this many characters fits in place of it.
+ * Minimum length of the build prefix (the view's real path, `<dir>/._<name>/<hash>`) baked into the shipped files.
+ * An install at PREFIX maps it to PREFIX/view, so any install prefix of up to BUILD_PREFIX_MIN_LENGTH - 5
+ * characters (at least 128) fits in place of it.
  */
-export const BUILD_PREFIX_MIN_LENGTH = 160;
+export const BUILD_PREFIX_MIN_LENGTH = 140;
+
+/** Length of the content hash Spack names a view's real directory with (`._<name>/<hash>`). */
+export const VIEW_HASH_LENGTH = 32;

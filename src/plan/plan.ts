@@ -5,13 +5,15 @@ import { InputError } from "../errors.js";
 import { render, type Templates } from "../render/templates.js";
 import { environmentConfig, spackCommands, spackEnvironment, type SpackPaths } from "../spack/contract.js";
 import { compilerCanTarget, getMicroarch, osCompiler } from "../targets/index.js";
-import { BUILD_PREFIX_MIN_LENGTH, BUILDER_USER, CONTAINER, INSTALL_PADDED_LENGTH } from "./paths.js";
+import { BUILD_PREFIX_MIN_LENGTH, BUILDER_USER, CONTAINER, INSTALL_PADDED_LENGTH, VIEW_HASH_LENGTH } from "./paths.js";
 import type { BuildPlan, ImagePlan, Mount, Step, TargetPlan } from "./types.js";
 
 export interface PlanOptions {
   templates: Templates;
   /** Parallel build jobs inside each container (`spack install -j`). */
   jobs: number;
+  /** "warm" only fills the buildcache: no view, nothing recorded for packing. Default "build". */
+  mode?: "build" | "warm";
 }
 
 /** What every builder image installs besides the compiler: Spack's own needs and the factory's tools. */
@@ -150,9 +152,13 @@ function planTarget(stack: Stack, target: string, options: PlanOptions): TargetP
     { id: "install", title: "install", argv: spackCommands.install(paths, options.jobs) },
     // Pushes update the buildcache index: one writer at a time per buildcache.
     { id: "push", title: "push to the buildcache", argv: spackCommands.push(paths), lock: `buildcache-${buildcacheKey}` },
-    { id: "view", title: "regenerate the view", argv: spackCommands.viewRegenerate(paths) },
-    { id: "find", title: "record installed specs", argv: spackCommands.findJson(paths), captureStdout: "specs.json" },
   );
+  if (options.mode !== "warm") {
+    steps.push(
+      { id: "view", title: "regenerate the view", argv: spackCommands.viewRegenerate(paths) },
+      { id: "find", title: "record installed specs", argv: spackCommands.findJson(paths), captureStdout: "specs.json" },
+    );
+  }
 
   return {
     target,
@@ -170,14 +176,16 @@ function planTarget(stack: Stack, target: string, options: PlanOptions): TargetP
 }
 
 /**
- * The view root: one long, distinctive path, so that the build prefix baked into shipped files is longer than any
- * install prefix it will be replaced with, and cannot be mistaken for anything else.
+ * The view root: one long, distinctive path. Spack builds a view at `<dir>/._<name>/<hash>` and points the root at
+ * it; that real path is the build prefix baked into shipped files, so `<dir>` is padded until the real path is at
+ * least BUILD_PREFIX_MIN_LENGTH characters: longer than any install prefix it will be replaced with, and impossible
+ * to mistake for anything else.
  */
 function buildViewRoot(dirName: string): string {
   const head = `${CONTAINER.workRoot}/view/stack-factory-build-prefix`;
-  const tail = `/${dirName}`;
-  const padding = Math.max(0, BUILD_PREFIX_MIN_LENGTH - head.length - tail.length);
-  return `${head}${"_".repeat(padding)}${tail}`;
+  const realTail = `/._${dirName}/${"h".repeat(VIEW_HASH_LENGTH)}`;
+  const padding = Math.max(0, BUILD_PREFIX_MIN_LENGTH - head.length - realTail.length);
+  return `${head}${"_".repeat(padding)}/${dirName}`;
 }
 
 /** Spack does not put padding, base image or OS compiler into its hashes: the buildcache is keyed by them here. */

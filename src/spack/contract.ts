@@ -115,3 +115,19 @@ function toList(value: unknown): unknown[] {
   if (value === undefined || value === null) return [];
   return Array.isArray(value) ? value : [value];
 }
+
+/**
+ * What `spack install` says about each package, as printed to its log: a package built from source ends with
+ * "Successfully installed <name>-<version>-<hash>", one taken from a buildcache with
+ * "Extracting <name>-<version>-<hash> from binary cache".
+ */
+export const installLogPatterns = {
+  built: /Successfully installed (\S+)/g,
+  fromCache: /Extracting (\S+) from binary cache/g,
+} as const;
+
+/** Packages built and packages installed from a buildcache, from an install log (each listed once). */
+export function summariseInstallLog(log: string): { built: string[]; fromCache: string[] } {
+  const collect = (pattern: RegExp): string[] => [...new Set([...log.matchAll(pattern)].map((m) => m[1] as string))];
+  return { built: collect(installLogPatterns.built), fromCache: collect(installLogPatterns.fromCache) };
+}

@@ -13,7 +13,7 @@ beforeAll(async () => {
 
 describe("stack-factory CLI", () => {
   it("has --help and --version on every command", async () => {
-    for (const command of ["plan", "build", "targets", "doctor", "clean"]) {
+    for (const command of ["plan", "build", "warm", "cache", "targets", "doctor", "clean"]) {
       const help = await cli(command, "--help");
       expect(help.exitCode, command).toBe(0);
       expect(help.stdout).toContain(`stack-factory ${command}`);

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { InputError } from "../../src/errors.js";
+import { loadInstallTemplate, renderInstallScript, shellQuote } from "../../src/render/install-script.js";
 import { envStem, loadModuleTemplate, luaString, renderModule, type ModuleInput } from "../../src/render/module.js";
 
 const template = await loadModuleTemplate();
@@ -141,5 +142,36 @@ describe("renderModule", () => {
     expect(() => renderModule(input({ defaultPrefix: "relative/dir" }), template)).toThrow(/relative\/dir/);
     expect(() => renderModule(input({ defaultPrefix: '/opt/"x"' }), template)).toThrow(InputError);
     expect(() => renderModule(input({ moduleName: "a/../b" }), template)).toThrow(/module name/);
+  });
+});
+
+const installTemplate = await loadInstallTemplate();
+
+describe("renderInstallScript", () => {
+  const script = (overrides: Partial<Parameters<typeof renderInstallScript>[0]> = {}) =>
+    renderInstallScript(
+      { stackName: "hello", version: "1.0", target: "x86_64_v3", defaultPrefix: "/opt/hello", moduleName: "hello", ...overrides },
+      installTemplate,
+    );
+
+  it("quotes values for the shell", () => {
+    expect(shellQuote("it's $HOME")).toBe("'it'\\''s $HOME'");
+    const text = script({ stackName: "it's", defaultPrefix: "/opt/$x y" });
+    expect(text).toContain("STACK_NAME='it'\\''s'");
+    expect(text).toContain("DEFAULT_PREFIX='/opt/$x y'");
+    expect(text).toContain("MODULE_FILE='modules/hello/1.0.lua'");
+  });
+
+  it("uses only bash, coreutils, grep, sed and findutils", () => {
+    const text = script();
+    for (const tool of ["python", "perl", "awk", "jq", "curl", "wget"]) {
+      expect(text).not.toMatch(new RegExp(`(^|[\\s|;(])${tool}\\b`, "m"));
+    }
+    expect(text.startsWith("#!/usr/bin/env bash\n")).toBe(true);
+  });
+
+  it("refuses an unusable default prefix", () => {
+    expect(() => script({ defaultPrefix: "opt/hello" })).toThrow(InputError);
+    expect(() => script({ stackName: "a\nb" })).toThrow(/stack name/);
   });
 });

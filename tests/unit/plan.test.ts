@@ -37,10 +37,14 @@ describe("planBuild", () => {
   it("pads the install tree, sets a copy view and the factory's buildcache", () => {
     const [t] = planBuild(stack, ["zen4"], { templates, jobs: 4 }).targets;
     const env = parse(t!.spackYaml) as { spack: Record<string, any> };
-    expect(env.spack["config"].install_tree.padded_length).toBe(128);
+    expect(env.spack["config"].install_tree.padded_length).toBe(200);
     expect(env.spack["view"].default.link_type).toBe("copy");
     expect(env.spack["mirrors"]["stack-factory"]).toEqual({ url: "file:///sf/cache/buildcache", signed: false });
-    expect(t!.paths.buildPrefix.length).toBeGreaterThanOrEqual(BUILD_PREFIX_MIN_LENGTH);
+    // The real view path Spack makes, <dir>/._<name>/<hash>, is at least the minimum build prefix length.
+    const root = t!.paths.viewRoot;
+    const real = `${root.slice(0, root.lastIndexOf("/"))}/._slurm-25.05-zen4/${"x".repeat(32)}`;
+    expect(real.length).toBeGreaterThanOrEqual(BUILD_PREFIX_MIN_LENGTH);
+    expect(BUILD_PREFIX_MIN_LENGTH - "/view".length).toBeGreaterThanOrEqual(128);
     expect(t!.outputs.tarball).toBe("slurm-25.05-zen4.tar.gz");
   });
 
@@ -94,5 +98,18 @@ describe("planBuild", () => {
     expect(t!.mounts.find((m) => m.kind === "spack")).toEqual({
       kind: "spack", host: "/spack", hostIsAbsolute: true, container: "/sf/spack", readOnly: true,
     });
+  });
+});
+
+describe("planBuild for cache warming", () => {
+  it("stops after the push: no view, nothing recorded", () => {
+    const [t] = planBuild(stack, ["zen4"], { templates, jobs: 2, mode: "warm" }).targets;
+    expect(t!.steps.map((s) => s.id)).toEqual(["compiler", "externals", "concretize", "fetch", "install", "push"]);
+  });
+
+  it("serialises source fetches and buildcache pushes with host locks", () => {
+    const [t] = planBuild(stack, ["zen4"], { templates, jobs: 2 }).targets;
+    expect(t!.steps.find((s) => s.id === "fetch")).toMatchObject({ lock: "source-cache", optional: true });
+    expect(t!.steps.find((s) => s.id === "push")!.lock).toBe(`buildcache-${t!.buildcacheKey}`);
   });
 });

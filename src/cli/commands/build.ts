@@ -1,10 +1,13 @@
-import { availableParallelism } from "node:os";
+import { mkdir, rename, writeFile } from "node:fs/promises";
+import { availableParallelism, totalmem } from "node:os";
+import { dirname, resolve } from "node:path";
+import { chooseConcurrency } from "../../build/concurrency.js";
+import { buildReport, reportMarkdown, reportTable } from "../../build/report.js";
+import { runPlan } from "../../build/run-plan.js";
 import { loadStack } from "../../config/index.js";
 import { connectEngine } from "../../docker/index.js";
-import { CancelledError } from "../../errors.js";
 import { planBuild } from "../../plan/plan.js";
 import { loadTemplates } from "../../render/templates.js";
-import { runPlan } from "../../build/run-plan.js";
 import { chooseReporter } from "../../ui/live.js";
 import { cacheRoot, envPairs, memoryBytes, positiveInt, positiveNumber, targetList } from "../options.js";
 import { abortOnSignals } from "../signals.js";
@@ -14,41 +17,75 @@ export interface BuildFlags {
   cacheDir?: string;
   out?: string;
   jobs?: unknown;
+  concurrency?: unknown;
   cpus?: unknown;
   memory?: unknown;
   keepContainer?: boolean;
+  failFast?: boolean;
   env?: unknown;
+  report?: string;
+  summary?: string;
 }
 
-export async function buildCommand(stackFile: string, flags: BuildFlags): Promise<number> {
+/** `build` and `warm`: plan, run every target (concurrently), report. Returns the exit code. */
+export async function buildCommand(stackFile: string, flags: BuildFlags, mode: "build" | "warm" = "build"): Promise<number> {
+  const started = performance.now();
   const stack = await loadStack(stackFile);
-  const jobs = positiveInt(flags.jobs, "jobs") ?? availableParallelism();
-  const plan = planBuild(stack, targetList(flags.target), { templates: await loadTemplates(), jobs });
-  const extraEnv = envPairs(flags.env);
-  const cpus = positiveNumber(flags.cpus, "cpus");
+  const targets = targetList(flags.target) ?? stack.targets;
   const memory = memoryBytes(flags.memory);
+  const cpus = positiveNumber(flags.cpus, "cpus");
+  const given = { concurrency: positiveInt(flags.concurrency, "concurrency"), jobs: positiveInt(flags.jobs, "jobs") };
+  const { concurrency, jobs, reason } = chooseConcurrency({
+    targets: targets.length,
+    cores: availableParallelism(),
+    memoryBytes: totalmem(),
+    ...(given.concurrency === undefined ? {} : { concurrency: given.concurrency }),
+    ...(given.jobs === undefined ? {} : { jobs: given.jobs }),
+    ...(memory === undefined ? {} : { memoryLimit: memory }),
+  });
+  const plan = planBuild(stack, targets, { templates: await loadTemplates(), jobs, mode });
+  const extraEnv = envPairs(flags.env);
   const engine = await connectEngine();
   const reporter = chooseReporter();
-  const { signal, dispose } = abortOnSignals((sig) => reporter.emit({ type: "info", message: `${sig}: stopping, removing this run's containers` }));
+  const { signal, dispose } = abortOnSignals((sig) =>
+    reporter.emit({ type: "info", message: `${sig}: stopping, removing this run's containers` }),
+  );
   try {
+    reporter.emit({ type: "info", message: `${concurrency} container(s) at once, ${jobs} job(s) each (${reason})` });
     const result = await runPlan(plan, {
       engine,
       reporter,
       signal,
       cacheRoot: cacheRoot(flags.cacheDir),
-      concurrency: 1,
+      concurrency,
       extraEnv,
+      ...(flags.failFast === true ? { failFast: true } : {}),
       ...(flags.keepContainer === true ? { keepContainer: true } : {}),
       ...(cpus === undefined ? {} : { cpus }),
       ...(memory === undefined ? {} : { memory }),
     });
     reporter.close();
-    if (result.cancelled) throw new CancelledError(`run ${result.runId} interrupted; its containers were removed`);
-    const failed = result.targets.filter((t) => t.status !== "ok");
-    for (const t of failed) process.stderr.write(`stack-factory: ${t.error ?? `target ${t.target} ${t.status}`}\n`);
-    return failed.length === 0 ? 0 : 1;
+    const report = await buildReport(plan, result, { mode, concurrency, jobs, seconds: (performance.now() - started) / 1000 });
+    process.stdout.write(`\n${reportTable(report)}`);
+    if (mode === "warm") {
+      const built = report.targets.reduce((n, t) => n + t.built.length, 0);
+      process.stdout.write(built === 0 && report.exitCode === 0 ? "nothing to build: the buildcache already had everything\n" : `${built} package(s) built and pushed\n`);
+    }
+    for (const t of result.targets.filter((t) => t.status === "failed")) process.stderr.write(`stack-factory: ${t.error ?? ""}\n`);
+    if (result.cancelled) process.stderr.write(`stack-factory: run ${result.runId} interrupted; its containers were removed\n`);
+    if (flags.report !== undefined) await writeAtomically(flags.report, `${JSON.stringify(report, null, 2)}\n`);
+    if (flags.summary !== undefined) await writeAtomically(flags.summary, reportMarkdown(report));
+    return report.exitCode;
   } finally {
     reporter.close();
     dispose();
   }
+}
+
+async function writeAtomically(path: string, content: string): Promise<void> {
+  const target = resolve(path);
+  await mkdir(dirname(target), { recursive: true });
+  const tmp = `${target}.tmp-${process.pid}`;
+  await writeFile(tmp, content);
+  await rename(tmp, target);
 }

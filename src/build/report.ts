@@ -1,0 +1,128 @@
+import { readFile } from "node:fs/promises";
+import { summariseInstallLog } from "../spack/contract.js";
+import type { BuildPlan } from "../plan/types.js";
+import type { RunResult, TargetStatus } from "./run-plan.js";
+import type { StepTiming } from "./run-target.js";
+
+export interface TargetReport {
+  target: string;
+  status: TargetStatus;
+  seconds: number;
+  /** Packages compiled from source in this run. */
+  built: string[];
+  /** Packages installed from the buildcache. */
+  fromCache: string[];
+  tarball?: string;
+  tarballBytes?: number;
+  logPath: string;
+  steps: StepTiming[];
+  error?: string;
+}
+
+export interface RunReport {
+  runId: string;
+  mode: "build" | "warm";
+  stack: BuildPlan["stack"];
+  image: RunResult["image"];
+  spackCommit: string;
+  concurrency: number;
+  jobs: number;
+  seconds: number;
+  exitCode: number;
+  targets: TargetReport[];
+}
+
+/** Exit code of a run: 0 only when every target succeeded, 130 when interrupted, 1 otherwise. */
+export function exitCodeOf(result: RunResult): number {
+  if (result.cancelled) return 130;
+  return result.targets.every((t) => t.status === "ok") ? 0 : 1;
+}
+
+export async function buildReport(
+  plan: BuildPlan,
+  result: RunResult,
+  context: { mode: "build" | "warm"; concurrency: number; jobs: number; seconds: number },
+): Promise<RunReport> {
+  const targets: TargetReport[] = [];
+  for (const t of result.targets) {
+    const log = await readFile(t.logPath, "utf8").catch(() => "");
+    const { built, fromCache } = summariseInstallLog(log);
+    targets.push({
+      target: t.target,
+      status: t.status,
+      seconds: round(t.seconds),
+      built,
+      fromCache,
+      ...(t.tarball === undefined ? {} : { tarball: t.tarball }),
+      ...(t.tarballBytes === undefined ? {} : { tarballBytes: t.tarballBytes }),
+      logPath: t.logPath,
+      steps: t.steps.map((s) => ({ ...s, seconds: round(s.seconds) })),
+      ...(t.error === undefined ? {} : { error: t.error }),
+    });
+  }
+  return {
+    runId: result.runId,
+    mode: context.mode,
+    stack: plan.stack,
+    image: result.image,
+    spackCommit: result.spackCommit,
+    concurrency: context.concurrency,
+    jobs: context.jobs,
+    seconds: round(context.seconds),
+    exitCode: exitCodeOf(result),
+    targets,
+  };
+}
+
+/** The end-of-run table: one row per target. */
+export function reportTable(report: RunReport): string {
+  const header = ["target", "status", "time", "built", "from cache", report.mode === "build" ? "tarball" : "", "log"];
+  const rows = report.targets.map((t) => [
+    t.target,
+    t.status,
+    `${t.seconds.toFixed(1)} s`,
+    String(t.built.length),
+    String(t.fromCache.length),
+    report.mode === "build" ? (t.tarball === undefined ? "-" : `${t.tarball} (${formatBytes(t.tarballBytes ?? 0)})`) : "",
+    t.logPath,
+  ]);
+  const keep = header.map((h, i) => h !== "" || rows.some((r) => r[i] !== ""));
+  const table = [header, ...rows].map((r) => r.filter((_, i) => keep[i]));
+  const widths = (table[0] ?? []).map((_, i) => Math.max(...table.map((r) => (r[i] ?? "").length)));
+  return `${table.map((r) => r.map((c, i) => c.padEnd(widths[i] ?? 0)).join("  ").trimEnd()).join("\n")}\n`;
+}
+
+/** A short Markdown summary for CI job pages. */
+export function reportMarkdown(report: RunReport): string {
+  const built = report.targets.reduce((n, t) => n + t.built.length, 0);
+  const cached = report.targets.reduce((n, t) => n + t.fromCache.length, 0);
+  const lines = [
+    `## ${report.mode === "warm" ? "Cache warming" : "Build"}: ${report.stack.name} ${report.stack.version}`,
+    "",
+    built === 0 && report.exitCode === 0
+      ? `Nothing to build: all ${cached} package installs came from the buildcache.`
+      : `${built} package(s) built, ${cached} reused from the buildcache, in ${report.seconds.toFixed(0)} s.`,
+    "",
+    "| target | status | built | reused | time |",
+    "| --- | --- | ---: | ---: | ---: |",
+    ...report.targets.map((t) => `| ${t.target} | ${t.status === "ok" ? "ok" : `**${t.status}**`} | ${t.built.length} | ${t.fromCache.length} | ${t.seconds.toFixed(0)} s |`),
+  ];
+  const failed = report.targets.filter((t) => t.status === "failed");
+  if (failed.length > 0) lines.push("", ...failed.map((t) => `- ${t.target} failed: see \`${t.logPath}\``));
+  return `${lines.join("\n")}\n`;
+}
+
+export function formatBytes(bytes: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
+}
+
+function round(seconds: number): number {
+  return Math.round(seconds * 100) / 100;
+}

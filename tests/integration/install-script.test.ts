@@ -1,0 +1,271 @@
+import { cp, readFile, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { randomBytes } from "node:crypto";
+import { execa } from "execa";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { shellQuote } from "../../src/render/install-script.js";
+import { TEST_IMAGE } from "./helpers/engine.js";
+import { buildRelocatableTree, type RelocatableTree } from "./helpers/relocatable-tree.js";
+
+/**
+ * install.sh on a minimal node: the Debian minbase test image, with perl, python and awk removed first,
+ * the tree mounted read-only at /pkg. Every container is labelled with this run's id and removed at the end.
+ */
+const RUN_LABEL = "stack-factory-test.install-run";
+const runId = randomBytes(6).toString("hex");
+
+let tree: RelocatableTree;
+
+const MINIMAL_NODE = `
+rm -f /usr/bin/perl* /usr/bin/python* /usr/bin/awk /usr/bin/mawk /usr/bin/nawk /etc/alternatives/awk /etc/alternatives/nawk
+if command -v perl || command -v python3 || command -v python || command -v awk; then echo "TOOLS=present"; exit 97; fi
+echo "TOOLS=hidden"
+greet_of() { env -i "$1/view/bin/greet" | tr '\\n' '|'; }
+`;
+
+interface Run {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+  values: Record<string, string>;
+}
+
+/** Runs `script` (bash) in a fresh container with the tree `top` at /pkg (read-only). */
+async function inContainer(script: string, top = tree.top): Promise<Run> {
+  const result = await execa(
+    "docker",
+    [
+      "run",
+      "--rm",
+      "--network=none",
+      "--label=stack-factory=1",
+      `--label=${RUN_LABEL}=${runId}`,
+      "-v",
+      `${top}:/pkg:ro`,
+      TEST_IMAGE,
+      "bash",
+      "-c",
+      `${MINIMAL_NODE}\n${script}`,
+    ],
+    { reject: false },
+  );
+  const stdout = String(result.stdout);
+  const values = Object.fromEntries(
+    stdout
+      .split("\n")
+      .filter((l) => /^[A-Z_]+=/.test(l))
+      .map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]),
+  );
+  if (values.TOOLS !== "hidden") throw new Error(`the container still has perl, python or awk:\n${stdout}\n${String(result.stderr)}`);
+  return { exitCode: result.exitCode ?? -1, stdout, stderr: String(result.stderr), values };
+}
+
+const greetLine = (prefix: string) => tree.greetOutput(prefix).replace(/\n/g, "|");
+const q = shellQuote;
+
+/** Shell lines that report, for an installed prefix, what a user would check. */
+function inspect(prefix: string): string {
+  return `
+echo "GREET=$(greet_of ${q(prefix)})"
+echo "CONFIG=$(${q(prefix)}/view/bin/greet-config)"
+echo "PC=$(grep '^prefix=' ${q(prefix)}/view/lib/pkgconfig/greet.pc)"
+echo "LEFT=$(grep -rlF ${q(tree.buildPrefix)} ${q(prefix)} --exclude=build-prefix | tr '\\n' ' ')"
+echo "LDD=$(env -i ldd ${q(prefix)}/view/bin/greet | tr '\\n\\t' '| ')"
+echo "RECORDED=$(cat ${q(prefix)}/.stack-factory/installed-prefix)"
+echo "MODULE=$(grep '^local recorded_prefix' ${q(prefix)}/modules/hello/1.0.lua)"
+echo "SUMS=$(cd ${q(prefix)} && sha256sum -c --quiet --strict SHA256SUMS && echo ok)"
+`;
+}
+
+function expectInstalled(run: Run, prefix: string): void {
+  const v = run.values;
+  expect(v.GREET).toBe(greetLine(prefix));
+  expect(v.CONFIG).toBe(`${prefix}/view`);
+  expect(v.PC).toBe(`prefix=${prefix}/view`);
+  expect(v.LEFT).toBe("");
+  expect(v.LDD).not.toContain("not found");
+  expect(v.LDD).toContain(`libgreet.so => ${prefix}/view/bin/../lib/libgreet.so`);
+  expect(v.RECORDED).toBe(prefix);
+  expect(v.MODULE).toBe(`local recorded_prefix = "${prefix}"`);
+  expect(v.SUMS).toBe("ok");
+}
+
+beforeAll(async () => {
+  tree = await buildRelocatableTree();
+});
+
+afterAll(async () => {
+  const { stdout } = await execa("docker", ["ps", "-aq", "--filter", `label=${RUN_LABEL}=${runId}`], { reject: false });
+  const ids = String(stdout).split("\n").filter(Boolean);
+  if (ids.length > 0) await execa("docker", ["rm", "-f", ...ids], { reject: false });
+  await tree?.remove();
+});
+
+describe("install.sh on a minimal node", () => {
+  it("installs at a short prefix and relocates text and binaries", async () => {
+    const run = await inContainer(`bash /pkg/install.sh --prefix /opt/hello; echo "RC=$?"\n${inspect("/opt/hello")}`);
+    expect(run.values.RC, run.stderr).toBe("0");
+    expectInstalled(run, "/opt/hello");
+    expect(run.stdout).toContain("module use /opt/hello/modules");
+    expect(run.stdout).toContain("module load hello/1.0");
+  });
+
+  it("installs at a 128-character prefix, and at the longest prefix the tarball allows", async () => {
+    const long = `/opt/${"long-prefix-".repeat(20)}`.slice(0, 128);
+    expect(long.length).toBe(128);
+    const longest = `/srv/${"x".repeat(tree.buildPrefix.length - 5 - 5)}`;
+    expect(longest.length + 5).toBe(tree.buildPrefix.length);
+    const run = await inContainer(`
+bash /pkg/install.sh --prefix ${q(long)}; echo "RC=$?"
+${inspect(long)}
+bash /pkg/install.sh --prefix ${q(longest)} >/dev/null; echo "RC_LONGEST=$?"
+echo "GREET_LONGEST=$(greet_of ${q(longest)})"
+`);
+    expect(run.values.RC, run.stderr).toBe("0");
+    expectInstalled(run, long);
+    expect(run.values.RC_LONGEST, run.stderr).toBe("0");
+    expect(run.values.GREET_LONGEST).toBe(greetLine(longest));
+  });
+
+  it("refuses a prefix longer than the build prefix allows, before changing anything", async () => {
+    const tooLong = `/srv/${"y".repeat(tree.buildPrefix.length - 5 - 4)}`;
+    const run = await inContainer(`
+bash /pkg/install.sh --prefix ${q(tooLong)}; echo "RC=$?"
+bash /pkg/install.sh --prefix relative/dir; echo "RC_RELATIVE=$?"
+bash /pkg/install.sh --prefix /srv/x --bogus; echo "RC_BOGUS=$?"
+echo "SRV=$(ls -A /srv)"
+`);
+    expect(run.values.RC).toBe("1");
+    expect(run.values.RC_RELATIVE).toBe("1");
+    expect(run.stderr).toContain("prefix must be an absolute path, got 'relative/dir'");
+    expect(run.values.RC_BOGUS).toBe("2");
+    expect(run.stderr).toContain("unknown option '--bogus'");
+    expect(run.stderr).toContain(`prefix is ${tooLong.length} characters; this tarball allows at most ${tree.buildPrefix.length - 5}`);
+    expect(run.values.SRV).toBe("");
+  });
+
+  it("changes nothing with --dry-run", async () => {
+    const run = await inContainer(`
+bash /pkg/install.sh --prefix /opt/hello --dry-run; echo "RC=$?"
+echo "OPT=$(ls -A /opt)"
+bash /pkg/install.sh --prefix /opt/hello >/dev/null
+before=$(find /opt -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum)
+bash /pkg/install.sh --prefix /opt/hello --force --modulepath /srv/modules --dry-run >/dev/null; echo "RC_AGAIN=$?"
+bash /opt/hello/install.sh --uninstall --dry-run >/dev/null; echo "RC_UNINSTALL=$?"
+after=$(find /opt -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum)
+echo "SAME=$([ "$before" = "$after" ] && echo yes || echo no)"
+echo "OPT_AFTER=$(ls -A /opt)"
+echo "MODULES=$(ls -A /srv)"
+`);
+    expect(run.values.RC, run.stderr).toBe("0");
+    expect(run.stdout).toContain("would create /opt/hello");
+    expect(run.values.OPT).toBe("");
+    expect(run.values.RC_AGAIN).toBe("0");
+    expect(run.values.RC_UNINSTALL).toBe("0");
+    expect(run.values.SAME).toBe("yes");
+    expect(run.values.OPT_AFTER).toBe("hello");
+    expect(run.values.MODULES).toBe("");
+  });
+
+  it("refuses a corrupted file before the prefix exists", async () => {
+    const copy = join(tree.root, "corrupted");
+    await cp(tree.top, copy, { recursive: true });
+    const library = join(copy, "view/lib/libgreet.so");
+    const bytes = await readFile(library);
+    const middle = bytes.length >> 1;
+    bytes[middle] = bytes[middle]! ^ 0xff;
+    await writeFile(library, bytes);
+    const run = await inContainer(`bash /pkg/install.sh --prefix /opt/hello; echo "RC=$?"; echo "OPT=$(ls -A /opt)"`, copy);
+    expect(run.values.RC).toBe("1");
+    expect(run.stderr).toContain("view/lib/libgreet.so: FAILED");
+    expect(run.stderr).toContain("checksum verification failed");
+    expect(run.values.OPT).toBe("");
+  });
+
+  it("fails the self-test on an unresolved library and leaves no trace", async () => {
+    // A consistent tree (sums match) whose executable needs a library the tree no longer has.
+    const copy = join(tree.root, "missing-library");
+    await cp(tree.top, copy, { recursive: true });
+    await rm(join(copy, "view/lib/libgreet.so"));
+    const drop = async (file: string) => {
+      const lines = (await readFile(join(copy, file), "utf8")).split("\n");
+      await writeFile(join(copy, file), lines.filter((l) => !l.includes("libgreet.so")).join("\n"));
+    };
+    await drop(".stack-factory/relocate.tsv");
+    const resum = "find . -type f ! -path ./SHA256SUMS ! -path ./SHA256SUMS.new -print0 | sort -z | xargs -0 sha256sum >SHA256SUMS.new";
+    await execa("bash", ["-c", `${resum} && mv SHA256SUMS.new SHA256SUMS`], { cwd: copy });
+    const run = await inContainer(`bash /pkg/install.sh --prefix /opt/hello; echo "RC=$?"; echo "OPT=$(ls -A /opt)"`, copy);
+    expect(run.values.RC).toBe("1");
+    expect(run.stderr).toMatch(/view\/bin\/greet: .*libgreet\.so => not found/);
+    expect(run.stderr).toContain("self-test failed");
+    expect(run.values.OPT).toBe("");
+  });
+
+  it("relocates an installed tree moved with mv, in place, and again to a new prefix", async () => {
+    const run = await inContainer(`
+bash /pkg/install.sh --prefix /opt/first >/dev/null; echo "RC_FIRST=$?"
+mkdir -p /srv && mv /opt/first /srv/moved
+cd /srv/moved && ./install.sh --prefix "$PWD"; echo "RC=$?"
+cd /
+${inspect("/srv/moved")}
+echo "OLD_PATHS=$(grep -rlF /opt/first /srv/moved | tr '\\n' ' ')"
+echo "SRV=$(ls -A /srv)"
+/srv/moved/install.sh --prefix /opt/again >/dev/null; echo "RC_AGAIN=$?"
+echo "GREET_AGAIN=$(greet_of /opt/again)"
+echo "GREET_MOVED=$(greet_of /srv/moved)"
+echo "OPT=$(ls -A /opt)"
+`);
+    expect(run.values.RC_FIRST, run.stderr).toBe("0");
+    expect(run.values.RC, run.stderr).toBe("0");
+    expectInstalled(run, "/srv/moved");
+    expect(run.values.OLD_PATHS).toBe("");
+    expect(run.values.SRV).toBe("moved");
+    expect(run.values.RC_AGAIN, run.stderr).toBe("0");
+    expect(run.values.GREET_AGAIN).toBe(greetLine("/opt/again"));
+    expect(run.values.GREET_MOVED).toBe(greetLine("/srv/moved"));
+    expect(run.values.OPT).toBe("again");
+  });
+
+  it("reinstalls the same stack idempotently and refuses a foreign directory without --force", async () => {
+    const run = await inContainer(`
+bash /pkg/install.sh --prefix /opt/hello >/dev/null; echo "RC_FIRST=$?"
+bash /pkg/install.sh --prefix /opt/hello; echo "RC=$?"
+${inspect("/opt/hello")}
+echo "OPT=$(ls -A /opt)"
+mkdir /opt/other && echo keep >/opt/other/file
+bash /pkg/install.sh --prefix /opt/other; echo "RC_FOREIGN=$?"
+echo "KEPT=$(cat /opt/other/file)"
+bash /pkg/install.sh --prefix /opt/other --force >/dev/null; echo "RC_FORCE=$?"
+echo "FORCED=$(ls /opt/other/file 2>/dev/null || echo gone) $(greet_of /opt/other)"
+echo "OPT_END=$(ls -A /opt | tr '\\n' ' ')"
+`);
+    expect(run.values.RC_FIRST, run.stderr).toBe("0");
+    expect(run.values.RC, run.stderr).toBe("0");
+    expect(run.stdout).toContain("reinstall over the same stack");
+    expectInstalled(run, "/opt/hello");
+    expect(run.values.OPT).toBe("hello");
+    expect(run.values.RC_FOREIGN).toBe("1");
+    expect(run.stderr).toContain("/opt/other exists and is not empty");
+    expect(run.stderr).toContain("--force");
+    expect(run.values.KEPT).toBe("keep");
+    expect(run.values.RC_FORCE).toBe("0");
+    expect(run.values.FORCED).toBe(`gone ${greetLine("/opt/other")}`);
+    expect(run.values.OPT_END).toBe("hello other ");
+  });
+
+  it("uninstalls only a directory holding this stack's marker", async () => {
+    const run = await inContainer(`
+bash /pkg/install.sh --prefix /opt/hello >/dev/null; echo "RC_INSTALL=$?"
+mkdir /opt/other && echo keep >/opt/other/file
+bash /pkg/install.sh --uninstall --prefix /opt/other; echo "RC_FOREIGN=$?"
+/opt/hello/install.sh --uninstall; echo "RC=$?"
+echo "OPT=$(ls -A /opt)"
+`);
+    expect(run.values.RC_INSTALL, run.stderr).toBe("0");
+    expect(run.values.RC_FOREIGN).toBe("1");
+    expect(run.stderr).toContain("/opt/other does not hold an installation of hello");
+    expect(run.values.RC, run.stderr).toBe("0");
+    expect(run.stdout).toContain("Removed hello from /opt/hello");
+    expect(run.values.OPT).toBe("other");
+  });
+});
