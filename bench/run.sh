@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Compiles the benchmark (and the sources it imports) into .bench/ and runs it. Environment: see bench/README.md.
+# Compiles the benchmarks (and the sources they import) into .bench/ and runs one: bench/run.sh pack|schedule.
+# Environment: see bench/README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+name=${1:-pack}
+shift || true
 npx tsc -p bench/tsconfig.json
-exec node .bench/bench/pack.js "$@"
+exec node ".bench/bench/${name}.js" "$@"

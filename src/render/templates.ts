@@ -1,4 +1,6 @@
+import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Eta } from "eta";
 
@@ -7,8 +9,18 @@ export interface Templates {
   dockerfile: string;
 }
 
-/** Project root (where docker/, templates/ and modules-templates/ live), from src/ or dist-js/. */
-export const projectRoot = fileURLToPath(new URL("../../", import.meta.url));
+/**
+ * Project root (where package.json, docker/, templates/ and modules-templates/ live): the nearest directory above
+ * this module with a package.json, whether it runs from src/, dist-js/ or a benchmark build.
+ */
+export const projectRoot = findRoot(dirname(fileURLToPath(import.meta.url)));
+
+function findRoot(start: string): string {
+  for (let dir = start; ; dir = dirname(dir)) {
+    if (existsSync(join(dir, "package.json"))) return dir;
+    if (dirname(dir) === dir) return start;
+  }
+}
 
 export async function loadTemplates(root = projectRoot): Promise<Templates> {
   return { dockerfile: await readFile(`${root}/docker/Dockerfile.eta`, "utf8") };
