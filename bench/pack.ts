@@ -93,9 +93,6 @@ async function makeTree(dir: string, params: Params): Promise<void> {
 /** Child mode: packs the tree once, prints {seconds, maxRssMb, bytes}. */
 async function child(dir: string, outDir: string, compression: Compression, preference: CompressorPreference): Promise<void> {
   const started = process.hrtime.bigint();
-  // `tar -c` of the directory gives the same entry names as the engine's getArchive: `<basename>/...`.
-  const tar = execa("tar", ["-cf", "-", "-C", dirname(dir), basename(dir)], { stdout: "pipe", buffer: { stdout: false } });
-  tar.catch(() => {});
   const manifest = buildManifest({
     stack: { name: "bench", version: "1", file: "/bench.yaml", description: "benchmark" },
     target: "x86_64_v3",
@@ -105,6 +102,10 @@ async function child(dir: string, outDir: string, compression: Compression, pref
     buildPrefix: dir,
     relocateIndex: "",
   });
+  // `tar -c` of the directory gives the same entry names as the engine's getArchive: `<basename>/...`.
+  // execa's stdout flows at once: hand it to the packer in the same tick.
+  const tar = execa("tar", ["-cf", "-", "-C", dirname(dir), basename(dir)], { stdout: "pipe", buffer: { stdout: false } });
+  tar.catch(() => {});
   const result = await packTarball({
     view: tar.stdout as Readable,
     top: "bench-1-x86_64_v3",
@@ -151,7 +152,7 @@ function table(rows: Row[], inputBytes: number, pairs: [number, number][]): stri
     "|---|---:|---:|---:|---:|---:|",
     ...rows.map(
       (r) =>
-        `| ${r.name} | ${r.seconds.toFixed(2)} | ${(inputBytes / MB / r.seconds).toFixed(0)} | ${(r.bytes / MB).toFixed(1)} | ${(r.bytes / inputBytes).toFixed(3)} | ${r.maxRssMb === undefined ? "" : r.maxRssMb.toFixed(0)} |`,
+        `| ${r.name.replace(/\|/g, "\\|")} | ${r.seconds.toFixed(2)} | ${(inputBytes / MB / r.seconds).toFixed(0)} | ${(r.bytes / MB).toFixed(1)} | ${(r.bytes / inputBytes).toFixed(3)} | ${r.maxRssMb === undefined ? "" : r.maxRssMb.toFixed(0)} |`,
     ),
     "",
     ...pairs.map(([o, b]) => `${rows[o]!.name} takes ${(rows[o]!.seconds / rows[b]!.seconds).toFixed(2)}x the time of ${rows[b]!.name}`),

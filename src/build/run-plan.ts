@@ -29,7 +29,12 @@ export interface RunOptions {
   memory?: number;
   extraEnv?: Record<string, string>;
   /** Runs after a target's steps while its container is still there. */
-  afterSteps?: (target: TargetPlan, container: BuildContainer, log: TargetLog) => Promise<TargetExtra>;
+  afterSteps?: (
+    target: TargetPlan,
+    container: BuildContainer,
+    log: TargetLog,
+    context: { spackCommit: string; captured: Record<string, string> },
+  ) => Promise<TargetExtra>;
 }
 
 /** What a packer adds to a target's result. */
@@ -106,7 +111,10 @@ export async function runPlan(plan: BuildPlan, options: RunOptions): Promise<Run
               ...pick(options, ["keepContainer", "cpus", "memory", "extraEnv"]),
               ...(options.afterSteps === undefined
                 ? {}
-                : { afterSteps: async (c: BuildContainer, log: TargetLog) => void (extra = await options.afterSteps!(target, c, log)) }),
+                : {
+                    afterSteps: async (c: BuildContainer, log: TargetLog, captured: Record<string, string>) =>
+                      void (extra = await options.afterSteps!(target, c, log, { spackCommit, captured })),
+                  }),
             });
             const seconds = (performance.now() - started) / 1000;
             reporter.emit({ type: "target-done", target: target.target, ok: true, seconds, detail: extra.tarball ?? "" });

@@ -25,7 +25,7 @@ export interface TargetRunOptions {
   /** Extra environment for the build container (tests use it to steer the Spack stand-in). */
   extraEnv?: Record<string, string>;
   /** Runs after the last step while the container is still there (packing reads the view from it). */
-  afterSteps?: (container: BuildContainer, log: TargetLog) => Promise<void>;
+  afterSteps?: (container: BuildContainer, log: TargetLog, captured: Record<string, string>) => Promise<void>;
 }
 
 export interface StepTiming {
@@ -105,7 +105,12 @@ export async function runTarget(plan: TargetPlan, options: TargetRunOptions): Pr
         throw stepFailure(target, step.id, exitCode, log, keep ? container.id : undefined);
       }
     }
-    if (options.afterSteps !== undefined) await options.afterSteps(container, log);
+    if (options.afterSteps !== undefined) {
+      reporter.emit({ type: "step", target, step: "package", title: "pack the tarball" });
+      const started = performance.now();
+      await options.afterSteps(container, log, captured);
+      steps.push({ step: "package", seconds: (performance.now() - started) / 1000, exitCode: 0 });
+    }
     return { target, logPath: log.path, steps, captured };
   } finally {
     if (container !== undefined && !keep) await container.remove();

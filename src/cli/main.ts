@@ -47,6 +47,7 @@ const runFlags = (command: ReturnType<typeof cli.command>) =>
 
 runFlags(cli.command("build <stack>", "Build the stack for its targets in Docker"))
   .option("--out <dir>", "Output directory for tarballs", { default: "dist" })
+  .option("--compress <kind>", "Tarball compression: gzip (default) or zstd")
   .action((stack: string, flags) => run(async () => (await import("./commands/build.js")).buildCommand(stack, flags, "build")));
 
 runFlags(cli.command("warm <stack>", "Fill the buildcache for every target (nightly cache warming); no tarballs"))
@@ -61,6 +62,12 @@ cli
   .option("--dry-run", "prune: only say what would be removed")
   .option("--json", "stats: machine-readable output")
   .action((action: string, flags) => run(async () => (await import("./commands/cache.js")).cacheCommand(action, flags)));
+
+cli
+  .command("verify <tarball>", "Check a stack tarball: checksums, manifest, unsafe entries")
+  .option("--install-test", "Also install it at two prefixes in a fresh container and run its self-test")
+  .option("--image <image>", "Image for --install-test (default: the base image recorded in the manifest)")
+  .action((tarball: string, flags) => run(async () => (await import("./commands/verify.js")).verifyCommand(tarball, flags)));
 
 cli
   .command("targets", "List the microarchitecture targets the factory knows")

@@ -9,7 +9,7 @@ import { mkdir, rename, rm, stat, writeFile as writeTextFile } from "node:fs/pro
 import { basename, join } from "node:path";
 import { Transform, type Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { extract, pack as createPack, type Extract, type Header, type Pack } from "tar-stream";
+import { extract, pack as createPack, type Header, type Pack } from "tar-stream";
 import { BuildError, CancelledError, FactoryError, InputError } from "../errors.js";
 import { byteOrder, formatSums } from "./checksums.js";
 import { extensionOf, openCompressor, type Compression, type Compressor, type CompressorPreference } from "./compressor.js";
@@ -98,6 +98,10 @@ class ViewRenamer {
   private root: string | undefined;
   constructor(private readonly top: string) {}
 
+  get seen(): boolean {
+    return this.root !== undefined;
+  }
+
   /** `<root>/rest` → `<top>/view/rest`; every entry must share the root of the first. */
   rename(name: string): string {
     const problem = nameProblem(name);
@@ -117,7 +121,7 @@ interface Collected {
   skipped: string[];
 }
 
-async function packEntries(pack: Pack, extractor: Extract, options: PackTarballOptions, mtime: Date, collected: Collected): Promise<void> {
+async function packEntries(pack: Pack, entries: AsyncIterator<unknown>, options: PackTarballOptions, mtime: Date, collected: Collected): Promise<void> {
   const { top } = options;
   const relative = (name: string): string => name.slice(top.length + 1);
   const dirs = new Set<string>();
@@ -139,7 +143,8 @@ async function packEntries(pack: Pack, extractor: Extract, options: PackTarballO
   }
 
   const renamer = new ViewRenamer(top);
-  for await (const entry of extractor) {
+  for await (const item of { [Symbol.asyncIterator]: () => entries }) {
+    const entry = item as Readable & { header: Header };
     const header: Header = entry.header;
     const name = renamer.rename(header.name);
     const type = header.type ?? "file";
@@ -158,7 +163,7 @@ async function packEntries(pack: Pack, extractor: Extract, options: PackTarballO
     const mode = header.mode ?? (type === "directory" ? 0o755 : 0o644);
     if (type === "file") {
       const path = relative(name);
-      collected.sums.set(path, await writeFile(pack, { name, type, mode, size: header.size ?? 0 }, entry as unknown as AsyncIterable<Uint8Array>, mtime));
+      collected.sums.set(path, await writeFile(pack, { name, type, mode, size: header.size ?? 0 }, entry, mtime));
     } else {
       if (type === "link") collected.sums.set(relative(name), collected.sums.get(relative(linkname!))!);
       await writeEmpty(pack, { name, type: type as EntryHeader["type"], mode, ...(linkname !== undefined ? { linkname } : {}) }, mtime);
@@ -166,6 +171,7 @@ async function packEntries(pack: Pack, extractor: Extract, options: PackTarballO
     }
   }
 
+  if (!renamer.seen) throw new BuildError("the view archive is empty: archive the prepared view directory (its real path, not the symlink)");
   const files: Record<string, string> = {};
   for (const [path, hex] of [...collected.sums].sort(([a], [b]) => byteOrder(a, b))) files[path] = hex;
   const manifest = Buffer.from(`${JSON.stringify(withFiles(options.manifest, files), null, 2)}\n`);
@@ -188,6 +194,8 @@ export async function packTarball(options: PackTarballOptions): Promise<PackResu
   const extractor = extract();
   // Its failures surface in the loop that reads it.
   (extractor as unknown as NodeJS.EventEmitter).on("error", () => {});
+  // The iterator listens for entries from its creation on: none is missed while the generated files are packed.
+  const entries = extractor[Symbol.asyncIterator]();
   options.view.on("error", (error) => extractor.destroy(error));
   options.view.pipe(extractor as unknown as NodeJS.WritableStream);
 
@@ -227,7 +235,7 @@ export async function packTarball(options: PackTarballOptions): Promise<PackResu
       stop(error instanceof Error ? error : new Error(String(error)));
       throw error;
     };
-    const producing = packEntries(pack, extractor, options, mtime, collected).catch(stopOnError);
+    const producing = packEntries(pack, entries, options, mtime, collected).catch(stopOnError);
     const writing = pipeline(pack as unknown as Readable, compressor.stream, hashing, createWriteStream(partial)).catch(stopOnError);
     const results = await Promise.allSettled([producing, writing, compressor.exited.catch(stopOnError)]);
     const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");

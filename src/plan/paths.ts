@@ -13,6 +13,8 @@ export const CONTAINER = {
   repos: "/sf/repos",
   mirrors: "/sf/mirrors",
   output: "/sf/out",
+  tools: "/sf/tools",
+  stage: "/sf/stage",
 } as const;
 
 /** Unprivileged user of the builder image. */

@@ -6,7 +6,7 @@ import { render, type Templates } from "../render/templates.js";
 import { environmentConfig, spackCommands, spackEnvironment, type SpackPaths } from "../spack/contract.js";
 import { compilerCanTarget, getMicroarch, osCompiler } from "../targets/index.js";
 import { BUILD_PREFIX_MIN_LENGTH, BUILDER_USER, CONTAINER, INSTALL_PADDED_LENGTH, VIEW_HASH_LENGTH } from "./paths.js";
-import type { BuildPlan, ImagePlan, Mount, Step, TargetPlan } from "./types.js";
+import type { BuildPlan, ImagePlan, Mount, PackagePlan, Step, TargetPlan } from "./types.js";
 
 export interface PlanOptions {
   templates: Templates;
@@ -49,6 +49,7 @@ export function planBuild(stack: Stack, targets: readonly string[] | undefined, 
     stack: { name: stack.name, version: stack.version, file: stack.file, description: stack.description },
     builder,
     spack: { ...stack.spack.origin },
+    ...(options.mode === "warm" ? {} : { package: planPackage(stack) }),
     targets: chosen.map((target) => planTarget(stack, target, options)),
   };
 }
@@ -80,6 +81,21 @@ function selectTargets(stack: Stack, requested: readonly string[] | undefined): 
     });
   }
   return chosen;
+}
+
+const PREPARE_SCRIPT = `${CONTAINER.tools}/prepare-relocation.py`;
+
+function planPackage(stack: Stack): PackagePlan {
+  return {
+    moduleName: stack.modules.name,
+    moduleEnv: { ...stack.modules.env },
+    prefix: stack.prefix,
+    assets: [...stack.assets],
+    compiler: stack.compiler.kind === "spack" ? stack.compiler.spec : `os (${stack.compiler.packages.join(", ")})`,
+    baseImage: stack.base_image,
+    specs: [...stack.specs],
+    prepareScript: PREPARE_SCRIPT,
+  };
 }
 
 export function planImage(stack: Stack, templates: Templates): ImagePlan {
@@ -164,7 +180,10 @@ function planTarget(stack: Stack, target: string, options: PlanOptions): TargetP
     target,
     family: arch.family,
     envDir: CONTAINER.envDir,
-    files: { [`${CONTAINER.envDir}/spack.yaml`]: spackYaml },
+    files: {
+      [`${CONTAINER.envDir}/spack.yaml`]: spackYaml,
+      ...(options.mode === "warm" ? {} : { [PREPARE_SCRIPT]: options.templates.prepareRelocation }),
+    },
     spackYaml,
     env: { ...spackEnvironment(paths), HOME: CONTAINER.home },
     steps,

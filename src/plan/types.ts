@@ -7,7 +7,26 @@ export interface BuildPlan {
   builder: ImagePlan;
   /** Where Spack comes from: cloned into the cache at a pinned ref, or a local checkout mounted read-only. */
   spack: { kind: "git"; url: string; ref: string } | { kind: "local"; path: string };
+  /** What packing needs beside the build (absent in warm plans). */
+  package?: PackagePlan;
   targets: TargetPlan[];
+}
+
+export interface PackagePlan {
+  /** Lmod module name (`modules/<moduleName>/<version>.lua`). */
+  moduleName: string;
+  /** The stack's own module environment variables. */
+  moduleEnv: Record<string, string>;
+  /** Default install prefix on the cluster. */
+  prefix: string;
+  /** Host paths of stack-supplied files, shipped under data/<name>_assets/. */
+  assets: string[];
+  /** Compiler, as a string for the manifest (`os (gcc, g++)` or `gcc@13.3.0`). */
+  compiler: string;
+  baseImage: string;
+  specs: string[];
+  /** Container path of the relocation preparation script. */
+  prepareScript: string;
 }
 
 /** The builder image: a Dockerfile plus the other files of its build context, tagged by their content hash. */

@@ -7,6 +7,8 @@ import { Eta } from "eta";
 /** The template sources a plan is rendered from. Loaded once; rendering itself is pure. */
 export interface Templates {
   dockerfile: string;
+  /** templates/prepare-relocation.py: run in the build container before packing. */
+  prepareRelocation: string;
 }
 
 /**
@@ -23,7 +25,10 @@ function findRoot(start: string): string {
 }
 
 export async function loadTemplates(root = projectRoot): Promise<Templates> {
-  return { dockerfile: await readFile(`${root}/docker/Dockerfile.eta`, "utf8") };
+  return {
+    dockerfile: await readFile(`${root}/docker/Dockerfile.eta`, "utf8"),
+    prepareRelocation: await readFile(`${root}/templates/prepare-relocation.py`, "utf8"),
+  };
 }
 
 const eta = new Eta({ autoEscape: false, autoTrim: false, useWith: false });

@@ -173,6 +173,19 @@ describe("packTarball", () => {
     expect(result.files).toBe(Object.keys(written.files).length + 2);
   });
 
+  it("reads a view that streams from a process at once (as tar -c | packer), losing no entry", async () => {
+    const base = await options();
+    // execa's stdout flows from the start: it must be connected in the same tick.
+    const tar = execa("tar", ["-cf", "-", "-C", work, "abc123"], { buffer: { stdout: false } });
+    const result = await packTarball({ ...base, view: tar.stdout as Readable });
+    await tar;
+    const report = await verifyTarball(result.path);
+    expect(report.problems).toEqual([]);
+    const names = (await execa("tar", ["-tzf", result.path])).stdout.split("\n");
+    expect(names).toContain(`${TOP}/view/${LONG}`);
+    expect(names).toContain(`${TOP}/view/share/empty/`);
+  });
+
   it("compresses with zstd into .tar.zst and with node's zlib when asked", async () => {
     const zstd = await packTarball(await options({ compression: "zstd" }));
     expect(zstd.path.endsWith(`${TOP}.tar.zst`)).toBe(true);
@@ -226,6 +239,11 @@ describe("packTarball", () => {
     const skipped = await packTarball(await options({ onUnsafe: "skip" }));
     expect(skipped.skipped).toEqual(["view/share/passwd: symlink to the absolute path /etc/passwd"]);
     expect((await verifyTarball(skipped.path)).ok).toBe(true);
+  });
+
+  it("refuses an empty view archive", async () => {
+    await expect(packTarball({ ...(await options()), view: Readable.from([Buffer.alloc(1024)]) })).rejects.toThrow(/view archive is empty/);
+    expect(await readdir(out)).toEqual([]);
   });
 
   it("refuses generated paths that would escape or clash with the packer's own files", async () => {

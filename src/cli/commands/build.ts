@@ -2,6 +2,9 @@ import { mkdir, rename, writeFile } from "node:fs/promises";
 import { availableParallelism, totalmem } from "node:os";
 import { dirname, resolve } from "node:path";
 import { chooseConcurrency } from "../../build/concurrency.js";
+import { packageTarget } from "../../build/package-target.js";
+import { InputError } from "../../errors.js";
+import { COMPRESSIONS, type Compression } from "../../package/compressor.js";
 import { buildReport, reportMarkdown, reportTable } from "../../build/report.js";
 import { runPlan } from "../../build/run-plan.js";
 import { loadStack } from "../../config/index.js";
@@ -25,6 +28,7 @@ export interface BuildFlags {
   env?: unknown;
   report?: string;
   summary?: string;
+  compress?: string;
 }
 
 /** `build` and `warm`: plan, run every target (concurrently), report. Returns the exit code. */
@@ -45,6 +49,8 @@ export async function buildCommand(stackFile: string, flags: BuildFlags, mode: "
   });
   const plan = planBuild(stack, targets, { templates: await loadTemplates(), jobs, mode });
   const extraEnv = envPairs(flags.env);
+  const compression = compressionOf(flags.compress);
+  const outDir = resolve(flags.out ?? "dist");
   const engine = await connectEngine();
   const reporter = chooseReporter();
   const { signal, dispose } = abortOnSignals((sig) =>
@@ -63,6 +69,18 @@ export async function buildCommand(stackFile: string, flags: BuildFlags, mode: "
       ...(flags.keepContainer === true ? { keepContainer: true } : {}),
       ...(cpus === undefined ? {} : { cpus }),
       ...(memory === undefined ? {} : { memory }),
+      ...(mode === "build"
+        ? {
+            afterSteps: (target, container, log, context) =>
+              packageTarget(plan, target, container, log, {
+                outDir,
+                compression,
+                signal,
+                spackCommit: context.spackCommit,
+                specsJson: context.captured["specs.json"] ?? "",
+              }),
+          }
+        : {}),
     });
     reporter.close();
     const report = await buildReport(plan, result, { mode, concurrency, jobs, seconds: (performance.now() - started) / 1000 });
@@ -80,6 +98,12 @@ export async function buildCommand(stackFile: string, flags: BuildFlags, mode: "
     reporter.close();
     dispose();
   }
+}
+
+function compressionOf(flag: string | undefined): Compression {
+  if (flag === undefined) return "gzip";
+  if ((COMPRESSIONS as readonly string[]).includes(flag)) return flag as Compression;
+  throw new InputError(`--compress: expected one of ${COMPRESSIONS.join(", ")}, got "${flag}"`);
 }
 
 async function writeAtomically(path: string, content: string): Promise<void> {

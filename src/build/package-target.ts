@@ -1,0 +1,133 @@
+import { readFile } from "node:fs/promises";
+import { posix } from "node:path";
+import type { BuildContainer } from "../docker/index.js";
+import { BuildError } from "../errors.js";
+import { CONTAINER } from "../plan/paths.js";
+import type { BuildPlan, PackagePlan, TargetPlan } from "../plan/types.js";
+import {
+  assetFiles,
+  BUILD_PREFIX_FILE,
+  buildManifest,
+  buildSbom,
+  INSTALL_SCRIPT,
+  packTarball,
+  parseSpecs,
+  RELOCATE_INDEX,
+  SBOM_FILE,
+  type Compression,
+  type GeneratedFile,
+} from "../package/index.js";
+import { loadInstallTemplate, renderInstallScript } from "../render/install-script.js";
+import { loadModuleTemplate, renderModule } from "../render/module.js";
+import type { TargetExtra } from "./run-plan.js";
+import type { TargetLog } from "./target-log.js";
+
+export interface PackageOptions {
+  outDir: string;
+  compression: Compression;
+  signal: AbortSignal;
+  spackCommit: string;
+  /** Host path of the `spack find --json` output the build recorded. */
+  specsJson: string;
+}
+
+/** What prepare-relocation.py reports (prepare.json). */
+interface PrepareReport {
+  buildPrefix: string;
+  outsideRpaths: string[];
+  escapingSymlinks: string[];
+  files: number;
+}
+
+/**
+ * Turn a built target into its tarball, while its container is still there: prepare the view for relocation in the
+ * container, then stream the view out of the container straight into the packer, with the generated files.
+ */
+export async function packageTarget(
+  plan: BuildPlan,
+  target: TargetPlan,
+  container: BuildContainer,
+  log: TargetLog,
+  options: PackageOptions,
+): Promise<TargetExtra> {
+  const pkg = plan.package;
+  if (pkg === undefined) throw new BuildError("this plan packs nothing (a warm plan)");
+  const { signal } = options;
+  const top = target.outputs.dirName;
+
+  const prepare = ["python3", pkg.prepareScript, "--view", target.paths.viewRoot, "--stage", CONTAINER.stage, "--top", top];
+  log.note(`step package: ${prepare.join(" ")}`);
+  const mkdir = await container.exec(["mkdir", "-p", CONTAINER.stage], { signal, onStderr: (c) => log.write(c) });
+  const prepared = mkdir.exitCode === 0 ? await container.exec(prepare, { signal, onStdout: (c) => log.write(c), onStderr: (c) => log.write(c) }) : mkdir;
+  if (prepared.exitCode !== 0) {
+    throw new BuildError(`target ${target.target}: step "package" failed with exit code ${prepared.exitCode} preparing the view for relocation\nfull log: ${log.path}`);
+  }
+  const relocateIndex = (await container.readFile(`${CONTAINER.stage}/relocate.tsv`, signal)).toString("utf8");
+  const report = JSON.parse((await container.readFile(`${CONTAINER.stage}/prepare.json`, signal)).toString("utf8")) as PrepareReport;
+  for (const entry of report.outsideRpaths) log.note(`warning: RPATH entry outside the view: ${JSON.stringify(entry)}`);
+  for (const entry of report.escapingSymlinks) log.note(`warning: symlink leaving the view: ${JSON.stringify(entry)}`);
+
+  const specs = parseSpecs(await readFile(options.specsJson, "utf8"));
+  const files = await generatedFiles(plan, pkg, target, relocateIndex, report.buildPrefix, specs);
+  const manifest = buildManifest({
+    stack: plan.stack,
+    target: target.target,
+    compiler: pkg.compiler,
+    baseImage: pkg.baseImage,
+    imageId: plan.builder.tag,
+    spackCommit: options.spackCommit,
+    specs,
+    buildPrefix: report.buildPrefix,
+    relocateIndex,
+  });
+
+  log.note(`step package: packing ${report.buildPrefix} into ${options.outDir}`);
+  const view = await container.getArchive(report.buildPrefix, signal);
+  const packed = await packTarball({
+    view,
+    top,
+    outDir: options.outDir,
+    compression: options.compression,
+    files,
+    manifest,
+    signal,
+  });
+  log.note(`step package: wrote ${packed.path} (${packed.bytes} bytes, ${packed.files} files, ${packed.compressor})`);
+  return { tarball: packed.path, tarballBytes: packed.bytes };
+}
+
+async function generatedFiles(
+  plan: BuildPlan,
+  pkg: PackagePlan,
+  target: TargetPlan,
+  relocateIndex: string,
+  buildPrefix: string,
+  specs: ReturnType<typeof parseSpecs>,
+): Promise<Record<string, GeneratedFile>> {
+  const { name, version, description } = plan.stack;
+  const module = renderModule(
+    {
+      stackName: name,
+      version,
+      moduleName: pkg.moduleName,
+      target: target.target,
+      defaultPrefix: pkg.prefix,
+      envVars: pkg.moduleEnv,
+      description,
+      specs: pkg.specs,
+    },
+    await loadModuleTemplate(),
+  );
+  const install = renderInstallScript(
+    { stackName: name, version, target: target.target, defaultPrefix: pkg.prefix, moduleName: pkg.moduleName },
+    await loadInstallTemplate(),
+  );
+  return {
+    [INSTALL_SCRIPT]: { content: install, mode: 0o755 },
+    [posix.join("modules", pkg.moduleName, `${version}.lua`)]: module,
+    [SBOM_FILE]: `${JSON.stringify(buildSbom(specs, { name, version }), null, 2)}\n`,
+    [RELOCATE_INDEX]: relocateIndex,
+    [BUILD_PREFIX_FILE]: `${buildPrefix}\n`,
+    ...(await assetFiles(name, pkg.assets)),
+  };
+}

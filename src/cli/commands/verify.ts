@@ -1,0 +1,80 @@
+import { readFile } from "node:fs/promises";
+import { basename, dirname, resolve } from "node:path";
+import { connectEngine, runOneShot } from "../../docker/index.js";
+import { InputError } from "../../errors.js";
+import { verifyTarball } from "../../package/index.js";
+import { abortOnSignals } from "../signals.js";
+
+/** Two install prefixes for --install-test: a short one and one of exactly 128 characters. */
+export const INSTALL_TEST_PREFIXES = ["/tmp/sf-install-test/a", `/tmp/sf-install-test/${"l".repeat(128 - "/tmp/sf-install-test/".length)}`];
+
+/**
+ * The fixed script of --install-test, run by bash in a fresh container: unpack, install at each prefix, run the
+ * self-test, and check that the installed tree no longer names the build prefix. User data reaches it only as
+ * arguments ($1 top directory, $2 tarball, then the prefixes), never as script text.
+ */
+const INSTALL_TEST_SCRIPT = `set -eu
+top=$1; tarball=$2; shift 2
+work=$(mktemp -d)
+cd "$work"
+case "$tarball" in
+  *.zst) zstd -dc "$tarball" | tar -x ;;
+  *) tar -xzf "$tarball" ;;
+esac
+build_prefix=$(cat "$work/$top/.stack-factory/build-prefix")
+for prefix in "$@"; do
+  echo "== install at $prefix (\${#prefix} characters)"
+  "$work/$top/install.sh" --prefix "$prefix"
+  if grep -rlF --exclude-dir=.stack-factory --exclude=manifest.json -- "$build_prefix" "$prefix"; then
+    echo "install-test: the files above still name the build prefix" >&2
+    exit 1
+  fi
+  for exe in "$prefix"/view/bin/*; do
+    [ -f "$exe" ] && [ -x "$exe" ] || continue
+    if [ "$(head -c4 "$exe" | od -An -c | tr -d ' \\n')" = '177ELF' ] && ldd "$exe" | grep -q 'not found'; then
+      echo "install-test: $exe has unresolved libraries" >&2; ldd "$exe" >&2; exit 1
+    fi
+  done
+done
+echo "install-test: ok"
+`;
+
+export async function verifyCommand(tarball: string, flags: { installTest?: boolean; image?: string }): Promise<number> {
+  const report = await verifyTarball(tarball);
+  for (const p of report.problems) process.stdout.write(`problem: ${p}\n`);
+  process.stdout.write(`${report.ok ? "ok" : "FAILED"}: ${tarball} (${report.files} files${report.top ? `, top directory ${report.top}` : ""})\n`);
+  if (!report.ok) return 1;
+  if (flags.installTest !== true) return 0;
+
+  const image = flags.image ?? (await manifestBaseImage(tarball, report.top));
+  const engine = await connectEngine();
+  const { signal, dispose } = abortOnSignals();
+  try {
+    const path = resolve(tarball);
+    const { exitCode } = await runOneShot(engine, {
+      image,
+      cmd: ["bash", "-c", INSTALL_TEST_SCRIPT, "install-test", report.top ?? "", `/pkg/${basename(path)}`, ...INSTALL_TEST_PREFIXES],
+      mounts: [{ host: dirname(path), container: "/pkg", readOnly: true }],
+      user: "65534:65534",
+      labels: { "stack-factory.purpose": "install-test" },
+      signal,
+      onStdout: (chunk) => process.stdout.write(chunk),
+      onStderr: (chunk) => process.stderr.write(chunk),
+    });
+    return exitCode === 0 ? 0 : 1;
+  } finally {
+    dispose();
+  }
+}
+
+/** The base image recorded in the tarball's manifest: the image the stack was built on. */
+async function manifestBaseImage(tarball: string, top: string | undefined): Promise<string> {
+  const { execa } = await import("execa");
+  const decompress = tarball.endsWith(".zst") ? "--zstd" : "--gzip";
+  const result = await execa("tar", [decompress, "-xOf", tarball, `${top ?? ""}/manifest.json`], { reject: false, encoding: "utf8" });
+  const image = result.exitCode === 0 ? (JSON.parse(result.stdout) as { base_image?: unknown }).base_image : undefined;
+  if (typeof image !== "string" || image === "") {
+    throw new InputError(`verify --install-test: ${tarball} records no base image; give --image`);
+  }
+  return image;
+}
