@@ -1,6 +1,7 @@
 import { mkdir, open, readFile, unlink } from "node:fs/promises";
 import { hostname } from "node:os";
 import { dirname } from "node:path";
+import { isProcessAlive } from "../docker/index.js";
 import { CancelledError } from "../errors.js";
 
 /** Who holds a lock, as written into the lock file. */
@@ -32,7 +33,7 @@ export async function acquireLock(path: string, options: { signal?: AbortSignal;
       if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
     }
     const holder = await readHolder(path);
-    if (holder !== undefined && holder.host === me.host && !isAlive(holder.pid)) {
+    if (holder !== undefined && holder.host === me.host && !isProcessAlive(holder.pid)) {
       await unlink(path).catch(() => undefined);
       continue;
     }
@@ -61,15 +62,6 @@ async function readHolder(path: string): Promise<Holder | undefined> {
   } catch {
     // Being written right now, or just removed: look again on the next poll.
     return undefined;
-  }
-}
-
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
   }
 }
 

@@ -1,6 +1,6 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import { join, posix } from "node:path";
-import { startContainer, type BuildContainer, type Engine } from "../docker/index.js";
+import { LABEL, startContainer, type BuildContainer, type Engine } from "../docker/index.js";
 import { BuildError, CancelledError } from "../errors.js";
 import { CONTAINER } from "../plan/paths.js";
 import type { TargetPlan } from "../plan/types.js";
@@ -59,7 +59,7 @@ export async function runTarget(plan: TargetPlan, options: TargetRunOptions): Pr
       env: { ...plan.env, ...options.extraEnv },
       mounts: plan.mounts.map((m) => ({ host: hostPathOf(m, options.cacheRoot), container: m.container, readOnly: m.readOnly })),
       user: `${user.uid}:${user.gid}`,
-      labels: { "stack-factory.target": target },
+      labels: { "stack-factory.target": target, ...(options.keepContainer === true ? { [LABEL.keep]: "1" } : {}) },
       workingDir: CONTAINER.workRoot,
       ...(options.cpus === undefined ? {} : { cpus: options.cpus }),
       ...(options.memory === undefined ? {} : { memory: options.memory }),
@@ -102,7 +102,7 @@ export async function runTarget(plan: TargetPlan, options: TargetRunOptions): Pr
       if (exitCode !== 0) {
         if (signal.aborted) throw new CancelledError();
         keep = options.keepContainer === true;
-        throw stepFailure(target, step.id, exitCode, log, keep ? container.id : undefined);
+        throw stepFailure(target, step.id, exitCode, log, keep ? container.id : undefined, options.engine.runId);
       }
     }
     if (options.afterSteps !== undefined) {
@@ -127,9 +127,12 @@ function byDirectory(files: Record<string, string>): Map<string, Record<string, 
   return out;
 }
 
-function stepFailure(target: string, step: string, exitCode: number, log: TargetLog, keptId: string | undefined): BuildError {
+function stepFailure(target: string, step: string, exitCode: number, log: TargetLog, keptId: string | undefined, runId: string): BuildError {
   const tail = log.lastLines().map((l) => `    ${l}`).join("\n");
-  const kept = keptId === undefined ? "" : `\ncontainer kept for inspection: docker exec -it ${keptId.slice(0, 12)} bash (remove it with stack-factory clean --all)`;
+  const kept =
+    keptId === undefined
+      ? ""
+      : `\ncontainer kept for inspection: docker exec -it ${keptId.slice(0, 12)} bash (remove it with stack-factory clean --run ${runId})`;
   return new BuildError(
     `target ${target}: step "${step}" failed with exit code ${exitCode}\nlast lines of the log:\n${tail}\nfull log: ${log.path}${kept}`,
   );

@@ -1,7 +1,7 @@
 import { mkdir, readdir, readFile, rename, unlink, utimes, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join } from "node:path";
-import { isAlive } from "../build/host-lock.js";
+import { isProcessAlive } from "../docker/index.js";
 
 /** File in every cache entry directory a run uses: its mtime says when the entry was last used. */
 export const LAST_USED = ".stack-factory-last-used";
@@ -45,7 +45,7 @@ export async function entriesInUse(cacheRoot: string): Promise<Set<string>> {
   for (const name of names.filter((n) => n.endsWith(".json"))) {
     try {
       const marker = JSON.parse(await readFile(join(dir, name), "utf8")) as RunMarker;
-      if (marker.host === hostname() && !isAlive(marker.pid)) {
+      if (marker.host === hostname() && !isProcessAlive(marker.pid)) {
         await unlink(join(dir, name)).catch(() => undefined);
         continue;
       }

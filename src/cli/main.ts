@@ -82,7 +82,8 @@ cli
 
 cli
   .command("clean", "Remove containers left behind by factory runs")
-  .option("--all", "Also remove containers of runs that are still alive")
+  .option("--run <id>", "Remove the containers of this run (also those kept with --keep-container)")
+  .option("--all", "Remove every factory container, also of runs that are still alive")
   .action((flags) => run(async () => (await import("./commands/clean.js")).cleanCommand(flags)));
 
 cli.help();

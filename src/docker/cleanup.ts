@@ -59,13 +59,14 @@ export function isProcessAlive(pid: number): boolean {
 
 /**
  * Removes factory containers created on this host by processes that no longer exist (left behind by a
- * crash or a kill -9). Containers of other hosts, and those without a readable pid label, are kept.
+ * crash or a kill -9). Containers of other hosts, those without a readable pid label, and those kept on
+ * purpose for inspection (label stack-factory.keep) are left alone.
  */
 export async function removeDeadRuns(engine: Engine): Promise<RemovedContainer[]> {
   const mine = await listFactoryContainers(engine, { host: engine.identity.host });
   const dead = mine.filter((c) => {
     const { pid } = describe(c);
-    return pid !== undefined && !isProcessAlive(pid);
+    return pid !== undefined && c.Labels?.[LABEL.keep] !== "1" && !isProcessAlive(pid);
   });
   return removeAll(engine, dead);
 }

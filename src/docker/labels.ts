@@ -6,6 +6,8 @@ export const LABEL = {
   run: "stack-factory.run",
   pid: "stack-factory.pid",
   host: "stack-factory.host",
+  /** Set on containers of a run asked to keep a failed build's container: only `clean --all` removes them. */
+  keep: "stack-factory.keep",
 } as const;
 
 /** Who creates resources: the run, the process and the host, as written into the labels. */

@@ -128,6 +128,24 @@ describe("build of one target with the Spack stand-in", () => {
     expect(await containersOfRun(runId!)).toEqual([]);
   });
 
+  it("keeps a failed build's container with --keep-container, says how to enter it, and clean --run removes it", async () => {
+    const stackFile = await writeTestStack(work, { name: "kept", specs: ["zlib"] });
+    const run = await runCli(["build", stackFile, "--cache-dir", cacheRoot, "--keep-container", "--env", "SPACK_STANDIN_FAIL=zlib"]);
+    expect(run.exitCode).toBe(1);
+    const id = /container kept for inspection: docker exec -it (\w+) bash/.exec(run.all)?.[1];
+    expect(id, run.all).toBeDefined();
+    const runId = /run (\S+):/.exec(run.all)?.[1];
+    expect(await containersOfRun(runId!)).toHaveLength(1);
+    const inside = await execa("docker", ["exec", id!, "cat", "/sf/env/spack.yaml"]);
+    expect(inside.stdout).toContain("- zlib");
+    // A plain clean leaves containers kept on purpose; clean --run removes them.
+    expect(run.all).toContain(`stack-factory clean --run ${runId}`);
+    await runCli(["clean"]);
+    expect(await containersOfRun(runId!)).toHaveLength(1);
+    await runCli(["clean", "--run", runId!]);
+    expect(await containersOfRun(runId!)).toEqual([]);
+  });
+
   it("passes spec strings with spaces, quotes and ';' to Spack intact, executing nothing", async () => {
     const marker = join(work, "injected");
     const spec = `zlib cflags="-O2 -g" ; touch ${marker}`;
