@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Compiles the benchmarks (and the sources they import) into .bench/ and runs one: bench/run.sh pack|schedule.
+# Compiles the benchmarks (and the sources they import) into .bench/ and runs one: bench/run.sh pack|relocate|schedule.
 # Environment: see bench/README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
