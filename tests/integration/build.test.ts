@@ -129,15 +129,16 @@ describe("build of one target with the Spack stand-in", () => {
   });
 
   it("keeps a failed build's container with --keep-container, says how to enter it, and clean --run removes it", async () => {
-    const stackFile = await writeTestStack(work, { name: "kept", specs: ["zlib"] });
-    const run = await runCli(["build", stackFile, "--cache-dir", cacheRoot, "--keep-container", "--env", "SPACK_STANDIN_FAIL=zlib"]);
-    expect(run.exitCode).toBe(1);
+    // hwloc: built nowhere else in this file, so not in the buildcache, so really compiled (and failing).
+    const stackFile = await writeTestStack(work, { name: "kept", specs: ["hwloc"] });
+    const run = await runCli(["build", stackFile, "--cache-dir", cacheRoot, "--keep-container", "--env", "SPACK_STANDIN_FAIL=hwloc"]);
+    expect(run.exitCode, run.all).toBe(1);
     const id = /container kept for inspection: docker exec -it (\w+) bash/.exec(run.all)?.[1];
     expect(id, run.all).toBeDefined();
     const runId = /run (\S+):/.exec(run.all)?.[1];
     expect(await containersOfRun(runId!)).toHaveLength(1);
     const inside = await execa("docker", ["exec", id!, "cat", "/sf/env/spack.yaml"]);
-    expect(inside.stdout).toContain("- zlib");
+    expect(inside.stdout).toContain("- hwloc");
     // A plain clean leaves containers kept on purpose; clean --run removes them.
     expect(run.all).toContain(`stack-factory clean --run ${runId}`);
     await runCli(["clean"]);
