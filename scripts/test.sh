@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# The test command: type check, fast unit tests, then integration tests against a real Docker engine
-# (started here when none answers) and the local test base image (made here when missing).
+# The test command: host tools the tests use for real (installed when missing), type check, fast unit tests,
+# then integration tests against a real Docker engine (started here when none answers) and the local test base
+# image (made here when missing). Ends with the line "N passed, N failed, N skipped".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 results=.test-results
 rm -rf "$results" && mkdir -p "$results"
+
+echo "== host tools"
+bash scripts/ensure-host-tools.sh
 
 echo "== type check"
 npx tsc -p tsconfig.json --noEmit
@@ -16,7 +20,6 @@ npx vitest run --project unit --reporter=default --reporter=json --outputFile.js
 echo "== engine and test image"
 bash scripts/ensure-docker.sh
 bash scripts/make-test-image.sh
-bash scripts/ensure-host-tools.sh
 
 echo "== integration tests"
 integration=0

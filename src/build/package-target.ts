@@ -27,6 +27,8 @@ export interface PackageOptions {
   compression: Compression;
   signal: AbortSignal;
   spackCommit: string;
+  /** The builder image's id (`sha256:...`). */
+  imageId: string;
   /** Host path of the `spack find --json` output the build recorded. */
   specsJson: string;
 }
@@ -74,7 +76,7 @@ export async function packageTarget(
     target: target.target,
     compiler: pkg.compiler,
     baseImage: pkg.baseImage,
-    imageId: plan.builder.tag,
+    imageId: options.imageId,
     spackCommit: options.spackCommit,
     specs,
     buildPrefix: report.buildPrefix,

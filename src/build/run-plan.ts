@@ -33,7 +33,7 @@ export interface RunOptions {
     target: TargetPlan,
     container: BuildContainer,
     log: TargetLog,
-    context: { spackCommit: string; captured: Record<string, string> },
+    context: { spackCommit: string; imageId: string; captured: Record<string, string> },
   ) => Promise<TargetExtra>;
 }
 
@@ -57,7 +57,7 @@ export interface TargetResult extends TargetExtra {
 
 export interface RunResult {
   runId: string;
-  image: { tag: string; built: boolean };
+  image: { tag: string; built: boolean; id: string };
   spackCommit: string;
   targets: TargetResult[];
   cancelled: boolean;
@@ -113,7 +113,7 @@ export async function runPlan(plan: BuildPlan, options: RunOptions): Promise<Run
                 ? {}
                 : {
                     afterSteps: async (c: BuildContainer, log: TargetLog, captured: Record<string, string>) =>
-                      void (extra = await options.afterSteps!(target, c, log, { spackCommit, captured })),
+                      void (extra = await options.afterSteps!(target, c, log, { spackCommit, imageId: image.id, captured })),
                   }),
             });
             const seconds = (performance.now() - started) / 1000;
@@ -131,7 +131,7 @@ export async function runPlan(plan: BuildPlan, options: RunOptions): Promise<Run
         }) as Promise<TargetResult>,
       ),
     );
-    return { runId, image: { tag: plan.builder.tag, built: image.built }, spackCommit, targets: results, cancelled: signal.aborted };
+    return { runId, image: { tag: plan.builder.tag, built: image.built, id: image.id }, spackCommit, targets: results, cancelled: signal.aborted };
   } finally {
     // Whatever happened, no container of this run outlives it (unless kept on purpose for inspection).
     if (options.keepContainer !== true || signal.aborted) await removeByLabel(engine, { run: runId }).catch(() => []);

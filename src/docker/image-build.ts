@@ -145,9 +145,21 @@ export async function imageExists(engine: Engine, tag: string): Promise<boolean>
   }
 }
 
-/** Builds the image unless its tag already exists (tags are content hashes, so an existing tag is up to date). */
-export async function ensureImage(engine: Engine, options: BuildImageOptions): Promise<{ built: boolean }> {
-  if (await imageExists(engine, options.tag)) return { built: false };
-  await buildImage(engine, options);
-  return { built: true };
+/** The engine's id of an image (`sha256:...`). */
+export async function imageId(engine: Engine, tag: string): Promise<string> {
+  try {
+    return (await engine.docker.getImage(tag).inspect()).Id;
+  } catch (error) {
+    throw dockerError(`inspecting image ${tag}`, error);
+  }
+}
+
+/**
+ * Builds the image unless its tag already exists (tags are content hashes, so an existing tag is up to date).
+ * Returns whether it was built, and the image's id.
+ */
+export async function ensureImage(engine: Engine, options: BuildImageOptions): Promise<{ built: boolean; id: string }> {
+  const built = !(await imageExists(engine, options.tag));
+  if (built) await buildImage(engine, options);
+  return { built, id: await imageId(engine, options.tag) };
 }

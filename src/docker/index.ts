@@ -1,7 +1,7 @@
 /** The factory's only door to Docker: engine connection, images, containers, archives, labels, cleanup. */
 export { connectEngine, Engine, START_ENGINE_HINT, type ConnectOptions, type EngineVersion } from "./engine.js";
 export { LABEL, newRunId, factoryLabels, labelFilters, type Identity } from "./labels.js";
-export { buildImage, imageExists, ensureImage, type BuildImageOptions } from "./image-build.js";
+export { buildImage, imageExists, imageId, ensureImage, type BuildImageOptions } from "./image-build.js";
 export { runOneShot, type OneShotOptions } from "./one-shot.js";
 export {
   startContainer,

@@ -62,7 +62,8 @@ describe("build of one target with the Spack stand-in", () => {
     const second = await build(stackFile);
     const t2 = second.result.targets[0]!;
     expect(t2.status, t2.error).toBe("ok");
-    expect(second.result.image).toEqual({ tag: first.result.image.tag, built: false });
+    expect(second.result.image).toEqual({ tag: first.result.image.tag, built: false, id: first.result.image.id });
+    expect(first.result.image.id).toMatch(/^sha256:[0-9a-f]{64}$/);
     const log2 = await readFile(t2.logPath, "utf8");
     expect(log2).toMatch(/Extracting hello-\S+ from binary cache/);
     expect(log2).toMatch(/Extracting zlib-\S+ from binary cache/);

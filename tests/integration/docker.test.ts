@@ -124,15 +124,16 @@ describe("images", () => {
     builtTags.push(tag);
     const lines: string[] = [];
     const first = await ensureImage(engine, { tag, files, labels: { [CASE]: "build" }, onLine: (l) => lines.push(l) });
-    expect(first).toEqual({ built: true });
+    expect(first.built).toBe(true);
     expect(lines.join("\n")).toContain(`hello from run ${engine.runId}`);
     expect(await imageExists(engine, tag)).toBe(true);
     const info = await engine.docker.getImage(tag).inspect();
+    expect(first.id).toBe(info.Id);
     expect(info.Config.Labels).toMatchObject({ [LABEL.factory]: "1", [LABEL.run]: engine.runId, [CASE]: "build" });
 
     const again: string[] = [];
     const second = await ensureImage(engine, { tag, files, onLine: (l) => again.push(l) });
-    expect(second).toEqual({ built: false });
+    expect(second).toEqual({ built: false, id: first.id });
     expect(again).toEqual([]);
   });
 

@@ -98,6 +98,8 @@ describe("relocatable tarball of a stack built in Docker", () => {
     }
     const manifest = JSON.parse(await readFile(join(work, "unpacked/tiny-1.0-x86_64_v3/manifest.json"), "utf8")) as Record<string, any>;
     expect(manifest["build_prefix"]).toBe(buildPrefix);
+    expect(manifest["image_id"]).toMatch(/^sha256:[0-9a-f]{64}$/);
+    expect(manifest["base_image"]).toBe(TEST_IMAGE);
     expect(manifest["specs"].map((s: { name: string }) => s.name)).toEqual(expect.arrayContaining(["hello", "libgreet", "zlib"]));
     const report = JSON.parse(await readFile(join(work, "report.json"), "utf8")) as RunReport;
     expect(report.targets[0]!.tarball).toBe(tarball);

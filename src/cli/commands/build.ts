@@ -77,6 +77,7 @@ export async function buildCommand(stackFile: string, flags: BuildFlags, mode: "
                 compression,
                 signal,
                 spackCommit: context.spackCommit,
+                imageId: context.imageId,
                 specsJson: context.captured["specs.json"] ?? "",
               }),
           }
