@@ -4,6 +4,8 @@ export const CONTAINER = {
   home: "/sf/home",
   spack: "/sf/spack",
   envDir: "/sf/env",
+  compilerEnvDir: "/sf/compiler-env",
+  compilerView: "/sf/compiler-view",
   installRoot: "/sf/install",
   cacheRoot: "/sf/cache",
   buildcache: "/sf/cache/buildcache",

@@ -138,21 +138,51 @@ function planTarget(stack: Stack, target: string, options: PlanOptions): TargetP
   }
   const repoPaths = stack.spack.repos.map((_, i) => `${CONTAINER.repos}/${i}`);
 
+  const envInput = {
+    packages: stack.packages,
+    repos: repoPaths,
+    mirrors: mirrorPaths,
+    jobs: options.jobs,
+  };
   const spackYaml = stringify(
     environmentConfig(paths, {
+      ...envInput,
       specs: stack.specs,
       target,
       compilerSpec: stack.compiler.kind === "spack" ? stack.compiler.spec : undefined,
-      packages: stack.packages,
-      repos: repoPaths,
-      mirrors: mirrorPaths,
-      jobs: options.jobs,
     }),
     { lineWidth: 0 },
   );
+  const files: Record<string, string> = { [`${CONTAINER.envDir}/spack.yaml`]: spackYaml };
 
   const buildcacheKey = buildcacheKeyOf(stack);
-  const steps: Step[] = [{ id: "compiler", title: "set up the compiler", argv: spackCommands.compilerFind(paths) }];
+  const pushLock = `buildcache-${buildcacheKey}`;
+  const steps: Step[] = [];
+  if (stack.compiler.kind === "spack") {
+    // The compiler is built first, in an environment of its own, for the family's generic target (it runs on the
+    // build host, whatever the stack's target), pushed to the buildcache so the next build reuses it, and then
+    // registered in the stack's environment from its view.
+    const compilerPaths: SpackPaths = { ...paths, envDir: CONTAINER.compilerEnvDir, viewRoot: CONTAINER.compilerView };
+    files[`${CONTAINER.compilerEnvDir}/spack.yaml`] = stringify(
+      environmentConfig(compilerPaths, {
+        ...envInput,
+        packages: {},
+        specs: [stack.compiler.spec],
+        target: arch.family,
+        compilerSpec: undefined,
+        viewLinkType: "symlink",
+      }),
+      { lineWidth: 0 },
+    );
+    steps.push(
+      { id: "compiler-install", title: `build the compiler ${stack.compiler.spec}`, argv: spackCommands.install(compilerPaths, options.jobs) },
+      { id: "compiler-push", title: "push the compiler to the buildcache", argv: spackCommands.push(compilerPaths), lock: pushLock },
+      { id: "compiler-view", title: "make the compiler's view", argv: spackCommands.viewRegenerate(compilerPaths) },
+      { id: "compiler", title: "register the compiler", argv: spackCommands.compilerFind(paths, [`${CONTAINER.compilerView}/bin`]) },
+    );
+  } else {
+    steps.push({ id: "compiler", title: "set up the compiler", argv: spackCommands.compilerFind(paths) });
+  }
   if (stack.externals.length > 0) {
     steps.push({
       id: "externals",
@@ -167,7 +197,7 @@ function planTarget(stack: Stack, target: string, options: PlanOptions): TargetP
     { id: "fetch", title: "fetch sources", argv: spackCommands.fetch(paths), lock: "source-cache", optional: true },
     { id: "install", title: "install", argv: spackCommands.install(paths, options.jobs) },
     // Pushes update the buildcache index: one writer at a time per buildcache.
-    { id: "push", title: "push to the buildcache", argv: spackCommands.push(paths), lock: `buildcache-${buildcacheKey}` },
+    { id: "push", title: "push to the buildcache", argv: spackCommands.push(paths), lock: pushLock },
   );
   if (options.mode !== "warm") {
     steps.push(
@@ -180,10 +210,7 @@ function planTarget(stack: Stack, target: string, options: PlanOptions): TargetP
     target,
     family: arch.family,
     envDir: CONTAINER.envDir,
-    files: {
-      [`${CONTAINER.envDir}/spack.yaml`]: spackYaml,
-      ...(options.mode === "warm" ? {} : { [PREPARE_SCRIPT]: options.templates.prepareRelocation }),
-    },
+    files: { ...files, ...(options.mode === "warm" ? {} : { [PREPARE_SCRIPT]: options.templates.prepareRelocation }) },
     spackYaml,
     env: { ...spackEnvironment(paths), HOME: CONTAINER.home },
     steps,

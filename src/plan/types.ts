@@ -70,6 +70,9 @@ export interface Step {
 }
 
 export type StepId =
+  | "compiler-install"
+  | "compiler-push"
+  | "compiler-view"
   | "compiler"
   | "externals"
   | "concretize"

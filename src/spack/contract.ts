@@ -75,6 +75,8 @@ export interface EnvironmentInput {
   /** Extra mirrors (name → container path or URL). */
   mirrors: Record<string, string>;
   jobs: number;
+  /** `copy` (default) for the shipped view; `symlink` for views used only inside the build (the compiler's). */
+  viewLinkType?: "copy" | "symlink";
 }
 
 /** The environment's spack.yaml, as an object ready for `yaml.stringify`. Key order is fixed for stable output. */
@@ -105,7 +107,7 @@ export function environmentConfig(p: SpackPaths, input: EnvironmentInput): { spa
     },
     packages,
     mirrors,
-    view: { default: { root: p.viewRoot, link_type: "copy" } },
+    view: { default: { root: p.viewRoot, link_type: input.viewLinkType ?? "copy" } },
   };
   if (input.repos.length > 0) spack["repos"] = [...input.repos];
   return { spack };

@@ -114,6 +114,23 @@ describe("build of one target with the Spack stand-in", () => {
     expect(await readdir(join(cacheRoot, "spack"))).toEqual(clones);
   });
 
+  it("bootstraps a compiler Spack builds, builds the stack with it, and reuses it from the buildcache", async () => {
+    const stackFile = await writeTestStack(work, { name: "bootstrap", specs: ["zlib"], compiler: "gcc@13.3.0" });
+    const first = await build(stackFile);
+    const t1 = first.result.targets[0]!;
+    expect(t1.status, t1.error).toBe("ok");
+    const log1 = await readFile(t1.logPath, "utf8");
+    expect(log1).toMatch(/gcc: Successfully installed gcc-13\.3\.0-/);
+    expect(log1).toMatch(/Added 1 new compiler/);
+    const specs = JSON.parse(await readFile(t1.captured["specs.json"]!, "utf8")) as { name: string; compiler?: { name: string; version: string } }[];
+    expect(specs.find((s) => s.name === "zlib")?.compiler).toMatchObject({ name: "gcc", version: "13.3.0" });
+
+    const second = await build(stackFile);
+    const log2 = await readFile(second.result.targets[0]!.logPath, "utf8");
+    expect(log2).toMatch(/Extracting gcc-13\.3\.0-\S+ from binary cache/);
+    expect(log2).not.toMatch(/Successfully installed/);
+  });
+
   it("reports a failing spec with target, step, exit code, log tail and log path, and leaves no container", async () => {
     const stackFile = await writeTestStack(work, { name: "failing", specs: ["hello"] });
     const run = await runCli(["build", stackFile, "--cache-dir", cacheRoot, "--env", "SPACK_STANDIN_FAIL=hello"]);

@@ -113,3 +113,21 @@ describe("planBuild for cache warming", () => {
     expect(t!.steps.find((s) => s.id === "push")!.lock).toBe(`buildcache-${t!.buildcacheKey}`);
   });
 });
+
+describe("planBuild with a compiler Spack bootstraps", () => {
+  const withCompiler = parseStack(`${stackText}\ncompiler: gcc@13.3.0\n`, "/stacks/slurm.yaml");
+
+  it("builds the compiler for the family's generic target in its own environment, pushes it, then registers it", () => {
+    const [t] = planBuild(withCompiler, ["zen4"], { templates, jobs: 2 }).targets;
+    expect(t!.steps.map((s) => s.id).slice(0, 5)).toEqual(["compiler-install", "compiler-push", "compiler-view", "compiler", "externals"]);
+    const compilerEnv = parse(t!.files["/sf/compiler-env/spack.yaml"]!) as { spack: Record<string, any> };
+    expect(compilerEnv.spack["specs"]).toEqual(["gcc@13.3.0"]);
+    expect(compilerEnv.spack["packages"].all.require).toEqual(["target=x86_64"]);
+    expect(compilerEnv.spack["view"].default).toEqual({ root: "/sf/compiler-view", link_type: "symlink" });
+    expect(t!.steps.find((s) => s.id === "compiler-install")!.argv.slice(1, 4)).toEqual(["-e", "/sf/compiler-env", "install"]);
+    expect(t!.steps.find((s) => s.id === "compiler")!.argv.slice(-3)).toEqual(["compiler", "find", "/sf/compiler-view/bin"]);
+    expect(t!.steps.find((s) => s.id === "compiler-push")!.lock).toBe(t!.steps.find((s) => s.id === "push")!.lock);
+    const env = parse(t!.spackYaml) as { spack: Record<string, any> };
+    expect(env.spack["packages"].all.prefer).toEqual(["%gcc@13.3.0"]);
+  });
+});

@@ -18,7 +18,7 @@ export function tempDir(prefix: string): Promise<string> {
  */
 export async function writeTestStack(
   dir: string,
-  options: { name?: string; specs?: string[]; targets?: string[]; spack?: string; extra?: string } = {},
+  options: { name?: string; specs?: string[]; targets?: string[]; spack?: string; compiler?: string; extra?: string } = {},
 ): Promise<string> {
   const file = join(dir, `${options.name ?? "tiny"}.yaml`);
   const specs = options.specs ?? ["hello", "zlib"];
@@ -28,7 +28,7 @@ export async function writeTestStack(
     `specs: ${JSON.stringify(specs)}`,
     `targets: ${JSON.stringify(options.targets ?? ["x86_64_v3"])}`,
     `base_image: ${TEST_IMAGE}`,
-    `compiler: { os: { packages: [gcc] } }`,
+    `compiler: ${options.compiler ?? "{ os: { packages: [gcc] } }"}`,
     options.spack ?? `spack: { source: ${JSON.stringify(STANDIN)} }`,
     options.extra ?? "",
   ];
