@@ -122,9 +122,12 @@ export async function runPlan(plan: BuildPlan, options: RunOptions): Promise<Run
           } catch (error) {
             const seconds = (performance.now() - started) / 1000;
             const cancelled = error instanceof CancelledError || signal.aborted;
-            const message = error instanceof Error ? error.message : String(error);
+            // Any error fails this target only; one that is not the factory's own says where it came from.
+            const message =
+              error instanceof FactoryError || !(error instanceof Error)
+                ? String(error instanceof Error ? error.message : error)
+                : `target ${target.target}: ${error.stack ?? error.message}`;
             reporter.emit({ type: "target-done", target: target.target, ok: false, seconds, detail: cancelled ? "cancelled" : message });
-            if (!(error instanceof FactoryError) && !cancelled) throw error;
             if (options.failFast === true) failFast.abort();
             return { target: target.target, status: cancelled ? "cancelled" : "failed", seconds, logPath, steps: [], captured: {}, error: message };
           }
