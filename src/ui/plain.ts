@@ -30,7 +30,8 @@ export function plainLine(event: RunEvent, verbose: boolean): string | undefined
     case "line":
       return verbose ? `[${event.target}] ${event.line}` : undefined;
     case "target-done":
-      return `[${event.target}] ${event.ok ? "done" : "FAILED"} in ${event.seconds.toFixed(1)} s${event.detail ? `: ${event.detail}` : ""}`;
+      // The first line only: a failure's full text (log tail, log path) is printed once, at the end of the run.
+      return `[${event.target}] ${event.ok ? "done" : "FAILED"} in ${event.seconds.toFixed(1)} s${event.detail ? `: ${event.detail.split("\n")[0]}` : ""}`;
     case "info":
       return event.message;
   }
