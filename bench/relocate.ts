@@ -3,12 +3,14 @@
  * `tar -xzf` alone, on one tarball of >= 1 GB and >= 10,000 files shaped like a packed stack: a view with text files
  * holding the build prefix, binaries with NUL-terminated copies of it, ELF executables in view/bin for the self-test,
  * the relocation index, the module, the manifest and SHA256SUMS, all packed by packTarball. Run with bench/run.sh.
- *   BENCH_SIZE_MB (default 1024), BENCH_FILES (default 10000), BENCH_DIR (default /tmp/stack-factory-relocate-...)
- * The tarball is reused when it exists with the same parameters. After the install the benchmark checks that the
- * relocation happened: no file outside .stack-factory/ and manifest.json still holds the build prefix, and every
- * binary occurrence reads `<prefix>/view<suffix>` followed by NULs.
+ *   BENCH_SIZE_MB (default 1024), BENCH_FILES (default 10000), BENCH_EXECUTABLES (default 200),
+ *   BENCH_DIR (default /tmp/stack-factory-relocate-<size>mb-<files>)
+ * The view is reused when it exists with the same parameters, the tarball as long as install.sh and the module
+ * render the same. After each install the benchmark checks that the relocation happened: no file outside
+ * .stack-factory/ and manifest.json still holds the build prefix, every binary occurrence reads
+ * `<prefix>/view<suffix>` followed by NULs, and the installed SHA256SUMS matches.
  */
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { copyFile, mkdir, open, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { cpus } from "node:os";
@@ -159,23 +161,33 @@ async function makeView(view: string, params: Params): Promise<string> {
   return index.map((line) => `${line}\n`).join("");
 }
 
-/** Builds the view and packs it (pigz when present) into `<dir>/<TOP>.tar.gz`, unless it is there already. */
+/**
+ * Builds the view in `<dir>/source` (kept for the next run with the same parameters) and packs it with the current
+ * install script and module (pigz when present) into `<dir>/<TOP>.tar.gz`, unless that tarball is there already.
+ */
 async function makeTarball(dir: string, params: Params): Promise<string> {
   const tarball = join(dir, `${TOP}.tar.gz`);
-  const marker = join(dir, ".bench-complete");
-  const wanted = JSON.stringify({ ...params, prefix: BUILD_PREFIX });
-  if ((await readFile(marker, "utf8").catch(() => "")) === wanted) return tarball;
-  await rm(dir, { recursive: true, force: true });
   const source = join(dir, "source");
   const view = join(source, "view");
-  await mkdir(view, { recursive: true });
-  process.stderr.write(`creating ${params.files} files (${params.sizeMb} MB) in ${view}\n`);
-  const relocateIndex = await makeView(view, params);
+  const viewMarker = join(source, ".bench-complete");
+  const wantedView = JSON.stringify({ ...params, prefix: BUILD_PREFIX });
+  if ((await readFile(viewMarker, "utf8").catch(() => "")) !== wantedView) {
+    await rm(dir, { recursive: true, force: true });
+    await mkdir(view, { recursive: true });
+    process.stderr.write(`creating ${params.files} files (${params.sizeMb} MB) in ${view}\n`);
+    await writeFile(join(source, "relocate.tsv"), await makeView(view, params));
+    await writeFile(viewMarker, wantedView);
+  }
+  const relocateIndex = await readFile(join(source, "relocate.tsv"), "utf8");
   const module = renderModule(
     { ...STACK, envVars: {}, description: "relocation benchmark", specs: ["bench@1.0"] },
     await loadModuleTemplate(),
   );
   const install = renderInstallScript(STACK, await loadInstallTemplate());
+  // The tarball is packed again whenever the install script or the module changes.
+  const marker = join(dir, ".bench-tarball");
+  const wanted = createHash("sha256").update(wantedView).update(install).update(module).digest("hex");
+  if ((await readFile(marker, "utf8").catch(() => "")) === wanted) return tarball;
   const manifest = buildManifest({
     stack: { name: STACK.stackName, version: STACK.version, file: "/bench.yaml", description: "relocation benchmark" },
     target: STACK.target,
@@ -202,7 +214,6 @@ async function makeTarball(dir: string, params: Params): Promise<string> {
     manifest,
   });
   await tar;
-  await rm(source, { recursive: true, force: true });
   await writeFile(marker, wanted);
   return tarball;
 }
