@@ -15,6 +15,7 @@ import type { Readable } from "node:stream";
 import { buildManifest } from "../src/package/manifest.js";
 import { packTarball } from "../src/package/pack.js";
 import type { Compression, CompressorPreference } from "../src/package/compressor.js";
+import { prng, textBlock } from "./text-data.js";
 
 const MB = 1024 * 1024;
 
@@ -23,29 +24,6 @@ interface Params {
   files: number;
 }
 
-/** A deterministic generator (xorshift32), so the text part of the tree is the same on every machine. */
-function prng(seed: number): () => number {
-  let x = seed || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 0x100000000;
-  };
-}
-
-const WORDS = "include define static const return library module spack view prefix build target compiler lib share bin optimize vector kernel solver matrix mesh thread".split(" ");
-
-function textBlock(random: () => number, size: number): Buffer {
-  const parts: string[] = [];
-  let length = 0;
-  while (length < size) {
-    const line = Array.from({ length: 4 + Math.floor(random() * 10) }, () => WORDS[Math.floor(random() * WORDS.length)]).join(" ");
-    parts.push(line);
-    length += line.length + 1;
-  }
-  return Buffer.from(`${parts.join("\n")}\n`).subarray(0, size);
-}
 
 async function writeLarge(path: string, size: number, text: boolean, random: () => number): Promise<void> {
   const out = createWriteStream(path);

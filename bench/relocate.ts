@@ -23,6 +23,7 @@ import { packTarball } from "../src/package/pack.js";
 import { parseRelocateIndex } from "../src/package/relocation-index.js";
 import { loadInstallTemplate, renderInstallScript } from "../src/render/install-script.js";
 import { loadModuleTemplate, renderModule } from "../src/render/module.js";
+import { prng, textBlock } from "./text-data.js";
 
 const MB = 1024 * 1024;
 const STACK = { stackName: "bench", version: "1.0", target: "x86_64_v3", moduleName: "bench", defaultPrefix: "/opt/stacks/bench/1.0" };
@@ -42,29 +43,6 @@ interface Params {
   executables: number;
 }
 
-/** A deterministic generator (xorshift32). */
-function prng(seed: number): () => number {
-  let x = seed || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 0x100000000;
-  };
-}
-
-const WORDS = "include define static const return library module spack view prefix build target compiler lib share bin optimize vector kernel solver matrix mesh thread".split(" ");
-
-function textBlock(random: () => number, size: number): Buffer {
-  const parts: string[] = [];
-  let length = 0;
-  while (length < size) {
-    const line = Array.from({ length: 4 + Math.floor(random() * 10) }, () => WORDS[Math.floor(random() * WORDS.length)]).join(" ");
-    parts.push(line);
-    length += line.length + 1;
-  }
-  return Buffer.from(`${parts.join("\n")}\n`).subarray(0, size);
-}
 
 /** Text of about `size` bytes with `count` lines naming paths under the build prefix, spread through it. */
 function relocatableText(base: Buffer, size: number, count: number, random: () => number): Buffer {
