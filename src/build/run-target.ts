@@ -6,7 +6,9 @@ import { CONTAINER } from "../plan/paths.js";
 import type { TargetPlan } from "../plan/types.js";
 import type { Reporter } from "../ui/reporter.js";
 import { containerUser, hostPathOf } from "./host-caches.js";
+import { failedStageDirs } from "../spack/contract.js";
 import { withLock } from "./host-lock.js";
+import { copyStageLogs } from "./stage-logs.js";
 import { TargetLog } from "./target-log.js";
 
 export interface TargetRunOptions {
@@ -101,6 +103,7 @@ export async function runTarget(plan: TargetPlan, options: TargetRunOptions): Pr
       }
       if (exitCode !== 0) {
         if (signal.aborted) throw new CancelledError();
+        await saveStageLogs(container, log, `${options.logPath.replace(/\.log$/, "")}-stage`);
         keep = options.keepContainer === true;
         throw stepFailure(target, step.id, exitCode, log, keep ? container.id : undefined, options.engine.runId);
       }
@@ -115,6 +118,18 @@ export async function runTarget(plan: TargetPlan, options: TargetRunOptions): Pr
   } finally {
     if (container !== undefined && !keep) await container.remove();
     await log.close();
+  }
+}
+
+/** Copy the stage logs of packages whose build failed next to the target's log, and say where they went. */
+async function saveStageLogs(container: BuildContainer, log: TargetLog, dest: string): Promise<void> {
+  for (const stage of failedStageDirs(log.lastLines().join("\n"))) {
+    try {
+      const saved = await copyStageLogs(container, stage, join(dest, posix.basename(stage)));
+      if (saved.length > 0) log.note(`build logs of ${posix.basename(stage)} saved in ${posix.dirname(saved[0] as string)}`);
+    } catch (error) {
+      log.note(`could not copy the build logs out of ${stage}: ${error instanceof Error ? error.message : String(error)}`);
+    }
   }
 }
 

@@ -133,3 +133,12 @@ export function summariseInstallLog(log: string): { built: string[]; fromCache: 
   const collect = (pattern: RegExp): string[] => [...new Set([...log.matchAll(pattern)].map((m) => m[1] as string))];
   return { built: collect(installLogPatterns.built), fromCache: collect(installLogPatterns.fromCache) };
 }
+
+/**
+ * Where a failed build's logs are: Spack ends a build failure with "See build log for details:" and the path of
+ * `spack-build-out.txt` in the package's stage directory (inside the container unless mounted).
+ */
+export function failedStageDirs(log: string): string[] {
+  const dirs = [...log.matchAll(/(\/\S*\/spack-stage-[^/\s]+)\/spack-build-out\.txt/g)].map((m) => m[1] as string);
+  return [...new Set(dirs)];
+}

@@ -141,6 +141,10 @@ describe("build of one target with the Spack stand-in", () => {
     const logPath = /full log: (\S+)/.exec(run.all)?.[1];
     expect(logPath).toBeDefined();
     expect(await readFile(logPath!, "utf8")).toMatch(/ProcessError/);
+    // The failed package's stage logs were copied out of the container before it went.
+    const saved = /build logs of spack-stage-hello-\S+ saved in (\S+)/.exec(run.all)?.[1];
+    expect(saved, run.all).toBeDefined();
+    expect(await readFile(join(saved!, "spack-build-out.txt"), "utf8")).toMatch(/injected build failure of hello/);
     const runId = /run (\S+):/.exec(run.all)?.[1];
     expect(runId).toBeDefined();
     expect(await containersOfRun(runId!)).toEqual([]);
