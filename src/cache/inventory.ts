@@ -40,7 +40,9 @@ export async function inventory(cacheRoot: string): Promise<CacheEntry[]> {
     } else if (shape === "files") {
       for (const file of await walkFiles(base)) {
         const info = await lstat(join(base, file));
-        entries.push({ kind, path: join(kind, file), bytes: info.size, files: 1, lastUsed: info.mtime });
+        // Spack reads cached sources without touching them: the access time (relatime) is the best sign of use.
+        const lastUsed = new Date(Math.max(info.mtimeMs, info.atimeMs));
+        entries.push({ kind, path: join(kind, file), bytes: info.size, files: 1, lastUsed });
       }
     } else if (names.length > 0) {
       const usage = await usageOf(base);
