@@ -4,9 +4,8 @@ import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { extract } from "tar-stream";
 import type { BuildContainer } from "../docker/index.js";
+import { STAGE_LOG_FILES } from "../spack/contract.js";
 
-/** The build logs worth keeping from a failed package's stage directory. */
-const KEPT = /^(spack-build-out\.txt|spack-build-env\.txt|spack-configure-args\.txt|spack-build-\d+-[\w-]+-out\.txt|config\.log|CMakeError\.log|CMakeOutput\.log)$/;
 
 /**
  * Copy the logs of a failed build's stage directory out of the container before it goes, into `dest`.
@@ -21,7 +20,7 @@ export async function copyStageLogs(container: BuildContainer, stageDir: string,
   const done = (async () => {
     for await (const entry of untar) {
       const base = entry.header.name.split("/").pop() ?? "";
-      if (entry.header.type === "file" && KEPT.test(base) && !written.includes(join(dest, base))) {
+      if (entry.header.type === "file" && STAGE_LOG_FILES.test(base) && !written.includes(join(dest, base))) {
         const path = join(dest, base);
         await pipeline(entry, createWriteStream(path));
         written.push(path);

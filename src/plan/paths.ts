@@ -35,5 +35,3 @@ export const INSTALL_PADDED_LENGTH = 200;
  */
 export const BUILD_PREFIX_MIN_LENGTH = 140;
 
-/** Length of the content hash Spack names a view's real directory with (`._<name>/<hash>`). */
-export const VIEW_HASH_LENGTH = 32;

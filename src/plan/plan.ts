@@ -3,9 +3,9 @@ import { stringify } from "yaml";
 import type { Stack } from "../config/types.js";
 import { InputError } from "../errors.js";
 import { render, type Templates } from "../render/templates.js";
-import { environmentConfig, spackCommands, spackEnvironment, type SpackPaths } from "../spack/contract.js";
+import { environmentConfig, spackCommands, spackEnvironment, VIEW_HASH_LENGTH, type SpackPaths } from "../spack/contract.js";
 import { compilerCanTarget, getMicroarch, osCompiler } from "../targets/index.js";
-import { BUILD_PREFIX_MIN_LENGTH, BUILDER_USER, CONTAINER, INSTALL_PADDED_LENGTH, VIEW_HASH_LENGTH } from "./paths.js";
+import { BUILD_PREFIX_MIN_LENGTH, BUILDER_USER, CONTAINER, INSTALL_PADDED_LENGTH } from "./paths.js";
 import type { BuildPlan, ImagePlan, Mount, PackagePlan, Step, TargetPlan } from "./types.js";
 
 export interface PlanOptions {

@@ -33,6 +33,16 @@ export interface SpackPaths {
   ccache: string;
 }
 
+/**
+ * A view's `root` is a symlink to `<dir>/._<name>/<hash>`, where Spack builds it (atomic regeneration); a copy view's
+ * files name that real path. This is the length of `<hash>`.
+ */
+export const VIEW_HASH_LENGTH = 32;
+
+/** Build log files worth keeping from a failed package's stage directory. */
+export const STAGE_LOG_FILES =
+  /^(spack-build-out\.txt|spack-build-env\.txt|spack-configure-args\.txt|spack-build-\d+-[\w-]+-out\.txt|config\.log|CMakeError\.log|CMakeOutput\.log)$/;
+
 /** Name of the factory's own buildcache mirror in every environment. */
 export const BUILDCACHE_MIRROR = "stack-factory";
 
