@@ -1,3 +1,4 @@
+import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import PQueue from "p-queue";
 import {
@@ -76,8 +77,10 @@ export async function runPlan(plan: BuildPlan, options: RunOptions): Promise<Run
   const entries = [...new Set(plan.targets.flatMap((t) => t.mounts.filter((m) => !m.hostIsAbsolute).map((m) => m.host)))];
   let unregister = async (): Promise<void> => {};
   try {
-    const spackCommit = await prepareHost(plan, options.cacheRoot, reporter);
+    // Registered first, so that a concurrent `cache prune` leaves alone what this run is about to use.
+    await mkdir(options.cacheRoot, { recursive: true });
     unregister = await registerRun(options.cacheRoot, runId, entries);
+    const spackCommit = await prepareHost(plan, options.cacheRoot, reporter, signal);
     const image = await ensureImage(engine, {
       tag: plan.builder.tag,
       files: plan.builder.files,
@@ -143,7 +146,7 @@ export async function runPlan(plan: BuildPlan, options: RunOptions): Promise<Run
 }
 
 /** Cache directories and the Spack checkout on the host. Returns the Spack commit. */
-async function prepareHost(plan: BuildPlan, cacheRoot: string, reporter: Reporter): Promise<string> {
+async function prepareHost(plan: BuildPlan, cacheRoot: string, reporter: Reporter, signal: AbortSignal): Promise<string> {
   let commit = "unknown";
   for (const target of plan.targets) {
     await prepareCacheDirs(target.mounts, cacheRoot);
@@ -153,7 +156,7 @@ async function prepareHost(plan: BuildPlan, cacheRoot: string, reporter: Reporte
   const path = hostPathOf(spackMount, cacheRoot);
   const origin = plan.spack;
   if (origin.kind === "git") {
-    const checkout = await ensureSpackCheckout(path, origin.url, origin.ref);
+    const checkout = await ensureSpackCheckout(path, origin.url, origin.ref, signal);
     reporter.emit({ type: "info", message: `spack ${origin.ref}: ${checkout.cloned ? "cloned" : "reused the clone"} in ${path}` });
     commit = checkout.commit;
   } else {

@@ -1,7 +1,7 @@
 import { access, mkdir, rename, rm } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { execa } from "execa";
-import { BuildError } from "../errors.js";
+import { BuildError, CancelledError } from "../errors.js";
 
 export interface Checkout {
   path: string;
@@ -15,17 +15,19 @@ export interface Checkout {
  * temporary name and renamed into place, so a half-finished clone is never used; of two concurrent clones the
  * second one's rename fails harmlessly and the first one is used.
  */
-export async function ensureSpackCheckout(dir: string, url: string, ref: string): Promise<Checkout> {
+export async function ensureSpackCheckout(dir: string, url: string, ref: string, signal?: AbortSignal): Promise<Checkout> {
   if (await exists(join(dir, "bin", "spack"))) return { path: dir, commit: await headOf(dir), cloned: false };
   await mkdir(dirname(dir), { recursive: true });
   const tmp = `${dir}.tmp-${process.pid}-${Date.now()}`;
   try {
-    const shallow = await execa("git", ["clone", "--quiet", "--depth", "1", "--branch", ref, url, tmp], { reject: false });
+    // `--` and `--end-of-options`: the URL and the ref are data, never options of git.
+    const shallow = await execa("git", ["clone", "--quiet", "--depth", "1", `--branch=${ref}`, "--", url, tmp], { reject: false, ...cancel(signal) });
+    if (signal?.aborted) throw new CancelledError();
     if (shallow.exitCode !== 0) {
       // A commit rather than a branch or tag: full clone, then check it out.
       await rm(tmp, { recursive: true, force: true });
-      await git(["clone", "--quiet", url, tmp], `clone ${url}`);
-      await git(["-C", tmp, "checkout", "--quiet", "--detach", ref], `check out ${ref} of ${url}`);
+      await git(["clone", "--quiet", "--", url, tmp], `clone ${url}`, signal);
+      await git(["-C", tmp, "checkout", "--quiet", "--detach", "--end-of-options", ref], `check out ${ref} of ${url}`, signal);
     }
     try {
       await rename(tmp, dir);
@@ -47,13 +49,18 @@ export async function headOf(dir: string): Promise<string> {
   return result.exitCode === 0 ? String(result.stdout).trim() : "unknown";
 }
 
-async function git(args: string[], what: string): Promise<void> {
-  const result = await execa("git", args, { reject: false });
+async function git(args: string[], what: string, signal: AbortSignal | undefined): Promise<void> {
+  const result = await execa("git", args, { reject: false, ...cancel(signal) });
+  if (signal?.aborted) throw new CancelledError();
   if (result.exitCode !== 0) {
     throw new BuildError(`cannot ${what}: git exited with ${result.exitCode}\n${String(result.stderr).trim()}`, {
       hint: "check spack.url and spack.ref in the stack file",
     });
   }
+}
+
+function cancel(signal: AbortSignal | undefined): { cancelSignal?: AbortSignal } {
+  return signal === undefined ? {} : { cancelSignal: signal };
 }
 
 async function exists(path: string): Promise<boolean> {

@@ -20,9 +20,16 @@ export class TargetLog {
     this.file = file;
   }
 
+  /** The first write error of the log file (a full disk, say); the build goes on without its file log. */
+  failure: Error | undefined;
+
   static async open(path: string, onLine: (line: string) => void, keep = 20): Promise<TargetLog> {
     await mkdir(dirname(path), { recursive: true });
-    return new TargetLog(path, createWriteStream(path, { flags: "a" }), onLine, keep);
+    const log = new TargetLog(path, createWriteStream(path, { flags: "a" }), onLine, keep);
+    log.file.on("error", (error) => {
+      log.failure ??= error;
+    });
+    return log;
   }
 
   /** A line of the factory's own (step headers), marked so it stands out in the log. */
@@ -32,7 +39,7 @@ export class TargetLog {
 
   write(chunk: Buffer | string): void {
     const text = typeof chunk === "string" ? chunk : chunk.toString("utf8");
-    this.file.write(text);
+    if (this.failure === undefined && !this.file.destroyed) this.file.write(text);
     const lines = (this.partial + text).split(/\r?\n/);
     this.partial = lines.pop() ?? "";
     for (const line of lines) this.push(line);
@@ -53,6 +60,10 @@ export class TargetLog {
       this.push(this.partial);
       this.partial = "";
     }
-    await new Promise<void>((resolve) => this.file.end(resolve));
+    if (this.file.destroyed) return;
+    await new Promise<void>((resolve) => {
+      this.file.once("error", () => resolve());
+      this.file.end(resolve);
+    });
   }
 }

@@ -29,7 +29,10 @@ export function memoryBytes(flag: unknown): number | undefined {
   const m = /^(\d+(?:\.\d+)?)([kmgt]?)b?$/i.exec(String(flag).trim());
   if (m === null) throw new InputError(`--memory: expected a size like 8g or 512m, got "${String(flag)}"`);
   const unit = { "": 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 }[(m[2] ?? "").toLowerCase()] ?? 1;
-  return Math.floor(Number(m[1]) * unit);
+  const bytes = Math.floor(Number(m[1]) * unit);
+  // Docker's own floor for a container's memory is 6 MiB; anything less is a typo.
+  if (bytes < 6 * 1024 ** 2) throw new InputError(`--memory: ${String(flag)} is too small for a build container (at least 6m)`);
+  return bytes;
 }
 
 export function positiveNumber(flag: unknown, name: string): number | undefined {

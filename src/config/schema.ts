@@ -66,6 +66,16 @@ const nonEmptyString = (what = "a string") =>
     v.check((s) => s.trim() !== "", `expected ${what}, got an empty string`),
   );
 
+/** A Debian/Ubuntu package name (optionally `=version`): it becomes an argument of `apt-get install` in the image. */
+const osPackageName = v.pipe(
+  nonEmptyString("an OS package name"),
+  v.regex(/^[a-z0-9][a-z0-9+.-]*(=[A-Za-z0-9.+~:-]+)?$/, (issue) => `${describeValue(issue.input)} is not a Debian package name such as g++-13`),
+);
+
+/** A value handed to a tool as an argument must not read as one of its options. */
+const notAnOption = <T extends v.GenericSchema<unknown, string>>(schema: T) =>
+  v.pipe(schema, v.check((s: string) => !s.startsWith("-"), "must not start with '-'"));
+
 function list<T extends v.GenericSchema<unknown, unknown>>(item: T, what: string) {
   return v.array(item, (issue) => `expected a list of ${what}, got ${describeValue(issue.input)}`);
 }
@@ -154,7 +164,7 @@ const compilerObject = v.pipe(
     os: v.optional(
       strict({
         packages: v.optional(
-          v.pipe(nonEmptyList(nonEmptyString("an OS package name"), "OS package names"), distinct("package")),
+          v.pipe(nonEmptyList(osPackageName, "OS package names"), distinct("package")),
         ),
       }),
     ),
@@ -189,8 +199,8 @@ const mirrorName = v.pipe(
 
 const spack = v.pipe(
   strict({
-    url: v.optional(nonEmptyString("a git URL")),
-    ref: v.optional(nonEmptyString("a git branch, tag or commit")),
+    url: v.optional(notAnOption(nonEmptyString("a git URL"))),
+    ref: v.optional(notAnOption(nonEmptyString("a git branch, tag or commit"))),
     source: v.optional(nonEmptyString("a path to a Spack checkout")),
     repos: v.optional(v.pipe(list(nonEmptyString("a path"), "repository paths"), distinct("repository"))),
     mirrors: v.optional(
@@ -245,6 +255,8 @@ const prefix = v.pipe(
   ),
   v.check((p) => !/\s/.test(p), "must not contain whitespace"),
   v.check((p) => !p.split("/").includes(".."), 'must not contain ".."'),
+  // The install script and the Lua module carry the prefix as a quoted string.
+  v.check((p) => !/["'\\$`\x00-\x1f]/.test(p), "must not contain quotes, backslashes, $, ` or control characters"),
 );
 
 /** Top-level keys, in the order of the documentation (examples/slurm.yaml). */

@@ -19,6 +19,8 @@ export function nameProblem(name: string): string | undefined {
   const clean = cleanName(name);
   if (clean === "" || clean === ".") return "empty path";
   if (clean.split("/").some((part) => part === "..")) return "'..' in path";
+  // A top directory that tools could read as an option (`-…`) is never one the factory writes.
+  if (clean.startsWith("-")) return "a top directory starting with '-'";
   return undefined;
 }
 

@@ -201,8 +201,9 @@ export async function packTarball(options: PackTarballOptions): Promise<PackResu
 
   let compressor: Compressor;
   try {
-    compressor = await openCompressor(compression, options.compressor ?? "auto");
+    // The directory first: a compressor started for an output that cannot be written would never be reaped.
     await mkdir(options.outDir, { recursive: true });
+    compressor = await openCompressor(compression, options.compressor ?? "auto");
   } catch (error) {
     options.view.destroy();
     extractor.destroy();
@@ -241,6 +242,8 @@ export async function packTarball(options: PackTarballOptions): Promise<PackResu
     const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
     if (failed) throw failed.reason;
     if (signal?.aborted) throw new CancelledError();
+    // A sidecar of an earlier tarball of the same name must not sit beside the new one, even for a moment.
+    await rm(`${final}.sha256`, { force: true });
     await rename(partial, final);
   } catch (error) {
     await rm(partial, { force: true });

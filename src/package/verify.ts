@@ -26,6 +26,8 @@ export interface VerifyReport {
   files: number;
   /** The top-level directory, when there is one. */
   top?: string;
+  /** The manifest's base image (the image the stack was built on), when the manifest names one. */
+  baseImage?: string;
 }
 
 const GZIP_MAGIC = Buffer.from([0x1f, 0x8b]);
@@ -168,22 +170,23 @@ function checkSums(scan: Scan, problems: Problems): void {
   }
 }
 
-function checkManifest(scan: Scan, problems: Problems): void {
+/** Checks the manifest; returns it when it is a JSON object. */
+function checkManifest(scan: Scan, problems: Problems): Record<string, unknown> | undefined {
   const text = scan.metadata.get(MANIFEST_FILE);
   if (text === undefined) {
     problems.add(`${MANIFEST_FILE} is missing`);
-    return;
+    return undefined;
   }
   let manifest: unknown;
   try {
     manifest = JSON.parse(text.toString("utf8"));
   } catch (error) {
     problems.add(`${MANIFEST_FILE} is not JSON: ${(error as Error).message}`);
-    return;
+    return undefined;
   }
   if (typeof manifest !== "object" || manifest === null || Array.isArray(manifest)) {
     problems.add(`${MANIFEST_FILE} is not a JSON object`);
-    return;
+    return undefined;
   }
   const record = manifest as Record<string, unknown>;
   const missing = MANIFEST_KEYS.filter((key) => !(key in record));
@@ -191,7 +194,7 @@ function checkManifest(scan: Scan, problems: Problems): void {
   const files = record["files"];
   if (typeof files !== "object" || files === null || Array.isArray(files)) {
     if (!missing.includes("files")) problems.add(`${MANIFEST_FILE}: files is not an object of path → sha256`);
-    return;
+    return record;
   }
   const listed = files as Record<string, unknown>;
   for (const [path, hex] of Object.entries(listed)) {
@@ -204,6 +207,7 @@ function checkManifest(scan: Scan, problems: Problems): void {
       problems.add(`${path} is not listed in ${MANIFEST_FILE}`);
     }
   }
+  return record;
 }
 
 export async function verifyTarball(path: string): Promise<VerifyReport> {
@@ -247,15 +251,18 @@ export async function verifyTarball(path: string): Promise<VerifyReport> {
     if (actual !== sidecar.hex) problems.add(`${basename(path)}: sha256 ${actual} does not match ${basename(path)}.sha256 (${sidecar.hex})`);
   }
   if (scan === undefined) return { ok: false, problems: problems.all, files: 0 };
+  let manifest: Record<string, unknown> | undefined;
   if (scan.top === undefined) problems.add("the archive is empty");
   else {
     checkSums(scan, problems);
-    checkManifest(scan, problems);
+    manifest = checkManifest(scan, problems);
   }
+  const baseImage = manifest?.["base_image"];
   return {
     ok: problems.all.length === 0,
     problems: problems.all,
     files: scan.hashes.size,
     ...(scan.top !== undefined ? { top: scan.top } : {}),
+    ...(typeof baseImage === "string" && baseImage !== "" ? { baseImage } : {}),
   };
 }

@@ -327,3 +327,32 @@ describe("loadStack", () => {
 function textOf(name: string): string {
   return readFileSync(fixture(name), "utf8");
 }
+
+describe("values that reach other tools", () => {
+  it("refuses OS package names that are not package names, option-like git values and quoting characters in prefix", () => {
+    const text = [
+      "name: x",
+      'version: "1"',
+      "specs: [zlib]",
+      "targets: [x86_64_v3]",
+      'compiler: { os: { packages: ["gcc; curl x|sh"] } }',
+      'spack: { url: "--upload-pack=evil", ref: "-x" }',
+      'prefix: /opt/a"b',
+    ].join("\n");
+    let message = "";
+    try {
+      parseStack(text, "tools.yaml");
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    expect(message).toMatch(/tools\.yaml:5:30 compiler\.os\.packages\[0\]: "gcc; curl x\|sh" is not a Debian package name/);
+    expect(message).toMatch(/tools\.yaml:6:15 spack\.url: must not start with '-'/);
+    expect(message).toMatch(/tools\.yaml:6:42 spack\.ref: must not start with '-'/);
+    expect(message).toMatch(/tools\.yaml:7:9 prefix: must not contain quotes/);
+  });
+
+  it("accepts ordinary package names with versions", () => {
+    const stack = parseStack('name: x\nversion: "1"\nspecs: [zlib]\ntargets: [x86_64_v3]\ncompiler: { os: { packages: [g++-13, "gfortran=4:12.2.0-3"] } }\n', "ok.yaml");
+    expect(stack.compiler).toEqual({ kind: "os", packages: ["g++-13", "gfortran=4:12.2.0-3"] });
+  });
+});

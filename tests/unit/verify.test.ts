@@ -111,6 +111,23 @@ describe("verifyTarball", () => {
     expect(report.problems.some((p) => pattern.test(p))).toBe(true);
   });
 
+  it("rejects a top directory that reads as a command-line option", async () => {
+    const tar = await tarOf([
+      { header: { name: "--checkpoint-action=exec=touch x/", type: "directory" } },
+      { header: { name: "--checkpoint-action=exec=touch x/a.txt" }, body: "a\n" },
+    ]);
+    const path = join(work, "option-top.tar.gz");
+    await writeFile(path, gzipSync(tar));
+    const report = await verifyTarball(path);
+    expect(report.ok).toBe(false);
+    expect(report.problems.some((p) => /top directory starting with '-'/.test(p))).toBe(true);
+  });
+
+  it("reports the base image the manifest names", async () => {
+    const report = await verifyTarball(await goodTarball());
+    expect(report.baseImage).toBe(manifest.base_image);
+  });
+
   it("rejects a tampered file, naming it", async () => {
     const path = await goodTarball();
     const tar = gunzipSync(await readFile(path));

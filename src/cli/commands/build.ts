@@ -51,6 +51,10 @@ export async function buildCommand(stackFile: string, flags: BuildFlags, mode: "
   const extraEnv = envPairs(flags.env);
   const compression = compressionOf(flags.compress);
   const outDir = resolve(flags.out ?? "dist");
+  // Fail now, not after the builds, when the output directory cannot be made.
+  if (mode === "build") await mkdir(outDir, { recursive: true }).catch((error: NodeJS.ErrnoException) => {
+    throw new InputError(`--out ${flags.out ?? "dist"}: cannot create it (${error.code ?? error.message})`);
+  });
   const engine = await connectEngine();
   const reporter = chooseReporter();
   const { signal, dispose } = abortOnSignals((sig) =>

@@ -46,7 +46,8 @@ export async function verifyCommand(tarball: string, flags: { installTest?: bool
   if (!report.ok) return 1;
   if (flags.installTest !== true) return 0;
 
-  const image = flags.image ?? (await manifestBaseImage(tarball, report.top));
+  const image = flags.image ?? report.baseImage;
+  if (image === undefined) throw new InputError(`verify --install-test: ${tarball} records no base image; give --image`);
   const engine = await connectEngine();
   const { signal, dispose } = abortOnSignals();
   try {
@@ -67,14 +68,3 @@ export async function verifyCommand(tarball: string, flags: { installTest?: bool
   }
 }
 
-/** The base image recorded in the tarball's manifest: the image the stack was built on. */
-async function manifestBaseImage(tarball: string, top: string | undefined): Promise<string> {
-  const { execa } = await import("execa");
-  const decompress = tarball.endsWith(".zst") ? "--zstd" : "--gzip";
-  const result = await execa("tar", [decompress, "-xOf", tarball, `${top ?? ""}/manifest.json`], { reject: false, encoding: "utf8" });
-  const image = result.exitCode === 0 ? (JSON.parse(result.stdout) as { base_image?: unknown }).base_image : undefined;
-  if (typeof image !== "string" || image === "") {
-    throw new InputError(`verify --install-test: ${tarball} records no base image; give --image`);
-  }
-  return image;
-}
