@@ -1,6 +1,8 @@
-import { mkdir, open, readFile, unlink } from "node:fs/promises";
+import { randomBytes } from "node:crypto";
+import { link, mkdir, open, rename, stat, unlink, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { dirname } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { isProcessAlive } from "../docker/index.js";
 import { CancelledError } from "../errors.js";
 
@@ -11,42 +13,62 @@ interface Holder {
   since: string;
 }
 
+/** What was read of a lock file: its inode, its age and its holder (undefined when unreadable or empty). */
+interface LockState {
+  ino: number;
+  mtimeMs: number;
+  holder: Holder | undefined;
+}
+
+export interface LockOptions {
+  signal?: AbortSignal;
+  pollMs?: number;
+  onWait?: (holder: string) => void;
+  /** A lock file unreadable or empty for this long (by its mtime) is stale. Default 5000 ms. */
+  unreadableStaleMs?: number;
+}
+
 /**
- * An exclusive lock between processes of this host (and containers' owners sharing the cache): a file created with
- * O_EXCL. A lock whose holder process is gone (same host, pid not alive) is stale and taken over, so a crashed run
- * never blocks the next one. Waits, polling, until acquired or `signal` aborts.
+ * An exclusive lock between processes of this host (and containers' owners sharing the cache). The holder is
+ * written to a private temporary file first, then hard-linked to the lock path: the link creates the lock only if
+ * absent and the lock never exists without its holder. A lock whose holder process is gone (same host, pid not
+ * alive), or that stays unreadable for `unreadableStaleMs`, is stale: it is renamed aside (one taker wins the
+ * rename) and removed, so a crashed run never blocks the next one. Waits, polling, until acquired or `signal`
+ * aborts (CancelledError).
  */
-export async function acquireLock(path: string, options: { signal?: AbortSignal; pollMs?: number; onWait?: (holder: string) => void } = {}): Promise<() => Promise<void>> {
+export async function acquireLock(path: string, options: LockOptions = {}): Promise<() => Promise<void>> {
   await mkdir(dirname(path), { recursive: true });
   const me: Holder = { pid: process.pid, host: hostname(), since: new Date().toISOString() };
+  const unreadableStaleMs = options.unreadableStaleMs ?? 5000;
   let told = false;
   for (;;) {
     if (options.signal?.aborted) throw new CancelledError();
-    try {
-      const handle = await open(path, "wx");
-      await handle.writeFile(JSON.stringify(me));
-      await handle.close();
-      return async () => {
-        await unlink(path).catch(() => undefined);
-      };
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
-    }
-    const holder = await readHolder(path);
-    if (holder !== undefined && holder.host === me.host && !isProcessAlive(holder.pid)) {
-      await unlink(path).catch(() => undefined);
+    const ino = await tryCreate(path, me);
+    if (ino !== undefined) return () => release(path, ino);
+    const state = await readLock(path);
+    if (state === undefined) continue; // Released meanwhile: try again at once.
+    const { holder } = state;
+    const stale =
+      holder === undefined ? Date.now() - state.mtimeMs > unreadableStaleMs : holder.host === me.host && !isProcessAlive(holder.pid);
+    if (stale) {
+      await takeOver(path, state.ino);
       continue;
     }
     if (!told && options.onWait !== undefined) {
       options.onWait(holder === undefined ? "another process" : `pid ${holder.pid} on ${holder.host}`);
       told = true;
     }
-    await sleep(options.pollMs ?? 200, options.signal);
+    try {
+      await sleep(options.pollMs ?? 200, undefined, { signal: options.signal });
+    } catch (error) {
+      if ((error as Error).name === "AbortError") throw new CancelledError();
+      throw error;
+    }
   }
 }
 
 /** Run `action` while holding the lock at `path`. */
-export async function withLock<T>(path: string, action: () => Promise<T>, options: Parameters<typeof acquireLock>[1] = {}): Promise<T> {
+export async function withLock<T>(path: string, action: () => Promise<T>, options: LockOptions = {}): Promise<T> {
   const release = await acquireLock(path, options);
   try {
     return await action();
@@ -55,19 +77,68 @@ export async function withLock<T>(path: string, action: () => Promise<T>, option
   }
 }
 
-async function readHolder(path: string): Promise<Holder | undefined> {
+/** Create the lock holding `me`; its inode, or undefined when the lock exists. */
+async function tryCreate(path: string, me: Holder): Promise<number | undefined> {
+  const tmp = `${path}.tmp-${process.pid}-${randomBytes(6).toString("hex")}`;
+  await writeFile(tmp, JSON.stringify(me), { flag: "wx" });
   try {
-    const parsed = JSON.parse(await readFile(path, "utf8")) as Partial<Holder>;
-    return typeof parsed.pid === "number" && typeof parsed.host === "string" ? (parsed as Holder) : undefined;
-  } catch {
-    // Being written right now, or just removed: look again on the next poll.
-    return undefined;
+    await link(tmp, path);
+    return (await stat(tmp)).ino;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "EEXIST") return undefined;
+    throw error;
+  } finally {
+    await unlink(tmp).catch(() => undefined);
   }
 }
 
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    signal?.addEventListener("abort", () => { clearTimeout(timer); resolve(); }, { once: true });
-  });
+/** Remove the lock, unless it is no longer the one this holder created. */
+async function release(path: string, ino: number): Promise<void> {
+  const current = await stat(path).catch(() => undefined);
+  if (current?.ino === ino) await unlink(path).catch(() => undefined);
+}
+
+/** The lock's inode, mtime and holder, read through one descriptor; undefined if there is no lock. */
+async function readLock(path: string): Promise<LockState | undefined> {
+  let handle;
+  try {
+    handle = await open(path, "r");
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw error;
+  }
+  try {
+    const info = await handle.stat();
+    let holder: Holder | undefined;
+    try {
+      const parsed = JSON.parse(await handle.readFile("utf8")) as Partial<Holder>;
+      holder = typeof parsed.pid === "number" && typeof parsed.host === "string" ? (parsed as Holder) : undefined;
+    } catch {
+      holder = undefined;
+    }
+    return { ino: info.ino, mtimeMs: info.mtimeMs, holder };
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Move the stale lock (inode `staleIno`) aside and remove it. Only one rename of an inode succeeds: a taker that
+ * loses gets ENOENT and goes back to acquiring. Should the lock have been replaced between the reading and the
+ * rename, the fresh lock just moved aside is linked back (it is not stale) and only this taker's copy removed.
+ */
+async function takeOver(path: string, staleIno: number): Promise<void> {
+  const aside = `${path}.stale-${process.pid}-${randomBytes(6).toString("hex")}`;
+  try {
+    await rename(path, aside);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return;
+    throw error;
+  }
+  try {
+    const moved = await stat(aside);
+    if (moved.ino !== staleIno) await link(aside, path).catch(() => undefined);
+  } finally {
+    await unlink(aside).catch(() => undefined);
+  }
 }

@@ -59,8 +59,7 @@ export async function packageTarget(
 
   const prepare = ["python3", pkg.prepareScript, "--view", target.paths.viewRoot, "--stage", CONTAINER.stage, "--top", top];
   log.note(`step package: ${prepare.join(" ")}`);
-  const mkdir = await container.exec(["mkdir", "-p", CONTAINER.stage], { signal, onStderr: (c) => log.write(c) });
-  const prepared = mkdir.exitCode === 0 ? await container.exec(prepare, { signal, onStdout: (c) => log.write(c), onStderr: (c) => log.write(c) }) : mkdir;
+  const prepared = await container.exec(prepare, { signal, onStdout: (c) => log.write(c), onStderr: (c) => log.write(c) });
   if (prepared.exitCode !== 0) {
     throw new BuildError(`target ${target.target}: step "package" failed with exit code ${prepared.exitCode} preparing the view for relocation\nfull log: ${log.path}`);
   }

@@ -1,5 +1,5 @@
 import { lstat, readdir, stat } from "node:fs/promises";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { LAST_USED } from "./usage.js";
 
 /** The kinds of entries under a cache root, each a directory of keyed entries or of files. */
@@ -39,6 +39,8 @@ export async function inventory(cacheRoot: string): Promise<CacheEntry[]> {
       }
     } else if (shape === "files") {
       for (const file of await walkFiles(base)) {
+        // A file being written, or being removed by `cache prune`, under a temporary name.
+        if (basename(file).includes(".tmp-")) continue;
         const info = await lstat(join(base, file));
         // Spack reads cached sources without touching them: the access time (relatime) is the best sign of use.
         const lastUsed = new Date(Math.max(info.mtimeMs, info.atimeMs));

@@ -1,7 +1,9 @@
-import { rm } from "node:fs/promises";
-import { join } from "node:path";
+import { randomBytes } from "node:crypto";
+import { lstat, readdir, rename, rm } from "node:fs/promises";
+import { join, relative } from "node:path";
 import { withLock } from "../build/host-lock.js";
-import { inventory, type CacheEntry } from "./inventory.js";
+import { isProcessAlive } from "../docker/index.js";
+import { CACHE_KINDS, inventory, type CacheEntry, type CacheKind } from "./inventory.js";
 import { entriesInUse } from "./usage.js";
 
 export interface PruneOptions {
@@ -50,17 +52,82 @@ export function choosePrunable(entries: CacheEntry[], options: PruneOptions, inU
 
 /**
  * Remove old cache entries. Never touches what a live run uses, and removes a buildcache or the source cache's
- * files only while holding the lock its writers take, so no push or fetch is cut in half.
+ * files only while holding the lock its writers take, so no push or fetch is cut in half. Each entry is first
+ * renamed aside (`<entry>.tmp-<pid>-<random>`, a name the inventory and the builds ignore) and only then deleted,
+ * so an interrupted prune never leaves a half-deleted entry that a build would take for a complete one. Leftovers
+ * of such interrupted removals (and of interrupted writers) are removed too, and listed among the removed entries.
  */
 export async function pruneCache(cacheRoot: string, options: PruneOptions): Promise<PruneResult> {
   const result = choosePrunable(await inventory(cacheRoot), options, await entriesInUse(cacheRoot));
-  if (options.dryRun === true) return result;
+  const leftovers = await findLeftovers(cacheRoot, options.now ?? new Date());
+  const all: PruneResult = { ...result, removed: [...result.removed, ...leftovers] };
+  if (options.dryRun === true) return all;
   for (const entry of result.removed) {
-    const remove = () => rm(join(cacheRoot, entry.path), { recursive: true, force: true });
+    const remove = () => removeEntry(join(cacheRoot, entry.path));
     const lock =
       entry.kind === "buildcache" ? `buildcache-${entry.path.slice("buildcache/".length)}` : entry.kind === "source" ? "source-cache" : undefined;
     if (lock === undefined) await remove();
     else await withLock(join(cacheRoot, "locks", `${lock}.lock`), remove);
   }
-  return result;
+  for (const leftover of leftovers) await rm(join(cacheRoot, leftover.path), { recursive: true, force: true });
+  return all;
+}
+
+/** Rename `path` aside in one step, then delete the renamed copy. */
+export async function removeEntry(path: string): Promise<void> {
+  const aside = `${path}.tmp-${process.pid}-${randomBytes(6).toString("hex")}`;
+  try {
+    await rename(path, aside);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return;
+    throw error;
+  }
+  await rm(aside, { recursive: true, force: true });
+}
+
+/** A leftover must be this old (by its ctime, which a rename sets) as well as have a dead owner. */
+export const LEFTOVER_MIN_AGE_MS = 3_600_000;
+const TMP_NAME = /\.tmp-(\d+)(?:-|$)/;
+
+/** The owning pid of a `<name>.tmp-<pid>[-...]` name, if it has one. */
+export function tmpOwner(name: string): number | undefined {
+  const match = TMP_NAME.exec(name);
+  return match === null ? undefined : Number(match[1]);
+}
+
+/**
+ * Temporary entries (`.tmp-<pid>`) of the keyed kinds and of the source cache whose process is gone and that are
+ * older than LEFTOVER_MIN_AGE_MS: the remains of an interrupted removal, clone or push.
+ */
+async function findLeftovers(cacheRoot: string, now: Date): Promise<CacheEntry[]> {
+  const found: CacheEntry[] = [];
+  for (const [kind, shape] of Object.entries(CACHE_KINDS) as [CacheKind, string][]) {
+    if (shape === "opaque") continue;
+    const base = join(cacheRoot, kind);
+    const dirents = await readdir(base, { withFileTypes: true, recursive: shape === "files" }).catch(() => []);
+    for (const d of dirents) {
+      const pid = tmpOwner(d.name);
+      if (pid === undefined || pid === process.pid || isProcessAlive(pid)) continue;
+      if (shape === "files" && !d.isFile() && !d.isSymbolicLink()) continue;
+      const parent = (d as { parentPath?: string; path?: string }).parentPath ?? (d as { path?: string }).path ?? base;
+      const full = join(parent, d.name);
+      const info = await lstat(full).catch(() => undefined);
+      if (info === undefined || now.getTime() - info.ctimeMs < LEFTOVER_MIN_AGE_MS) continue;
+      const size = info.isDirectory() ? await sizeOf(full) : { bytes: info.size, files: 1 };
+      found.push({ kind, path: relative(cacheRoot, full), ...size, lastUsed: info.mtime });
+    }
+  }
+  return found.sort((a, b) => a.path.localeCompare(b.path));
+}
+
+async function sizeOf(dir: string): Promise<{ bytes: number; files: number }> {
+  let bytes = 0;
+  let files = 0;
+  for (const d of await readdir(dir, { withFileTypes: true, recursive: true }).catch(() => [])) {
+    if (!d.isFile() && !d.isSymbolicLink()) continue;
+    const parent = (d as { parentPath?: string; path?: string }).parentPath ?? (d as { path?: string }).path ?? dir;
+    bytes += (await lstat(join(parent, d.name)).catch(() => undefined))?.size ?? 0;
+    files += 1;
+  }
+  return { bytes, files };
 }

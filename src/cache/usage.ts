@@ -1,4 +1,5 @@
-import { mkdir, readdir, readFile, rename, unlink, utimes, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, unlink, utimes, writeFile } from "node:fs/promises";
+import { writeFileAtomic } from "../fs/write-atomic.js";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { isProcessAlive } from "../docker/index.js";
@@ -30,8 +31,7 @@ export async function registerRun(cacheRoot: string, runId: string, entries: str
   await mkdir(dir, { recursive: true });
   const marker: RunMarker = { runId, pid: process.pid, host: hostname(), entries };
   const path = join(dir, `${runId}.json`);
-  await writeFile(`${path}.tmp`, JSON.stringify(marker));
-  await rename(`${path}.tmp`, path);
+  await writeFileAtomic(path, JSON.stringify(marker));
   return async () => {
     await unlink(path).catch(() => undefined);
   };

@@ -5,7 +5,8 @@
  */
 import { createHash } from "node:crypto";
 import { createWriteStream } from "node:fs";
-import { mkdir, rename, rm, stat, writeFile as writeTextFile } from "node:fs/promises";
+import { mkdir, rename, rm, stat } from "node:fs/promises";
+import { writeFileAtomic } from "../fs/write-atomic.js";
 import { basename, join } from "node:path";
 import { Transform, type Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -256,8 +257,7 @@ export async function packTarball(options: PackTarballOptions): Promise<PackResu
 
   const sha256 = tarballHash.digest("hex");
   const sidecar = `${final}.sha256`;
-  await writeTextFile(`${sidecar}.partial-${process.pid}`, `${sha256}  ${basename(final)}\n`);
-  await rename(`${sidecar}.partial-${process.pid}`, sidecar);
+  await writeFileAtomic(sidecar, `${sha256}  ${basename(final)}\n`);
   const { size } = await stat(final);
   return { path: final, sha256, bytes: size, files: collected.sums.size + 1, skipped: collected.skipped, compressor: compressor.label };
 }

@@ -217,7 +217,7 @@ function planTarget(stack: Stack, target: string, options: PlanOptions): TargetP
     mounts: planMounts(stack, buildcacheKey),
     buildcacheKey,
     paths: { installRoot: CONTAINER.installRoot, viewRoot, buildPrefix: viewRoot },
-    outputs: { tarball: `${dirName}.tar.gz`, dirName },
+    outputs: { dirName },
   };
 }
 

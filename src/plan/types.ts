@@ -100,9 +100,7 @@ export interface TargetPlan {
   /** Container paths the engine reads back. */
   paths: { installRoot: string; viewRoot: string; buildPrefix: string };
   outputs: {
-    /** Tarball file name (no directory): `<name>-<version>-<target>.tar.gz`. */
-    tarball: string;
-    /** Per-target directory name under the output and log roots. */
+    /** `<name>-<version>-<target>`: the tarball's top directory and file name (before its extension). */
     dirName: string;
   };
 }

@@ -1,5 +1,5 @@
-import { mkdir, rename, writeFile } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
+import { writeFileAtomic } from "../fs/write-atomic.js";
 import type { BuildPlan } from "./types.js";
 
 /** The plan as stable JSON (no host-specific values beyond what the plan holds). */
@@ -22,10 +22,7 @@ export async function writePlan(plan: BuildPlan, outDir: string): Promise<string
   const written: string[] = [];
   for (const rel of Object.keys(files).sort()) {
     const path = join(outDir, rel);
-    await mkdir(dirname(path), { recursive: true });
-    const tmp = `${path}.tmp-${process.pid}`;
-    await writeFile(tmp, files[rel] as string);
-    await rename(tmp, path);
+    await writeFileAtomic(path, files[rel] as string);
     written.push(path);
   }
   return written;

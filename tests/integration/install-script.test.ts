@@ -253,6 +253,31 @@ echo "OPT_END=$(ls -A /opt | tr '\\n' ' ')"
     expect(run.values.OPT_END).toBe("hello other ");
   });
 
+  it("puts the previous installation back when stopped between its two moves", async () => {
+    // An `mv` ahead of coreutils' in PATH: when the new tree is about to be moved into place, it interrupts the
+    // script (SIGINT to its parent) and fails, as if Ctrl-C came after the previous content was moved aside.
+    const run = await inContainer(`
+bash /pkg/install.sh --prefix /opt/hello >/dev/null; echo "RC_FIRST=$?"
+echo reinstalled-over >/opt/hello/.stack-factory/witness
+cat >/usr/local/bin/mv <<'SHIM'
+#!/bin/bash
+if [[ $2 =~ /\\.hello\\.installing\\.[0-9]+$ ]]; then kill -INT "$PPID"; exit 1; fi
+exec /bin/mv "$@"
+SHIM
+chmod +x /usr/local/bin/mv
+bash /pkg/install.sh --prefix /opt/hello; echo "RC=$?"
+rm /usr/local/bin/mv
+echo "OPT=$(ls -A /opt | tr '\\n' ' ')"
+echo "WITNESS=$(cat /opt/hello/.stack-factory/witness)"
+echo "GREET=$(greet_of /opt/hello)"
+`);
+    expect(run.values.RC_FIRST, run.stderr).toBe("0");
+    expect(run.values.RC).toBe("130");
+    expect(run.values.OPT).toBe("hello ");
+    expect(run.values.WITNESS).toBe("reinstalled-over");
+    expect(run.values.GREET).toBe(greetLine("/opt/hello"));
+  });
+
   it("uninstalls only a directory holding this stack's marker", async () => {
     const run = await inContainer(`
 bash /pkg/install.sh --prefix /opt/hello >/dev/null; echo "RC_INSTALL=$?"

@@ -45,7 +45,7 @@ describe("planBuild", () => {
     const real = `${root.slice(0, root.lastIndexOf("/"))}/._slurm-25.05-zen4/${"x".repeat(32)}`;
     expect(real.length).toBeGreaterThanOrEqual(BUILD_PREFIX_MIN_LENGTH);
     expect(BUILD_PREFIX_MIN_LENGTH - "/view".length).toBeGreaterThanOrEqual(128);
-    expect(t!.outputs.tarball).toBe("slurm-25.05-zen4.tar.gz");
+    expect(t!.outputs.dirName).toBe("slurm-25.05-zen4");
   });
 
   it("orders the steps and passes spec strings as argv, never through a shell", () => {

@@ -1,12 +1,13 @@
-import { mkdir, rename, writeFile } from "node:fs/promises";
+import { mkdir } from "node:fs/promises";
 import { availableParallelism, totalmem } from "node:os";
-import { dirname, resolve } from "node:path";
+import { resolve } from "node:path";
+import { writeFileAtomic } from "../../fs/write-atomic.js";
 import { chooseConcurrency } from "../../build/concurrency.js";
 import { packageTarget } from "../../build/package-target.js";
-import { InputError } from "../../errors.js";
+import { FactoryError, InputError } from "../../errors.js";
 import { COMPRESSIONS, type Compression } from "../../package/compressor.js";
 import { buildReport, reportMarkdown, reportTable } from "../../build/report.js";
-import { runPlan } from "../../build/run-plan.js";
+import { runPlan, type RunResult } from "../../build/run-plan.js";
 import { loadStack } from "../../config/index.js";
 import { connectEngine } from "../../docker/index.js";
 import { planBuild } from "../../plan/plan.js";
@@ -62,31 +63,48 @@ export async function buildCommand(stackFile: string, flags: BuildFlags, mode: "
   );
   try {
     reporter.emit({ type: "info", message: `${concurrency} container(s) at once, ${jobs} job(s) each (${reason})` });
-    const result = await runPlan(plan, {
-      engine,
-      reporter,
-      signal,
-      cacheRoot: cacheRoot(flags.cacheDir),
-      concurrency,
-      extraEnv,
-      ...(flags.failFast === true ? { failFast: true } : {}),
-      ...(flags.keepContainer === true ? { keepContainer: true } : {}),
-      ...(cpus === undefined ? {} : { cpus }),
-      ...(memory === undefined ? {} : { memory }),
-      ...(mode === "build"
-        ? {
-            afterSteps: (target, container, log, context) =>
-              packageTarget(plan, target, container, log, {
-                outDir,
-                compression,
-                signal,
-                spackCommit: context.spackCommit,
-                imageId: context.imageId,
-                specsJson: context.captured["specs.json"] ?? "",
-              }),
-          }
-        : {}),
-    });
+    let result: RunResult;
+    try {
+      result = await runPlan(plan, {
+        engine,
+        reporter,
+        signal,
+        cacheRoot: cacheRoot(flags.cacheDir),
+        concurrency,
+        extraEnv,
+        ...(flags.failFast === true ? { failFast: true } : {}),
+        ...(flags.keepContainer === true ? { keepContainer: true } : {}),
+        ...(cpus === undefined ? {} : { cpus }),
+        ...(memory === undefined ? {} : { memory }),
+        ...(mode === "build"
+          ? {
+              afterSteps: (target, container, log, context) =>
+                packageTarget(plan, target, container, log, {
+                  outDir,
+                  compression,
+                  signal,
+                  spackCommit: context.spackCommit,
+                  imageId: context.imageId,
+                  specsJson: context.captured["specs.json"] ?? "",
+                }),
+            }
+          : {}),
+      });
+    } catch (error) {
+      // The run failed before any target finished (image build, Spack clone, Ctrl-C early): still leave a report.
+      if (flags.report !== undefined) {
+        const failure = {
+          runId: engine.runId,
+          mode,
+          stack: plan.stack,
+          exitCode: error instanceof FactoryError ? error.exitCode : 1,
+          error: error instanceof Error ? error.message : String(error),
+          targets: [],
+        };
+        await writeFileAtomic(resolve(flags.report), `${JSON.stringify(failure, null, 2)}\n`);
+      }
+      throw error;
+    }
     reporter.close();
     const report = await buildReport(plan, result, { mode, concurrency, jobs, seconds: (performance.now() - started) / 1000 });
     process.stdout.write(`\n${reportTable(report)}`);
@@ -96,8 +114,8 @@ export async function buildCommand(stackFile: string, flags: BuildFlags, mode: "
     }
     for (const t of result.targets.filter((t) => t.status === "failed")) process.stderr.write(`stack-factory: ${t.error ?? ""}\n`);
     if (result.cancelled) process.stderr.write(`stack-factory: run ${result.runId} interrupted; its containers were removed\n`);
-    if (flags.report !== undefined) await writeAtomically(flags.report, `${JSON.stringify(report, null, 2)}\n`);
-    if (flags.summary !== undefined) await writeAtomically(flags.summary, reportMarkdown(report));
+    if (flags.report !== undefined) await writeFileAtomic(resolve(flags.report), `${JSON.stringify(report, null, 2)}\n`);
+    if (flags.summary !== undefined) await writeFileAtomic(resolve(flags.summary), reportMarkdown(report));
     return report.exitCode;
   } finally {
     reporter.close();
@@ -109,12 +127,4 @@ function compressionOf(flag: string | undefined): Compression {
   if (flag === undefined) return "gzip";
   if ((COMPRESSIONS as readonly string[]).includes(flag)) return flag as Compression;
   throw new InputError(`--compress: expected one of ${COMPRESSIONS.join(", ")}, got "${flag}"`);
-}
-
-async function writeAtomically(path: string, content: string): Promise<void> {
-  const target = resolve(path);
-  await mkdir(dirname(target), { recursive: true });
-  const tmp = `${target}.tmp-${process.pid}`;
-  await writeFile(tmp, content);
-  await rename(tmp, target);
 }
