@@ -132,7 +132,8 @@ export async function runPlan(plan: BuildPlan, options: RunOptions): Promise<Run
                 : `target ${target.target}: ${error.stack ?? error.message}`;
             reporter.emit({ type: "target-done", target: target.target, ok: false, seconds, detail: cancelled ? "cancelled" : message });
             if (options.failFast === true) failFast.abort();
-            return { target: target.target, status: cancelled ? "cancelled" : "failed", seconds, logPath, steps: [], captured: {}, error: message };
+            const steps = (error as { steps?: StepTiming[] }).steps ?? [];
+            return { target: target.target, status: cancelled ? "cancelled" : "failed", seconds, logPath, steps, captured: {}, error: message };
           }
         }) as Promise<TargetResult>,
       ),

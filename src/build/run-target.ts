@@ -115,6 +115,9 @@ export async function runTarget(plan: TargetPlan, options: TargetRunOptions): Pr
       steps.push({ step: "package", seconds: (performance.now() - started) / 1000, exitCode: 0 });
     }
     return { target, logPath: log.path, steps, captured };
+  } catch (error) {
+    // The steps that ran (the failed one last) go into the run report with the failure.
+    throw Object.assign(error instanceof Error ? error : new Error(String(error)), { steps });
   } finally {
     if (container !== undefined && !keep) await container.remove();
     await log.close();

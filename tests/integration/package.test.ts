@@ -164,6 +164,8 @@ describe("one failing target among three", () => {
     const byTarget = Object.fromEntries(report.targets.map((t) => [t.target, t]));
     expect(byTarget["x86_64_v2"]!.status).toBe("failed");
     expect(byTarget["x86_64_v2"]!.error).toContain(byTarget["x86_64_v2"]!.logPath);
+    expect(byTarget["x86_64_v2"]!.steps.at(-1)).toMatchObject({ step: "install", exitCode: 1 });
+    expect(byTarget["x86_64"]!.steps.map((s) => s.step)).toEqual(["compiler", "concretize", "fetch", "install", "push", "view", "find", "package"]);
     expect(byTarget["x86_64"]!.status).toBe("ok");
     expect(byTarget["x86_64_v3"]!.status).toBe("ok");
     expect((await readdir(out)).filter((f) => f.endsWith(".tar.gz")).sort()).toEqual(["trio-1.0-x86_64.tar.gz", "trio-1.0-x86_64_v3.tar.gz"]);
