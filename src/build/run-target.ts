@@ -116,6 +116,11 @@ export async function runTarget(plan: TargetPlan, options: TargetRunOptions): Pr
     }
     return { target, logPath: log.path, steps, captured };
   } catch (error) {
+    // Packing failures keep the container on request too (step failures have already said so).
+    if (options.keepContainer === true && !keep && container !== undefined && !signal.aborted && error instanceof Error) {
+      keep = true;
+      error.message += `\ncontainer kept for inspection: docker exec -it ${container.id.slice(0, 12)} bash (remove it with stack-factory clean --run ${options.engine.runId})`;
+    }
     // The steps that ran (the failed one last) go into the run report with the failure.
     throw Object.assign(error instanceof Error ? error : new Error(String(error)), { steps });
   } finally {
