@@ -4,6 +4,7 @@ import { execa } from "execa";
 import { beforeAll, describe, expect, it } from "vitest";
 import type { RunReport } from "../../src/build/report.js";
 import { runCli } from "./helpers/cli.js";
+import { CLI } from "./helpers/stack.js";
 import { requireEngine, requireTestImage } from "./helpers/engine.js";
 import { tempDir, writeTestStack } from "./helpers/stack.js";
 
@@ -84,6 +85,33 @@ describe("several targets at once on one shared cache", () => {
     const hashes = [...new Set(installed.map((s) => s.slice(s.lastIndexOf("-") + 1)))];
     expect(installed.filter((s) => s.startsWith("munge-")).length).toBeGreaterThanOrEqual(2);
     for (const h of hashes) expect(indexed).toContain(h);
+  });
+
+  it("Ctrl-C cancels every running target: exit 130, no container of the run left", async () => {
+    const file = await writeTestStack(work, { name: "cancelled", specs: ["json-c"], targets: TARGETS });
+    const child = execa("node", [CLI, "warm", file, "--cache-dir", cacheRoot, "--concurrency", "3", "--jobs", "1", "--env", "SPACK_STANDIN_SLEEP=120"], {
+      reject: false,
+      all: true,
+      env: { CI: "true" },
+    });
+    let output = "";
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`the three installs did not start:\n${output}`)), 240_000);
+      child.all!.on("data", (chunk: Buffer) => {
+        output += chunk.toString();
+        if ((output.match(/\] install\n/g) ?? []).length === 3) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+    });
+    await new Promise((r) => setTimeout(r, 1000));
+    child.kill("SIGINT");
+    const finished = await child;
+    expect(finished.exitCode, finished.all).toBe(130);
+    const runId = /run (\S+):/.exec(finished.all ?? "")?.[1];
+    const { stdout } = await execa("docker", ["ps", "-aq", "--filter", `label=stack-factory.run=${runId}`]);
+    expect(stdout.trim()).toBe("");
   });
 
   it("cache prune removes old entries, keeps what is used, and the next warm still finds the buildcache", async () => {
