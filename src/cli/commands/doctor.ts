@@ -2,6 +2,7 @@ import { access, constants, mkdir, statfs } from "node:fs/promises";
 import { join } from "node:path";
 import { connectEngine } from "../../docker/index.js";
 import { FactoryError } from "../../errors.js";
+import { findExecutable } from "../../package/which.js";
 import { cacheRoot } from "../options.js";
 
 /** Below this much free space under the cache root a real stack build is likely to run out. */
@@ -58,6 +59,11 @@ export async function doctorCommand(flags: { cacheDir?: string }): Promise<numbe
   for (const c of checks) {
     process.stdout.write(`${c.ok ? "ok  " : "FAIL"} ${c.what}\n`);
     if (!c.ok && c.advice) process.stdout.write(`     → ${c.advice}\n`);
+  }
+  // Not failures: packing works without them, only slower (gzip) or not at all (--compress zstd).
+  for (const [tool, use] of [["pigz", "multi-core gzip packing (else node's single-core zlib)"], ["zstd", "--compress zstd"]] as const) {
+    const found = await findExecutable(tool);
+    process.stdout.write(found ? `ok   ${tool} at ${found}: ${use}\n` : `note ${tool} not found: needed for ${use}; install the ${tool} package\n`);
   }
   return checks.every((c) => c.ok) ? 0 : 1;
 }
