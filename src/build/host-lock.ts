@@ -1,10 +1,11 @@
 import { randomBytes } from "node:crypto";
-import { link, mkdir, open, rename, stat, unlink, writeFile } from "node:fs/promises";
+import { link, mkdir, open, stat, unlink, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { dirname } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { isProcessAlive } from "../docker/index.js";
 import { CancelledError } from "../errors.js";
+import { moveAside } from "../fs/move-aside.js";
 
 /** Who holds a lock, as written into the lock file. */
 interface Holder {
@@ -128,13 +129,8 @@ async function readLock(path: string): Promise<LockState | undefined> {
  * rename, the fresh lock just moved aside is linked back (it is not stale) and only this taker's copy removed.
  */
 async function takeOver(path: string, staleIno: number): Promise<void> {
-  const aside = `${path}.stale-${process.pid}-${randomBytes(6).toString("hex")}`;
-  try {
-    await rename(path, aside);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return;
-    throw error;
-  }
+  const aside = await moveAside(path, ".stale");
+  if (aside === undefined) return;
   try {
     const moved = await stat(aside);
     if (moved.ino !== staleIno) await link(aside, path).catch(() => undefined);

@@ -1,10 +1,10 @@
-import { randomBytes } from "node:crypto";
-import { lstat, readdir, rename, rm } from "node:fs/promises";
+import { lstat, readdir, rm } from "node:fs/promises";
 import { join, relative } from "node:path";
 import { withLock } from "../build/host-lock.js";
 import { isProcessAlive } from "../docker/index.js";
 import { CACHE_KINDS, inventory, type CacheEntry, type CacheKind } from "./inventory.js";
 import { entriesInUse } from "./usage.js";
+import { moveAside } from "../fs/move-aside.js";
 
 export interface PruneOptions {
   /** Remove entries last used more than this many days ago. */
@@ -75,14 +75,8 @@ export async function pruneCache(cacheRoot: string, options: PruneOptions): Prom
 
 /** Rename `path` aside in one step, then delete the renamed copy. */
 export async function removeEntry(path: string): Promise<void> {
-  const aside = `${path}.tmp-${process.pid}-${randomBytes(6).toString("hex")}`;
-  try {
-    await rename(path, aside);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return;
-    throw error;
-  }
-  await rm(aside, { recursive: true, force: true });
+  const aside = await moveAside(path, ".tmp");
+  if (aside !== undefined) await rm(aside, { recursive: true, force: true });
 }
 
 /** A leftover must be this old (by its ctime, which a rename sets) as well as have a dead owner. */

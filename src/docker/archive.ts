@@ -1,6 +1,7 @@
 import type { Readable } from "node:stream";
 import { pack, extract } from "tar-stream";
 import { DockerError } from "../errors.js";
+import { parentDirs } from "../fs/move-aside.js";
 
 /** A file to write: its text, or its content with a mode (e.g. 0o755 for a script). */
 export type FileEntry = string | { content: string | Buffer; mode: number };
@@ -12,11 +13,6 @@ export interface PackOptions {
   gid?: number;
 }
 
-/** Parent directories of a relative path, outermost first: `a/b/c` → `a`, `a/b`. */
-function parents(name: string): string[] {
-  const parts = name.split("/").slice(0, -1);
-  return parts.map((_, i) => parts.slice(0, i + 1).join("/"));
-}
 
 function normalise(name: string): string {
   const clean = name.replace(/^\.?\/+/, "");
@@ -36,7 +32,7 @@ export function packFiles(files: Record<string, FileEntry>, options: PackOptions
   const dirs = new Set<string>();
   for (const [rawName, entry] of Object.entries(files).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
     const name = normalise(rawName);
-    for (const dir of parents(name)) {
+    for (const dir of parentDirs(name)) {
       if (dirs.has(dir)) continue;
       dirs.add(dir);
       tar.entry({ name: dir, type: "directory", mode: 0o755, mtime: options.mtime, ...owner });

@@ -19,6 +19,7 @@ import { openGenerated, type GeneratedFile } from "./generated-files.js";
 import { CHECKSUMS_FILE, INSTALL_SCRIPT, MANIFEST_FILE } from "./layout.js";
 import { withFiles, type Manifest } from "./manifest.js";
 import { writeEmpty, writeFile, type EntryHeader } from "./tar-writer.js";
+import { parentDirs } from "../fs/move-aside.js";
 
 export interface PackTarballOptions {
   /**
@@ -67,11 +68,6 @@ export function defaultMtime(env: NodeJS.ProcessEnv = process.env): Date {
   return new Date(0);
 }
 
-/** Parent directories of a relative path, outermost first. */
-function parents(path: string): string[] {
-  const parts = path.split("/").slice(0, -1);
-  return parts.map((_, i) => parts.slice(0, i + 1).join("/"));
-}
 
 /** install.sh first, then the rest in byte order. */
 function generatedOrder(a: string, b: string): number {
@@ -127,7 +123,7 @@ async function packEntries(pack: Pack, entries: AsyncIterator<unknown>, options:
   const relative = (name: string): string => name.slice(top.length + 1);
   const dirs = new Set<string>();
   const ensureDirs = async (path: string): Promise<void> => {
-    for (const dir of parents(path)) {
+    for (const dir of parentDirs(path)) {
       if (dirs.has(dir)) continue;
       dirs.add(dir);
       await writeEmpty(pack, { name: `${top}/${dir}`, type: "directory", mode: 0o755 }, mtime);
