@@ -7,7 +7,7 @@
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { runPlan } from "../src/build/run-plan.js";
+import { runPlan } from "../src/run/run-plan.js";
 import { loadStack } from "../src/config/index.js";
 import { connectEngine } from "../src/docker/index.js";
 import { planBuild } from "../src/plan/plan.js";

@@ -1,18 +1,9 @@
 import { lstat, readdir, stat } from "node:fs/promises";
 import { basename, join } from "node:path";
+import { CACHE_KINDS, type CacheKind } from "./layout.js";
 import { LAST_USED } from "./usage.js";
 
-/** The kinds of entries under a cache root, each a directory of keyed entries or of files. */
-export const CACHE_KINDS = {
-  buildcache: "keyed",
-  "spack-user": "keyed",
-  spack: "keyed",
-  source: "files",
-  ccache: "opaque",
-  logs: "keyed",
-  runs: "keyed",
-} as const;
-export type CacheKind = keyof typeof CACHE_KINDS;
+export { CACHE_KINDS, type CacheKind };
 
 export interface CacheEntry {
   kind: CacheKind;

@@ -1,8 +1,9 @@
 import { lstat, readdir, rm } from "node:fs/promises";
 import { join, relative } from "node:path";
-import { withLock } from "../build/host-lock.js";
-import { isProcessAlive } from "../docker/index.js";
-import { CACHE_KINDS, inventory, type CacheEntry, type CacheKind } from "./inventory.js";
+import { isProcessAlive } from "../process/alive.js";
+import { withLock } from "./host-lock.js";
+import { inventory, type CacheEntry } from "./inventory.js";
+import { CACHE_KINDS, CACHE_LAYOUT, lockOfEntry, type CacheKind } from "./layout.js";
 import { entriesInUse } from "./usage.js";
 import { moveAside } from "../fs/move-aside.js";
 
@@ -64,10 +65,9 @@ export async function pruneCache(cacheRoot: string, options: PruneOptions): Prom
   if (options.dryRun === true) return all;
   for (const entry of result.removed) {
     const remove = () => removeEntry(join(cacheRoot, entry.path));
-    const lock =
-      entry.kind === "buildcache" ? `buildcache-${entry.path.slice("buildcache/".length)}` : entry.kind === "source" ? "source-cache" : undefined;
+    const lock = lockOfEntry(entry.kind, entry.path);
     if (lock === undefined) await remove();
-    else await withLock(join(cacheRoot, "locks", `${lock}.lock`), remove);
+    else await withLock(join(cacheRoot, CACHE_LAYOUT.lock(lock)), remove);
   }
   for (const leftover of leftovers) await rm(join(cacheRoot, leftover.path), { recursive: true, force: true });
   return all;

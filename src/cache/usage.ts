@@ -2,11 +2,11 @@ import { mkdir, readdir, readFile, unlink, utimes, writeFile } from "node:fs/pro
 import { writeFileAtomic } from "../fs/write-atomic.js";
 import { hostname } from "node:os";
 import { join } from "node:path";
-import { isProcessAlive } from "../docker/index.js";
+import { isProcessAlive } from "../process/alive.js";
+import { CACHE_LAYOUT } from "./layout.js";
 
 /** File in every cache entry directory a run uses: its mtime says when the entry was last used. */
 export const LAST_USED = ".stack-factory-last-used";
-const RUNS_DIR = join("locks", "runs");
 
 interface RunMarker {
   runId: string;
@@ -27,7 +27,7 @@ export async function registerRun(cacheRoot: string, runId: string, entries: str
     await writeFile(stamp, "").catch(() => undefined);
     await utimes(stamp, now, now).catch(() => undefined);
   }
-  const dir = join(cacheRoot, RUNS_DIR);
+  const dir = join(cacheRoot, CACHE_LAYOUT.runMarkers);
   await mkdir(dir, { recursive: true });
   const marker: RunMarker = { runId, pid: process.pid, host: hostname(), entries };
   const path = join(dir, `${runId}.json`);
@@ -39,7 +39,7 @@ export async function registerRun(cacheRoot: string, runId: string, entries: str
 
 /** Cache entries used by runs that are still alive (markers of dead runs on this host are removed). */
 export async function entriesInUse(cacheRoot: string): Promise<Set<string>> {
-  const dir = join(cacheRoot, RUNS_DIR);
+  const dir = join(cacheRoot, CACHE_LAYOUT.runMarkers);
   const inUse = new Set<string>();
   const names = await readdir(dir).catch(() => [] as string[]);
   for (const name of names.filter((n) => n.endsWith(".json"))) {
@@ -50,8 +50,8 @@ export async function entriesInUse(cacheRoot: string): Promise<Set<string>> {
         continue;
       }
       for (const entry of marker.entries) inUse.add(entry);
-      inUse.add(join("logs", marker.runId));
-      inUse.add(join("runs", marker.runId));
+      inUse.add(CACHE_LAYOUT.logs(marker.runId));
+      inUse.add(CACHE_LAYOUT.runs(marker.runId));
     } catch {
       // A marker being written: its run is alive by definition; it will be readable on the next prune.
     }

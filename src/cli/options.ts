@@ -1,6 +1,7 @@
 import { resolve } from "node:path";
 import { projectRoot } from "../render/templates.js";
 import { InputError } from "../errors.js";
+import { ENV_NAME } from "../config/schema.js";
 
 /** Cache root: `--cache-dir`, then `STACK_FACTORY_CACHE`, then the project's own `cache/`. */
 export function cacheRoot(flag: string | undefined): string {
@@ -47,7 +48,7 @@ export function envPairs(flag: unknown): Record<string, string> {
   if (flag === undefined) return {};
   const out: Record<string, string> = {};
   for (const pair of (Array.isArray(flag) ? flag : [flag]).map(String)) {
-    const m = /^([A-Za-z_][A-Za-z0-9_]*)=(.*)$/s.exec(pair);
+    const m = new RegExp(`^(${ENV_NAME.source.slice(1, -1)})=(.*)$`, "s").exec(pair);
     if (m === null) throw new InputError(`--env: expected NAME=VALUE, got "${pair}"`);
     out[m[1] as string] = m[2] as string;
   }

@@ -5,6 +5,7 @@
  */
 import { basename } from "node:path";
 import * as v from "valibot";
+import { BUILDCACHE_MIRROR } from "../spack/contract.js";
 import { getMicroarch, suggestMicroarch } from "../targets/index.js";
 
 /** Spack release the factory pins when a stack names no Spack. */
@@ -13,8 +14,8 @@ export const DEFAULT_SPACK_REF = "v1.1.0";
 export const DEFAULT_BASE_IMAGE = "ubuntu:24.04";
 /** OS packages of the base image's own compiler. */
 export const DEFAULT_OS_COMPILER_PACKAGES: readonly string[] = ["gcc", "g++", "gfortran"];
-/** Name of the factory's own buildcache mirror (see src/spack/contract.ts): a stack's mirror may not take it. */
-const RESERVED_MIRROR = "stack-factory";
+/** The factory's own buildcache mirror: a stack's mirror may not take its name. */
+const RESERVED_MIRROR = BUILDCACHE_MIRROR;
 
 /** Describe a value the way the user wrote it in YAML. */
 export function describeValue(value: unknown): string {
@@ -231,7 +232,8 @@ const packages = map(
   (input) => `expected a map of package name to settings, got ${describeValue(input)}`,
 );
 
-const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** An environment variable name (module environment, `--env NAME=VALUE`). */
+export const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const envName = v.pipe(
   v.string(),
   v.regex(ENV_NAME, (issue) => `${describeValue(issue.input)} is not a valid environment variable name`),

@@ -1,3 +1,4 @@
+import { isProcessAlive } from "../process/alive.js";
 import type { Engine } from "./engine.js";
 import { dockerError } from "./failure.js";
 import { LABEL, labelFilters } from "./labels.js";
@@ -45,16 +46,6 @@ async function removeAll(engine: Engine, containers: Listed[]): Promise<RemovedC
 /** Removes (force) every factory container, or only those of one run. */
 export async function removeByLabel(engine: Engine, select: { run?: string } = {}): Promise<RemovedContainer[]> {
   return removeAll(engine, await listFactoryContainers(engine, select));
-}
-
-/** Whether a process with this id exists on this host (a process of another user counts as alive). */
-export function isProcessAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code !== "ESRCH";
-  }
 }
 
 /**

@@ -13,5 +13,5 @@ export {
 export { packFiles, readFirstFile, type FileEntry } from "./archive.js";
 export type { BindMount, Resources } from "./container-spec.js";
 export type { ChunkSink } from "./demux.js";
-export { removeByLabel, removeDeadRuns, isProcessAlive, type RemovedContainer } from "./cleanup.js";
+export { removeByLabel, removeDeadRuns, type RemovedContainer } from "./cleanup.js";
 export { statusCodeOf } from "./failure.js";

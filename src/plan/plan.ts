@@ -1,5 +1,7 @@
 import { createHash } from "node:crypto";
 import { stringify } from "yaml";
+import { CACHE_LAYOUT, LOCKS } from "../cache/layout.js";
+import { DEFAULT_OS_COMPILER_PACKAGES } from "../config/schema.js";
 import type { Stack } from "../config/types.js";
 import { InputError } from "../errors.js";
 import { render, type Templates } from "../render/templates.js";
@@ -36,7 +38,6 @@ export const BUILDER_PACKAGES = [
   "zstd",
 ] as const;
 
-const DEFAULT_COMPILER_PACKAGES = ["gcc", "g++", "gfortran"];
 
 /**
  * Turn a stack and the chosen targets into a build plan. Pure: the same input gives the same plan, byte for byte.
@@ -99,7 +100,7 @@ function planPackage(stack: Stack): PackagePlan {
 }
 
 export function planImage(stack: Stack, templates: Templates): ImagePlan {
-  const compilerPackages = stack.compiler.kind === "os" ? stack.compiler.packages : DEFAULT_COMPILER_PACKAGES;
+  const compilerPackages = stack.compiler.kind === "os" ? stack.compiler.packages : DEFAULT_OS_COMPILER_PACKAGES;
   const packages = [...new Set([...BUILDER_PACKAGES, ...compilerPackages])].sort();
   const dockerfile = render(templates.dockerfile, {
     baseImage: stack.base_image,
@@ -156,7 +157,7 @@ function planTarget(stack: Stack, target: string, options: PlanOptions): TargetP
   const files: Record<string, string> = { [`${CONTAINER.envDir}/spack.yaml`]: spackYaml };
 
   const buildcacheKey = buildcacheKeyOf(stack);
-  const pushLock = `buildcache-${buildcacheKey}`;
+  const pushLock = LOCKS.buildcache(buildcacheKey);
   const steps: Step[] = [];
   if (stack.compiler.kind === "spack") {
     // The compiler is built first, in an environment of its own, for the family's generic target (it runs on the
@@ -194,7 +195,7 @@ function planTarget(stack: Stack, target: string, options: PlanOptions): TargetP
     { id: "concretize", title: "concretize", argv: spackCommands.concretize(paths) },
     // Sources are fetched one target at a time, so that a source fetched by one target is read from the source
     // cache by the others. Optional: an air-gapped factory may have binaries for everything and no sources.
-    { id: "fetch", title: "fetch sources", argv: spackCommands.fetch(paths), lock: "source-cache", optional: true },
+    { id: "fetch", title: "fetch sources", argv: spackCommands.fetch(paths), lock: LOCKS.sourceCache, optional: true },
     { id: "install", title: "install", argv: spackCommands.install(paths, options.jobs) },
     // Pushes update the buildcache index: one writer at a time per buildcache.
     { id: "push", title: "push to the buildcache", argv: spackCommands.push(paths), lock: pushLock },
@@ -261,11 +262,11 @@ function planMounts(stack: Stack, buildcacheKey: string): Mount[] {
   const mounts: Mount[] = [
     origin.kind === "local"
       ? { kind: "spack", host: origin.path, hostIsAbsolute: true, container: CONTAINER.spack, readOnly: true }
-      : { kind: "spack", host: `spack/${checkoutKey}`, hostIsAbsolute: false, container: CONTAINER.spack, readOnly: true },
-    cache("buildcache", `buildcache/${buildcacheKey}`, CONTAINER.buildcache),
-    cache("source", "source", CONTAINER.sourceCache),
-    cache("spack-user", `spack-user/${userCacheKey}`, CONTAINER.userCache),
-    cache("ccache", "ccache", CONTAINER.ccache),
+      : { kind: "spack", host: CACHE_LAYOUT.spack(checkoutKey as string), hostIsAbsolute: false, container: CONTAINER.spack, readOnly: true },
+    cache("buildcache", CACHE_LAYOUT.buildcache(buildcacheKey), CONTAINER.buildcache),
+    cache("source", CACHE_LAYOUT.source, CONTAINER.sourceCache),
+    cache("spack-user", CACHE_LAYOUT.spackUser(userCacheKey), CONTAINER.userCache),
+    cache("ccache", CACHE_LAYOUT.ccache, CONTAINER.ccache),
   ];
   stack.spack.repos.forEach((repo, i) =>
     mounts.push({ kind: "repo", host: repo, hostIsAbsolute: true, container: `${CONTAINER.repos}/${i}`, readOnly: true }),

@@ -1,6 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { InputError } from "../errors.js";
 import { projectRoot, render } from "./templates.js";
+import { ENV_NAME } from "../config/schema.js";
 
 /** What the Lmod module of one stack build needs to know. */
 export interface ModuleInput {
@@ -23,7 +24,6 @@ export const MODULE_TEMPLATE = "modules-templates/module.lua.eta";
 /** Variables the module never sets: the view's RPATHs make them unnecessary and they break other software. */
 const FORBIDDEN_VARS = ["LD_LIBRARY_PATH", "LD_PRELOAD", "LD_RUN_PATH"];
 
-const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 export async function loadModuleTemplate(root = projectRoot): Promise<string> {
   return readFile(`${root}/${MODULE_TEMPLATE}`, "utf8");

@@ -4,7 +4,7 @@ import { execa } from "execa";
 import { beforeAll, describe, expect, it } from "vitest";
 import { loadStack } from "../../src/config/index.js";
 import { connectEngine, type Engine } from "../../src/docker/index.js";
-import { runPlan, type RunResult } from "../../src/build/run-plan.js";
+import { runPlan, type RunResult } from "../../src/run/run-plan.js";
 import { planBuild } from "../../src/plan/plan.js";
 import { loadTemplates } from "../../src/render/templates.js";
 import type { RunEvent } from "../../src/ui/reporter.js";

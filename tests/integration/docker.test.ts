@@ -7,12 +7,12 @@ import type { Readable } from "node:stream";
 import { extract } from "tar-stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CancelledError, DockerError } from "../../src/errors.js";
+import { isProcessAlive } from "../../src/process/alive.js";
 import {
   buildImage,
   connectEngine,
   ensureImage,
   imageExists,
-  isProcessAlive,
   LABEL,
   newRunId,
   removeByLabel,

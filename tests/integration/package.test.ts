@@ -2,7 +2,7 @@ import { readdir, readFile, rename, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { execa } from "execa";
 import { beforeAll, describe, expect, it } from "vitest";
-import type { RunReport } from "../../src/build/report.js";
+import type { RunReport } from "../../src/run/report.js";
 import { runCli } from "./helpers/cli.js";
 import { requireEngine, requireTestImage, TEST_IMAGE } from "./helpers/engine.js";
 import { tempDir, writeTestStack } from "./helpers/stack.js";

@@ -2,7 +2,7 @@ import { readdir, readFile, utimes, mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { execa } from "execa";
 import { beforeAll, describe, expect, it } from "vitest";
-import type { RunReport } from "../../src/build/report.js";
+import type { RunReport } from "../../src/run/report.js";
 import { runCli } from "./helpers/cli.js";
 import { CLI } from "./helpers/stack.js";
 import { requireEngine, requireTestImage } from "./helpers/engine.js";

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { chooseConcurrency } from "../../src/build/concurrency.js";
+import { chooseConcurrency } from "../../src/run/concurrency.js";
 
 const GiB = 1024 ** 3;
 

@@ -3,7 +3,7 @@ import { mkdtemp, readdir, readFile, utimes, writeFile } from "node:fs/promises"
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { acquireLock, withLock } from "../../src/build/host-lock.js";
+import { acquireLock, withLock } from "../../src/cache/host-lock.js";
 import { CancelledError } from "../../src/errors.js";
 
 const DEAD_PID = 2 ** 22 + 17;

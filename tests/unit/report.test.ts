@@ -2,8 +2,9 @@ import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { buildReport, exitCodeOf, formatBytes, reportMarkdown, reportTable } from "../../src/build/report.js";
-import type { RunResult } from "../../src/build/run-plan.js";
+import { buildReport, exitCodeOf, reportMarkdown, reportTable } from "../../src/run/report.js";
+import { formatBytes } from "../../src/ui/format.js";
+import type { RunResult } from "../../src/run/run-plan.js";
 import type { BuildPlan } from "../../src/plan/types.js";
 import { summariseInstallLog } from "../../src/spack/contract.js";
 

@@ -1,6 +1,6 @@
 import { inventory, type CacheEntry } from "../../cache/inventory.js";
 import { pruneCache } from "../../cache/prune.js";
-import { formatBytes } from "../../build/report.js";
+import { formatBytes } from "../../ui/format.js";
 import { InputError } from "../../errors.js";
 import { cacheRoot, positiveInt, positiveNumber } from "../options.js";
 

@@ -3,11 +3,12 @@ import { join } from "node:path";
 import { connectEngine } from "../../docker/index.js";
 import { FactoryError } from "../../errors.js";
 import { findExecutable } from "../../package/which.js";
+import { CACHE_KINDS } from "../../cache/layout.js";
 import { cacheRoot } from "../options.js";
 
 /** Below this much free space under the cache root a real stack build is likely to run out. */
 const MIN_FREE_BYTES = 20 * 1024 ** 3;
-const CACHE_DIRS = ["buildcache", "source", "spack-user", "ccache", "spack", "logs"];
+const CACHE_DIRS = Object.keys(CACHE_KINDS);
 
 interface Check {
   ok: boolean;

@@ -3,6 +3,7 @@ import { summariseInstallLog } from "../spack/contract.js";
 import type { BuildPlan } from "../plan/types.js";
 import type { RunResult, TargetStatus } from "./run-plan.js";
 import type { StepTiming } from "./run-target.js";
+import { formatBytes } from "../ui/format.js";
 
 export interface TargetReport {
   target: string;
@@ -110,17 +111,6 @@ export function reportMarkdown(report: RunReport): string {
   const failed = report.targets.filter((t) => t.status === "failed");
   if (failed.length > 0) lines.push("", ...failed.map((t) => `- ${t.target} failed: see \`${t.logPath}\``));
   return `${lines.join("\n")}\n`;
-}
-
-export function formatBytes(bytes: number): string {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit += 1;
-  }
-  return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
 }
 
 function round(seconds: number): number {

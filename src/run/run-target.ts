@@ -7,7 +7,8 @@ import type { TargetPlan } from "../plan/types.js";
 import type { Reporter } from "../ui/reporter.js";
 import { containerUser, hostPathOf } from "./host-caches.js";
 import { failedStageDirs } from "../spack/contract.js";
-import { withLock } from "./host-lock.js";
+import { withLock } from "../cache/host-lock.js";
+import { CACHE_LAYOUT } from "../cache/layout.js";
 import { copyStageLogs } from "./stage-logs.js";
 import { TargetLog } from "./target-log.js";
 
@@ -86,7 +87,7 @@ export async function runTarget(plan: TargetPlan, options: TargetRunOptions): Pr
       const { exitCode } =
         step.lock === undefined
           ? await exec()
-          : await withLock(join(options.cacheRoot, "locks", `${step.lock}.lock`), exec, {
+          : await withLock(join(options.cacheRoot, CACHE_LAYOUT.lock(step.lock)), exec, {
               signal,
               onWait: (holder) => log.note(`step ${step.id}: waiting for lock ${step.lock} held by ${holder}`),
             });

@@ -16,11 +16,11 @@ import {
   SBOM_FILE,
   type Compression,
   type GeneratedFile,
-} from "../package/index.js";
+} from "./index.js";
 import { loadInstallTemplate, renderInstallScript } from "../render/install-script.js";
 import { loadModuleTemplate, renderModule } from "../render/module.js";
-import type { TargetExtra } from "./run-plan.js";
-import type { TargetLog } from "./target-log.js";
+import type { TargetExtra } from "../run/run-plan.js";
+import type { TargetLog } from "../run/target-log.js";
 
 export interface PackageOptions {
   outDir: string;

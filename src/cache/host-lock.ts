@@ -3,7 +3,7 @@ import { link, mkdir, open, stat, unlink, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { dirname } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { isProcessAlive } from "../docker/index.js";
+import { isProcessAlive } from "../process/alive.js";
 import { CancelledError } from "../errors.js";
 import { moveAside } from "../fs/move-aside.js";
 

@@ -11,6 +11,7 @@ import {
 import { CancelledError, FactoryError } from "../errors.js";
 import type { BuildPlan, TargetPlan } from "../plan/types.js";
 import type { Reporter } from "../ui/reporter.js";
+import { CACHE_LAYOUT } from "../cache/layout.js";
 import { registerRun } from "../cache/usage.js";
 import { hostPathOf, prepareCacheDirs } from "./host-caches.js";
 import { runTarget, type StepTiming } from "./run-target.js";
@@ -95,7 +96,7 @@ export async function runPlan(plan: BuildPlan, options: RunOptions): Promise<Run
     const results = await Promise.all(
       plan.targets.map((target) =>
         queue.add(async (): Promise<TargetResult> => {
-          const logPath = join(options.cacheRoot, "logs", runId, `${target.target}.log`);
+          const logPath = join(options.cacheRoot, CACHE_LAYOUT.targetLog(runId, target.target));
           if (targetSignal.aborted) {
             return { target: target.target, status: signal.aborted ? "cancelled" : "skipped", seconds: 0, logPath, steps: [], captured: {} };
           }
@@ -108,7 +109,7 @@ export async function runPlan(plan: BuildPlan, options: RunOptions): Promise<Run
               image: plan.builder.tag,
               cacheRoot: options.cacheRoot,
               logPath,
-              workDir: join(options.cacheRoot, "runs", runId, target.target),
+              workDir: join(options.cacheRoot, CACHE_LAYOUT.targetRecord(runId, target.target)),
               reporter,
               signal: targetSignal,
               ...pick(options, ["keepContainer", "cpus", "memory", "extraEnv"]),

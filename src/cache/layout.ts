@@ -1,0 +1,59 @@
+/**
+ * The host cache root's layout: every path under it and every lock name, in one place. Paths are relative to the
+ * cache root (join them with `cacheRoot` where a host path is needed).
+ *
+ *   buildcache/<key>/        Spack buildcache, keyed by base image, compiler and padded length
+ *   source/                  Spack source cache, shared by every key
+ *   spack-user/<key>/        SPACK_USER_CACHE_PATH: Spack's misc cache and bootstrap store
+ *   ccache/                  compiler cache
+ *   spack/<key>/             clones of Spack
+ *   spack-packages/<key>/    clones of Spack's builtin package repository (Spack v1.x)
+ *   logs/<run>/<target>.log  full build logs
+ *   runs/<run>/<target>/     what a run's steps recorded
+ *   locks/<name>.lock        host locks (buildcache pushes, source fetches)
+ *   locks/runs/<run>.json    markers of live runs, read by `cache prune`
+ */
+import { join } from "node:path";
+
+export const CACHE_LAYOUT = {
+  buildcache: (key: string): string => join("buildcache", key),
+  source: "source",
+  spackUser: (key: string): string => join("spack-user", key),
+  ccache: "ccache",
+  spack: (key: string): string => join("spack", key),
+  spackPackages: (key: string): string => join("spack-packages", key),
+  logs: (runId: string): string => join("logs", runId),
+  targetLog: (runId: string, target: string): string => join("logs", runId, `${target}.log`),
+  runs: (runId: string): string => join("runs", runId),
+  targetRecord: (runId: string, target: string): string => join("runs", runId, target),
+  lock: (name: string): string => join("locks", `${name}.lock`),
+  runMarkers: join("locks", "runs"),
+} as const;
+
+/** The top-level directories of a cache root, and how each is organised. */
+export const CACHE_KINDS = {
+  buildcache: "keyed",
+  "spack-user": "keyed",
+  spack: "keyed",
+  "spack-packages": "keyed",
+  source: "files",
+  ccache: "opaque",
+  logs: "keyed",
+  runs: "keyed",
+} as const;
+export type CacheKind = keyof typeof CACHE_KINDS;
+
+/** Host lock names. */
+export const LOCKS = {
+  /** One buildcache writer at a time per key (pushes update the index). */
+  buildcache: (key: string): string => `buildcache-${key}`,
+  /** One source fetch at a time, so each source is fetched once across targets. */
+  sourceCache: "source-cache",
+} as const;
+
+/** The lock guarding a cache entry while it is written, if any (`buildcache/<key>` → its push lock). */
+export function lockOfEntry(kind: CacheKind, path: string): string | undefined {
+  if (kind === "buildcache") return LOCKS.buildcache(path.slice("buildcache/".length));
+  if (kind === "source") return LOCKS.sourceCache;
+  return undefined;
+}
