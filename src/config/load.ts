@@ -7,11 +7,13 @@ import path from "node:path";
 import * as v from "valibot";
 import { type Document, isAlias, isMap, isScalar, isSeq, LineCounter, type Node, parseDocument, Scalar } from "yaml";
 import { ConfigError, InputError } from "../errors.js";
-import type { CompilerChoice, Stack } from "./types.js";
+import { inspectSpackSources } from "./inspect.js";
+import type { CompilerChoice, Origin, Stack } from "./types.js";
 import {
   COMPILER_SPEC,
   DEFAULT_BASE_IMAGE,
   DEFAULT_OS_COMPILER_PACKAGES,
+  DEFAULT_SPACK_PACKAGES_URL,
   DEFAULT_SPACK_REF,
   DEFAULT_SPACK_URL,
   describeValue,
@@ -21,9 +23,9 @@ import {
   TEXT_FIELDS,
 } from "./schema.js";
 
-type Segment = string | number;
+export type Segment = string | number;
 /** What an issue points at: the value at a path, the key naming it, or the map a missing key is missing from. */
-type Anchor = "value" | "key" | "parent";
+export type Anchor = "value" | "key" | "parent";
 
 /** Read and validate a stack file. Local paths it names (assets, Spack checkout, repos, mirrors) must exist. */
 export async function loadStack(file: string): Promise<Stack> {
@@ -36,7 +38,9 @@ export async function loadStack(file: string): Promise<Stack> {
   const parsed = parseWithPositions(text, file);
   const issues = await missingPaths(parsed.stack, parsed.issueAt, parsed.offsetAt);
   if (issues.length > 0) throw new ConfigError(file, issues);
-  return parsed.stack;
+  const inspected = await inspectSpackSources(parsed.stack, parsed.builtinGiven, parsed.issueAt);
+  if (inspected.issues.length > 0) throw new ConfigError(file, inspected.issues);
+  return inspected.stack;
 }
 
 /** Validate a stack file's text. Pure: `file` names the file in messages and anchors relative paths. */
@@ -44,7 +48,7 @@ export function parseStack(text: string, file: string): Stack {
   return parseWithPositions(text, file).stack;
 }
 
-function readFailure(error: unknown): string {
+export function readFailure(error: unknown): string {
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
   if (code === "ENOENT") return "no such file";
   if (code === "EISDIR") return "it is a directory, not a file";
@@ -58,6 +62,8 @@ interface Parsed {
   issueAt: (segments: readonly Segment[], message: string, anchor?: Anchor) => string;
   /** Offset in the text of the node at a path of the input document (for ordering issues). */
   offsetAt: (segments: readonly Segment[], anchor?: Anchor) => number;
+  /** Whether the stack file names `spack.builtin` itself (rather than taking the default). */
+  builtinGiven: boolean;
 }
 
 function parseWithPositions(text: string, file: string): Parsed {
@@ -89,23 +95,37 @@ function parseWithPositions(text: string, file: string): Parsed {
   };
 
   const result = v.safeParse(StackSchema, doc.toJS({ maxAliasCount: 1000 }));
-  if (!result.success) {
-    const located = result.issues.map((issue) => {
-      const segments = (issue.path ?? []).map((item) => item.key as Segment);
-      const last = issue.path?.[issue.path.length - 1];
-      let anchor: Anchor = "value";
-      if (issue.type === "strict_object" && issue.expected === "never") anchor = "key";
-      else if (issue.type === "strict_object" && issue.received === "undefined") anchor = "parent";
-      else if (last?.origin === "key") anchor = "key";
-      return { text: issueAt(segments, issue.message, anchor), offset: offsetOf(doc, segments, anchor) };
-    });
-    // In file order, so a user can fix them from top to bottom.
-    located.sort((a, b) => a.offset - b.offset);
-    throw new ConfigError(file, located.map((l) => l.text));
-  }
+  if (!result.success) throw new ConfigError(file, locateIssues(doc, result.issues, issueAt));
   const offsetAt = (segments: readonly Segment[], anchor: Anchor = "value"): number =>
     offsetOf(doc, segments, anchor);
-  return { stack: toStack(result.output, file), issueAt, offsetAt };
+  const stack = toStack(result.output, file);
+  const builtinGiven = result.output.spack?.builtin !== undefined;
+  if (builtinGiven && stack.spack.generation === "v0") {
+    throw new ConfigError(file, [issueAt(["spack", "builtin"], V0_BUILTIN_MESSAGE, "key")]);
+  }
+  return { stack, issueAt, offsetAt, builtinGiven };
+}
+
+/**
+ * Valibot issues as located messages, in file order (so a user can fix them from top to bottom). An unknown key
+ * points at the key, a missing one at the map it is missing from, anything else at the value.
+ */
+export function locateIssues(
+  doc: Document,
+  issues: readonly v.BaseIssue<unknown>[],
+  issueAt: (segments: readonly Segment[], message: string, anchor?: Anchor) => string,
+): string[] {
+  const located = issues.map((issue) => {
+    const segments = (issue.path ?? []).map((item) => item.key as Segment);
+    const last = issue.path?.[issue.path.length - 1];
+    let anchor: Anchor = "value";
+    if (issue.type === "strict_object" && issue.expected === "never") anchor = "key";
+    else if (issue.type === "strict_object" && issue.received === "undefined") anchor = "parent";
+    else if (last?.origin === "key") anchor = "key";
+    return { text: issueAt(segments, issue.message, anchor), offset: offsetOf(doc, segments, anchor) };
+  });
+  located.sort((a, b) => a.offset - b.offset);
+  return located.map((l) => l.text);
 }
 
 /**
@@ -131,7 +151,7 @@ function keepSourceText(doc: Document): void {
 }
 
 /** Offset of the node an issue points at; falls back to the nearest enclosing node the document has. */
-function offsetOf(doc: Document, segments: readonly Segment[], anchor: Anchor): number {
+export function offsetOf(doc: Document, segments: readonly Segment[], anchor: Anchor): number {
   const steps = anchor === "parent" ? segments.slice(0, -1) : segments;
   let node: unknown = doc.contents;
   let offset = (doc.contents as Node | null)?.range?.[0] ?? 0;
@@ -166,12 +186,49 @@ export function dottedPath(segments: readonly Segment[]): string {
   return out;
 }
 
+export const V0_BUILTIN_MESSAGE =
+  "Spack 0.2x keeps its builtin packages inside the checkout (var/spack/repos/builtin): remove spack.builtin, or use Spack v1.x";
+
+/** Spack 0.2x by its release tag or branch (`v0.23.1`, `releases/v0.23`); anything else is taken as v1.x. */
+export function generationOfRef(ref: string): "v0" | "v1" {
+  return /^(?:releases\/)?v?0\.\d+/.test(ref) ? "v0" : "v1";
+}
+
+/**
+ * The spack-packages branch a Spack v1.x release pins in its defaults (etc/spack/defaults/repos.yaml): v1.0.x
+ * pins releases/v2025.07, v1.1.x releases/v2025.11; any other ref (develop, a commit) follows spack-packages'
+ * develop. A local checkout's own defaults are read by `inspectSpackSources` instead.
+ */
+export function pinnedSpackPackagesRef(spackRef: string): string {
+  const m = /^(?:releases\/)?v?1\.(\d+)/.exec(spackRef);
+  if (m?.[1] === "0") return "releases/v2025.07";
+  if (m?.[1] === "1") return "releases/v2025.11";
+  return "develop";
+}
+
 /** Apply defaults and make paths absolute (relative ones are relative to the stack file's directory). */
 function toStack(input: StackInput, file: string): Stack {
   const absFile = path.resolve(file);
   const dir = path.dirname(absFile);
   const resolve = (p: string): string => path.resolve(dir, p);
   const spack = input.spack ?? {};
+  const origin: Origin =
+    spack.source !== undefined
+      ? { kind: "local", path: resolve(spack.source) }
+      : { kind: "git", url: spack.url ?? DEFAULT_SPACK_URL, ref: spack.ref ?? DEFAULT_SPACK_REF };
+  // A local checkout's generation and pin are read from its files by inspectSpackSources.
+  const generation = origin.kind === "git" ? generationOfRef(origin.ref) : "v1";
+  const given = spack.builtin;
+  const builtin: Origin | undefined =
+    generation === "v0"
+      ? undefined
+      : given?.source !== undefined
+        ? { kind: "local", path: resolve(given.source) }
+        : {
+            kind: "git",
+            url: given?.url ?? DEFAULT_SPACK_PACKAGES_URL,
+            ref: given?.ref ?? (origin.kind === "git" ? pinnedSpackPackagesRef(origin.ref) : "develop"),
+          };
   return {
     file: absFile,
     dir,
@@ -183,11 +240,11 @@ function toStack(input: StackInput, file: string): Stack {
     base_image: input.base_image ?? DEFAULT_BASE_IMAGE,
     compiler: compilerChoice(input.compiler),
     spack: {
-      origin:
-        spack.source !== undefined
-          ? { kind: "local", path: resolve(spack.source) }
-          : { kind: "git", url: spack.url ?? DEFAULT_SPACK_URL, ref: spack.ref ?? DEFAULT_SPACK_REF },
-      repos: (spack.repos ?? []).map(resolve),
+      origin,
+      generation,
+      ...(builtin === undefined ? {} : { builtin }),
+      // The namespace is read from each repo.yaml by inspectSpackSources; until then, the directory's name.
+      repos: (spack.repos ?? []).map((p) => ({ path: resolve(p), namespace: path.basename(resolve(p)) })),
       mirrors: Object.fromEntries(
         Object.entries(spack.mirrors ?? {}).map(([name, where]) => [name, isUrl(where) ? where : resolve(where)]),
       ),
@@ -232,7 +289,11 @@ async function missingPaths(
     const where = stack.spack.origin.path;
     checks.push({ segments: ["spack", "source"], where, kind: "directory", what: "Spack checkout" });
   }
-  stack.spack.repos.forEach((where, i) =>
+  const builtin = stack.spack.builtin;
+  if (builtin?.kind === "local") {
+    checks.push({ segments: ["spack", "builtin", "source"], where: builtin.path, kind: "directory", what: "spack-packages checkout" });
+  }
+  stack.spack.repos.forEach(({ path: where }, i) =>
     checks.push({ segments: ["spack", "repos", i], where, kind: "directory", what: "package repository" }),
   );
   for (const [name, where] of Object.entries(stack.spack.mirrors)) {

@@ -11,6 +11,8 @@ import { getMicroarch, suggestMicroarch } from "../targets/index.js";
 /** Spack release the factory pins when a stack names no Spack. */
 export const DEFAULT_SPACK_URL = "https://github.com/spack/spack.git";
 export const DEFAULT_SPACK_REF = "v1.1.0";
+/** Spack v1.x keeps its builtin packages in this repository, pinned per Spack release. */
+export const DEFAULT_SPACK_PACKAGES_URL = "https://github.com/spack/spack-packages.git";
 export const DEFAULT_BASE_IMAGE = "ubuntu:24.04";
 /** OS packages of the base image's own compiler. */
 export const DEFAULT_OS_COMPILER_PACKAGES: readonly string[] = ["gcc", "g++", "gfortran"];
@@ -198,11 +200,50 @@ const mirrorName = v.pipe(
   ),
 );
 
-const spack = v.pipe(
-  strict({
-    url: v.optional(notAnOption(nonEmptyString("a git URL"))),
-    ref: v.optional(notAnOption(nonEmptyString("a git branch, tag or commit"))),
+/**
+ * Git transports a clone may use: https, ssh, git, file, and scp-like `host:path`. Command transports (`ext::`,
+ * `fd::`) and anything else git would hand to a helper are refused here; the clone pins GIT_ALLOW_PROTOCOL too.
+ */
+export const GIT_URL = /^(?:(?:https|ssh|git|file):\/\/[^\s]+|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s:][^\s]*|[A-Za-z0-9.-]+\.[A-Za-z]{2,}:[^\s:][^\s]*)$/;
+export function isAllowedGitUrl(url: string): boolean {
+  return GIT_URL.test(url) && !url.includes("::") && !/[\x00-\x1f\x7f]/.test(url);
+}
+const gitUrl = v.pipe(
+  notAnOption(nonEmptyString("a git URL")),
+  v.check(
+    isAllowedGitUrl,
+    (issue) =>
+      `${describeValue(issue.input)} is not a git URL the factory clones: use https://, ssh://, git://, file:// or user@host:path`,
+  ),
+);
+const gitRef = notAnOption(nonEmptyString("a git branch, tag or commit"));
+
+/** Either a git `url` (with an optional `ref`) or a local checkout `source`, not both. */
+function originChecks<T extends { url?: string; ref?: string; source?: string }>(what: string) {
+  return v.rawCheck<T>(({ dataset, addIssue }) => {
+    if (!dataset.typed) return;
+    const { url, ref, source } = dataset.value;
+    if (source !== undefined && url !== undefined) {
+      addIssue({ message: `takes either "url" (with "ref") or "source" (${what}), not both` });
+    } else if (source !== undefined && ref !== undefined) {
+      addIssue({ message: '"ref" applies to a git "url"; a local "source" checkout is used as it is' });
+    }
+  });
+}
+
+/** Spack v1.x's builtin package repository (spack-packages): a local checkout or a git origin. */
+const builtinObject = strict({
+  url: v.optional(gitUrl),
+  ref: v.optional(gitRef),
+  source: v.optional(nonEmptyString("a path to a spack-packages checkout")),
+});
+const builtin = v.pipe(builtinObject, originChecks<v.InferOutput<typeof builtinObject>>("a spack-packages checkout"));
+
+const spackObject = strict({
+    url: v.optional(gitUrl),
+    ref: v.optional(gitRef),
     source: v.optional(nonEmptyString("a path to a Spack checkout")),
+    builtin: v.optional(builtin),
     repos: v.optional(v.pipe(list(nonEmptyString("a path"), "repository paths"), distinct("repository"))),
     mirrors: v.optional(
       map(
@@ -211,17 +252,8 @@ const spack = v.pipe(
         (input) => `expected a map of mirror name to URL or path, got ${describeValue(input)}`,
       ),
     ),
-  }),
-  v.rawCheck(({ dataset, addIssue }) => {
-    if (!dataset.typed) return;
-    const { url, ref, source } = dataset.value;
-    if (source !== undefined && url !== undefined) {
-      addIssue({ message: 'takes either "url" (with "ref") or "source", not both' });
-    } else if (source !== undefined && ref !== undefined) {
-      addIssue({ message: '"ref" applies to a git "url"; a local "source" checkout is used as it is' });
-    }
-  }),
-);
+  });
+const spack = v.pipe(spackObject, originChecks<v.InferOutput<typeof spackObject>>("a Spack checkout"));
 
 const packages = map(
   v.string(),
@@ -299,6 +331,7 @@ export const TEXT_FIELDS: readonly (readonly string[])[] = [
   ["version"],
   ["description"],
   ["spack", "ref"],
+  ["spack", "builtin", "ref"],
   ["modules", "name"],
   ["modules", "env", "*"],
 ];

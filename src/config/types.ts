@@ -31,11 +31,23 @@ export type CompilerChoice =
   /** A compiler Spack bootstraps first, e.g. `gcc@13.3.0`. */
   | { kind: "spack"; spec: string; name: string; version: string };
 
+/** A git url + ref (cloned once into the cache) or a local checkout (mounted read-only). */
+export type Origin = { kind: "git"; url: string; ref: string } | { kind: "local"; path: string };
+
 export interface SpackSource {
-  /** Either a git url + ref (cloned once into the cache) or a local checkout mounted read-only. */
-  origin: { kind: "git"; url: string; ref: string } | { kind: "local"; path: string };
-  /** Extra package repositories (absolute host paths). */
-  repos: string[];
+  origin: Origin;
+  /**
+   * Which Spack: "v1" (1.x: builtin packages live in the separate spack-packages repository) or "v0" (0.2x: builtin
+   * inside the checkout). From the git ref, or from the layout of a local checkout.
+   */
+  generation: "v0" | "v1";
+  /**
+   * Spack v1.x's builtin package repository (absent for v0). `path` of a local one is the directory that holds
+   * `repo.yaml` (a spack-packages checkout's `repos/spack_repo/builtin`); `root` the checkout itself.
+   */
+  builtin?: Origin;
+  /** Extra package repositories: absolute host path and the namespace its repo.yaml declares. */
+  repos: { path: string; namespace: string }[];
   /** Extra mirrors: name → url or absolute host path. */
   mirrors: Record<string, string>;
 }

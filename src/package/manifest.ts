@@ -39,6 +39,8 @@ export interface Manifest {
   image_id: string | null;
   /** Commit of the Spack checkout; null when unknown. */
   spack_commit: string | null;
+  /** Commit of Spack v1.x's builtin package repository (spack-packages); null for Spack 0.2x or when unknown. */
+  spack_packages_commit?: string | null;
   specs: ManifestSpec[];
   /** The view's path in the build container: an install at PREFIX maps it to PREFIX/view. */
   build_prefix: string;
@@ -55,6 +57,7 @@ export interface ManifestInput {
   baseImage: string;
   imageId?: string;
   spackCommit?: string;
+  spackPackagesCommit?: string;
   specs: SpecRecord[];
   buildPrefix: string;
   /** relocate.tsv as written by prepare-relocation.py. */
@@ -71,6 +74,7 @@ export function buildManifest(input: ManifestInput, files: Record<string, string
     base_image: input.baseImage,
     image_id: input.imageId ?? null,
     spack_commit: input.spackCommit ?? null,
+    spack_packages_commit: input.spackPackagesCommit ?? null,
     specs: input.specs.map((s) => ({
       name: s.name,
       version: s.version,

@@ -27,6 +27,8 @@ export interface PackageOptions {
   compression: Compression;
   signal: AbortSignal;
   spackCommit: string;
+  /** Commit of spack-packages (Spack v1.x). */
+  spackPackagesCommit?: string;
   /** The builder image's id (`sha256:...`). */
   imageId: string;
   /** Host path of the `spack find --json` output the build recorded. */
@@ -77,6 +79,7 @@ export async function packageTarget(
     baseImage: pkg.baseImage,
     imageId: options.imageId,
     spackCommit: options.spackCommit,
+    ...(options.spackPackagesCommit === undefined ? {} : { spackPackagesCommit: options.spackPackagesCommit }),
     specs,
     buildPrefix: report.buildPrefix,
     relocateIndex,

@@ -3,6 +3,9 @@ export const CONTAINER = {
   workRoot: "/sf",
   home: "/sf/home",
   spack: "/sf/spack",
+  /** Spack v1.x's builtin package repository: a spack-packages checkout (its repo at repos/spack_repo/builtin). */
+  spackPackages: "/sf/spack-packages",
+  builtinRepo: "/sf/spack-packages/repos/spack_repo/builtin",
   envDir: "/sf/env",
   compilerEnvDir: "/sf/compiler-env",
   compilerView: "/sf/compiler-view",

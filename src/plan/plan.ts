@@ -2,10 +2,18 @@ import { createHash } from "node:crypto";
 import { stringify } from "yaml";
 import { CACHE_LAYOUT, LOCKS } from "../cache/layout.js";
 import { DEFAULT_OS_COMPILER_PACKAGES } from "../config/schema.js";
-import type { Stack } from "../config/types.js";
+import type { Origin, Stack } from "../config/types.js";
 import { InputError } from "../errors.js";
 import { render, type Templates } from "../render/templates.js";
-import { environmentConfig, spackCommands, spackEnvironment, VIEW_HASH_LENGTH, type SpackPaths } from "../spack/contract.js";
+import {
+  environmentConfig,
+  repoMountPath,
+  spackCommands,
+  spackEnvironment,
+  VIEW_HASH_LENGTH,
+  type RepoConfig,
+  type SpackPaths,
+} from "../spack/contract.js";
 import { compilerCanTarget, getMicroarch, osCompiler } from "../targets/index.js";
 import { BUILD_PREFIX_MIN_LENGTH, BUILDER_USER, CONTAINER, INSTALL_PADDED_LENGTH } from "./paths.js";
 import type { BuildPlan, ImagePlan, Mount, PackagePlan, Step, TargetPlan } from "./types.js";
@@ -31,7 +39,10 @@ export const BUILDER_PACKAGES = [
   "make",
   "patch",
   "patchelf",
+  "pigz",
   "python3",
+  // Spack's concretizer: with clingo in the image, an offline factory never needs Spack's network bootstrap.
+  "python3-clingo",
   "tar",
   "unzip",
   "xz-utils",
@@ -50,6 +61,7 @@ export function planBuild(stack: Stack, targets: readonly string[] | undefined, 
     stack: { name: stack.name, version: stack.version, file: stack.file, description: stack.description },
     builder,
     spack: { ...stack.spack.origin },
+    ...(stack.spack.builtin === undefined ? {} : { builtin: { ...stack.spack.builtin } }),
     ...(options.mode === "warm" ? {} : { package: planPackage(stack) }),
     targets: chosen.map((target) => planTarget(stack, target, options)),
   };
@@ -137,11 +149,15 @@ function planTarget(stack: Stack, target: string, options: PlanOptions): TargetP
     const url = stack.spack.mirrors[name] as string;
     mirrorPaths[name] = url.startsWith("/") ? `${CONTAINER.mirrors}/${name}` : url;
   }
-  const repoPaths = stack.spack.repos.map((_, i) => `${CONTAINER.repos}/${i}`);
+  const repos: RepoConfig = {
+    generation: stack.spack.generation,
+    ...(stack.spack.builtin === undefined ? {} : { builtin: CONTAINER.builtinRepo }),
+    extra: stack.spack.repos.map(({ namespace }) => ({ namespace, path: repoMountPath(CONTAINER.repos, namespace) })),
+  };
 
   const envInput = {
     packages: stack.packages,
-    repos: repoPaths,
+    repos,
     mirrors: mirrorPaths,
     jobs: options.jobs,
   };
@@ -243,8 +259,12 @@ export function buildcacheKeyOf(stack: Stack): string {
 }
 
 export function spackCheckoutKey(stack: Stack): string | undefined {
-  const origin = stack.spack.origin;
-  if (origin.kind !== "git") return undefined;
+  return cloneKey(stack.spack.origin);
+}
+
+/** Cache key of a git clone (`<ref>_<hash of url and ref>`); undefined for a local checkout. */
+export function cloneKey(origin: Origin | undefined): string | undefined {
+  if (origin?.kind !== "git") return undefined;
   return `${slug(origin.ref)}_${contentHash({ url: origin.url, ref: origin.ref }).slice(0, 12)}`;
 }
 
@@ -268,9 +288,17 @@ function planMounts(stack: Stack, buildcacheKey: string): Mount[] {
     cache("spack-user", CACHE_LAYOUT.spackUser(userCacheKey), CONTAINER.userCache),
     cache("ccache", CACHE_LAYOUT.ccache, CONTAINER.ccache),
   ];
-  stack.spack.repos.forEach((repo, i) =>
-    mounts.push({ kind: "repo", host: repo, hostIsAbsolute: true, container: `${CONTAINER.repos}/${i}`, readOnly: true }),
-  );
+  const builtin = stack.spack.builtin;
+  if (builtin?.kind === "local") {
+    // The directory holding builtin's repo.yaml, at a path ending spack_repo/builtin.
+    mounts.push({ kind: "spack-packages", host: builtin.path, hostIsAbsolute: true, container: CONTAINER.builtinRepo, readOnly: true });
+  } else if (builtin?.kind === "git") {
+    const key = cloneKey(builtin) as string;
+    mounts.push({ kind: "spack-packages", host: CACHE_LAYOUT.spackPackages(key), hostIsAbsolute: false, container: CONTAINER.spackPackages, readOnly: true });
+  }
+  for (const repo of stack.spack.repos) {
+    mounts.push({ kind: "repo", host: repo.path, hostIsAbsolute: true, container: repoMountPath(CONTAINER.repos, repo.namespace), readOnly: true });
+  }
   for (const name of Object.keys(stack.spack.mirrors).sort()) {
     const url = stack.spack.mirrors[name] as string;
     if (url.startsWith("/")) {

@@ -1,3 +1,5 @@
+import type { Origin } from "../config/types.js";
+
 /**
  * A build plan is pure data: everything a run needs, computed from a stack and its targets without I/O.
  * `planBuild(stack, targets)` makes it; the build engine (src/build) carries it out.
@@ -6,7 +8,9 @@ export interface BuildPlan {
   stack: { name: string; version: string; file: string; description: string };
   builder: ImagePlan;
   /** Where Spack comes from: cloned into the cache at a pinned ref, or a local checkout mounted read-only. */
-  spack: { kind: "git"; url: string; ref: string } | { kind: "local"; path: string };
+  spack: Origin;
+  /** Spack v1.x's builtin packages (spack-packages): cloned into the cache at a pinned ref, or a local checkout. */
+  builtin?: Origin;
   /** What packing needs beside the build (absent in warm plans). */
   package?: PackagePlan;
   targets: TargetPlan[];
@@ -39,7 +43,7 @@ export interface ImagePlan {
 }
 
 /** What kind of host cache a mount carries. */
-export type CacheKind = "buildcache" | "source" | "spack-user" | "ccache" | "spack" | "repo" | "mirror";
+export type CacheKind = "buildcache" | "source" | "spack-user" | "ccache" | "spack" | "spack-packages" | "repo" | "mirror";
 
 export interface Mount {
   kind: CacheKind;

@@ -20,12 +20,18 @@ export interface TargetReport {
   error?: string;
 }
 
+/** Version of the run report's shape (`--report`): bumped when a field changes meaning or goes. */
+export const REPORT_FORMAT_VERSION = 2;
+
 export interface RunReport {
+  format_version: number;
   runId: string;
   mode: "build" | "warm";
   stack: BuildPlan["stack"];
   image: RunResult["image"];
   spackCommit: string;
+  /** Commit of spack-packages (Spack v1.x). */
+  spackPackagesCommit?: string;
   concurrency: number;
   jobs: number;
   seconds: number;
@@ -62,11 +68,13 @@ export async function buildReport(
     });
   }
   return {
+    format_version: REPORT_FORMAT_VERSION,
     runId: result.runId,
     mode: context.mode,
     stack: plan.stack,
     image: result.image,
     spackCommit: result.spackCommit,
+    ...(result.spackPackagesCommit === undefined ? {} : { spackPackagesCommit: result.spackPackagesCommit }),
     concurrency: context.concurrency,
     jobs: context.jobs,
     seconds: round(context.seconds),

@@ -8,14 +8,18 @@ import {
   type BuildContainer,
   type Engine,
 } from "../docker/index.js";
-import { CancelledError, FactoryError } from "../errors.js";
+import { BuildError, CancelledError, FactoryError } from "../errors.js";
 import type { BuildPlan, TargetPlan } from "../plan/types.js";
 import type { Reporter } from "../ui/reporter.js";
 import { CACHE_LAYOUT } from "../cache/layout.js";
 import { registerRun } from "../cache/usage.js";
 import { hostPathOf, prepareCacheDirs } from "./host-caches.js";
 import { runTarget, type StepTiming } from "./run-target.js";
+import { BUILTIN_IN_CHECKOUT } from "../config/inspect.js";
+import type { Origin } from "../config/types.js";
+import { canRun, detectHostFromSystem } from "../targets/index.js";
 import { ensureSpackCheckout, headOf } from "./spack-checkout.js";
+import { clearPoisonedPackageRepos } from "./user-cache.js";
 import type { TargetLog } from "./target-log.js";
 
 export interface RunOptions {
@@ -35,7 +39,7 @@ export interface RunOptions {
     target: TargetPlan,
     container: BuildContainer,
     log: TargetLog,
-    context: { spackCommit: string; imageId: string; captured: Record<string, string> },
+    context: SourceCommits & { imageId: string; captured: Record<string, string> },
   ) => Promise<TargetExtra>;
 }
 
@@ -61,6 +65,7 @@ export interface RunResult {
   runId: string;
   image: { tag: string; built: boolean; id: string };
   spackCommit: string;
+  spackPackagesCommit?: string;
   targets: TargetResult[];
   cancelled: boolean;
 }
@@ -81,7 +86,8 @@ export async function runPlan(plan: BuildPlan, options: RunOptions): Promise<Run
     // Registered first, so that a concurrent `cache prune` leaves alone what this run is about to use.
     await mkdir(options.cacheRoot, { recursive: true });
     unregister = await registerRun(options.cacheRoot, runId, entries);
-    const spackCommit = await prepareHost(plan, options.cacheRoot, reporter, signal);
+    const { spackCommit, spackPackagesCommit } = await prepareHost(plan, options.cacheRoot, reporter, signal);
+    await noteForeignTargets(plan, reporter);
     const image = await ensureImage(engine, {
       tag: plan.builder.tag,
       files: plan.builder.files,
@@ -117,7 +123,7 @@ export async function runPlan(plan: BuildPlan, options: RunOptions): Promise<Run
                 ? {}
                 : {
                     afterSteps: async (c: BuildContainer, log: TargetLog, captured: Record<string, string>) =>
-                      void (extra = await options.afterSteps!(target, c, log, { spackCommit, imageId: image.id, captured })),
+                      void (extra = await options.afterSteps!(target, c, log, { spackCommit, ...(spackPackagesCommit === undefined ? {} : { spackPackagesCommit }), imageId: image.id, captured })),
                   }),
             });
             const seconds = (performance.now() - started) / 1000;
@@ -139,7 +145,14 @@ export async function runPlan(plan: BuildPlan, options: RunOptions): Promise<Run
         }) as Promise<TargetResult>,
       ),
     );
-    return { runId, image: { tag: plan.builder.tag, built: image.built, id: image.id }, spackCommit, targets: results, cancelled: signal.aborted };
+    return {
+      runId,
+      image: { tag: plan.builder.tag, built: image.built, id: image.id },
+      spackCommit,
+      ...(spackPackagesCommit === undefined ? {} : { spackPackagesCommit }),
+      targets: results,
+      cancelled: signal.aborted,
+    };
   } finally {
     // Whatever happened, no container of this run outlives it (unless kept on purpose for inspection).
     if (options.keepContainer !== true || signal.aborted) await removeByLabel(engine, { run: runId }).catch(() => []);
@@ -147,24 +160,63 @@ export async function runPlan(plan: BuildPlan, options: RunOptions): Promise<Run
   }
 }
 
-/** Cache directories and the Spack checkout on the host. Returns the Spack commit. */
-async function prepareHost(plan: BuildPlan, cacheRoot: string, reporter: Reporter, signal: AbortSignal): Promise<string> {
-  let commit = "unknown";
+/** Where Spack and its builtin packages came from, by commit ("unknown" for a plain local copy). */
+export interface SourceCommits {
+  spackCommit: string;
+  /** Spack v1.x only. */
+  spackPackagesCommit?: string;
+}
+
+/**
+ * Cache directories, the Spack checkout and Spack v1.x's builtin package repository on the host, so that no build
+ * clones anything; poisoned package-repository clones in Spack's user caches are cleared.
+ */
+async function prepareHost(plan: BuildPlan, cacheRoot: string, reporter: Reporter, signal: AbortSignal): Promise<SourceCommits> {
   for (const target of plan.targets) {
     await prepareCacheDirs(target.mounts, cacheRoot);
+    for (const mount of target.mounts.filter((m) => m.kind === "spack-user")) {
+      const cleared = await clearPoisonedPackageRepos(hostPathOf(mount, cacheRoot));
+      for (const name of cleared) {
+        reporter.emit({ type: "info", message: `removed a failed package repository clone (package_repos/${name}) from Spack's user cache` });
+      }
+    }
   }
-  const spackMount = plan.targets[0]?.mounts.find((m) => m.kind === "spack");
-  if (spackMount === undefined) return commit;
-  const path = hostPathOf(spackMount, cacheRoot);
-  const origin = plan.spack;
-  if (origin.kind === "git") {
-    const checkout = await ensureSpackCheckout(path, origin.url, origin.ref, signal);
-    reporter.emit({ type: "info", message: `spack ${origin.ref}: ${checkout.cloned ? "cloned" : "reused the clone"} in ${path}` });
-    commit = checkout.commit;
-  } else {
-    commit = await headOf(path);
+  const mounts = plan.targets[0]?.mounts ?? [];
+  const fetch = async (kind: "spack" | "spack-packages", origin: Origin, what: string, marker?: string): Promise<string> => {
+    const mount = mounts.find((m) => m.kind === kind);
+    if (mount === undefined) return "unknown";
+    const path = hostPathOf(mount, cacheRoot);
+    if (origin.kind === "local") return headOf(path);
+    const checkout = await ensureSpackCheckout(path, origin.url, origin.ref, signal, marker, what).catch((error: unknown) => {
+      if (error instanceof BuildError && kind === "spack-packages") {
+        throw new BuildError(`Spack's builtin packages: ${error.message}`, {
+          cause: error,
+          hint: "an offline factory needs a local spack-packages checkout: set spack.builtin.source in the stack file",
+        });
+      }
+      throw error;
+    });
+    reporter.emit({ type: "info", message: `${kind} ${origin.ref}: ${checkout.cloned ? "cloned" : "reused the clone"} in ${path}` });
+    return checkout.commit;
+  };
+  const spackCommit = await fetch("spack", plan.spack, "a Spack checkout");
+  if (plan.builtin === undefined) return { spackCommit };
+  const spackPackagesCommit = await fetch("spack-packages", plan.builtin, "a spack-packages checkout", BUILTIN_IN_CHECKOUT + "/repo.yaml");
+  return { spackCommit, spackPackagesCommit };
+}
+
+/** Say once per target when this host cannot run the target's code (build-time tests may then die with SIGILL). */
+async function noteForeignTargets(plan: BuildPlan, reporter: Reporter): Promise<void> {
+  const host = await detectHostFromSystem().catch(() => undefined);
+  if (host === undefined) return;
+  for (const { target } of plan.targets) {
+    if (!canRun(host, target)) {
+      reporter.emit({
+        type: "info",
+        message: `target ${target}: this host (${host}) cannot run ${target} code; it is built anyway, but anything the build runs (tests, generated tools) may die with SIGILL`,
+      });
+    }
   }
-  return commit;
 }
 
 function pick<T extends object, K extends keyof T>(obj: T, keys: K[]): Partial<Pick<T, K>> {

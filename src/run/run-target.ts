@@ -9,6 +9,7 @@ import { containerUser, hostPathOf } from "./host-caches.js";
 import { failedStageDirs } from "../spack/contract.js";
 import { withLock } from "../cache/host-lock.js";
 import { CACHE_LAYOUT } from "../cache/layout.js";
+import { ensurePasswdEntry } from "./passwd-entry.js";
 import { copyStageLogs } from "./stage-logs.js";
 import { TargetLog } from "./target-log.js";
 
@@ -68,6 +69,7 @@ export async function runTarget(plan: TargetPlan, options: TargetRunOptions): Pr
       ...(options.memory === undefined ? {} : { memory: options.memory }),
       signal,
     });
+    await ensurePasswdEntry(container, user, signal);
     // One call per directory, so that each directory is made by the build user and the files are theirs.
     for (const [dir, files] of byDirectory(plan.files)) await container.putFiles(dir, files, user);
     await mkdir(options.workDir, { recursive: true });

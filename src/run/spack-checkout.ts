@@ -15,8 +15,16 @@ export interface Checkout {
  * temporary name and renamed into place, so a half-finished clone is never used; of two concurrent clones the
  * second one's rename fails harmlessly and the first one is used.
  */
-export async function ensureSpackCheckout(dir: string, url: string, ref: string, signal?: AbortSignal): Promise<Checkout> {
-  if (await exists(join(dir, "bin", "spack"))) return { path: dir, commit: await headOf(dir), cloned: false };
+export async function ensureSpackCheckout(
+  dir: string,
+  url: string,
+  ref: string,
+  signal?: AbortSignal,
+  /** A file every good checkout has (relative to it): `bin/spack`, or builtin's repo.yaml for spack-packages. */
+  marker: string = join("bin", "spack"),
+  what = "a Spack checkout",
+): Promise<Checkout> {
+  if (await exists(join(dir, marker))) return { path: dir, commit: await headOf(dir), cloned: false };
   await mkdir(dirname(dir), { recursive: true });
   const tmp = `${dir}.tmp-${process.pid}-${Date.now()}`;
   try {
@@ -32,13 +40,13 @@ export async function ensureSpackCheckout(dir: string, url: string, ref: string,
     try {
       await rename(tmp, dir);
     } catch (error) {
-      if (!(await exists(join(dir, "bin", "spack")))) throw error;
+      if (!(await exists(join(dir, marker)))) throw error;
     }
   } finally {
     await rm(tmp, { recursive: true, force: true });
   }
-  if (!(await exists(join(dir, "bin", "spack")))) {
-    throw new BuildError(`${url} at ${ref} is not a Spack checkout: no bin/spack`);
+  if (!(await exists(join(dir, marker)))) {
+    throw new BuildError(`${url} at ${ref} is not ${what}: no ${marker}`);
   }
   return { path: dir, commit: await headOf(dir), cloned: true };
 }

@@ -80,8 +80,8 @@ export interface EnvironmentInput {
   compilerSpec: string | undefined;
   /** The stack's own `packages:` section. */
   packages: Record<string, unknown>;
-  /** Extra package repositories (container paths). */
-  repos: string[];
+  /** Package repositories as configured (see `reposConfig`). */
+  repos: RepoConfig;
   /** Extra mirrors (name → container path or URL). */
   mirrors: Record<string, string>;
   jobs: number;
@@ -107,7 +107,9 @@ export function environmentConfig(p: SpackPaths, input: EnvironmentInput): { spa
 
   const spack: Record<string, unknown> = {
     specs: [...input.specs],
-    concretizer: { unify: true, reuse: true },
+    // Spack's default `host_compatible: true` allows only targets the build host can run: a factory builds for
+    // other CPUs than its own.
+    concretizer: { unify: true, reuse: true, targets: { host_compatible: false } },
     config: {
       install_tree: { root: p.installRoot, padded_length: p.paddedLength },
       source_cache: p.sourceCache,
@@ -119,8 +121,35 @@ export function environmentConfig(p: SpackPaths, input: EnvironmentInput): { spa
     mirrors,
     view: { default: { root: p.viewRoot, link_type: input.viewLinkType ?? "copy" } },
   };
-  if (input.repos.length > 0) spack["repos"] = [...input.repos];
+  const repos = reposConfig(input.repos);
+  if (repos !== undefined) spack["repos"] = repos;
   return { spack };
+}
+
+export interface RepoConfig {
+  generation: "v0" | "v1";
+  /** Container path of the builtin repository (the directory holding its repo.yaml); v1 only. */
+  builtin?: string;
+  /** Extra repositories: namespace and container path (ending `spack_repo/<namespace>`). */
+  extra: { namespace: string; path: string }[];
+}
+
+/**
+ * The `repos:` section. Spack v1.x: a map, with `builtin` naming a local path, so that Spack never clones
+ * spack-packages during a build (a list merged with the defaults leaves builtin to be cloned from GitHub); Package
+ * API v2 repositories must sit at `…/spack_repo/<namespace>`. Spack 0.2x: the list form, builtin is in the checkout.
+ */
+export function reposConfig(repos: RepoConfig): Record<string, string> | string[] | undefined {
+  if (repos.generation === "v0") return repos.extra.length > 0 ? repos.extra.map((r) => r.path) : undefined;
+  const out: Record<string, string> = {};
+  if (repos.builtin !== undefined) out["builtin"] = repos.builtin;
+  for (const r of repos.extra) out[r.namespace] = r.path;
+  return Object.keys(out).length > 0 ? out : undefined;
+}
+
+/** Container path where a repository of this namespace is mounted: Package API v2 needs `…/spack_repo/<ns>`. */
+export function repoMountPath(root: string, namespace: string): string {
+  return `${root}/spack_repo/${namespace}`;
 }
 
 function toList(value: unknown): unknown[] {
@@ -129,19 +158,22 @@ function toList(value: unknown): unknown[] {
 }
 
 /**
- * What `spack install` says about each package, as printed to its log: a package built from source ends with
- * "Successfully installed <name>-<version>-<hash>", one taken from a buildcache with
- * "Extracting <name>-<version>-<hash> from binary cache".
+ * What `spack install` says about each package, as printed to its log. Every package it installs ends with
+ * "<name>: Successfully installed <name>-<version>-<hash>", whether built from source or taken from a buildcache;
+ * one taken from a buildcache is first announced with "Extracting <name>-<version>-<hash> from binary cache"
+ * (both lines, in v0.23 and v1.x). So "Successfully installed" alone does not mean "built".
  */
 export const installLogPatterns = {
-  built: /Successfully installed (\S+)/g,
+  installed: /Successfully installed (\S+)/g,
   fromCache: /Extracting (\S+) from binary cache/g,
 } as const;
 
-/** Packages built and packages installed from a buildcache, from an install log (each listed once). */
+/** Packages built from source and packages installed from a buildcache, from an install log (each listed once). */
 export function summariseInstallLog(log: string): { built: string[]; fromCache: string[] } {
   const collect = (pattern: RegExp): string[] => [...new Set([...log.matchAll(pattern)].map((m) => m[1] as string))];
-  return { built: collect(installLogPatterns.built), fromCache: collect(installLogPatterns.fromCache) };
+  const fromCache = collect(installLogPatterns.fromCache);
+  const cached = new Set(fromCache);
+  return { built: collect(installLogPatterns.installed).filter((p) => !cached.has(p)), fromCache };
 }
 
 /**

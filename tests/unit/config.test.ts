@@ -39,7 +39,14 @@ describe("defaults", () => {
       targets: ["x86_64_v3"],
       base_image: "ubuntu:24.04",
       compiler: { kind: "os", packages: ["gcc", "g++", "gfortran"] },
-      spack: { origin: { kind: "git", url: "https://github.com/spack/spack.git", ref: "v1.1.0" }, repos: [], mirrors: {} },
+      spack: {
+        origin: { kind: "git", url: "https://github.com/spack/spack.git", ref: "v1.1.0" },
+        generation: "v1",
+        // Spack v1.1.0 pins this spack-packages branch in its defaults.
+        builtin: { kind: "git", url: "https://github.com/spack/spack-packages.git", ref: "releases/v2025.11" },
+        repos: [],
+        mirrors: {},
+      },
       packages: {},
       externals: [],
       prefix: "/opt/mini/2.0",
@@ -77,7 +84,12 @@ describe("every field set", () => {
     expect(stack.compiler).toEqual({ kind: "spack", spec: "gcc@13.3.0", name: "gcc", version: "13.3.0" });
     expect(stack.spack).toEqual({
       origin: { kind: "local", path: path.resolve(fixtures, "../spack-checkout") },
-      repos: [path.join(fixtures, "repos/site"), "/srv/spack/repos/extra"],
+      generation: "v1",
+      builtin: { kind: "git", url: "https://github.com/spack/spack-packages.git", ref: "develop" },
+      repos: [
+        { path: path.join(fixtures, "repos/site"), namespace: "site" },
+        { path: "/srv/spack/repos/extra", namespace: "extra" },
+      ],
       mirrors: { local: path.join(fixtures, "mirror-dir"), site: "https://mirror.example.org/spack", nfs: "/srv/mirror" },
     });
     expect(stack.packages).toEqual({ all: { prefer: ["%gcc"] }, openmpi: { variants: "+internal-pmix", require: ["@5"] } });
@@ -125,7 +137,7 @@ describe("errors", () => {
       'bad-unknown-keys.yaml:5:1 colour: unknown key "colour" (allowed keys: name, version, description, specs, targets, ' +
         "base_image, compiler, spack, packages, externals, prefix, modules, assets)",
     );
-    expect(found[1]).toBe('bad-unknown-keys.yaml:8:3 spack.branch: unknown key "branch" (allowed keys: url, ref, source, repos, mirrors)');
+    expect(found[1]).toBe('bad-unknown-keys.yaml:8:3 spack.branch: unknown key "branch" (allowed keys: url, ref, source, builtin, repos, mirrors)');
     expect(found[2]).toBe('bad-unknown-keys.yaml:12:3 modules.path: unknown key "path" (allowed keys: name, env)');
   });
 
@@ -215,7 +227,7 @@ describe("errors", () => {
 
   it("refuses url with source, ref with source, a reserved mirror name and bad env names", () => {
     expect(issuesOf(() => parse("spack:\n  url: https://x/spack.git\n  source: ./spack\n"))).toEqual([
-      'stack.yaml:6:3 spack: takes either "url" (with "ref") or "source", not both',
+      'stack.yaml:6:3 spack: takes either "url" (with "ref") or "source" (a Spack checkout), not both',
     ]);
     expect(issuesOf(() => parse("spack:\n  ref: v1.0.0\n  source: ./spack\n"))[0]).toContain('"ref" applies to a git "url"');
     expect(issuesOf(() => parse("spack:\n  mirrors:\n    stack-factory: /m\n"))).toEqual([
@@ -303,12 +315,13 @@ describe("loadStack", () => {
     const dir = path.join(work, "site");
     await mkdir(path.join(dir, "assets"), { recursive: true });
     await mkdir(path.join(dir, "repo"), { recursive: true });
+    await writeFile(path.join(dir, "repo", "repo.yaml"), "repo:\n  namespace: site_pkgs\n  api: v2.0\n");
     await writeFile(path.join(dir, "assets/slurm.conf"), "ClusterName=test\n");
     const file = path.join(dir, "stack.yaml");
     await writeFile(file, `${REQUIRED}spack:\n  repos: [repo]\nassets: [assets/slurm.conf]\n`);
     const stack = await loadStack(file);
     expect(stack.assets).toEqual([path.join(dir, "assets/slurm.conf")]);
-    expect(stack.spack.repos).toEqual([path.join(dir, "repo")]);
+    expect(stack.spack.repos).toEqual([{ path: path.join(dir, "repo"), namespace: "site_pkgs" }]);
 
     await writeFile(
       file,

@@ -6,7 +6,7 @@ import { chooseConcurrency } from "../../run/concurrency.js";
 import { packageTarget } from "../../package/package-target.js";
 import { FactoryError, InputError } from "../../errors.js";
 import { COMPRESSIONS, type Compression } from "../../package/compressor.js";
-import { buildReport, reportMarkdown, reportTable } from "../../run/report.js";
+import { buildReport, REPORT_FORMAT_VERSION, reportMarkdown, reportTable } from "../../run/report.js";
 import { runPlan, type RunResult } from "../../run/run-plan.js";
 import { loadStack } from "../../config/index.js";
 import { connectEngine } from "../../docker/index.js";
@@ -84,6 +84,7 @@ export async function buildCommand(stackFile: string, flags: BuildFlags, mode: "
                   compression,
                   signal,
                   spackCommit: context.spackCommit,
+                  ...(context.spackPackagesCommit === undefined ? {} : { spackPackagesCommit: context.spackPackagesCommit }),
                   imageId: context.imageId,
                   specsJson: context.captured["specs.json"] ?? "",
                 }),
@@ -94,6 +95,7 @@ export async function buildCommand(stackFile: string, flags: BuildFlags, mode: "
       // The run failed before any target finished (image build, Spack clone, Ctrl-C early): still leave a report.
       if (flags.report !== undefined) {
         const failure = {
+          format_version: REPORT_FORMAT_VERSION,
           runId: engine.runId,
           mode,
           stack: plan.stack,

@@ -5,6 +5,10 @@ import { join, resolve } from "node:path";
 import { TEST_IMAGE } from "./engine.js";
 
 export const STANDIN = resolve("tests/fixtures/spack-standin");
+/** The stand-in's spack-packages checkout (its builtin repository). */
+export const SPACK_PACKAGES = resolve("tests/fixtures/spack-packages");
+/** The `spack:` line of a test stack: the stand-in with its builtin packages. */
+export const STANDIN_SPACK = `spack: { source: ${JSON.stringify(STANDIN)}, builtin: { source: ${JSON.stringify(SPACK_PACKAGES)} } }`;
 export const CLI = resolve("dist-js/cli/main.js");
 
 /** A temporary directory for one test file. */
@@ -29,7 +33,7 @@ export async function writeTestStack(
     `targets: ${JSON.stringify(options.targets ?? ["x86_64_v3"])}`,
     `base_image: ${TEST_IMAGE}`,
     `compiler: ${options.compiler ?? "{ os: { packages: [gcc] } }"}`,
-    options.spack ?? `spack: { source: ${JSON.stringify(STANDIN)} }`,
+    options.spack ?? STANDIN_SPACK,
     options.extra ?? "",
   ];
   await writeFile(file, `${lines.join("\n")}\n`);

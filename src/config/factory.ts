@@ -1,0 +1,192 @@
+/**
+ * The factory settings file (`--factory FILE`): what belongs to the factory host rather than to a stack, namely the
+ * Docker engines that build, and where the shared buildcache lives. Errors name file:line:col and the dotted path,
+ * all at once, like stack files.
+ *
+ *   engines:
+ *     - url: unix:///var/run/docker.sock      # unix://, tcp://host:port (tls: DIR) or ssh://user@host
+ *       name: x86-a                            # optional; default from the URL
+ *       cache: /srv/stack-factory/cache        # cache root on that engine's host; default --cache-dir
+ *       concurrency: 4                         # containers at once on it; default from this host's cores and memory
+ *       network: host                          # optional network of its build containers
+ *     - url: tcp://grace01:2376
+ *       tls: certs/grace01                     # ca.pem, cert.pem, key.pem (relative to this file)
+ *       cache: /scratch/stack-factory
+ *   buildcache: oci://registry.example:5000/site/buildcache   # or a path every engine's host sees
+ *   credentials: registry.yaml                 # username/password for the registry (a file, never a flag)
+ */
+import { readFile } from "node:fs/promises";
+import path from "node:path";
+import * as v from "valibot";
+import { isMap, isScalar, LineCounter, parseDocument } from "yaml";
+import { defaultEngineName, ENDPOINT_FORMS, parseEndpoint, type Endpoint } from "../docker/engine.js";
+import { ConfigError, InputError } from "../errors.js";
+import { dottedPath, locateIssues, offsetOf, readFailure, type Anchor, type Segment } from "./load.js";
+
+/** One engine the factory dispatches targets to. */
+export interface EngineSetting {
+  name: string;
+  /** Where it is reached; undefined: DOCKER_HOST or the local socket, as without any settings. */
+  endpoint?: Endpoint;
+  /** Cache root on the engine's host; undefined: the factory's own cache root (`--cache-dir`). */
+  cacheRoot?: string;
+  /** Containers at once on this engine; undefined: chosen from this host's cores and memory. */
+  concurrency?: number;
+  /** Docker network of its build containers (`host` when the registry is on the engine host's loopback). */
+  network?: string;
+}
+
+/** Where the buildcache every engine shares lives. */
+export type BuildcacheLocation =
+  | { kind: "oci"; url: string; registry: string; repository: string; plainHttp: boolean }
+  | { kind: "path"; path: string };
+
+export interface FactorySettings {
+  /** The settings file, absolute; undefined when none was given. */
+  file?: string;
+  engines: EngineSetting[];
+  buildcache?: BuildcacheLocation;
+  /** The registry's credentials file (`username:`/`password:`), absolute. Read only when a build needs it. */
+  credentials?: string;
+}
+
+/** The default: the local engine, exactly as without any settings. */
+export const LOCAL_ENGINE_URL = "unix:///var/run/docker.sock";
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,62}$/;
+const OCI = /^oci(\+http)?:\/\/([A-Za-z0-9.-]+(?::\d{1,5})?|\[[0-9a-fA-F:]+\](?::\d{1,5})?)\/([a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*)$/;
+
+const engineUrl = v.pipe(
+  v.string("an engine URL"),
+  v.check((url) => {
+    try {
+      parseEndpoint(url);
+      return true;
+    } catch {
+      return false;
+    }
+  }, (issue) => `not an engine URL: ${JSON.stringify(issue.input)} (expected ${ENDPOINT_FORMS})`),
+);
+
+const EngineSchema = v.strictObject({
+  url: engineUrl,
+  name: v.optional(v.pipe(v.string(), v.regex(NAME, "a name of letters, digits, '.', '_', ':' and '-'"))),
+  cache: v.optional(v.pipe(v.string(), v.check((p) => p.startsWith("/"), "the cache root on the engine's host must be an absolute path"))),
+  concurrency: v.optional(v.pipe(v.number("a positive integer"), v.integer("a positive integer"), v.minValue(1, "a positive integer"))),
+  tls: v.optional(v.pipe(v.string(), v.minLength(1, "a directory with ca.pem, cert.pem and key.pem"))),
+  network: v.optional(v.pipe(v.string(), v.regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, "a Docker network name (e.g. host)"))),
+});
+
+const FactorySchema = v.strictObject({
+  engines: v.optional(v.pipe(v.array(EngineSchema, "a list of engines"), v.minLength(1, "at least one engine"))),
+  buildcache: v.optional(
+    v.pipe(
+      v.string(),
+      v.check(
+        (b) => b.startsWith("/") || OCI.test(b),
+        "oci://host[:port]/repository (oci+http:// for a registry without TLS) or an absolute path every engine's host sees",
+      ),
+    ),
+  ),
+  credentials: v.optional(v.pipe(v.string(), v.minLength(1))),
+});
+
+type FactoryInput = v.InferOutput<typeof FactorySchema>;
+
+/** Read and validate a factory settings file. */
+export async function loadFactorySettings(file: string): Promise<FactorySettings> {
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (error) {
+    throw new InputError(`cannot read factory settings file ${file}: ${readFailure(error)}`, { cause: error });
+  }
+  return parseFactorySettings(text, file);
+}
+
+/** Validate a factory settings file's text. Pure: `file` names it in messages and anchors relative paths. */
+export function parseFactorySettings(text: string, file: string): FactorySettings {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false });
+  const at = (offset: number): string => {
+    const { line, col } = lines.linePos(offset);
+    return `${file}:${line}:${col}`;
+  };
+  if (doc.errors.length > 0) throw new ConfigError(file, doc.errors.map((e) => `${at(e.pos[0])}: ${e.message}`));
+  if (doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null)) {
+    throw new ConfigError(file, [`${at(0)}: the factory settings file is empty; it needs engines and/or buildcache`]);
+  }
+  if (!isMap(doc.contents)) {
+    throw new ConfigError(file, [`${at(doc.contents.range?.[0] ?? 0)}: the factory settings file must be a map (engines, buildcache, credentials)`]);
+  }
+  const issueAt = (segments: readonly Segment[], message: string, anchor: Anchor = "value"): string => {
+    const where = at(offsetOf(doc, segments, anchor));
+    const dotted = dottedPath(segments);
+    return dotted === "" ? `${where}: ${message}` : `${where} ${dotted}: ${message}`;
+  };
+  const result = v.safeParse(FactorySchema, doc.toJS());
+  if (!result.success) throw new ConfigError(file, locateIssues(doc, result.issues, issueAt));
+
+  const input = result.output;
+  const problems: string[] = [];
+  const seen = new Map<string, number>();
+  (input.engines ?? []).forEach((e, i) => {
+    const name = e.name ?? defaultEngineName(e.url);
+    const before = seen.get(name);
+    if (before !== undefined) {
+      problems.push(issueAt(["engines", i, e.name === undefined ? "url" : "name"], `engine name "${name}" is taken by engines[${before}]; give each engine its own name`));
+    }
+    seen.set(name, i);
+    if (e.tls !== undefined && parseEndpoint(e.url).kind !== "tcp") problems.push(issueAt(["engines", i, "tls"], "tls applies to tcp:// engines only", "key"));
+  });
+  if (input.credentials !== undefined && !(input.buildcache ?? "").startsWith("oci")) {
+    problems.push(issueAt(["credentials"], "credentials are for an oci:// buildcache, and there is none", "key"));
+  }
+  if (problems.length > 0) throw new ConfigError(file, problems);
+  return toSettings(input, file);
+}
+
+function toSettings(input: FactoryInput, file: string): FactorySettings {
+  const absFile = path.resolve(file);
+  const resolve = (p: string): string => path.resolve(path.dirname(absFile), p);
+  return {
+    file: absFile,
+    engines: (input.engines ?? [{ url: LOCAL_ENGINE_URL }]).map((e) => ({
+      name: e.name ?? defaultEngineName(e.url),
+      endpoint: { url: e.url, ...(e.tls === undefined ? {} : { tlsDir: resolve(e.tls) }) },
+      ...(e.cache === undefined ? {} : { cacheRoot: e.cache }),
+      ...(e.concurrency === undefined ? {} : { concurrency: e.concurrency }),
+      ...(e.network === undefined ? {} : { network: e.network }),
+    })),
+    ...(input.buildcache === undefined ? {} : { buildcache: buildcacheLocation(input.buildcache) }),
+    ...(input.credentials === undefined ? {} : { credentials: resolve(input.credentials) }),
+  };
+}
+
+/** `oci://host:5000/site/buildcache` or an absolute path. The schema has checked the form. */
+export function buildcacheLocation(text: string): BuildcacheLocation {
+  const m = OCI.exec(text);
+  if (m === null) return { kind: "path", path: path.posix.normalize(text) };
+  return { kind: "oci", url: text, registry: m[2] as string, repository: m[3] as string, plainHttp: m[1] !== undefined };
+}
+
+/**
+ * The engines of a build: `--engine URL` (repeatable) when given, else the settings file's, else the local engine
+ * as without settings (DOCKER_HOST or the local socket: no endpoint).
+ */
+export function chooseEngines(settings: FactorySettings | undefined, flags: readonly string[]): EngineSetting[] {
+  if (flags.length > 0) {
+    const engines: EngineSetting[] = [];
+    const names = new Set<string>();
+    for (const url of flags) {
+      parseEndpoint(url);
+      let name = defaultEngineName(url);
+      for (let n = 2; names.has(name); n++) name = `${defaultEngineName(url)}-${n}`;
+      names.add(name);
+      engines.push({ name, endpoint: { url } });
+    }
+    return engines;
+  }
+  if (settings !== undefined && settings.engines.length > 0) return settings.engines;
+  return [{ name: "local" }];
+}

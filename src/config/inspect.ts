@@ -1,0 +1,129 @@
+/**
+ * What a stack's local Spack sources are, read from their files before anything runs: whether a Spack checkout is
+ * one (bin/spack) and of which generation, which spack-packages ref it pins, where a spack-packages checkout keeps
+ * its builtin repository, and the namespace of every extra repository (its repo.yaml).
+ */
+import { readFile, stat } from "node:fs/promises";
+import path from "node:path";
+import { parse } from "yaml";
+import { DEFAULT_SPACK_PACKAGES_URL } from "./schema.js";
+import type { Origin, Stack } from "./types.js";
+
+type IssueAt = (segments: readonly (string | number)[], message: string, anchor?: "value" | "key" | "parent") => string;
+
+/** A Spack namespace: a Python identifier (Package API v2 imports `spack_repo.<namespace>`). */
+const NAMESPACE = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** Where spack-packages keeps its builtin repository, relative to the checkout. */
+export const BUILTIN_IN_CHECKOUT = path.join("repos", "spack_repo", "builtin");
+
+const isFile = async (p: string): Promise<boolean> => (await stat(p).catch(() => undefined))?.isFile() === true;
+
+export async function inspectSpackSources(
+  stack: Stack,
+  builtinGiven: boolean,
+  issueAt: IssueAt,
+): Promise<{ stack: Stack; issues: string[] }> {
+  const issues: string[] = [];
+  const spack = { ...stack.spack, repos: [...stack.spack.repos] };
+
+  if (spack.origin.kind === "local") {
+    const root = spack.origin.path;
+    if (!(await isFile(path.join(root, "bin", "spack")))) {
+      issues.push(issueAt(["spack", "source"], `${root} is not a Spack checkout: it has no bin/spack`));
+    } else if (await isFile(path.join(root, "var", "spack", "repos", "builtin", "repo.yaml"))) {
+      spack.generation = "v0";
+      delete spack.builtin;
+      if (builtinGiven) {
+        issues.push(
+          issueAt(["spack", "builtin"], `${root} is Spack 0.2x, which keeps its builtin packages inside the checkout: remove spack.builtin`, "key"),
+        );
+      }
+    } else {
+      spack.generation = "v1";
+      if (!builtinGiven) {
+        const pinned = await pinOfCheckout(root);
+        if (pinned !== undefined) spack.builtin = pinned;
+      }
+    }
+  }
+
+  if (spack.builtin?.kind === "local") {
+    const given = spack.builtin.path;
+    const inCheckout = path.join(given, BUILTIN_IN_CHECKOUT);
+    if (await isFile(path.join(inCheckout, "repo.yaml"))) spack.builtin = { kind: "local", path: inCheckout };
+    else if (!(await isFile(path.join(given, "repo.yaml")))) {
+      issues.push(
+        issueAt(
+          ["spack", "builtin", "source"],
+          `${given} is not a spack-packages checkout: it has neither ${BUILTIN_IN_CHECKOUT}/repo.yaml nor repo.yaml`,
+        ),
+      );
+    }
+  }
+
+  const seen = new Map<string, number>();
+  for (const [i, repo] of spack.repos.entries()) {
+    const where = ["spack", "repos", i] as const;
+    const descriptor = path.join(repo.path, "repo.yaml");
+    let text: string;
+    try {
+      text = await readFile(descriptor, "utf8");
+    } catch {
+      issues.push(issueAt(where, `${repo.path} is not a Spack package repository: it has no repo.yaml`));
+      continue;
+    }
+    const namespace = namespaceOf(text);
+    if (namespace === undefined || !NAMESPACE.test(namespace)) {
+      issues.push(issueAt(where, `${descriptor} declares no valid repo.namespace (a name such as my_site)`));
+      continue;
+    }
+    if (namespace === "builtin") {
+      issues.push(issueAt(where, `${repo.path} has namespace builtin: give Spack's builtin packages as spack.builtin.source`));
+      continue;
+    }
+    const first = seen.get(namespace);
+    if (first !== undefined) {
+      issues.push(issueAt(where, `namespace "${namespace}" is already taken by spack.repos[${first}]`));
+      continue;
+    }
+    seen.set(namespace, i);
+    spack.repos[i] = { path: repo.path, namespace };
+  }
+  return { stack: { ...stack, spack }, issues };
+}
+
+/** `repo: { namespace: x }` of a repo.yaml, or undefined. */
+export function namespaceOf(repoYaml: string): string | undefined {
+  try {
+    const doc = parse(repoYaml) as { repo?: { namespace?: unknown } } | null;
+    const ns = doc?.repo?.namespace;
+    return typeof ns === "string" ? ns : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The spack-packages origin a Spack v1.x checkout's defaults name (`repos: builtin: {git, branch|tag|commit}`). */
+export async function pinOfCheckout(root: string): Promise<Origin | undefined> {
+  for (const rel of ["etc/spack/defaults/repos.yaml", "etc/spack/defaults/base/repos.yaml"]) {
+    const text = await readFile(path.join(root, rel), "utf8").catch(() => undefined);
+    if (text === undefined) continue;
+    const pin = pinOfReposYaml(text);
+    if (pin !== undefined) return pin;
+  }
+  return undefined;
+}
+
+export function pinOfReposYaml(text: string): Origin | undefined {
+  try {
+    const doc = parse(text) as { repos?: { builtin?: Record<string, unknown> } } | null;
+    const b = doc?.repos?.builtin;
+    if (b === undefined || b === null || typeof b !== "object") return undefined;
+    const url = typeof b["git"] === "string" ? b["git"] : DEFAULT_SPACK_PACKAGES_URL;
+    const ref = [b["commit"], b["tag"], b["branch"]].find((x): x is string => typeof x === "string");
+    return ref === undefined ? undefined : { kind: "git", url, ref };
+  } catch {
+    return undefined;
+  }
+}
