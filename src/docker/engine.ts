@@ -1,6 +1,8 @@
+import { readFile } from "node:fs/promises";
 import { hostname } from "node:os";
+import { basename, join } from "node:path";
 import Docker from "dockerode";
-import { DockerError } from "../errors.js";
+import { DockerError, InputError } from "../errors.js";
 import { reasonOf } from "./failure.js";
 import { newRunId, type Identity } from "./labels.js";
 
@@ -13,6 +15,92 @@ export interface EngineVersion {
   arch: string;
 }
 
+/** Where an engine is reached: its URL and, for `tcp://` with TLS, the directory holding ca.pem, cert.pem, key.pem. */
+export interface Endpoint {
+  url: string;
+  tlsDir?: string;
+}
+
+/** An endpoint URL taken apart: what dockerode needs, except the TLS files (read when connecting). */
+export type ParsedEndpoint =
+  | { kind: "unix"; socketPath: string }
+  | { kind: "tcp"; host: string; port: number }
+  | { kind: "ssh"; host: string; port: number; username: string | undefined };
+
+export const ENDPOINT_FORMS = "unix:///path/to/docker.sock, tcp://host:port or ssh://user@host[:port]";
+
+/** Parse `unix:///var/run/docker.sock`, `tcp://host:2376`, `ssh://user@host[:22]`. Pure; throws InputError. */
+export function parseEndpoint(url: string): ParsedEndpoint {
+  const bad = (why: string): InputError => new InputError(`engine ${JSON.stringify(url)}: ${why} (expected ${ENDPOINT_FORMS})`);
+  if (url.startsWith("unix://")) {
+    const socketPath = url.slice("unix://".length);
+    if (!socketPath.startsWith("/")) throw bad("a unix socket needs an absolute path");
+    return { kind: "unix", socketPath };
+  }
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw bad("not a URL");
+  }
+  const host = parsed.hostname.replace(/^\[|\]$/g, "");
+  if (host === "") throw bad("no host");
+  if (parsed.pathname !== "" && parsed.pathname !== "/") throw bad(`unexpected path ${parsed.pathname}`);
+  if (parsed.search !== "" || parsed.hash !== "") throw bad("unexpected query or fragment");
+  if (parsed.protocol === "tcp:") {
+    if (parsed.port === "") throw bad("a tcp endpoint needs a port (2376 with TLS, 2375 without)");
+    if (parsed.username !== "" || parsed.password !== "") throw bad("a tcp endpoint takes no user; use tls: for authentication");
+    return { kind: "tcp", host, port: Number(parsed.port) };
+  }
+  if (parsed.protocol === "ssh:") {
+    if (parsed.password !== "") throw bad("no passwords in engine URLs; ssh uses the ssh agent (SSH_AUTH_SOCK)");
+    return { kind: "ssh", host, port: parsed.port === "" ? 22 : Number(parsed.port), username: parsed.username === "" ? undefined : decodeURIComponent(parsed.username) };
+  }
+  throw bad(`unsupported scheme ${parsed.protocol.replace(/:$/, "")}`);
+}
+
+/** A short name for an engine when none is given: the socket's file name or the host (with a port that is not the default). */
+export function defaultEngineName(url: string): string {
+  const p = parseEndpoint(url);
+  if (p.kind === "unix") return p.socketPath === "/var/run/docker.sock" ? "local" : basename(p.socketPath).replace(/\.sock$/, "");
+  return p.kind === "ssh" && p.port === 22 ? p.host : `${p.host}:${p.port}`;
+}
+
+/** Whether the engine runs on this machine (a unix socket): its cache root is then a path of this host too. */
+export function isLocalEndpoint(endpoint: Endpoint | undefined): boolean {
+  return endpoint === undefined || parseEndpoint(endpoint.url).kind === "unix";
+}
+
+async function dockerOptions(endpoint: Endpoint): Promise<Docker.DockerOptions> {
+  const p = parseEndpoint(endpoint.url);
+  if (p.kind === "unix") {
+    if (endpoint.tlsDir !== undefined) throw new InputError(`engine ${endpoint.url}: tls applies to tcp:// engines only`);
+    return { socketPath: p.socketPath };
+  }
+  if (p.kind === "ssh") {
+    if (endpoint.tlsDir !== undefined) throw new InputError(`engine ${endpoint.url}: tls applies to tcp:// engines only`);
+    return {
+      protocol: "ssh",
+      host: p.host,
+      port: p.port,
+      ...(p.username === undefined ? {} : { username: p.username }),
+      sshOptions: { ...(process.env["SSH_AUTH_SOCK"] === undefined ? {} : { agent: process.env["SSH_AUTH_SOCK"] }) },
+    } as Docker.DockerOptions;
+  }
+  if (endpoint.tlsDir === undefined) return { protocol: "http", host: p.host, port: p.port };
+  const read = async (file: string): Promise<Buffer> => {
+    try {
+      return await readFile(join(endpoint.tlsDir as string, file));
+    } catch (error) {
+      throw new InputError(`engine ${endpoint.url}: cannot read ${join(endpoint.tlsDir as string, file)}: ${reasonOf(error)}`, {
+        hint: "tls: names a directory with ca.pem, cert.pem and key.pem (as `docker --tlsverify` uses)",
+      });
+    }
+  };
+  const [ca, cert, key] = await Promise.all([read("ca.pem"), read("cert.pem"), read("key.pem")]);
+  return { protocol: "https", host: p.host, port: p.port, ca, cert, key };
+}
+
 /**
  * A connection to a Docker engine plus the identity its resources are labelled with.
  * `docker` is the dockerode client; only src/docker uses it.
@@ -21,8 +109,12 @@ export class Engine {
   constructor(
     readonly docker: Docker,
     readonly identity: Identity,
-    /** Where the engine was reached, for messages (`DOCKER_HOST` or the default socket). */
+    /** Where the engine was reached, for messages (`DOCKER_HOST`, the default socket or the endpoint URL). */
     readonly where: string,
+    /** The engine's name in reports and messages. */
+    readonly name: string = "local",
+    /** The engine runs on this machine (reached over a unix socket). */
+    readonly local: boolean = true,
   ) {}
 
   get runId(): string {
@@ -50,31 +142,41 @@ export interface ConnectOptions {
   host?: string;
   /** How long the first ping may take. Default 5000 ms. */
   timeoutMs?: number;
+  /** The engine to reach; without one, DOCKER_HOST or the local socket, as dockerode finds them. */
+  endpoint?: Endpoint;
+  /** Its name in reports; default from the endpoint (`local` without one). */
+  name?: string;
 }
 
-/** Connects to the engine named by DOCKER_HOST (default: the local socket) and checks that it answers. */
+/** Connects to the engine at `endpoint` (default: DOCKER_HOST, else the local socket) and checks that it answers. */
 export async function connectEngine(options: ConnectOptions = {}): Promise<Engine> {
-  const where = process.env.DOCKER_HOST ? `DOCKER_HOST=${process.env.DOCKER_HOST}` : "/var/run/docker.sock";
+  const endpoint = options.endpoint;
+  const where =
+    endpoint !== undefined
+      ? endpoint.url
+      : process.env.DOCKER_HOST
+        ? `DOCKER_HOST=${process.env.DOCKER_HOST}`
+        : "/var/run/docker.sock";
+  const hint = endpoint === undefined ? START_ENGINE_HINT : `check that the engine at ${endpoint.url} is running and reachable from this host`;
   let docker: Docker;
   try {
-    docker = new Docker();
+    docker = endpoint === undefined ? new Docker() : new Docker(await dockerOptions(endpoint));
   } catch (error) {
-    throw new DockerError(`cannot use ${where}: ${reasonOf(error)}`, { cause: error, hint: START_ENGINE_HINT });
+    if (error instanceof InputError) throw error;
+    throw new DockerError(`cannot use ${where}: ${reasonOf(error)}`, { cause: error, hint });
   }
   try {
     await (docker.ping as (opts: { abortSignal: AbortSignal }) => Promise<unknown>).call(docker, {
       abortSignal: AbortSignal.timeout(options.timeoutMs ?? 5000),
     });
   } catch (error) {
-    throw new DockerError(`no Docker engine answers at ${where}: ${reasonOf(error)}`, {
-      cause: error,
-      hint: START_ENGINE_HINT,
-    });
+    throw new DockerError(`no Docker engine answers at ${where}: ${reasonOf(error)}`, { cause: error, hint });
   }
   const identity: Identity = {
     runId: options.runId ?? newRunId(),
     pid: options.pid ?? process.pid,
     host: options.host ?? hostname(),
   };
-  return new Engine(docker, identity, where);
+  const name = options.name ?? (endpoint === undefined ? "local" : defaultEngineName(endpoint.url));
+  return new Engine(docker, identity, where, name, isLocalEndpoint(endpoint));
 }

@@ -1,5 +1,17 @@
 /** The factory's only door to Docker: engine connection, images, containers, archives, labels, cleanup. */
-export { connectEngine, Engine, START_ENGINE_HINT, type ConnectOptions, type EngineVersion } from "./engine.js";
+export {
+  connectEngine,
+  defaultEngineName,
+  Engine,
+  ENDPOINT_FORMS,
+  isLocalEndpoint,
+  parseEndpoint,
+  START_ENGINE_HINT,
+  type ConnectOptions,
+  type Endpoint,
+  type EngineVersion,
+  type ParsedEndpoint,
+} from "./engine.js";
 export { LABEL, newRunId, factoryLabels, labelFilters, type Identity } from "./labels.js";
 export { buildImage, imageExists, imageId, ensureImage, type BuildImageOptions } from "./image-build.js";
 export { runOneShot, type OneShotOptions } from "./one-shot.js";

@@ -1,0 +1,170 @@
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { buildcacheLocation, chooseEngines, loadFactorySettings, parseFactorySettings } from "../../src/config/factory.js";
+import { defaultEngineName, parseEndpoint } from "../../src/docker/engine.js";
+import { ConfigError, InputError } from "../../src/errors.js";
+
+function issuesOf(text: string, file = "/etc/sf/factory.yaml"): readonly string[] {
+  try {
+    parseFactorySettings(text, file);
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return (error as ConfigError).issues;
+  }
+  throw new Error("expected a ConfigError, nothing was thrown");
+}
+
+describe("engine endpoints", () => {
+  it("takes unix, tcp and ssh URLs apart", () => {
+    expect(parseEndpoint("unix:///var/run/docker.sock")).toEqual({ kind: "unix", socketPath: "/var/run/docker.sock" });
+    expect(parseEndpoint("tcp://build2.example:2376")).toEqual({ kind: "tcp", host: "build2.example", port: 2376 });
+    expect(parseEndpoint("ssh://builder@grace01")).toEqual({ kind: "ssh", host: "grace01", port: 22, username: "builder" });
+    expect(parseEndpoint("ssh://grace01:2222")).toEqual({ kind: "ssh", host: "grace01", port: 2222, username: undefined });
+  });
+
+  it("refuses what dockerode cannot reach, saying what is expected", () => {
+    for (const [url, why] of [
+      ["http://host:2375", /unsupported scheme http/],
+      ["unix://relative.sock", /absolute path/],
+      ["tcp://host", /needs a port/],
+      ["ssh://u:secret@host", /no passwords/],
+      ["tcp://host:2376/v1.41", /unexpected path/],
+      ["nonsense", /not a URL/],
+    ] as const) {
+      expect(() => parseEndpoint(url)).toThrow(InputError);
+      expect(() => parseEndpoint(url)).toThrow(why);
+    }
+    expect(() => parseEndpoint("tcp://host")).toThrow(/unix:\/\/\/path\/to\/docker.sock, tcp:\/\/host:port or ssh:\/\/user@host/);
+  });
+
+  it("names engines after their socket or host", () => {
+    expect(defaultEngineName("unix:///var/run/docker.sock")).toBe("local");
+    expect(defaultEngineName("unix:///var/run/stack-factory-docker2.sock")).toBe("stack-factory-docker2");
+    expect(defaultEngineName("tcp://build2:2376")).toBe("build2:2376");
+    expect(defaultEngineName("ssh://builder@grace01")).toBe("grace01");
+  });
+});
+
+describe("factory settings file", () => {
+  it("reads engines, a buildcache and credentials, resolving relative paths against the file", () => {
+    const settings = parseFactorySettings(
+      [
+        "engines:",
+        "  - url: unix:///var/run/docker.sock",
+        "    cache: /srv/sf/cache",
+        "    concurrency: 3",
+        "    network: host",
+        "  - url: tcp://grace01:2376",
+        "    name: grace",
+        "    tls: certs/grace01",
+        "    cache: /scratch/sf",
+        "buildcache: oci://registry.example:5000/site/buildcache",
+        "credentials: registry.yaml",
+        "",
+      ].join("\n"),
+      "/etc/sf/factory.yaml",
+    );
+    expect(settings).toEqual({
+      file: "/etc/sf/factory.yaml",
+      engines: [
+        { name: "local", endpoint: { url: "unix:///var/run/docker.sock" }, cacheRoot: "/srv/sf/cache", concurrency: 3, network: "host" },
+        { name: "grace", endpoint: { url: "tcp://grace01:2376", tlsDir: "/etc/sf/certs/grace01" }, cacheRoot: "/scratch/sf" },
+      ],
+      buildcache: { kind: "oci", url: "oci://registry.example:5000/site/buildcache", registry: "registry.example:5000", repository: "site/buildcache", plainHttp: false },
+      credentials: "/etc/sf/registry.yaml",
+    });
+  });
+
+  it("without engines, the local engine as without settings", () => {
+    const settings = parseFactorySettings("buildcache: /shared/sf/buildcache\n", "f.yaml");
+    expect(settings.engines).toEqual([{ name: "local", endpoint: { url: "unix:///var/run/docker.sock" } }]);
+    expect(settings.buildcache).toEqual({ kind: "path", path: "/shared/sf/buildcache" });
+  });
+
+  it("lists every problem with file:line:col and the dotted path, in file order", () => {
+    const issues = issuesOf(
+      [
+        "engines:",
+        "  - url: http://nope:80", // 2
+        "    concurrency: 0", // 3
+        "  - url: tcp://b:2376",
+        "    cache: relative/cache", // 5
+        "    colour: blue", // 6
+        "buildcache: s3://bucket/x", // 7
+        "",
+      ].join("\n"),
+    );
+    expect(issues).toEqual([
+      expect.stringMatching(/^\/etc\/sf\/factory\.yaml:2:10 engines\[0\]\.url: not an engine URL: "http:\/\/nope:80"/),
+      expect.stringMatching(/^\/etc\/sf\/factory\.yaml:3:18 engines\[0\]\.concurrency: a positive integer/),
+      expect.stringMatching(/^\/etc\/sf\/factory\.yaml:5:12 engines\[1\]\.cache: the cache root on the engine's host must be an absolute path/),
+      expect.stringMatching(/^\/etc\/sf\/factory\.yaml:6:5 engines\[1\]\.colour: /),
+      expect.stringMatching(/^\/etc\/sf\/factory\.yaml:7:13 buildcache: oci:\/\/host\[:port\]\/repository/),
+    ]);
+  });
+
+  it("refuses two engines of one name, tls on a non-tcp engine, credentials without a registry", () => {
+    const issues = issuesOf(
+      [
+        "engines:",
+        "  - url: unix:///run/a.sock",
+        "  - url: unix:///srv/a.sock", // 3: same default name "a"
+        "    tls: certs", // 4
+        "credentials: r.yaml", // 5
+        "",
+      ].join("\n"),
+    );
+    expect(issues).toEqual([
+      expect.stringMatching(/:3:10 engines\[1\]\.url: engine name "a" is taken by engines\[0\]/),
+      expect.stringMatching(/:4:5 engines\[1\]\.tls: tls applies to tcp:\/\/ engines only/),
+      expect.stringMatching(/:5:1 credentials: credentials are for an oci:\/\/ buildcache/),
+    ]);
+  });
+
+  it("says so when the file is missing, empty or not a map", async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), "sf-factory-"));
+    try {
+      await expect(loadFactorySettings(path.join(dir, "none.yaml"))).rejects.toThrow(/cannot read factory settings file .*none\.yaml: no such file/);
+      await writeFile(path.join(dir, "empty.yaml"), "");
+      await expect(loadFactorySettings(path.join(dir, "empty.yaml"))).rejects.toThrow(/empty\.yaml:1:1: the factory settings file is empty/);
+      await writeFile(path.join(dir, "list.yaml"), "- a\n");
+      await expect(loadFactorySettings(path.join(dir, "list.yaml"))).rejects.toThrow(/must be a map/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("buildcache locations", () => {
+  it("tells a registry from a shared path", () => {
+    expect(buildcacheLocation("oci+http://127.0.0.1:5000/sf/bc")).toEqual({
+      kind: "oci",
+      url: "oci+http://127.0.0.1:5000/sf/bc",
+      registry: "127.0.0.1:5000",
+      repository: "sf/bc",
+      plainHttp: true,
+    });
+    expect(buildcacheLocation("/nfs/sf//bc/")).toEqual({ kind: "path", path: "/nfs/sf/bc/" });
+  });
+});
+
+describe("choosing engines", () => {
+  it("--engine flags win over the settings file; names are made unique", () => {
+    const settings = parseFactorySettings("engines:\n  - url: tcp://a:2376\n", "f.yaml");
+    expect(chooseEngines(settings, ["unix:///run/x.sock", "unix:///srv/x.sock"])).toEqual([
+      { name: "x", endpoint: { url: "unix:///run/x.sock" } },
+      { name: "x-2", endpoint: { url: "unix:///srv/x.sock" } },
+    ]);
+    expect(chooseEngines(settings, []).map((e) => e.name)).toEqual(["a:2376"]);
+  });
+
+  it("with neither, the local engine exactly as today (no endpoint: DOCKER_HOST or the local socket)", () => {
+    expect(chooseEngines(undefined, [])).toEqual([{ name: "local" }]);
+  });
+
+  it("refuses a bad --engine URL", () => {
+    expect(() => chooseEngines(undefined, ["http://x:1"])).toThrow(/unsupported scheme http/);
+  });
+});
