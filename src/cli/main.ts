@@ -76,9 +76,9 @@ cli
   .action((flags) => run(async () => (await import("./commands/targets.js")).targetsCommand(flags)));
 
 cli
-  .command("doctor", "Check the Docker engine, disk space and cache directories")
+  .command("doctor [stack]", "Check the Docker engine, disk space and cache directories; with a stack, its builder image (python3, clingo)")
   .option("--cache-dir <dir>", "Host cache root to check")
-  .action((flags) => run(async () => (await import("./commands/doctor.js")).doctorCommand(flags)));
+  .action((stack: string | undefined, flags) => run(async () => (await import("./commands/doctor.js")).doctorCommand(flags, stack)));
 
 cli
   .command("clean", "Remove containers left behind by factory runs")

@@ -18,7 +18,7 @@ const log = (name: string) => readFile(path.resolve("tests/fixtures/spack-logs",
 const issuesOf = async (promise: Promise<unknown>): Promise<string[]> => {
   const error = await promise.catch((e: unknown) => e);
   if (!(error instanceof ConfigError)) throw new Error(`expected a ConfigError, got ${String(error)}`);
-  return error.issues;
+  return [...error.issues];
 };
 const yamlOf = (text: string) => parse(text) as { spack: Record<string, any> };
 

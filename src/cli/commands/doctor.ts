@@ -16,7 +16,10 @@ interface Check {
   advice?: string;
 }
 
-export async function doctorCommand(flags: { cacheDir?: string }): Promise<number> {
+/** Exit code when the builder image cannot concretize offline (no clingo): what Spack itself exits with. */
+const EXIT_NO_CLINGO = 3;
+
+export async function doctorCommand(flags: { cacheDir?: string }, stackFile?: string): Promise<number> {
   const root = cacheRoot(flags.cacheDir);
   const checks: Check[] = [];
 
@@ -66,5 +69,32 @@ export async function doctorCommand(flags: { cacheDir?: string }): Promise<numbe
     const found = await findExecutable(tool);
     process.stdout.write(found ? `ok   ${tool} at ${found}: ${use}\n` : `note ${tool} not found: needed for ${use}; install the ${tool} package\n`);
   }
-  return checks.every((c) => c.ok) ? 0 : 1;
+  if (!checks.every((c) => c.ok)) return 1;
+  return stackFile === undefined ? 0 : imageChecks(stackFile);
+}
+
+/** What a real build needs of the stack's builder image: python3 and Spack's concretizer module, clingo. */
+async function imageChecks(stackFile: string): Promise<number> {
+  const { loadStack } = await import("../../config/index.js");
+  const { planImage } = await import("../../plan/plan.js");
+  const { loadTemplates } = await import("../../render/templates.js");
+  const { checkBuilderImage } = await import("../../run/image-check.js");
+  const stack = await loadStack(stackFile);
+  const image = planImage(stack, await loadTemplates());
+  process.stdout.write(`...  builder image ${image.tag} (from ${stack.base_image}): building or reusing it\n`);
+  const ready = await checkBuilderImage(await connectEngine(), image);
+  if (ready.python === undefined) {
+    process.stdout.write(`FAIL builder image has no working python3\n     → Spack needs python3: check the base image (${stack.base_image})\n`);
+    return 1;
+  }
+  process.stdout.write(`ok   python3 ${ready.python} in the builder image\n`);
+  if (ready.clingo === undefined) {
+    process.stdout.write(
+      `FAIL python3 in the builder image cannot import clingo: Spack would bootstrap it from the network, which an offline factory cannot do\n` +
+        `     → use a base image whose archive has python3-clingo (Debian 12+, Ubuntu 24.04+), or give Spack a bootstrap mirror (spack bootstrap mirror --binary-packages)\n`,
+    );
+    return EXIT_NO_CLINGO;
+  }
+  process.stdout.write(`ok   clingo ${ready.clingo} importable: Spack concretizes without the network\n`);
+  return 0;
 }

@@ -1,0 +1,125 @@
+/**
+ * What a real Spack 1.x build needs, end to end with the stand-in (which fails where Spack 1.1 fails): a build as an
+ * ordinary member of the docker group, targets the host cannot run, honest counts on a warm rebuild, and a clear
+ * error when Spack's builtin packages can be neither found nor cloned.
+ */
+import { chmod, chown, mkdir, readFile, readdir } from "node:fs/promises";
+import { join } from "node:path";
+import { execa } from "execa";
+import { beforeAll, describe, expect, it } from "vitest";
+import { canRun, compilerCanTarget, detectHostFromSystem, MICROARCHS } from "../../src/targets/index.js";
+import { runCli } from "./helpers/cli.js";
+import { requireEngine, requireTestImage } from "./helpers/engine.js";
+import { CLI, STANDIN, tempDir, writeTestStack } from "./helpers/stack.js";
+
+/** An ordinary user in the docker group, made for this test when it runs as root. */
+const BUILDER = { name: "sf-docker-user", uid: 4242 };
+
+let work: string;
+
+beforeAll(async () => {
+  const engine = await requireEngine();
+  await requireTestImage(engine);
+  await execa("npm", ["run", "build"], { stdio: "ignore" });
+  work = await tempDir("spack-v1");
+  await chmod(work, 0o755);
+});
+
+async function ensureDockerGroupUser(): Promise<void> {
+  const known = await execa("id", ["-u", BUILDER.name], { reject: false });
+  if (known.exitCode !== 0) {
+    await execa("groupadd", ["--force", "docker"]);
+    await execa("useradd", ["--uid", String(BUILDER.uid), "--user-group", "--groups", "docker", "--no-create-home", BUILDER.name]);
+  }
+  // The engine's socket belongs to the docker group, as on a packaged install.
+  await execa("chgrp", ["docker", "/var/run/docker.sock"]);
+  await execa("chmod", ["660", "/var/run/docker.sock"]);
+}
+
+describe("a build as an ordinary member of the docker group", () => {
+  it("succeeds: the uid gets a passwd entry in the container, caches and tarball belong to it", async () => {
+    const isRoot = process.getuid?.() === 0;
+    const dir = join(work, "nonroot");
+    await mkdir(dir, { recursive: true });
+    const stackFile = await writeTestStack(dir, { name: "nonroot", specs: ["zlib"] });
+    const cacheRoot = join(dir, "cache");
+    const out = join(dir, "out");
+    const argv = [CLI, "build", stackFile, "--cache-dir", cacheRoot, "--out", out, "--jobs", "2"];
+    let run;
+    if (isRoot) {
+      await ensureDockerGroupUser();
+      await chown(dir, BUILDER.uid, BUILDER.uid);
+      run = await execa("runuser", ["-u", BUILDER.name, "--", process.execPath, ...argv], { reject: false, all: true, env: { CI: "1" } });
+    } else {
+      run = await execa(process.execPath, argv, { reject: false, all: true, env: { CI: "1" } });
+    }
+    expect(run.exitCode, run.all).toBe(0);
+    const tarballs = (await readdir(out)).filter((f) => f.endsWith(".tar.gz"));
+    expect(tarballs).toEqual(["nonroot-1.0-x86_64_v3.tar.gz"]);
+    const uid = isRoot ? BUILDER.uid : process.getuid?.();
+    const { stdout } = await execa("stat", ["-c", "%u", join(out, tarballs[0]!), join(cacheRoot, "buildcache")]);
+    expect(new Set(stdout.split("\n"))).toEqual(new Set([String(uid)]));
+  });
+});
+
+describe("targets the build host cannot run", () => {
+  it("builds x86_64_v3 and a foreign target on one host, saying once that the host cannot run it", async () => {
+    const host = await detectHostFromSystem();
+    const foreign = MICROARCHS.find(
+      (m) => m.family === "x86_64" && !canRun(host, m.name) && compilerCanTarget(m.name, { name: "gcc", version: "12.2.0" }).ok,
+    );
+    expect(foreign, `a target ${host} cannot run`).toBeDefined();
+    const dir = join(work, "foreign");
+    await mkdir(dir, { recursive: true });
+    const stackFile = await writeTestStack(dir, { name: "foreign", specs: ["zlib"], targets: ["x86_64_v3", foreign!.name] });
+    const report = join(dir, "report.json");
+    const run = await runCli(["warm", stackFile, "--cache-dir", join(dir, "cache"), "--report", report, "--concurrency", "2", "--jobs", "1"]);
+    expect(run.exitCode, run.all).toBe(0);
+    const said = run.all.split("\n").filter((l) => l.includes(`this host (${host}) cannot run ${foreign!.name} code`));
+    expect(said.length, run.all).toBe(1);
+    const parsed = JSON.parse(await readFile(report, "utf8")) as { targets: { target: string; status: string; built: string[] }[] };
+    expect(parsed.targets.map((t) => [t.target, t.status])).toEqual([
+      ["x86_64_v3", "ok"],
+      [foreign!.name, "ok"],
+    ]);
+    // Spack's default (host_compatible: true) would have refused the foreign target at concretization.
+    expect(parsed.targets.every((t) => t.built.some((p) => p.startsWith("zlib-")))).toBe(true);
+  });
+});
+
+describe("honest counts", () => {
+  it("a warm after a build of the same stack builds nothing and says so, though Spack prints Successfully installed", async () => {
+    const dir = join(work, "counts");
+    await mkdir(dir, { recursive: true });
+    const stackFile = await writeTestStack(dir, { name: "counts", specs: ["zlib"] });
+    const cacheRoot = join(dir, "cache");
+    const first = await runCli(["build", stackFile, "--cache-dir", cacheRoot, "--out", join(dir, "out")]);
+    expect(first.exitCode, first.all).toBe(0);
+    const report = join(dir, "warm.json");
+    const warm = await runCli(["warm", stackFile, "--cache-dir", cacheRoot, "--report", report]);
+    expect(warm.exitCode, warm.all).toBe(0);
+    expect(warm.all).toContain("nothing to build: the buildcache already had everything");
+    const parsed = JSON.parse(await readFile(report, "utf8")) as { targets: { built: string[]; fromCache: string[]; logPath: string }[] };
+    const t = parsed.targets[0]!;
+    expect(t.built).toEqual([]);
+    expect(t.fromCache.some((p) => p.startsWith("zlib-"))).toBe(true);
+    // The log really has both of Spack's lines for the package taken from the cache.
+    const log = await readFile(t.logPath, "utf8");
+    expect(log).toMatch(/Extracting zlib-\S+ from binary cache/);
+    expect(log).toMatch(/zlib: Successfully installed zlib-/);
+  });
+});
+
+describe("Spack's builtin packages", () => {
+  it("without spack.builtin, a v1 checkout's pinned spack-packages is cloned on the host; offline that fails clearly", async () => {
+    const dir = join(work, "nobuiltin");
+    await mkdir(dir, { recursive: true });
+    const stackFile = await writeTestStack(dir, { name: "nobuiltin", specs: ["zlib"], spack: `spack: { source: ${JSON.stringify(STANDIN)} }` });
+    const run = await runCli(["build", stackFile, "--cache-dir", join(dir, "cache"), "--out", join(dir, "out")]);
+    expect(run.exitCode).not.toBe(0);
+    expect(run.all).toMatch(/spack-packages/);
+    expect(run.all).toMatch(/set spack\.builtin\.source/);
+    const { stdout } = await execa("docker", ["ps", "-aq", "--filter", "label=stack-factory.target"]);
+    expect(stdout.trim()).toBe("");
+  });
+});
