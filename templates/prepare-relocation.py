@@ -3,7 +3,7 @@
 
 Runs inside the build container, after `spack env view regenerate`, on the view in place:
   --view   the view root as configured (a symlink to Spack's real `._<name>/<hash>` directory)
-  --stage  a directory for the outputs: relocate.tsv and prepare.json
+  --stage  a directory for the outputs: relocate.tsv, node-requirements.tsv and prepare.json
   --top    the tarball's top-level directory name (<name>-<version>-<target>), recorded in prepare.json
 
 The build prefix is the real path of the view root: Spack relocated the copied files to it. The script
@@ -11,23 +11,61 @@ The build prefix is the real path of the view root: Spack relocated the copied f
   (b) rewrites RPATH/RUNPATH entries inside the view to `$ORIGIN/<relative>`, keeps system entries and reports
       any other absolute entry (for instance into the Spack install tree);
   (c) turns absolute symlinks into the view into relative ones and reports symlinks that leave the view;
-  (d) scans every regular file for the build prefix and writes the relocation index (format: src/package/layout.ts).
+  (d) rewrites shebangs to the helper-free form below;
+  (e) zeroes the dead bytes of every ELF file's .dynstr (bytes no dynamic entry, dynamic symbol or version
+      record references: the tails of strings Spack shortened in place, such as `__spack_path_placeholder__`);
+  (f) scans every regular file for the build prefix and writes the relocation index (format: src/package/layout.ts);
+  (g) records what the tree needs from a node (node-requirements.tsv, and `portability` in prepare.json).
 Exit codes: 0 done (warnings are in prepare.json), 1 failure, 2 bad arguments.
+
+Decisions (the installer, templates/install.sh.eta, relies on them):
+  * Text or binary is decided on the whole file: text is valid UTF-8 without a NUL byte anywhere. A script with a
+    binary payload after a long text header is binary, so its bytes never move.
+  * Binary files: every occurrence of the build prefix is listed by its offset, also a second or third one inside
+    one C string (`<p>/share/a:<p>/share/b`), and the installer overwrites exactly those bytes with the new path
+    front-padded with `/` (`//////new/prefix/view`), as Spack does. Nothing after the prefix moves and no NUL is
+    written, so a string the linker tail-merged into the end of another (`lib-data.txt` inside
+    `<p>/lib/lib-data.txt`, at -Os) reads the same after relocation.
+  * Text files: the prefix is replaced with Spack's boundary rule: it counts when the word holding it (a run of
+    `[A-Za-z0-9_-]` right before it, possibly empty) is not preceded by `[A-Za-z0-9_/-]`, so `-L<p>/lib` and
+    `=<p>` are relocated and `/other<p>` is not. Occurrences the rule leaves are reported (textLeftAlone).
+  * Shebangs: Spack turns every shebang longer than the kernel's limit into `#!/bin/sh <install root>/bin/sbang`
+    plus the real shebang on line 2; that helper is not shipped and its path means nothing on a node. Any such
+    script, and any script whose shebang names the build prefix, gets the fixed first line INLINE_SBANG: sbang's
+    job in 90 characters, through /usr/bin/env -S and /bin/sh, reading the interpreter from line 2 (`#!`, `--!`
+    for Lua, `//!` for node). Line 2 is relocated like any text, so the script runs at any prefix length: a helper
+    shipped in the view would have put `#!/bin/sh <prefix>/view/bin/sbang` on line 1, which is longer than the
+    interpreter's own path and beyond the 127 bytes older kernels read once the prefix is long. The node needs
+    `env -S` (coreutils 8.30 or later); node-requirements.tsv says so and install.sh checks it.
 """
 
 import argparse
-import codecs
 import json
 import mmap
 import os
 import re
 import shutil
 import stat
+import struct
 import subprocess
 import sys
 
 ELF_MAGIC = b"\x7fELF"
-TEXT_SNIFF = 8192
+PLACEHOLDER = b"__spack_path_placeholder__"
+# The first line of every rewritten shebang (see the module docstring). `${l#*!}` drops `#!`, `--!` or `//!`.
+INLINE_SBANG = b"#!/usr/bin/env -S /bin/sh -c '{ read -r l; read -r l; } <\"$0\"; exec ${l#*!} \"$0\" \"$@\"'"
+SBANG_LINE = re.compile(rb"^#![ \t]*/bin/(?:ba)?sh[ \t]+\S*/sbang[ \t]*$")
+# Libraries every glibc system has: not a portability hazard (their symbol versions are still checked).
+SYSTEM_LIBRARIES = frozenset(
+    [
+        "libc.so.6", "libm.so.6", "libpthread.so.0", "libdl.so.2", "librt.so.1", "libutil.so.1", "libresolv.so.2",
+        "libanl.so.1", "libmvec.so.1", "libBrokenLocale.so.1", "libthread_db.so.1", "libc_malloc_debug.so.0",
+        "ld-linux-x86-64.so.2", "ld-linux-aarch64.so.1", "ld64.so.2", "ld-linux.so.2", "ld-linux-riscv64-lp64d.so.1",
+    ]
+)
+# Symbol version families recorded as the tree's highest requirement.
+VERSION_FAMILIES = ("GLIBC", "GLIBCXX", "CXXABI", "GCC")
+ELF_MACHINES = {3: "i386", 40: "arm", 62: "x86_64", 21: "ppc64", 183: "aarch64", 243: "riscv64", 22: "s390x"}
 # RPATH entries under these stay as they are: the OS's own libraries.
 SYSTEM_DIRS = ("/lib", "/lib32", "/lib64", "/libx32", "/usr")
 
@@ -170,34 +208,23 @@ def rewrite_symlink(view, paths, rel, report):
     return False
 
 
-def looks_like_text(head):
-    if b"\0" in head:
+def is_text(data):
+    """Text: no NUL byte and valid UTF-8, judged on the whole file."""
+    if data.find(b"\0") != -1:
         return False
     try:
-        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+        bytes(data).decode("utf-8")
     except UnicodeDecodeError:
         return False
     return True
 
 
-def occurrences(data, prefix):
-    """(offset, length, suffix) of every C string holding `prefix`, the offset at its leading padding slashes."""
-    found = []
-    position = data.find(prefix)
-    while position != -1:
-        start = position
-        while start > 0 and data[start - 1] == 0x2F:  # '/': Spack's padding of shortened strings
-            start -= 1
-        end = data.find(b"\0", position)
-        if end == -1:
-            end = len(data)
-        found.append((start, end - start, bytes(data[position + len(prefix):end])))
-        # The rest of this C string is part of this occurrence's suffix.
-        position = data.find(prefix, end)
-    return found
+def text_regex(prefix):
+    """Spack's text rule: the word holding the prefix must not be preceded by [\w\-/]. Group 2 is the prefix."""
+    return re.compile(rb"(?<![\w\-/])([\w\-]*?)(" + re.escape(prefix) + rb")")
 
 
-def scan(view, rel, prefix, report):
+def scan(view, rel, prefix, text_rule, report):
     """The relocation index line for one regular file, or None when it does not hold the build prefix."""
     path = os.path.join(view, rel)
     size = os.path.getsize(path)
@@ -210,18 +237,310 @@ def scan(view, rel, prefix, report):
         if "\t" in index_path or "\n" in index_path:
             report["unlistable"].append(rel)
             return None
-        if looks_like_text(data[:TEXT_SNIFF]):
+        if is_text(data):
+            total = data[:].count(prefix)
+            matched = sum(1 for _ in text_rule.finditer(data))
+            if matched < total:
+                report["textLeftAlone"].append({"file": rel, "occurrences": total - matched})
+            if matched == 0:
+                return None
             report["textFiles"] += 1
             return f"text\t{index_path}"
-        found = occurrences(data, prefix)
+        offsets = []
+        position = data.find(prefix)
+        while position != -1:
+            offsets.append(position)
+            position = data.find(prefix, position + len(prefix))
     report["binaryFiles"] += 1
-    report["occurrences"] += len(found)
-    for _, _, suffix in found:
-        if prefix in suffix:
-            report["repeatedPrefixStrings"].append(rel)
-            break
-    fields = ",".join(f"{offset}:{length}:{suffix.hex()}" for offset, length, suffix in found)
-    return f"binary\t{index_path}\t{fields}"
+    report["occurrences"] += len(offsets)
+    return f"binary\t{index_path}\t" + ",".join(str(o) for o in offsets)
+
+
+# ---- shebangs ---------------------------------------------------------------------------------------------------
+def first_lines(path, limit=8192):
+    with open(path, "rb") as f:
+        head = f.read(limit)
+    return head
+
+
+def rewrite_shebang(view, rel, prefix, report):
+    """Gives a script with Spack's sbang lines, or with a shebang naming the build prefix, the INLINE_SBANG line."""
+    path = os.path.join(view, rel)
+    head = first_lines(path)
+    if not head.startswith(b"#!"):
+        return False
+    end = head.find(b"\n")
+    if end == -1:
+        return False
+    line1 = head[:end]
+    if line1 == INLINE_SBANG:
+        return False
+    if SBANG_LINE.match(line1):
+        # Spack's form: line 2 already holds the real shebang in the script's own comment syntax.
+        replacement = INLINE_SBANG + b"\n"
+        cut = end + 1
+    elif prefix in line1:
+        interpreter = line1[2:].strip()
+        name = os.path.basename(interpreter.split()[0]) if interpreter else b""
+        if b"php" in name:
+            report["shebangsLeftAlone"].append(rel)
+            return False
+        marker = b"--!" if name.startswith(b"lua") else b"//!" if name.startswith(b"node") else b"#!"
+        replacement = INLINE_SBANG + b"\n" + marker + interpreter + b"\n"
+        cut = end + 1
+    else:
+        return False
+    with open(path, "rb") as f:
+        data = f.read()
+    with Writable(path):
+        with open(path, "wb") as f:
+            f.write(replacement + data[cut:])
+    return True
+
+
+# ---- ELF: dead .dynstr bytes and what the tree needs from a node ------------------------------------------------
+SHT_DYNAMIC, SHT_DYNSYM, SHT_GNU_VERDEF, SHT_GNU_VERNEED = 6, 11, 0x6FFFFFFD, 0x6FFFFFFE
+# Dynamic tags whose value is an offset into the dynamic string table.
+DT_STRING_TAGS = frozenset([1, 14, 15, 29, 0x7FFFFFFD, 0x7FFFFFFE, 0x7FFFFFFF, 0x6FFFFEFA, 0x6FFFFEFB, 0x6FFFFEFC])
+DT_NEEDED = 1
+
+
+class ElfError(Exception):
+    pass
+
+
+class Elf:
+    """The parts of an ELF file this script reads: sections, dynamic entries, version needs, .dynstr references."""
+
+    def __init__(self, data):
+        if len(data) < 64 or data[:4] != ELF_MAGIC or data[4] not in (1, 2) or data[5] not in (1, 2):
+            raise ElfError("not a supported ELF header")
+        self.data = data
+        self.is64 = data[4] == 2
+        self.end = "<" if data[5] == 1 else ">"
+        if self.is64:
+            fields = struct.unpack_from(self.end + "HHIQQQIHHHHHH", data, 16)
+        else:
+            fields = struct.unpack_from(self.end + "HHIIIIIHHHHHH", data, 16)
+        self.type, self.machine = fields[0], fields[1]
+        shoff, shentsize, shnum = fields[5], fields[10], fields[11]
+        self.sections = []
+        if shoff == 0 or shnum == 0:
+            return
+        fmt = self.end + ("IIQQQQIIQQ" if self.is64 else "IIIIIIIIII")
+        if shoff + shnum * shentsize > len(data) or shentsize < struct.calcsize(fmt):
+            raise ElfError("section headers beyond the end of the file")
+        for i in range(shnum):
+            name, kind, _flags, _addr, offset, size, link, info, _align, entsize = struct.unpack_from(fmt, data, shoff + i * shentsize)
+            self.sections.append({"type": kind, "offset": offset, "size": size, "link": link, "info": info, "entsize": entsize})
+
+    def u(self, fmt, offset):
+        return struct.unpack_from(self.end + fmt, self.data, offset)
+
+    def dynstr_index(self):
+        for s in self.sections:
+            if s["type"] == SHT_DYNAMIC:
+                return s["link"]
+        return None
+
+    def string(self, strtab, offset):
+        start = strtab["offset"] + offset
+        end = self.data.find(b"\0", start, strtab["offset"] + strtab["size"])
+        if offset >= strtab["size"] or end == -1:
+            raise ElfError("string offset outside .dynstr")
+        return bytes(self.data[start:end])
+
+    def dynamic_refs(self):
+        """(tag, offset) of the dynamic entries holding strings."""
+        refs = []
+        for s in self.sections:
+            if s["type"] != SHT_DYNAMIC:
+                continue
+            size = 16 if self.is64 else 8
+            for at in range(s["offset"], s["offset"] + s["size"] - size + 1, size):
+                tag, value = self.u("qQ" if self.is64 else "iI", at)
+                if tag == 0:
+                    break
+                if tag in DT_STRING_TAGS:
+                    refs.append((tag, value))
+        return refs
+
+    def verneed(self):
+        """(file offset, [(name offset, flags)]) for each version need record."""
+        found = []
+        for s in self.sections:
+            if s["type"] != SHT_GNU_VERNEED:
+                continue
+            at = s["offset"]
+            for _ in range(s["info"] or 1 << 16):
+                _version, count, vn_file, vn_aux, vn_next = self.u("HHIII", at)
+                names = []
+                aux = at + vn_aux
+                for _ in range(count):
+                    _hash, flags, _other, vna_name, vna_next = self.u("IHHII", aux)
+                    names.append((vna_name, flags))
+                    if vna_next == 0:
+                        break
+                    aux += vna_next
+                found.append((vn_file, names))
+                if vn_next == 0:
+                    break
+                at += vn_next
+        return found
+
+    def referenced_dynstr(self, dynstr):
+        """Every offset into .dynstr that a section of this file uses; raises on a linking section it cannot read."""
+        refs = [value for _, value in self.dynamic_refs()]
+        index = self.sections.index(dynstr)
+        for s in self.sections:
+            if s["link"] != index:
+                continue
+            if s["type"] == SHT_DYNAMIC:
+                continue
+            if s["type"] == SHT_DYNSYM:
+                entsize = s["entsize"] or (24 if self.is64 else 16)
+                for at in range(s["offset"], s["offset"] + s["size"] - entsize + 1, entsize):
+                    refs.append(self.u("I", at)[0])
+            elif s["type"] == SHT_GNU_VERNEED:
+                for vn_file, names in self.verneed():
+                    refs.append(vn_file)
+                    refs.extend(name for name, _ in names)
+            elif s["type"] == SHT_GNU_VERDEF:
+                at = s["offset"]
+                for _ in range(s["info"] or 1 << 16):
+                    _v, _flags, _ndx, count, _hash, vd_aux, vd_next = self.u("HHHHIII", at)
+                    aux = at + vd_aux
+                    for _ in range(count):
+                        vda_name, vda_next = self.u("II", aux)
+                        refs.append(vda_name)
+                        if vda_next == 0:
+                            break
+                        aux += vda_next
+                    if vd_next == 0:
+                        break
+                    at += vd_next
+            else:
+                raise ElfError(f"section type {s['type']:#x} links to .dynstr")
+        return refs
+
+
+def clear_dead_dynstr(path, report, rel):
+    """Zeroes the bytes of .dynstr that no reference reaches; returns how many were cleared."""
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        elf = Elf(data)
+        index = elf.dynstr_index()
+        if index is None or index >= len(elf.sections):
+            return 0
+        dynstr = elf.sections[index]
+        if dynstr["offset"] + dynstr["size"] > len(data):
+            raise ElfError(".dynstr beyond the end of the file")
+        live = bytearray(dynstr["size"])
+        for offset in elf.referenced_dynstr(dynstr):
+            if offset >= dynstr["size"]:
+                raise ElfError("a reference beyond the end of .dynstr")
+            end = data.find(b"\0", dynstr["offset"] + offset, dynstr["offset"] + dynstr["size"])
+            if end == -1:
+                raise ElfError("an unterminated string in .dynstr")
+            live[offset : end - dynstr["offset"] + 1] = b"\1" * (end - dynstr["offset"] + 1 - offset)
+    except (ElfError, struct.error, ValueError) as error:
+        report["dynstrNotCleared"].append({"file": rel, "reason": str(error)})
+        return 0
+    start = dynstr["offset"]
+    patched = bytearray(data[start : start + dynstr["size"]])
+    cleared = 0
+    for i, flag in enumerate(live):
+        if not flag and patched[i] != 0:
+            patched[i] = 0
+            cleared += 1
+    if cleared:
+        with Writable(path):
+            with open(path, "r+b") as f:
+                f.seek(start)
+                f.write(patched)
+    return cleared
+
+
+def needs_of(path, rel, report):
+    """(machine, NEEDED sonames, [(library, version name)]) of one ELF file, or None."""
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        elf = Elf(data)
+        index = elf.dynstr_index()
+        if index is None:
+            return elf.machine, [], []
+        dynstr = elf.sections[index]
+        needed = [elf.string(dynstr, value).decode("utf-8", "replace") for tag, value in elf.dynamic_refs() if tag == DT_NEEDED]
+        versions = []
+        for vn_file, names in elf.verneed():
+            library = elf.string(dynstr, vn_file).decode("utf-8", "replace")
+            for name, flags in names:
+                if not flags & 0x2:  # VER_FLG_WEAK: optional
+                    versions.append((library, elf.string(dynstr, name).decode("utf-8", "replace")))
+        return elf.machine, needed, versions
+    except (ElfError, struct.error, ValueError) as error:
+        report["elfNotRead"].append({"file": rel, "reason": str(error)})
+        return None
+
+
+def version_key(name):
+    family, _, number = name.partition("_")
+    return tuple(int(p) if p.isdigit() else 0 for p in number.split("."))
+
+
+def portability(view, regular, names_in_view, report):
+    """What the tree needs from a node; returns the lines of node-requirements.tsv."""
+    machines = set()
+    libraries = {}
+    versions = set()
+    highest = {}
+    for rel in regular:
+        path = os.path.join(view, rel)
+        if not is_elf(path):
+            continue
+        found = needs_of(path, rel, report)
+        if found is None:
+            continue
+        machine, needed, needs = found
+        machines.add(machine)
+        for soname in needed:
+            if soname not in names_in_view:
+                libraries.setdefault(soname, []).append(rel)
+        for library, name in needs:
+            family = name.partition("_")[0]
+            if family in VERSION_FAMILIES:
+                if family not in highest or version_key(name) > version_key(highest[family]):
+                    highest[family] = name
+            if library not in names_in_view:
+                versions.add((library, name))
+    hazards = [{"library": lib, "neededBy": sorted(users)[:20]} for lib, users in sorted(libraries.items()) if lib not in SYSTEM_LIBRARIES]
+    machine_names = sorted(ELF_MACHINES.get(m, f"em-{m}") for m in machines)
+    report["portability"] = {
+        "machine": machine_names[0] if len(machine_names) == 1 else machine_names,
+        "highestVersions": {f: highest[f] for f in VERSION_FAMILIES if f in highest},
+        "nodeLibraries": sorted(libraries),
+        "nodeVersions": [{"library": lib, "version": name} for lib, name in sorted(versions, key=lambda v: (v[0], version_key(v[1]), v[1]))],
+        "hazards": hazards,
+        "needsEnvSplit": report["shebangsRewritten"] > 0,
+    }
+    lines = [f"machine\t{m}\t{ELF_MACHINES.get(m, m)}" for m in sorted(machines)]
+    lines += [f"library\t{lib}" for lib in sorted(libraries)]
+    lines += [f"version\t{lib}\t{name}" for lib, name in sorted(versions, key=lambda v: (v[0], version_key(v[1]), v[1]))]
+    if report["shebangsRewritten"] > 0:
+        lines.append("env-split")
+    return lines
+
+
+def placeholders(view, regular, report):
+    for rel in regular:
+        path = os.path.join(view, rel)
+        if os.path.getsize(path) < len(PLACEHOLDER):
+            continue
+        with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            if data.find(PLACEHOLDER) != -1:
+                report["placeholderFiles"].append(rel)
 
 
 def prepare(view_root, stage, top):
@@ -238,10 +557,16 @@ def prepare(view_root, stage, top):
         "removedMetadata": [],
         "rpathsRewritten": 0,
         "symlinksRewritten": 0,
+        "shebangsRewritten": 0,
+        "dynstrBytesCleared": 0,
         "outsideRpaths": [],
         "escapingSymlinks": [],
         "unlistable": [],
-        "repeatedPrefixStrings": [],
+        "textLeftAlone": [],
+        "shebangsLeftAlone": [],
+        "dynstrNotCleared": [],
+        "elfNotRead": [],
+        "placeholderFiles": [],
         "scanned": 0,
         "files": 0,
         "textFiles": 0,
@@ -251,32 +576,45 @@ def prepare(view_root, stage, top):
     report["removedMetadata"] = drop_metadata(view)
 
     regular = []
+    names_in_view = set()
     for directory, names in walk(view):
         for name in names:
             full = os.path.join(directory, name)
             rel = os.path.relpath(full, view)
             mode = os.lstat(full).st_mode
             if stat.S_ISLNK(mode):
+                names_in_view.add(name)
                 if rewrite_symlink(view, paths, rel, report):
                     report["symlinksRewritten"] += 1
             elif stat.S_ISREG(mode):
+                names_in_view.add(name)
                 regular.append(rel)
 
     for rel in regular:
-        if is_elf(os.path.join(view, rel)) and rewrite_rpaths(view, paths, rel, report):
-            report["rpathsRewritten"] += 1
+        path = os.path.join(view, rel)
+        if is_elf(path):
+            if rewrite_rpaths(view, paths, rel, report):
+                report["rpathsRewritten"] += 1
+            report["dynstrBytesCleared"] += clear_dead_dynstr(path, report, rel)
+        elif rewrite_shebang(view, rel, prefix, report):
+            report["shebangsRewritten"] += 1
 
     lines = []
+    text_rule = text_regex(prefix)
     for rel in regular:
         report["scanned"] += 1
-        line = scan(view, rel, prefix, report)
+        line = scan(view, rel, prefix, text_rule, report)
         if line is not None:
             lines.append(line)
     report["files"] = len(lines)
+    placeholders(view, regular, report)
+    requirements = portability(view, regular, names_in_view, report)
 
     os.makedirs(stage, exist_ok=True)
     with open(os.path.join(stage, "relocate.tsv"), "w", encoding="utf-8") as f:
         f.write("".join(line + "\n" for line in lines))
+    with open(os.path.join(stage, "node-requirements.tsv"), "w", encoding="utf-8") as f:
+        f.write("".join(line + "\n" for line in requirements))
     with open(os.path.join(stage, "prepare.json"), "w", encoding="utf-8") as f:
         json.dump(report, f, indent=2, sort_keys=True)
         f.write("\n")
@@ -286,7 +624,7 @@ def prepare(view_root, stage, top):
 def main(argv):
     parser = argparse.ArgumentParser(description="Prepare a Spack copy view for a relocatable tarball.")
     parser.add_argument("--view", required=True, help="the view root (a symlink to the real view directory)")
-    parser.add_argument("--stage", required=True, help="directory for relocate.tsv and prepare.json")
+    parser.add_argument("--stage", required=True, help="directory for relocate.tsv, node-requirements.tsv and prepare.json")
     parser.add_argument("--top", required=True, help="the tarball's top-level directory name")
     args = parser.parse_args(argv)
     try:
@@ -296,8 +634,10 @@ def main(argv):
         return 1
     print(
         f"prepare-relocation: {report['files']} file(s) to relocate, {report['rpathsRewritten']} RPATH(s) and "
-        f"{report['symlinksRewritten']} symlink(s) rewritten, {len(report['outsideRpaths'])} RPATH entry(ies) "
-        f"outside the view, {len(report['escapingSymlinks'])} symlink(s) leaving the view"
+        f"{report['symlinksRewritten']} symlink(s) and {report['shebangsRewritten']} shebang(s) rewritten, "
+        f"{report['dynstrBytesCleared']} dead .dynstr byte(s) cleared, {len(report['outsideRpaths'])} RPATH entry(ies) "
+        f"outside the view, {len(report['escapingSymlinks'])} symlink(s) leaving the view, "
+        f"{len(report['portability']['hazards'])} library(ies) needed from outside the view that a node may lack"
     )
     return 0
 

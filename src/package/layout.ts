@@ -16,16 +16,25 @@
  * build container) maps to PREFIX/view. relocate.tsv has one line per file that still contains the build prefix,
  * paths relative to the top directory, fields separated by one TAB:
  *   text<TAB><path>
- *   binary<TAB><path><TAB><offset>:<length>:<suffix-hex>[,<offset>:<length>:<suffix-hex>...]
- * For a binary occurrence, <offset> is the byte offset of the build prefix, <length> the length of the whole
- * NUL-terminated C string that starts there (without the NUL), <suffix-hex> the hex of the string after the
- * prefix. The installer writes `<PREFIX>/view<suffix>` at <offset> and NUL-pads it to <length> bytes.
+ *   binary<TAB><path><TAB><offset>[,<offset>...]
+ * A text file (valid UTF-8 without NUL, judged on the whole file) is rewritten by sed wherever the prefix starts a
+ * word (Spack's boundary rule, see templates/prepare-relocation.py). For a binary file, each <offset> is where one
+ * occurrence of the build prefix starts, every occurrence listed, several in one C string included; the installer
+ * overwrites exactly those bytes with `<PREFIX>/view` front-padded with `/` to the build prefix's length (Spack's
+ * padding: nothing after the prefix moves, no NUL is written, tail-merged strings stay intact).
+ * .stack-factory/node-requirements.tsv says what the tree needs from a node, one TAB-separated record a line:
+ *   machine<TAB><e_machine number><TAB><name>     the ELF machine of the view's binaries
+ *   library<TAB><soname>                          a library some ELF needs that the view does not hold
+ *   version<TAB><soname><TAB><version>            a symbol version (GLIBC_2.34, ...) needed from such a library
+ *   env-split                                     the tree has rewritten shebangs: /usr/bin/env -S must work
+ * Both files are written by prepare-relocation.py only and read by install.sh (and the packer, for the manifest).
  * The installer records the prefix it installed to in `.stack-factory/installed-prefix`; a later run relocates
  * from that prefix (text) or rewrites the same offsets (binary).
  */
 export const RELOCATE_INDEX = ".stack-factory/relocate.tsv";
 export const INSTALLED_PREFIX_FILE = ".stack-factory/installed-prefix";
 export const BUILD_PREFIX_FILE = ".stack-factory/build-prefix";
+export const NODE_REQUIREMENTS_FILE = ".stack-factory/node-requirements.tsv";
 export const CHECKSUMS_FILE = "SHA256SUMS";
 export const MANIFEST_FILE = "manifest.json";
 export const SBOM_FILE = "sbom.cdx.json";

@@ -11,6 +11,28 @@ export interface InstallScriptInput {
   defaultPrefix: string;
   /** Module name: the tree holds `modules/<moduleName>/<version>.lua`. */
   moduleName: string;
+  /** The base image the stack was built on, named when a node is refused (the manifest's `base_image`). */
+  baseImage?: string;
+}
+
+/**
+ * What install.sh accepts in a prefix: letters, digits and `/ . _ + , = -`. Any other character changes meaning in
+ * a shell word, a sed command, a pkg-config or CMake file, a Lua string or a PATH-like list. The template checks the
+ * same set (normalize_dir); `prefixProblem` says which character is refused and why.
+ */
+export const PREFIX_ALLOWED = /^[A-Za-z0-9/._+,=-]*$/;
+
+/** Why install.sh would refuse `prefix` (undefined when it accepts it), for messages before anything is built. */
+export function prefixProblem(prefix: string): string | undefined {
+  if (!prefix.startsWith("/")) return "must be an absolute path";
+  const bad = [...prefix].find((c) => !PREFIX_ALLOWED.test(c));
+  if (bad !== undefined) {
+    const shown = /[\p{Cc}\s]/u.test(bad) ? `U+${bad.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")}` : `"${bad}"`;
+    return `must not contain ${shown}: only letters, digits and / . _ + , = - are allowed (other characters change meaning in shell, sed, pkg-config, CMake or Lua strings)`;
+  }
+  if (prefix.split("/").some((part) => part === "." || part === "..")) return 'must not contain "." or ".." components';
+  if (prefix.replace(/\/+$/, "") === "") return "must not be /";
+  return undefined;
 }
 
 /** The install script template path, relative to the project root. */
@@ -37,10 +59,9 @@ export function renderInstallScript(input: InstallScriptInput, template: string)
   requireLine("version", input.version);
   requireLine("target", input.target);
   requireLine("module name", input.moduleName);
-  if (!input.defaultPrefix.startsWith("/") || /["\\\p{Cc}]/u.test(input.defaultPrefix)) {
-    throw new InputError(
-      `default prefix ${JSON.stringify(input.defaultPrefix)} is not usable: it must be an absolute path without quotes, backslashes or control characters`,
-    );
+  const problem = prefixProblem(input.defaultPrefix);
+  if (problem !== undefined) {
+    throw new InputError(`default prefix ${JSON.stringify(input.defaultPrefix)} is not usable by install.sh: it ${problem}`);
   }
   return render(template, {
     stackName: shellQuote(input.stackName),
@@ -50,6 +71,7 @@ export function renderInstallScript(input: InstallScriptInput, template: string)
     moduleFile: shellQuote(`modules/${input.moduleName}/${input.version}.lua`),
     moduleRelative: shellQuote(`${input.moduleName}/${input.version}.lua`),
     moduleLoad: shellQuote(`${input.moduleName}/${input.version}`),
+    baseImage: shellQuote(input.baseImage ?? "an unrecorded base image"),
     title: `${input.stackName} ${input.version} (${input.target})`,
   });
 }

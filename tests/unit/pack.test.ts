@@ -88,7 +88,7 @@ function manifest() {
     spackCommit: "deadbeef",
     specs,
     buildPrefix: "/sf/view/._default/abc123",
-    relocateIndex: "text\tview/share/data.txt\nbinary\tview/lib/libx.so.1.2\t10:30:2f6c6962\n",
+    relocateIndex: "text\tview/share/data.txt\nbinary\tview/lib/libx.so.1.2\t10,52\n",
   });
 }
 
@@ -169,7 +169,7 @@ describe("packTarball", () => {
     expect(written.files["view/share/data-link.txt"]).toBe(sha256(Buffer.from("shared data\n")));
     expect(written.files["install.sh"]).toBe(sha256(Buffer.from("#!/bin/bash\necho install\n")));
     expect(written.files["manifest.json"]).toBeUndefined();
-    expect(written.relocate[1]).toEqual({ path: "view/lib/libx.so.1.2", kind: "binary", occurrences: [{ offset: 10, length: 30, suffix_hex: "2f6c6962" }] });
+    expect(written.relocate[1]).toEqual({ path: "view/lib/libx.so.1.2", kind: "binary", offsets: [10, 52] });
     expect(result.files).toBe(Object.keys(written.files).length + 2);
   });
 

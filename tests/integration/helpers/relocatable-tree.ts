@@ -1,26 +1,39 @@
 import { createHash } from "node:crypto";
-import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, readdir, readFile, rename, rm, symlink, writeFile } from "node:fs/promises";
+import { existsSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join, relative } from "node:path";
+import { dirname, join, relative, resolve } from "node:path";
 import { execa } from "execa";
+import { BUILD_PREFIX_FILE, NODE_REQUIREMENTS_FILE, RELOCATE_INDEX } from "../../../src/package/layout.js";
 import { loadInstallTemplate, renderInstallScript } from "../../../src/render/install-script.js";
 import { loadModuleTemplate, renderModule } from "../../../src/render/module.js";
 
-/** A directory shaped like a packed tarball's top directory, built on the host with gcc. */
+/**
+ * A directory shaped like a packed tarball's top directory: a view compiled on the host with gcc from
+ * tests/fixtures/relocation/ at its build path, shaped the way Spack leaves a copy view (a Spack-shortened RPATH with
+ * dead placeholder bytes, sbang shebangs), prepared by the production templates/prepare-relocation.py (the one
+ * writer of the relocation index), then moved under the top directory with install.sh, the module and SHA256SUMS.
+ */
 export interface RelocatableTree {
   /** The temp directory holding `top` (removed by `remove`). */
   root: string;
   /** The top directory: install.sh, view/, modules/, .stack-factory/, SHA256SUMS. */
   top: string;
-  /** The view's path at "build" time; compiled into libgreet.so and written into the text files. */
+  /** The view's path at "build" time (a real directory on the host while it was prepared). */
   buildPrefix: string;
   stackName: string;
   version: string;
   target: string;
   moduleName: string;
   defaultPrefix: string;
+  /** prepare.json as prepare-relocation.py wrote it. */
+  prepareReport: Record<string, unknown>;
+  /** `<prefix>/view<suffix>` as a relocated binary string reads: front-padded with `/` to the build prefix's length. */
+  binaryPath(prefix: string, suffix?: string): string;
   /** What `view/bin/greet` prints once installed at `prefix`. */
   greetOutput(prefix: string): string;
+  /** The payload appended to `view/bin/selfextract` after its text header (byte-exact after install). */
+  payload: Buffer;
   remove(): Promise<void>;
 }
 
@@ -28,31 +41,17 @@ export interface TreeOptions {
   description?: string;
   envVars?: Record<string, string>;
   defaultPrefix?: string;
+  /** Length of the build prefix (default 232: installs at prefixes up to 227 characters). */
+  buildPrefixLength?: number;
 }
 
 const STACK = { stackName: "hello", version: "1.0", target: "x86_64_v3", moduleName: "hello" };
-
-/** A 180-character build prefix, padded the way the factory pads its build prefix. */
-export function makeBuildPrefix(): string {
-  const head = "/sf/view/stack-factory-build-prefix";
-  const tail = `/${STACK.stackName}-${STACK.version}-${STACK.target}`;
-  return `${head}${"_".repeat(180 - head.length - tail.length)}${tail}`;
-}
-
-const LIBRARY_C = (buildPrefix: string) => `
-const char *greet_data_dir(void) { return "${buildPrefix}/share/greet"; }
-const char *greet_prefix(void) { return "${buildPrefix}"; }
-`;
-
-const PROGRAM_C = `
-#include <stdio.h>
-const char *greet_data_dir(void);
-const char *greet_prefix(void);
-int main(void) {
-  printf("%s\\n%s\\n", greet_data_dir(), greet_prefix());
-  return 0;
-}
-`;
+const FIXTURES = resolve("tests/fixtures/relocation");
+const PREPARE = resolve("templates/prepare-relocation.py");
+/** Where Spack's sbang lives in the build container (not shipped). */
+const SBANG = "/sf/install/bin/sbang";
+/** A padded install-tree path as Spack writes it before relocation. */
+const PLACEHOLDER_RPATH = `/sf/install/${"__spack_path_placeholder__/".repeat(12)}lib`;
 
 async function listFiles(dir: string): Promise<string[]> {
   const entries = await readdir(dir, { recursive: true, withFileTypes: true });
@@ -62,60 +61,83 @@ async function listFiles(dir: string): Promise<string[]> {
     .sort();
 }
 
-/** relocate.tsv lines for one file, or undefined when it does not contain the build prefix. */
-function indexLine(path: string, content: Buffer, buildPrefix: string): string | undefined {
-  const needle = Buffer.from(buildPrefix);
-  let at = content.indexOf(needle);
-  if (at < 0) return undefined;
-  if (!content.includes(0)) return `text\t${path}`;
-  const occurrences: string[] = [];
-  while (at >= 0) {
-    const end = content.indexOf(0, at);
-    if (end < 0) throw new Error(`${path}: build prefix at ${at} is not NUL-terminated`);
-    const suffix = content.subarray(at + needle.length, end).toString("hex");
-    occurrences.push(`${at}:${end - at}:${suffix}`);
-    at = content.indexOf(needle, end);
-  }
-  return `binary\t${path}\t${occurrences.join(",")}`;
-}
-
 async function write(path: string, content: string | Buffer, mode?: number): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
   await writeFile(path, content);
   if (mode !== undefined) await chmod(path, mode);
 }
 
+const gcc = (args: string[]) => execa("gcc", args);
+
+/**
+ * Shortens an RPATH in place the way Spack relocates a copy view: the new string and its NUL are written over the
+ * old one, whose tail stays behind in .dynstr.
+ */
+async function shortenInPlace(file: string, from: string, to: string): Promise<void> {
+  const bytes = await readFile(file);
+  const at = bytes.indexOf(Buffer.from(`${from}\0`));
+  if (at < 0) throw new Error(`${file} does not hold ${from}`);
+  if (to.length >= from.length) throw new Error("the new RPATH must be shorter");
+  Buffer.from(`${to}\0`).copy(bytes, at);
+  await writeFile(file, bytes);
+}
+
 export async function buildRelocatableTree(options: TreeOptions = {}): Promise<RelocatableTree> {
   const root = await mkdtemp(join(tmpdir(), "sf-tree-"));
   const top = join(root, `${STACK.stackName}-${STACK.version}-${STACK.target}`);
-  const buildPrefix = makeBuildPrefix();
   const defaultPrefix = options.defaultPrefix ?? "/opt/stacks/hello/1.0";
-  const view = join(top, "view");
+  // The view as Spack makes it: <dir>/<name> -> ._<name>/<hash>, the real path padded to the wanted length.
+  const hash = "0123456789abcdefghijklmnopqrstuv";
+  const viewsDir = join(root, "build");
+  const tail = `/._${STACK.stackName}/${hash}`;
+  const length = options.buildPrefixLength ?? 232;
+  const padded = join(viewsDir, "p".repeat(Math.max(1, length - viewsDir.length - 1 - tail.length)));
+  const real = `${padded}${tail}`;
+  if (real.length !== length) throw new Error(`build prefix ${real} is ${real.length} characters, not ${length}`);
+  const link = join(padded, STACK.stackName);
+  const buildPrefix = real;
+  const define = `-DPREFIX="${buildPrefix}"`;
+  const src = (name: string) => join(FIXTURES, name);
 
-  const src = join(root, "src");
-  await write(join(src, "greet.c"), LIBRARY_C(buildPrefix));
-  await write(join(src, "main.c"), PROGRAM_C);
-  await mkdir(join(view, "lib"), { recursive: true });
-  await mkdir(join(view, "bin"), { recursive: true });
-  await execa("gcc", ["-shared", "-fPIC", "-O1", "-Wl,-soname,libgreet.so", "-o", join(view, "lib/libgreet.so"), join(src, "greet.c")]);
-  await execa("gcc", [
-    "-O1",
-    "-o",
-    join(view, "bin/greet"),
-    join(src, "main.c"),
-    `-L${join(view, "lib")}`,
-    "-lgreet",
-    "-Wl,-rpath,$ORIGIN/../lib",
-  ]);
+  await mkdir(join(real, "lib"), { recursive: true });
+  await mkdir(join(real, "bin"), { recursive: true });
+  await symlink(`._${STACK.stackName}/${hash}`, link);
 
+  await gcc(["-shared", "-fPIC", "-O1", define, "-Wl,-soname,libgreet.so", "-o", join(real, "lib/libgreet.so"), src("greet.c"), "-l:libz.so.1"]);
+  await gcc(["-O1", "-o", join(real, "bin/greet"), src("main.c"), `-L${join(real, "lib")}`, "-lgreet", `-Wl,-rpath,${PLACEHOLDER_RPATH}`]);
+  await shortenInPlace(join(real, "bin/greet"), PLACEHOLDER_RPATH, `${buildPrefix}/lib`);
+  for (const level of ["O0", "O2", "Os"]) {
+    await gcc([`-${level}`, define, "-o", join(real, `bin/tails-${level}`), src("tails.c")]);
+  }
+  await gcc(["-O2", "-o", join(real, "bin/tinyterp"), src("tinyterp.c")]);
+
+  await write(join(real, "lib/lib-data.txt"), "data-ok\n");
   await write(
-    join(view, "lib/pkgconfig/greet.pc"),
-    `prefix=${buildPrefix}\nlibdir=\${prefix}/lib\nincludedir=\${prefix}/include\n\nName: greet\nDescription: greeting library\nVersion: 1.0\nLibs: -L\${libdir} -lgreet\n`,
+    join(real, "lib/pkgconfig/greet.pc"),
+    `prefix=${buildPrefix}\nlibdir=\${prefix}/lib\nincludedir=\${prefix}/include\n\nName: greet\nDescription: greeting library\nVersion: 1.0\nLibs: -L${buildPrefix}/lib -lgreet\nCflags: -I\${includedir}\n`,
   );
-  await write(join(view, "bin/greet-config"), `#!/bin/sh\necho "${buildPrefix}"\n`, 0o755);
-  await write(join(view, "share/greet/hello.txt"), "hello\n");
-  await write(join(top, `data/${STACK.stackName}_assets/README`), "assets\n");
+  // A word that only ends with the prefix is another path: Spack's boundary rule leaves it alone.
+  await write(join(real, "share/greet/paths.txt"), `here=${buildPrefix}/share\nelsewhere=/mnt${buildPrefix}/share\n`);
+  await write(join(real, "bin/greet-config"), `#!/bin/sh\necho "${buildPrefix}"\n`, 0o755);
+  // Spack's sbang form (the interpreter's path is longer than the kernel reads), and a plain shebang into the view.
+  await write(join(real, "bin/long-script"), `#!/bin/sh ${SBANG}\n#!${buildPrefix}/bin/tinyterp -v\nsay hello from a long shebang\n`, 0o755);
+  await write(join(real, "bin/plain-script"), `#!${buildPrefix}/bin/tinyterp -p\nsay plain shebang\n`, 0o755);
+  // A text header longer than 8 KiB naming the prefix, then a binary payload (NULs, and bytes sed would mangle).
+  const header = `#!/bin/sh\n# ${"self-extracting archive header ".repeat(300)}\nPREFIX=${buildPrefix}\nexit 0\n__PAYLOAD__\n`;
+  const payload = Buffer.concat([Buffer.from([0, 1, 2, 0x0a, 0xff, 0xfe, 0]), createHash("sha512").update("payload").digest(), Buffer.from(`\n${buildPrefix}\n`), Buffer.alloc(64, 0x0a)]);
+  await write(join(real, "bin/selfextract"), Buffer.concat([Buffer.from(header), payload]), 0o755);
+  await write(join(real, "share/greet/hello.txt"), "hello\n");
+  await mkdir(join(real, ".spack/greet"), { recursive: true });
+  await write(join(real, ".spack/greet/spec.json"), `{"prefix": "${PLACEHOLDER_RPATH}"}\n`);
 
+  const stage = join(root, "stage");
+  const prepared = await execa("python3", [PREPARE, "--view", link, "--stage", stage, "--top", STACK.stackName], { reject: false });
+  if (prepared.exitCode !== 0) throw new Error(`prepare-relocation.py failed:\n${prepared.stdout}\n${prepared.stderr}`);
+  const prepareReport = JSON.parse(await readFile(join(stage, "prepare.json"), "utf8")) as Record<string, unknown>;
+
+  await mkdir(top, { recursive: true });
+  await rename(real, join(top, "view"));
+  await write(join(top, `data/${STACK.stackName}_assets/README`), "assets\n");
   const moduleText = renderModule(
     {
       ...STACK,
@@ -127,31 +149,35 @@ export async function buildRelocatableTree(options: TreeOptions = {}): Promise<R
     await loadModuleTemplate(),
   );
   await write(join(top, `modules/${STACK.moduleName}/${STACK.version}.lua`), moduleText);
-  await write(join(top, "install.sh"), renderInstallScript({ ...STACK, defaultPrefix }, await loadInstallTemplate()), 0o755);
-  await write(join(top, ".stack-factory/build-prefix"), `${buildPrefix}\n`);
-
-  const index: string[] = [];
-  for (const path of await listFiles(top)) {
-    if (path.startsWith(".stack-factory/")) continue;
-    const line = indexLine(path, await readFile(join(top, path)), buildPrefix);
-    if (line !== undefined) index.push(line);
+  await write(
+    join(top, "install.sh"),
+    renderInstallScript({ ...STACK, defaultPrefix, baseImage: "stack-factory-test/debian:bookworm" }, await loadInstallTemplate()),
+    0o755,
+  );
+  await write(join(top, BUILD_PREFIX_FILE), `${buildPrefix}\n`);
+  await write(join(top, RELOCATE_INDEX), await readFile(join(stage, "relocate.tsv")));
+  if (existsSync(join(stage, "node-requirements.tsv"))) {
+    await write(join(top, NODE_REQUIREMENTS_FILE), await readFile(join(stage, "node-requirements.tsv")));
   }
-  await write(join(top, ".stack-factory/relocate.tsv"), index.map((l) => `${l}\n`).join(""));
 
   const sums: string[] = [];
   for (const path of await listFiles(top)) {
-    const hash = createHash("sha256").update(await readFile(join(top, path))).digest("hex");
-    sums.push(`${hash}  ./${path}\n`);
+    const digest = createHash("sha256").update(await readFile(join(top, path))).digest("hex");
+    sums.push(`${digest}  ./${path}\n`);
   }
   await write(join(top, "SHA256SUMS"), sums.join(""));
 
+  const binaryPath = (prefix: string, suffix = "") => `${"/".repeat(buildPrefix.length - prefix.length - 5)}${prefix}/view${suffix}`;
   return {
     root,
     top,
     buildPrefix,
     ...STACK,
     defaultPrefix,
-    greetOutput: (prefix) => `${prefix}/view/share/greet\n${prefix}/view\n`,
+    prepareReport,
+    binaryPath,
+    greetOutput: (prefix) => `${binaryPath(prefix, "/share/greet")}\n${binaryPath(prefix)}\n`,
+    payload,
     remove: () => rm(root, { recursive: true, force: true }),
   };
 }
