@@ -4,19 +4,19 @@
  * file matches SHA256SUMS and the manifest. Reports problems; only a missing file throws.
  */
 import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
-import { open, readFile, stat } from "node:fs/promises";
+import { constants, type Stats } from "node:fs";
+import { open, type FileHandle } from "node:fs/promises";
 import { basename } from "node:path";
-import { Duplex, Transform, type Readable } from "node:stream";
+import { Duplex, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { createGunzip } from "node:zlib";
 import { execa } from "execa";
-import { extract, type Header } from "tar-stream";
 import { InputError } from "../errors.js";
 import { parseSums } from "./checksums.js";
-import { cleanName, entryProblem, nameProblem } from "./entry-safety.js";
+import { cleanName, entryProblem, modeProblem, nameProblem, symlinkAbove, symlinkEscape } from "./entry-safety.js";
 import { CHECKSUMS_FILE, MANIFEST_FILE } from "./layout.js";
 import { MANIFEST_KEYS } from "./manifest.js";
+import { TarProblem, TarReader } from "./tar-read.js";
 import { findExecutable } from "./which.js";
 
 export interface VerifyReport {
@@ -48,19 +48,14 @@ class Problems {
   }
 }
 
-async function magic(path: string): Promise<Buffer> {
-  const handle = await open(path, "r");
-  try {
-    const buffer = Buffer.alloc(4);
-    const { bytesRead } = await handle.read(buffer, 0, 4, 0);
-    return buffer.subarray(0, bytesRead);
-  } finally {
-    await handle.close();
-  }
+async function magic(handle: FileHandle): Promise<Buffer> {
+  const buffer = Buffer.alloc(4);
+  const { bytesRead } = await handle.read(buffer, 0, 4, 0);
+  return buffer.subarray(0, bytesRead);
 }
 
-async function decompressor(path: string): Promise<{ stream: Duplex; exited: Promise<void> } | string> {
-  const head = await magic(path);
+async function decompressor(handle: FileHandle): Promise<{ stream: Duplex; exited: Promise<void> } | string> {
+  const head = await magic(handle);
   if (head.subarray(0, 2).equals(GZIP_MAGIC)) return { stream: createGunzip(), exited: Promise.resolve() };
   if (head.equals(ZSTD_MAGIC)) {
     const zstd = await findExecutable("zstd");
@@ -78,12 +73,23 @@ async function decompressor(path: string): Promise<{ stream: Duplex; exited: Pro
   return `not a gzip or zstd file (first bytes ${head.toString("hex") || "none"})`;
 }
 
+/** The sidecar is one line; anything longer is not one. */
+const MAX_SIDECAR_BYTES = 64 * 1024;
+
 async function readSidecar(path: string): Promise<{ hex: string; name: string } | string | undefined> {
   let text: string;
   try {
-    text = await readFile(`${path}.sha256`, "utf8");
+    const handle = await openRegular(`${path}.sha256`);
+    if (handle === undefined) return undefined;
+    try {
+      const buffer = Buffer.alloc(MAX_SIDECAR_BYTES + 1);
+      const { bytesRead } = await handle.read(buffer, 0, buffer.length, 0);
+      if (bytesRead > MAX_SIDECAR_BYTES) return `${basename(path)}.sha256 is larger than ${MAX_SIDECAR_BYTES} bytes`;
+      text = buffer.subarray(0, bytesRead).toString("utf8");
+    } finally {
+      await handle.close();
+    }
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
     return `cannot read ${path}.sha256: ${(error as Error).message}`;
   }
   const match = /^([0-9a-f]{64}) [ *](.+)\n?$/.exec(text);
@@ -98,55 +104,77 @@ interface Scan {
   metadata: Map<string, Buffer>;
 }
 
-async function scanEntries(source: AsyncIterable<unknown> & { header?: unknown }, problems: Problems): Promise<Scan> {
+/**
+ * Reads every entry as GNU tar will extract it: names normalised (`a//b`, `./a` are `a/b`, `a`) before the
+ * duplicate check, modes checked, and at the end symlinks resolved through one another as the extracted tree
+ * would resolve them. A structural problem (an extended header GNU tar would honour, a malformed header) stops
+ * the reading: nothing after it can be judged.
+ */
+async function scanEntries(reader: TarReader, problems: Problems): Promise<Scan> {
   const scan: Scan = { top: undefined, hashes: new Map(), metadata: new Map() };
   const seen = new Set<string>();
-  for await (const item of source) {
-    const entry = item as Readable & { header: Header };
-    const { header } = entry;
-    const raw = header.name;
-    const type = header.type ?? "file";
-    const bad = nameProblem(raw);
-    const name = cleanName(raw);
-    const [first] = name.split("/");
-    let rel: string | undefined;
-    if (bad !== undefined) {
-      problems.add(`${JSON.stringify(raw)}: ${bad}`);
-    } else if (scan.top === undefined) {
-      scan.top = first;
-    }
-    if (bad === undefined && first !== scan.top) {
-      problems.add(`${JSON.stringify(raw)}: a second top-level entry (the first is ${scan.top})`);
-    } else if (bad === undefined) {
-      rel = name === scan.top ? "" : name.slice(scan.top!.length + 1);
-      if (seen.has(name)) problems.add(`${name}: appears twice in the archive`);
-      seen.add(name);
-      const problem = entryProblem({ name, type, linkname: header.linkname }, scan.top!);
-      if (problem !== undefined) problems.add(`${name}: ${problem}`);
-      else if (type === "link") {
-        const target = cleanName(header.linkname ?? "").slice(scan.top!.length + 1);
-        const hex = scan.hashes.get(target);
-        if (hex === undefined) problems.add(`${name}: hardlink to ${header.linkname}, which is not a file before it`);
-        else scan.hashes.set(rel, hex);
+  /** Clean archive path → link target, of every symlink that is otherwise safe. */
+  const links = new Map<string, string>();
+  try {
+    for await (const entry of reader.entries()) {
+      const raw = entry.name;
+      const type = entry.type;
+      const bad = nameProblem(raw);
+      const name = cleanName(raw);
+      const [first] = name.split("/");
+      let rel: string | undefined;
+      if (bad !== undefined) {
+        problems.add(`${JSON.stringify(raw)}: ${bad}`);
+      } else if (scan.top === undefined) {
+        scan.top = first;
+      }
+      if (bad === undefined && first !== scan.top) {
+        problems.add(`${JSON.stringify(raw)}: a second top-level entry (the first is ${scan.top})`);
+      } else if (bad === undefined) {
+        rel = name === scan.top ? "" : name.slice(scan.top!.length + 1);
+        if (seen.has(name)) problems.add(`${name}: appears twice in the archive${raw !== name && raw !== `${name}/` ? ` (as ${JSON.stringify(raw)})` : ""}`);
+        seen.add(name);
+        const problem = entryProblem({ name, type, linkname: entry.linkname }, scan.top!) ?? modeProblem(type, entry.mode);
+        if (problem !== undefined) problems.add(`${name}: ${problem}`);
+        else if (rel === "" && type !== "directory") problems.add(`${name}: the top-level entry is a ${type}, not a directory`);
+        else if (type === "symlink") links.set(name, entry.linkname);
+        else if (type === "link") {
+          const target = cleanName(entry.linkname).slice(scan.top!.length + 1);
+          const hex = scan.hashes.get(target);
+          if (hex === undefined) problems.add(`${name}: hardlink to ${entry.linkname}, which is not a file before it`);
+          else scan.hashes.set(rel, hex);
+        }
+      }
+      if (type === "file" || type === "contiguous-file") {
+        const hash = createHash("sha256");
+        const keep = rel === MANIFEST_FILE || rel === CHECKSUMS_FILE;
+        const chunks: Buffer[] = [];
+        let size = 0;
+        for await (const chunk of entry.body) {
+          hash.update(chunk);
+          size += chunk.length;
+          if (keep && size <= MAX_METADATA_BYTES) chunks.push(chunk);
+        }
+        if (rel !== undefined && type === "file") {
+          scan.hashes.set(rel, hash.digest("hex"));
+          if (keep && size > MAX_METADATA_BYTES) problems.add(`${rel} is larger than ${MAX_METADATA_BYTES} bytes`);
+          else if (keep) scan.metadata.set(rel, Buffer.concat(chunks));
+        }
       }
     }
-    if (type === "file" || type === "contiguous-file") {
-      const hash = createHash("sha256");
-      const keep = rel === MANIFEST_FILE || rel === CHECKSUMS_FILE;
-      const chunks: Buffer[] = [];
-      let size = 0;
-      for await (const chunk of entry) {
-        hash.update(chunk as Buffer);
-        size += (chunk as Buffer).length;
-        if (keep && size <= MAX_METADATA_BYTES) chunks.push(chunk as Buffer);
-      }
-      if (rel !== undefined) {
-        scan.hashes.set(rel, hash.digest("hex"));
-        if (keep && size > MAX_METADATA_BYTES) problems.add(`${rel} is larger than ${MAX_METADATA_BYTES} bytes`);
-        else if (keep) scan.metadata.set(rel, Buffer.concat(chunks));
-      }
-    } else {
-      entry.resume();
+  } catch (error) {
+    if (!(error instanceof TarProblem)) throw error;
+    problems.add(`${error.message}; the rest of the archive is not checked`);
+    await reader.drain();
+  }
+  if (scan.top !== undefined) {
+    for (const name of seen) {
+      const above = symlinkAbove(name, links);
+      if (above !== undefined) problems.add(`${name}: lies under ${above}, a symlink (tar would write through it)`);
+    }
+    for (const [name, target] of links) {
+      const escape = symlinkEscape(name, links, scan.top);
+      if (escape !== undefined) problems.add(`${name}: symlink to ${target} ${escape}`);
     }
   }
   return scan;
@@ -189,35 +217,68 @@ function checkManifest(scan: Scan, problems: Problems): Record<string, unknown> 
     return undefined;
   }
   const record = manifest as Record<string, unknown>;
-  const missing = MANIFEST_KEYS.filter((key) => !(key in record));
+  const missing = MANIFEST_KEYS.filter((key) => !Object.hasOwn(record, key));
   if (missing.length > 0) problems.add(`${MANIFEST_FILE} lacks ${missing.join(", ")}`);
   const files = record["files"];
   if (typeof files !== "object" || files === null || Array.isArray(files)) {
     if (!missing.includes("files")) problems.add(`${MANIFEST_FILE}: files is not an object of path → sha256`);
     return record;
   }
-  const listed = files as Record<string, unknown>;
-  for (const [path, hex] of Object.entries(listed)) {
+  // A Map, never `in` on the parsed object: a file named `constructor` or `__proto__` is a name like any other.
+  const listed = new Map(Object.entries(files as Record<string, unknown>));
+  for (const [path, hex] of listed) {
     const actual = scan.hashes.get(path);
     if (actual === undefined) problems.add(`${MANIFEST_FILE} lists ${path}, which is not in the archive`);
     else if (actual !== hex) problems.add(`${path}: sha256 ${actual} does not match ${MANIFEST_FILE} (${String(hex)})`);
   }
   for (const path of scan.hashes.keys()) {
-    if (path !== CHECKSUMS_FILE && path !== MANIFEST_FILE && !(path in listed)) {
+    if (path !== CHECKSUMS_FILE && path !== MANIFEST_FILE && !listed.has(path)) {
       problems.add(`${path} is not listed in ${MANIFEST_FILE}`);
     }
   }
   return record;
 }
 
-export async function verifyTarball(path: string): Promise<VerifyReport> {
+/**
+ * Opens `path` for reading without blocking (a FIFO would otherwise wait for a writer forever) and checks that it
+ * is a regular file. Returns undefined when it does not exist.
+ */
+async function openRegular(path: string): Promise<FileHandle | undefined> {
+  let handle: FileHandle;
   try {
-    const stats = await stat(path);
-    if (!stats.isFile()) throw new InputError(`${path} is not a regular file`);
+    handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
   } catch (error) {
-    if (error instanceof InputError) throw error;
-    throw new InputError(`tarball ${path} cannot be read: ${(error as Error).message}`, { cause: error });
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw new InputError(`${path} cannot be read: ${(error as Error).message}`, { cause: error });
   }
+  const stats = await handle.stat();
+  if (!stats.isFile()) {
+    await handle.close();
+    throw new InputError(`${path} is not a regular file (it is ${kindOf(stats)})`);
+  }
+  return handle;
+}
+
+function kindOf(stats: Stats): string {
+  if (stats.isDirectory()) return "a directory";
+  if (stats.isFIFO()) return "a FIFO";
+  if (stats.isSocket()) return "a socket";
+  if (stats.isCharacterDevice()) return "a character device";
+  if (stats.isBlockDevice()) return "a block device";
+  return "not a file";
+}
+
+export async function verifyTarball(path: string): Promise<VerifyReport> {
+  const handle = await openRegular(path);
+  if (handle === undefined) throw new InputError(`tarball ${path} cannot be read: it does not exist`);
+  try {
+    return await verifyOpen(path, handle);
+  } finally {
+    await handle.close();
+  }
+}
+
+async function verifyOpen(path: string, handle: FileHandle): Promise<VerifyReport> {
   const problems = new Problems();
   const sidecar = await readSidecar(path);
   if (typeof sidecar === "string") problems.add(sidecar);
@@ -225,7 +286,7 @@ export async function verifyTarball(path: string): Promise<VerifyReport> {
     problems.add(`${basename(path)}.sha256 names ${sidecar.name}, not ${basename(path)}`);
   }
 
-  const decompress = await decompressor(path);
+  const decompress = await decompressor(handle);
   if (typeof decompress === "string") {
     problems.add(decompress);
     return { ok: false, problems: problems.all, files: 0 };
@@ -237,13 +298,16 @@ export async function verifyTarball(path: string): Promise<VerifyReport> {
       callback(null, chunk);
     },
   });
-  const extractor = extract();
-  const reading = pipeline(createReadStream(path), hashing, decompress.stream, extractor as unknown as NodeJS.WritableStream);
-  reading.catch(() => {});
   let scan: Scan | undefined;
   try {
-    [scan] = await Promise.all([scanEntries(extractor as unknown as AsyncIterable<unknown>, problems), reading, decompress.exited]);
+    await Promise.all([
+      pipeline(handle.createReadStream({ start: 0, autoClose: false }), hashing, decompress.stream, async (source: AsyncIterable<Uint8Array>) => {
+        scan = await scanEntries(new TarReader(source), problems);
+      }),
+      decompress.exited,
+    ]);
   } catch (error) {
+    scan = undefined;
     problems.add(`cannot read the archive: ${(error as Error).message}`);
   }
   if (sidecar !== undefined && typeof sidecar !== "string" && scan !== undefined) {
@@ -251,18 +315,19 @@ export async function verifyTarball(path: string): Promise<VerifyReport> {
     if (actual !== sidecar.hex) problems.add(`${basename(path)}: sha256 ${actual} does not match ${basename(path)}.sha256 (${sidecar.hex})`);
   }
   if (scan === undefined) return { ok: false, problems: problems.all, files: 0 };
+  const found: Scan = scan;
   let manifest: Record<string, unknown> | undefined;
-  if (scan.top === undefined) problems.add("the archive is empty");
+  if (found.top === undefined) problems.add("the archive is empty");
   else {
-    checkSums(scan, problems);
-    manifest = checkManifest(scan, problems);
+    checkSums(found, problems);
+    manifest = checkManifest(found, problems);
   }
   const baseImage = manifest?.["base_image"];
   return {
     ok: problems.all.length === 0,
     problems: problems.all,
-    files: scan.hashes.size,
-    ...(scan.top !== undefined ? { top: scan.top } : {}),
+    files: found.hashes.size,
+    ...(found.top !== undefined ? { top: found.top } : {}),
     ...(typeof baseImage === "string" && baseImage !== "" ? { baseImage } : {}),
   };
 }
