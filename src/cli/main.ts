@@ -43,7 +43,8 @@ const runFlags = (command: ReturnType<typeof cli.command>) =>
     .option("--fail-fast", "Stop every target when one fails")
     .option("--keep-container", "Keep a failed build's container for inspection")
     .option("--env <NAME=VALUE>", "Extra environment variable for the build containers (repeatable), e.g. a proxy")
-    .option("--report <file>", "Write the run report as JSON");
+    .option("--report <file>", "Write the run report as JSON")
+    .option("--verbose", "Print every line of the builds and the image build as it comes");
 
 runFlags(cli.command("build <stack>", "Build the stack for its targets in Docker"))
   .option("--out <dir>", "Output directory for tarballs", { default: "dist" })

@@ -1,3 +1,4 @@
+import { FactoryError } from "../errors.js";
 import { readFile } from "node:fs/promises";
 import { summariseInstallLog } from "../spack/contract.js";
 import type { BuildPlan } from "../plan/types.js";
@@ -36,7 +37,27 @@ export interface RunReport {
   jobs: number;
   seconds: number;
   exitCode: number;
+  /** Why the run stopped before any target could finish (image build, Spack clone, early Ctrl-C). */
+  error?: string;
   targets: TargetReport[];
+}
+
+/** The report of a run that failed before any target could finish: same shape, no targets. */
+export function failedRunReport(plan: BuildPlan, runId: string, mode: "build" | "warm", error: unknown): RunReport {
+  return {
+    format_version: REPORT_FORMAT_VERSION,
+    runId,
+    mode,
+    stack: plan.stack,
+    image: { tag: plan.builder.tag, built: false, id: "" },
+    spackCommit: "unknown",
+    concurrency: 0,
+    jobs: 0,
+    seconds: 0,
+    exitCode: error instanceof FactoryError ? error.exitCode : 1,
+    error: error instanceof Error ? error.message : String(error),
+    targets: [],
+  };
 }
 
 /** Exit code of a run: 0 only when every target succeeded, 130 when interrupted, 1 otherwise. */

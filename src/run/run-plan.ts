@@ -34,13 +34,16 @@ export interface RunOptions {
   cpus?: number;
   memory?: number;
   extraEnv?: Record<string, string>;
-  /** Runs after a target's steps while its container is still there. */
-  afterSteps?: (
-    target: TargetPlan,
-    container: BuildContainer,
-    log: TargetLog,
-    context: SourceCommits & { imageId: string; captured: Record<string, string> },
-  ) => Promise<TargetExtra>;
+  /** Packs each built target while its container is still there (absent: nothing is packed, as in warm). */
+  packer?: TargetPacker;
+}
+
+/** What a packer knows of the run besides the target. */
+export type PackContext = SourceCommits & { imageId: string; captured: Record<string, string> };
+
+/** Turns a built target, in its still-running container, into what the run reports (a tarball). */
+export interface TargetPacker {
+  pack(target: TargetPlan, container: BuildContainer, log: TargetLog, context: PackContext): Promise<TargetExtra>;
 }
 
 /** What a packer adds to a target's result. */
@@ -119,11 +122,16 @@ export async function runPlan(plan: BuildPlan, options: RunOptions): Promise<Run
               reporter,
               signal: targetSignal,
               ...pick(options, ["keepContainer", "cpus", "memory", "extraEnv"]),
-              ...(options.afterSteps === undefined
+              ...(options.packer === undefined
                 ? {}
                 : {
                     afterSteps: async (c: BuildContainer, log: TargetLog, captured: Record<string, string>) =>
-                      void (extra = await options.afterSteps!(target, c, log, { spackCommit, ...(spackPackagesCommit === undefined ? {} : { spackPackagesCommit }), imageId: image.id, captured })),
+                      void (extra = await options.packer!.pack(target, c, log, {
+                        spackCommit,
+                        ...(spackPackagesCommit === undefined ? {} : { spackPackagesCommit }),
+                        imageId: image.id,
+                        captured,
+                      })),
                   }),
             });
             const seconds = (performance.now() - started) / 1000;

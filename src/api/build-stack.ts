@@ -1,0 +1,119 @@
+/**
+ * The programmatic API behind `build` and `warm`: a stack in, tarballs (or a warm buildcache) and a run report out.
+ * The CLI turns flags into these options and calls it; tests can call it directly.
+ */
+import { mkdir } from "node:fs/promises";
+import { availableParallelism, totalmem } from "node:os";
+import type { Stack } from "../config/types.js";
+import { connectEngine, type Engine } from "../docker/index.js";
+import { InputError } from "../errors.js";
+import type { Compression } from "../package/compressor.js";
+import { packageTarget } from "../package/package-target.js";
+import { planBuild } from "../plan/plan.js";
+import type { BuildPlan } from "../plan/types.js";
+import { loadTemplates } from "../render/templates.js";
+import { chooseConcurrency } from "../run/concurrency.js";
+import { buildReport, type RunReport } from "../run/report.js";
+import { runPlan, type RunResult, type TargetPacker } from "../run/run-plan.js";
+import type { Reporter } from "../ui/reporter.js";
+
+export interface BuildStackOptions {
+  /** "build" packs a tarball per target; "warm" only fills the buildcache. Default "build". */
+  mode?: "build" | "warm";
+  /** Targets to build (default: every target of the stack). */
+  targets?: readonly string[];
+  cacheRoot: string;
+  /** Where tarballs go (build mode). */
+  outDir?: string;
+  compression?: Compression;
+  /** Containers at once; default from the host's cores and memory. */
+  concurrency?: number;
+  /** Build jobs per container; default cores / concurrency. */
+  jobs?: number;
+  cpus?: number;
+  /** Memory limit per container, bytes. */
+  memory?: number;
+  failFast?: boolean;
+  keepContainer?: boolean;
+  extraEnv?: Record<string, string>;
+  reporter: Reporter;
+  signal: AbortSignal;
+  /** Default: the local engine. */
+  engine?: Engine;
+}
+
+export interface BuildStackResult {
+  plan: BuildPlan;
+  result: RunResult;
+  report: RunReport;
+}
+
+/** Thrown when a run fails before any target could finish (image build, Spack clone, Ctrl-C early). */
+export class RunStartError extends Error {
+  constructor(
+    readonly runId: string,
+    readonly plan: BuildPlan,
+    override readonly cause: unknown,
+  ) {
+    super(cause instanceof Error ? cause.message : String(cause));
+  }
+}
+
+export async function buildStack(stack: Stack, options: BuildStackOptions): Promise<BuildStackResult> {
+  const started = performance.now();
+  const mode = options.mode ?? "build";
+  const targets = options.targets ?? stack.targets;
+  const { concurrency, jobs, reason } = chooseConcurrency({
+    targets: targets.length,
+    cores: availableParallelism(),
+    memoryBytes: totalmem(),
+    ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),
+    ...(options.jobs === undefined ? {} : { jobs: options.jobs }),
+    ...(options.memory === undefined ? {} : { memoryLimit: options.memory }),
+  });
+  const plan = planBuild(stack, targets, { templates: await loadTemplates(), jobs, mode });
+  const outDir = options.outDir ?? "dist";
+  // Fail now, not after the builds, when the output directory cannot be made.
+  if (mode === "build") {
+    await mkdir(outDir, { recursive: true }).catch((error: NodeJS.ErrnoException) => {
+      throw new InputError(`output directory ${outDir}: cannot create it (${error.code ?? error.message})`);
+    });
+  }
+  const engine = options.engine ?? (await connectEngine());
+  options.reporter.emit({ type: "info", message: `${concurrency} container(s) at once, ${jobs} job(s) each (${reason})` });
+  const packer: TargetPacker | undefined =
+    mode === "build"
+      ? {
+          pack: (target, container, log, context) =>
+            packageTarget(plan, target, container, log, {
+              outDir,
+              compression: options.compression ?? "gzip",
+              signal: options.signal,
+              spackCommit: context.spackCommit,
+              ...(context.spackPackagesCommit === undefined ? {} : { spackPackagesCommit: context.spackPackagesCommit }),
+              imageId: context.imageId,
+              specsJson: context.captured["specs.json"] ?? "",
+            }),
+        }
+      : undefined;
+  let result: RunResult;
+  try {
+    result = await runPlan(plan, {
+      engine,
+      reporter: options.reporter,
+      signal: options.signal,
+      cacheRoot: options.cacheRoot,
+      concurrency,
+      extraEnv: options.extraEnv ?? {},
+      ...(options.failFast === true ? { failFast: true } : {}),
+      ...(options.keepContainer === true ? { keepContainer: true } : {}),
+      ...(options.cpus === undefined ? {} : { cpus: options.cpus }),
+      ...(options.memory === undefined ? {} : { memory: options.memory }),
+      ...(packer === undefined ? {} : { packer }),
+    });
+  } catch (error) {
+    throw new RunStartError(engine.runId, plan, error);
+  }
+  const report = await buildReport(plan, result, { mode, concurrency, jobs, seconds: (performance.now() - started) / 1000 });
+  return { plan, result, report };
+}
