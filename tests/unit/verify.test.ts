@@ -1,3 +1,4 @@
+import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -178,5 +179,16 @@ describe("verifyTarball", () => {
     expect(cut.problems.some((p) => p.startsWith("cannot read the archive"))).toBe(true);
 
     await expect(verifyTarball(join(work, "missing.tar.gz"))).rejects.toBeInstanceOf(InputError);
+  });
+});
+
+describe("verifyTarball on zstd archives", () => {
+  it.skipIf(spawnSync("zstd", ["--version"]).status !== 0)("reads a zstd-compressed tarball through the zstd program", async () => {
+    const gz = await goodTarball();
+    const zst = join(work, "demo-1-x86_64_v3.tar.zst");
+    await writeFile(zst, spawnSync("zstd", ["-q", "-c"], { input: gunzipSync(await readFile(gz)) }).stdout);
+    const report = await verifyTarball(zst);
+    expect(report.problems).toEqual([]);
+    expect(report.files).toBe(5);
   });
 });
