@@ -1,12 +1,12 @@
 import { resolve } from "node:path";
+import { chooseCacheRoot } from "../cache/root.js";
 import { projectRoot } from "../render/templates.js";
 import { InputError } from "../errors.js";
 import { ENV_NAME } from "../config/schema.js";
 
 /** Cache root: `--cache-dir`, then `STACK_FACTORY_CACHE`, then the project's own `cache/`. */
 export function cacheRoot(flag: string | undefined): string {
-  const chosen = flag ?? process.env["STACK_FACTORY_CACHE"];
-  return chosen !== undefined && chosen !== "" ? resolve(chosen) : resolve(projectRoot, "cache");
+  return chooseCacheRoot(flag, projectRoot);
 }
 
 /** `--target a,b --target c` → [a, b, c]; undefined when not given. */
