@@ -1,7 +1,16 @@
 import { access, mkdir, rename, rm } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { execa } from "execa";
-import { BuildError, CancelledError } from "../errors.js";
+import { isAllowedGitUrl } from "../config/schema.js";
+import { BuildError, CancelledError, InputError } from "../errors.js";
+
+/**
+ * The transports a clone may use, pinned for every git the factory runs: an inherited `GIT_ALLOW_PROTOCOL` (or
+ * `protocol.*.allow` in a git config) cannot reopen `ext::`, `fd::` or a remote helper.
+ */
+export const GIT_PROTOCOLS = "https:ssh:git:file";
+// No credential prompt either: a clone in the middle of a run must fail, not wait for a terminal.
+const GIT_ENV = { GIT_ALLOW_PROTOCOL: GIT_PROTOCOLS, GIT_TERMINAL_PROMPT: "0" };
 
 export interface Checkout {
   path: string;
@@ -25,11 +34,15 @@ export async function ensureSpackCheckout(
   what = "a Spack checkout",
 ): Promise<Checkout> {
   if (await exists(join(dir, marker))) return { path: dir, commit: await headOf(dir), cloned: false };
+  // The stack file's schema refuses these already; a caller that skipped it must not reach git with one.
+  if (!isAllowedGitUrl(url)) {
+    throw new InputError(`${JSON.stringify(url)} is not a git URL the factory clones: use https://, ssh://, git://, file:// or user@host:path`);
+  }
   await mkdir(dirname(dir), { recursive: true });
   const tmp = `${dir}.tmp-${process.pid}-${Date.now()}`;
   try {
     // `--` and `--end-of-options`: the URL and the ref are data, never options of git.
-    const shallow = await execa("git", ["clone", "--quiet", "--depth", "1", `--branch=${ref}`, "--", url, tmp], { reject: false, ...cancel(signal) });
+    const shallow = await execa("git", ["clone", "--quiet", "--depth", "1", `--branch=${ref}`, "--", url, tmp], { reject: false, env: GIT_ENV, ...cancel(signal) });
     if (signal?.aborted) throw new CancelledError();
     if (shallow.exitCode !== 0) {
       // A commit rather than a branch or tag: full clone, then check it out.
@@ -53,12 +66,12 @@ export async function ensureSpackCheckout(
 
 /** The commit of a checkout, or "unknown" when it is not a git repository (a plain local copy). */
 export async function headOf(dir: string): Promise<string> {
-  const result = await execa("git", ["-C", dir, "rev-parse", "HEAD"], { reject: false });
+  const result = await execa("git", ["-C", dir, "rev-parse", "HEAD"], { reject: false, env: GIT_ENV });
   return result.exitCode === 0 ? String(result.stdout).trim() : "unknown";
 }
 
 async function git(args: string[], what: string, signal: AbortSignal | undefined): Promise<void> {
-  const result = await execa("git", args, { reject: false, ...cancel(signal) });
+  const result = await execa("git", args, { reject: false, env: GIT_ENV, ...cancel(signal) });
   if (signal?.aborted) throw new CancelledError();
   if (result.exitCode !== 0) {
     throw new BuildError(`cannot ${what}: git exited with ${result.exitCode}\n${String(result.stderr).trim()}`, {
