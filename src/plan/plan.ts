@@ -41,8 +41,6 @@ export const BUILDER_PACKAGES = [
   "patchelf",
   "pigz",
   "python3",
-  // Spack's concretizer: with clingo in the image, an offline factory never needs Spack's network bootstrap.
-  "python3-clingo",
   "tar",
   "unzip",
   "xz-utils",
