@@ -1,4 +1,5 @@
 import type { Readable } from "node:stream";
+import { StringDecoder } from "node:string_decoder";
 import { CancelledError, DockerError } from "../errors.js";
 import { throwIfAborted } from "./abort.js";
 import { packFiles } from "./archive.js";
@@ -59,6 +60,8 @@ function followBuild(stream: Readable, tag: string, log: LineLog): Promise<void>
   return new Promise<void>((resolve, reject) => {
     let buffered = "";
     let settled = false;
+    // A multi-byte UTF-8 character split between two chunks stays whole.
+    const decoder = new StringDecoder("utf8");
     const fail = (error: Error) => {
       if (settled) return;
       settled = true;
@@ -84,7 +87,7 @@ function followBuild(stream: Readable, tag: string, log: LineLog): Promise<void>
       }
     };
     stream.on("data", (chunk: Buffer) => {
-      buffered += chunk.toString("utf8");
+      buffered += decoder.write(chunk);
       let newline: number;
       while (!settled && (newline = buffered.indexOf("\n")) >= 0) {
         handle(buffered.slice(0, newline));
@@ -94,6 +97,7 @@ function followBuild(stream: Readable, tag: string, log: LineLog): Promise<void>
     stream.on("error", (error) => fail(dockerError(`building image ${tag}`, error)));
     stream.on("close", () => fail(new DockerError(`building image ${tag}: the engine closed the progress stream early`)));
     stream.on("end", () => {
+      buffered += decoder.end();
       if (!settled) handle(buffered);
       log.flush();
       if (settled) return;
@@ -120,6 +124,7 @@ export async function buildImage(engine: Engine, options: BuildImageOptions): Pr
       rm: true,
       forcerm: true,
       pull: false,
+      ...(engine.network === undefined ? {} : { networkmode: engine.network }),
       ...(signal ? { abortSignal: signal } : {}),
     })) as unknown as Readable;
     await followBuild(stream, tag, log);

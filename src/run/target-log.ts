@@ -1,6 +1,7 @@
 import { createWriteStream, type WriteStream } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { dirname } from "node:path";
+import { StringDecoder } from "node:string_decoder";
 
 /**
  * The full output of one target's build, written to a file as it arrives, split into lines for the reporter,
@@ -10,6 +11,8 @@ export class TargetLog {
   private readonly file: WriteStream;
   private readonly tail: string[] = [];
   private partial = "";
+  /** Keeps a multi-byte UTF-8 character that a chunk boundary splits until its last byte arrives. */
+  private readonly decoder = new StringDecoder("utf8");
 
   private constructor(
     readonly path: string,
@@ -38,8 +41,12 @@ export class TargetLog {
   }
 
   write(chunk: Buffer | string): void {
-    const text = typeof chunk === "string" ? chunk : chunk.toString("utf8");
-    if (this.failure === undefined && !this.file.destroyed) this.file.write(text);
+    // Bytes go to the file as they came; only the lines for the reporter and the tail are decoded.
+    if (this.failure === undefined && !this.file.destroyed) this.file.write(chunk);
+    this.split(this.decoder.write(typeof chunk === "string" ? Buffer.from(chunk) : chunk));
+  }
+
+  private split(text: string): void {
     const lines = (this.partial + text).split(/\r?\n/);
     this.partial = lines.pop() ?? "";
     for (const line of lines) this.push(line);
@@ -56,6 +63,8 @@ export class TargetLog {
   }
 
   async close(): Promise<void> {
+    const rest = this.decoder.end();
+    if (rest !== "") this.split(rest);
     if (this.partial !== "") {
       this.push(this.partial);
       this.partial = "";
