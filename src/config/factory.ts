@@ -15,7 +15,7 @@
  *   buildcache: oci://registry.example:5000/site/buildcache   # or a path every engine's host sees
  *   credentials: registry.yaml                 # username/password for the registry (a file, never a flag)
  */
-import { readFile } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import * as v from "valibot";
 import { isMap, isScalar, LineCounter, parseDocument } from "yaml";
@@ -189,4 +189,46 @@ export function chooseEngines(settings: FactorySettings | undefined, flags: read
   }
   if (settings !== undefined && settings.engines.length > 0) return settings.engines;
   return [{ name: "local" }];
+}
+
+const CredentialsSchema = v.strictObject({
+  username: v.pipe(v.string("a user name"), v.minLength(1, "a user name")),
+  password: v.pipe(v.string("a password (quote it if YAML would read it as a number)"), v.minLength(1, "a password")),
+});
+
+/**
+ * Read the registry's credentials file (`username:` and `password:`). It must not be readable by group or others.
+ * Messages name the file, the line and the key, never a value.
+ */
+export async function loadRegistryCredentials(file: string): Promise<{ username: string; password: string }> {
+  let text: string;
+  let mode: number;
+  try {
+    text = await readFile(file, "utf8");
+    mode = (await stat(file)).mode;
+  } catch (error) {
+    throw new InputError(`cannot read the registry credentials file ${file}: ${readFailure(error)}`, { cause: error });
+  }
+  if ((mode & 0o077) !== 0) {
+    throw new InputError(`the registry credentials file ${file} is readable by others (mode ${(mode & 0o777).toString(8)})`, {
+      hint: `chmod 600 ${file}`,
+    });
+  }
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false });
+  const at = (offset: number): string => {
+    const { line, col } = lines.linePos(offset);
+    return `${file}:${line}:${col}`;
+  };
+  // YAML errors quote the text around them: say where only.
+  if (doc.errors.length > 0) throw new ConfigError(file, doc.errors.map((e) => `${at(e.pos[0])}: not valid YAML (${e.code})`));
+  const result = v.safeParse(CredentialsSchema, doc.toJS());
+  if (!result.success) {
+    const issueAt = (segments: readonly Segment[], message: string, anchor: Anchor = "value"): string => {
+      const dotted = dottedPath(segments);
+      return `${at(offsetOf(doc, segments, anchor))}${dotted === "" ? "" : ` ${dotted}`}: ${message}`;
+    };
+    throw new ConfigError(file, locateIssues(doc, result.issues, issueAt));
+  }
+  return result.output;
 }

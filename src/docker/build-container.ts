@@ -136,7 +136,7 @@ export async function startContainer(engine: Engine, options: BuildContainerOpti
       Labels: factoryLabels(engine.identity, options.labels),
       Tty: false,
       OpenStdin: false,
-      HostConfig: hostConfig(options),
+      HostConfig: { ...hostConfig(options), ...(engine.network === undefined ? {} : { NetworkMode: engine.network }) },
     });
   } catch (error) {
     throw dockerError(`creating a build container from ${image}`, error);

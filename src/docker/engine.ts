@@ -115,6 +115,8 @@ export class Engine {
     readonly name: string = "local",
     /** The engine runs on this machine (reached over a unix socket). */
     readonly local: boolean = true,
+    /** Docker network of the factory's containers and image builds on this engine; the engine's default when unset. */
+    readonly network?: string,
   ) {}
 
   get runId(): string {
@@ -146,6 +148,8 @@ export interface ConnectOptions {
   endpoint?: Endpoint;
   /** Its name in reports; default from the endpoint (`local` without one). */
   name?: string;
+  /** Network of build containers and image builds (`host` to reach a registry on the engine host's loopback). */
+  network?: string;
 }
 
 /** Connects to the engine at `endpoint` (default: DOCKER_HOST, else the local socket) and checks that it answers. */
@@ -178,5 +182,5 @@ export async function connectEngine(options: ConnectOptions = {}): Promise<Engin
     host: options.host ?? hostname(),
   };
   const name = options.name ?? (endpoint === undefined ? "local" : defaultEngineName(endpoint.url));
-  return new Engine(docker, identity, where, name, isLocalEndpoint(endpoint));
+  return new Engine(docker, identity, where, name, isLocalEndpoint(endpoint), options.network);
 }

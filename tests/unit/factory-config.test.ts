@@ -1,8 +1,8 @@
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { buildcacheLocation, chooseEngines, loadFactorySettings, parseFactorySettings } from "../../src/config/factory.js";
+import { buildcacheLocation, chooseEngines, loadFactorySettings, loadRegistryCredentials, parseFactorySettings } from "../../src/config/factory.js";
 import { defaultEngineName, parseEndpoint } from "../../src/docker/engine.js";
 import { ConfigError, InputError } from "../../src/errors.js";
 
@@ -166,5 +166,33 @@ describe("choosing engines", () => {
 
   it("refuses a bad --engine URL", () => {
     expect(() => chooseEngines(undefined, ["http://x:1"])).toThrow(/unsupported scheme http/);
+  });
+});
+
+describe("registry credentials file", () => {
+  it("reads username and password from a private file; refuses one others can read; never quotes a value", async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), "sf-creds-"));
+    try {
+      const file = path.join(dir, "registry.yaml");
+      await writeFile(file, "username: builder\npassword: 'hunter2: yes'\n", { mode: 0o600 });
+      expect(await loadRegistryCredentials(file)).toEqual({ username: "builder", password: "hunter2: yes" });
+
+      await chmod(file, 0o644);
+      await expect(loadRegistryCredentials(file)).rejects.toThrow(/registry\.yaml is readable by others \(mode 644\)/);
+
+      await writeFile(file, "username: builder\npasswd: topsecret\n", { mode: 0o600 });
+      await chmod(file, 0o600);
+      const error = (await loadRegistryCredentials(file).catch((e: unknown) => e)) as ConfigError;
+      expect(error).toBeInstanceOf(ConfigError);
+      expect(error.message).not.toContain("topsecret");
+      expect(error.issues.join("\n")).toMatch(/registry\.yaml:2:1 passwd: /);
+
+      await writeFile(file, "username: builder\npassword: [unclosed topsecret\n");
+      const bad = (await loadRegistryCredentials(file).catch((e: unknown) => e)) as ConfigError;
+      expect(bad).toBeInstanceOf(ConfigError);
+      expect(bad.message).not.toContain("topsecret");
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -1,0 +1,112 @@
+/**
+ * A target's plan as it runs on one engine: its cache mounts under that engine's cache root (a path of the engine's
+ * host), the buildcache where the factory settings put it (a registry every engine pushes to and installs from, or
+ * a path every engine's host sees), and the registry's credentials, when it needs them, in a file of the build
+ * container that only the steps talking to the registry read. Pure: the plan is not changed, a new one is returned.
+ */
+import { join, posix } from "node:path";
+import { parse, stringify } from "yaml";
+import { LOCKS } from "../cache/layout.js";
+import type { BuildcacheLocation } from "../config/factory.js";
+import { BUILDCACHE_MIRROR } from "../spack/contract.js";
+import { CONTAINER } from "./paths.js";
+import type { Mount, Step, StepId, TargetPlan } from "./types.js";
+
+/** Names of the variables Spack reads the registry's credentials from (`access_pair` of the mirror). */
+export const REGISTRY_USERNAME_VARIABLE = "STACK_FACTORY_REGISTRY_USERNAME";
+export const REGISTRY_PASSWORD_VARIABLE = "STACK_FACTORY_REGISTRY_PASSWORD";
+/** Where the credentials file goes in a build container (never into its environment, an image or a log). */
+export const REGISTRY_CREDENTIALS_FILE = `${CONTAINER.workRoot}/secrets/registry.env`;
+
+/** Steps that may talk to the buildcache: concretization reuses from it, installs read it, pushes write it. */
+const REGISTRY_STEPS: ReadonlySet<StepId> = new Set(["compiler-install", "compiler-push", "concretize", "fetch", "install", "push"]);
+
+export interface RegistryCredentials {
+  username: string;
+  password: string;
+}
+
+export interface Placement {
+  /** The engine's name (per-engine lock names). */
+  engine: string;
+  /** Cache root on the engine's host. */
+  cacheRoot: string;
+  /** The factory's own cache root (locks, logs). A different engine cache root gets its own source-cache lock. */
+  factoryCacheRoot: string;
+  /** Where the shared buildcache is; undefined: under the engine's cache root, as without settings. */
+  buildcache?: BuildcacheLocation;
+  credentials?: RegistryCredentials;
+}
+
+/** The registry repository of a buildcache key: the key in the lowercase form OCI names allow. */
+export function ociRepositoryOf(location: Extract<BuildcacheLocation, { kind: "oci" }>, key: string): string {
+  const component = key.toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-+|-+$/g, "") || "default";
+  return `${location.url}/${component}`;
+}
+
+export function placeTarget(target: TargetPlan, placement: Placement): TargetPlan {
+  const location = placement.buildcache;
+  const mounts: Mount[] = [];
+  for (const m of target.mounts) {
+    if (m.kind === "buildcache" && location !== undefined) {
+      // A registry needs no mount; a shared path keeps the key as the directory under it.
+      if (location.kind === "path") mounts.push({ ...m, host: join(location.path, target.buildcacheKey), hostIsAbsolute: true });
+      continue;
+    }
+    mounts.push(m.hostIsAbsolute ? { ...m } : { ...m, host: join(placement.cacheRoot, m.host), hostIsAbsolute: true });
+  }
+
+  const oci = location?.kind === "oci" ? location : undefined;
+  const mirror =
+    oci === undefined
+      ? undefined
+      : {
+          url: ociRepositoryOf(oci, target.buildcacheKey),
+          signed: false,
+          binary: true,
+          source: false,
+          ...(placement.credentials === undefined
+            ? {}
+            : { access_pair: { id_variable: REGISTRY_USERNAME_VARIABLE, secret_variable: REGISTRY_PASSWORD_VARIABLE } }),
+        };
+  const files: Record<string, string> = {};
+  for (const [path, content] of Object.entries(target.files)) {
+    files[path] = mirror !== undefined && posix.basename(path) === "spack.yaml" ? withBuildcacheMirror(content, mirror) : content;
+  }
+  const spackYaml = mirror === undefined ? target.spackYaml : withBuildcacheMirror(target.spackYaml, mirror);
+
+  const ownSourceCache = placement.cacheRoot !== placement.factoryCacheRoot;
+  const secret = oci !== undefined && placement.credentials !== undefined ? placement.credentials : undefined;
+  if (secret !== undefined) files[REGISTRY_CREDENTIALS_FILE] = credentialsEnvFile(secret);
+  const steps = target.steps.map((step): Step => {
+    const lock = step.lock === LOCKS.sourceCache && ownSourceCache ? `${LOCKS.sourceCache}-${lockSlug(placement.engine)}` : step.lock;
+    const argv = secret !== undefined && REGISTRY_STEPS.has(step.id) ? withCredentials(step.argv) : step.argv;
+    return { ...step, argv: [...argv], ...(lock === undefined ? {} : { lock }) };
+  });
+  return { ...target, files, spackYaml, mounts, steps };
+}
+
+/** The environment's spack.yaml with the factory's buildcache mirror replaced. */
+function withBuildcacheMirror(spackYaml: string, mirror: Record<string, unknown>): string {
+  const doc = parse(spackYaml) as { spack?: { mirrors?: Record<string, unknown> } };
+  if (doc.spack?.mirrors?.[BUILDCACHE_MIRROR] === undefined) return spackYaml;
+  doc.spack.mirrors[BUILDCACHE_MIRROR] = mirror;
+  return stringify(doc, { lineWidth: 0 });
+}
+
+/**
+ * Runs a step with the credentials exported from the file for that one process: `sh` reads the file, exports its
+ * assignments and execs the step. The argument vector names the file, never the secret.
+ */
+function withCredentials(argv: readonly string[]): string[] {
+  return ["/bin/sh", "-c", 'set -a && . "$0" && set +a && exec "$@"', REGISTRY_CREDENTIALS_FILE, ...argv];
+}
+
+function credentialsEnvFile(c: RegistryCredentials): string {
+  const quote = (value: string): string => `'${value.replace(/'/g, `'\\''`)}'`;
+  return `${REGISTRY_USERNAME_VARIABLE}=${quote(c.username)}\n${REGISTRY_PASSWORD_VARIABLE}=${quote(c.password)}\n`;
+}
+
+function lockSlug(name: string): string {
+  return name.replace(/[^A-Za-z0-9._-]+/g, "-");
+}

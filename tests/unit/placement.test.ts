@@ -1,0 +1,89 @@
+import { parse } from "yaml";
+import { describe, expect, it } from "vitest";
+import { parseStack } from "../../src/config/index.js";
+import { buildcacheLocation } from "../../src/config/factory.js";
+import { planBuild } from "../../src/plan/plan.js";
+import { ociRepositoryOf, placeTarget, REGISTRY_CREDENTIALS_FILE } from "../../src/plan/placement.js";
+import { loadTemplates } from "../../src/render/templates.js";
+
+const templates = await loadTemplates();
+const stack = parseStack(
+  'name: s\nversion: "1"\nspecs: [hello]\ntargets: [x86_64_v3, zen4]\nbase_image: "Example/Image:1"\nspack: { url: https://example.invalid/spack.git, ref: v1.1.0 }\n',
+  "/stacks/s.yaml",
+);
+const plan = planBuild(stack, undefined, { templates, jobs: 2 });
+const target = plan.targets[0]!;
+const oci = buildcacheLocation("oci+http://127.0.0.1:5000/site/buildcache") as Extract<ReturnType<typeof buildcacheLocation>, { kind: "oci" }>;
+const secret = { username: "builder", password: "s3cr'et" };
+
+const mirrorOf = (yamlText: string) => (parse(yamlText) as { spack: { mirrors: Record<string, unknown> } }).spack.mirrors["stack-factory"];
+
+describe("a target placed on an engine", () => {
+  it("as without settings: the same plan, its caches under the engine's cache root", () => {
+    const placed = placeTarget(target, { engine: "local", cacheRoot: "/c", factoryCacheRoot: "/c" });
+    expect(placed.spackYaml).toBe(target.spackYaml);
+    expect(placed.files).toEqual(target.files);
+    expect(placed.steps).toEqual(target.steps);
+    expect(placed.mounts.every((m) => m.hostIsAbsolute)).toBe(true);
+    expect(placed.mounts.find((m) => m.kind === "buildcache")?.host).toBe(`/c/buildcache/${target.buildcacheKey}`);
+    expect(target.mounts.find((m) => m.kind === "buildcache")?.hostIsAbsolute).toBe(false); // the plan itself is untouched
+  });
+
+  it("on an engine with its own cache root: its own source-cache lock, the buildcache push lock shared", () => {
+    const placed = placeTarget(target, { engine: "build 2", cacheRoot: "/e2", factoryCacheRoot: "/c" });
+    expect(placed.mounts.find((m) => m.kind === "source")?.host).toBe("/e2/source");
+    expect(placed.steps.find((s) => s.id === "fetch")?.lock).toBe("source-cache-build-2");
+    expect(placed.steps.find((s) => s.id === "push")?.lock).toBe(target.steps.find((s) => s.id === "push")?.lock);
+  });
+
+  it("a shared buildcache path: the key's directory under it", () => {
+    const placed = placeTarget(target, { engine: "e", cacheRoot: "/e", factoryCacheRoot: "/c", buildcache: { kind: "path", path: "/nfs/bc" } });
+    expect(placed.mounts.find((m) => m.kind === "buildcache")?.host).toBe(`/nfs/bc/${target.buildcacheKey}`);
+  });
+
+  it("an OCI buildcache: no buildcache mount, the mirror points at the key's repository", () => {
+    const placed = placeTarget(target, { engine: "e", cacheRoot: "/e", factoryCacheRoot: "/c", buildcache: oci });
+    expect(placed.mounts.some((m) => m.kind === "buildcache")).toBe(false);
+    const repo = ociRepositoryOf(oci, target.buildcacheKey);
+    // OCI repository names are lowercase components joined by '.', '_', '__' or dashes.
+    expect(repo).toMatch(/^oci\+http:\/\/127\.0\.0\.1:5000\/site\/buildcache\/example-image-1-os-gcc-g-gfortran-pad200-[0-9a-f]{8}$/);
+    expect(mirrorOf(placed.spackYaml)).toEqual({ url: repo, signed: false, binary: true, source: false });
+    for (const [path, text] of Object.entries(placed.files)) if (path.endsWith("spack.yaml")) expect(mirrorOf(text)).toEqual(mirrorOf(placed.spackYaml));
+    expect(placed.files[REGISTRY_CREDENTIALS_FILE]).toBeUndefined();
+    expect(placed.steps.map((s) => s.argv)).toEqual(target.steps.map((s) => s.argv));
+  });
+
+  it("registry credentials: a file in the container and an access_pair of variable names; the secret in no argv, env or spack.yaml", () => {
+    const placed = placeTarget(target, { engine: "e", cacheRoot: "/e", factoryCacheRoot: "/c", buildcache: oci, credentials: secret });
+    expect(mirrorOf(placed.spackYaml)).toMatchObject({
+      access_pair: { id_variable: "STACK_FACTORY_REGISTRY_USERNAME", secret_variable: "STACK_FACTORY_REGISTRY_PASSWORD" },
+    });
+    expect(placed.files[REGISTRY_CREDENTIALS_FILE]).toBe(
+      "STACK_FACTORY_REGISTRY_USERNAME='builder'\nSTACK_FACTORY_REGISTRY_PASSWORD='s3cr'\\''et'\n",
+    );
+    const install = placed.steps.find((s) => s.id === "install")!;
+    expect(install.argv.slice(0, 4)).toEqual(["/bin/sh", "-c", 'set -a && . "$0" && set +a && exec "$@"', REGISTRY_CREDENTIALS_FILE]);
+    expect(install.argv.slice(4)).toEqual(target.steps.find((s) => s.id === "install")!.argv);
+    // Steps that never reach the registry run as planned.
+    expect(placed.steps.find((s) => s.id === "view")!.argv).toEqual(target.steps.find((s) => s.id === "view")!.argv);
+    const visible = JSON.stringify({ argv: placed.steps, env: placed.env, yaml: placed.spackYaml, mounts: placed.mounts });
+    expect(visible).not.toContain("s3cr");
+  });
+
+  it("a sh-based wrapper really exports the credentials to the step alone", async () => {
+    const { execa } = await import("execa");
+    const { mkdtemp, writeFile } = await import("node:fs/promises");
+    const { tmpdir } = await import("node:os");
+    const { join } = await import("node:path");
+    const dir = await mkdtemp(join(tmpdir(), "sf-placement-"));
+    const placed = placeTarget(target, { engine: "e", cacheRoot: "/e", factoryCacheRoot: "/c", buildcache: oci, credentials: secret });
+    const file = join(dir, "registry.env");
+    await writeFile(file, placed.files[REGISTRY_CREDENTIALS_FILE]!);
+    const argv = placed.steps.find((s) => s.id === "install")!.argv.slice(0, 3);
+    const { stdout } = await execa(argv[0]!, [...argv.slice(1), file, "sh", "-c", 'printf "%s|%s" "$STACK_FACTORY_REGISTRY_USERNAME" "$STACK_FACTORY_REGISTRY_PASSWORD"'], {
+      env: {},
+      extendEnv: false,
+    });
+    expect(stdout).toBe("builder|s3cr'et");
+  });
+});
