@@ -1,4 +1,4 @@
-import { cp, readFile, rm, writeFile } from "node:fs/promises";
+import { cp, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { execa } from "execa";
@@ -69,7 +69,7 @@ function inspect(prefix: string): string {
 echo "GREET=$(greet_of ${q(prefix)})"
 echo "CONFIG=$(${q(prefix)}/view/bin/greet-config)"
 echo "PC=$(grep '^prefix=' ${q(prefix)}/view/lib/pkgconfig/greet.pc)"
-echo "LEFT=$(grep -rlF ${q(tree.buildPrefix)} ${q(prefix)} --exclude=build-prefix | tr '\\n' ' ')"
+echo "LEFT=$(grep -rlF ${q(tree.buildPrefix)} ${q(prefix)} --exclude=build-prefix --exclude=paths.txt | tr '\\n' ' ')"
 echo "LDD=$(env -i ldd ${q(prefix)}/view/bin/greet | tr '\\n\\t' '| ')"
 echo "RECORDED=$(cat ${q(prefix)}/.stack-factory/installed-prefix)"
 echo "MODULE=$(grep '^local recorded_prefix' ${q(prefix)}/modules/hello/1.0.lua)"
@@ -125,6 +125,136 @@ echo "GREET_LONGEST=$(greet_of ${q(longest)})"
     expectInstalled(run, long);
     expect(run.values.RC_LONGEST, run.stderr).toBe("0");
     expect(run.values.GREET_LONGEST).toBe(greetLine(longest));
+  });
+
+  it("refuses a prefix with a character that changes meaning in shell, sed, pkg-config, CMake or Lua, naming it", async () => {
+    const run = await inContainer(`
+bash /pkg/install.sh --prefix '/opt/a$(touch /tmp/pwned)b'; echo "RC_DOLLAR=$?"
+bash /pkg/install.sh --prefix '/opt/a\`touch /tmp/pwned\`b'; echo "RC_BACKTICK=$?"
+bash /pkg/install.sh --prefix '/opt/a b'; echo "RC_SPACE=$?"
+bash /pkg/install.sh --prefix '/opt/a;b'; echo "RC_SEMICOLON=$?"
+bash /pkg/install.sh --prefix '/opt/a:b'; echo "RC_COLON=$?"
+bash /pkg/install.sh --prefix '/opt/a@b@'; echo "RC_AT=$?"
+bash /pkg/install.sh --prefix '/opt/a"b'; echo "RC_QUOTE=$?"
+bash /pkg/install.sh --prefix '/opt/a*b'; echo "RC_STAR=$?"
+bash /pkg/install.sh --prefix $'/opt/a\tb'; echo "RC_TAB=$?"
+bash /pkg/install.sh --prefix '/opt/a$(touch /tmp/pwned)b' --uninstall; echo "RC_UNINSTALL=$?"
+bash /pkg/install.sh --prefix /opt/ok-1.2_x+y,z=w --dry-run >/dev/null; echo "RC_ALLOWED=$?"
+echo "PWNED=$(ls /tmp/pwned 2>/dev/null || echo no)"
+echo "OPT=$(ls -A /opt)"
+`);
+    for (const key of ["DOLLAR", "BACKTICK", "SPACE", "SEMICOLON", "COLON", "AT", "QUOTE", "STAR", "TAB", "UNINSTALL"]) {
+      expect(run.values[`RC_${key}`], key).toBe("1");
+    }
+    expect(run.stderr).toContain("prefix must not contain '$' (expansion in shell, CMake and pkg-config)");
+    expect(run.stderr).toContain("prefix must not contain '`' (command substitution in shell)");
+    expect(run.stderr).toContain("prefix must not contain a space");
+    expect(run.stderr).toContain("prefix must not contain ';'");
+    expect(run.stderr).toContain("prefix must not contain ':' (the separator of PATH-like lists)");
+    expect(run.stderr).toContain("prefix must not contain '@' (CMake's @VAR@ substitution)");
+    expect(run.stderr).toContain("prefix must not contain a quote");
+    expect(run.stderr).toContain("prefix must not contain '*'");
+    expect(run.stderr).toContain("prefix must not contain the byte 0x09");
+    expect(run.values.RC_ALLOWED, run.stderr).toBe("0");
+    expect(run.values.PWNED).toBe("no");
+    expect(run.values.OPT).toBe("");
+  });
+
+  it("installs only what SHA256SUMS lists: files and links added after unpacking are left out", async () => {
+    const copy = join(tree.root, "tampered");
+    await cp(tree.top, copy, { recursive: true, verbatimSymlinks: true });
+    await writeFile(join(copy, "view/bin/added"), "#!/bin/sh\necho added\n", { mode: 0o755 });
+    await writeFile(join(copy, ".stack-factory/extra"), "x\n");
+    await symlink("/etc/passwd", join(copy, "view/share/passwd"));
+    await symlink("../../..", join(copy, "view/share/up"));
+    await symlink("hello.txt", join(copy, "view/share/greet/inside"));
+    const run = await inContainer(`
+bash /pkg/install.sh --prefix /opt/hello; echo "RC=$?"
+echo "ADDED=$(ls /opt/hello/view/bin/added /opt/hello/.stack-factory/extra /opt/hello/view/share/passwd /opt/hello/view/share/up 2>/dev/null | tr '\\n' ' ')"
+echo "INSIDE=$(readlink /opt/hello/view/share/greet/inside)"
+echo "LISTED=$(grep -c -e added -e /extra -e passwd /opt/hello/SHA256SUMS)"
+echo "SUMS=$(cd /opt/hello && sha256sum -c --quiet --strict SHA256SUMS && echo ok)"
+`, copy);
+    expect(run.values.RC, run.stderr).toBe("0");
+    expect(run.values.ADDED).toBe("");
+    expect(run.values.INSIDE).toBe("hello.txt");
+    expect(run.values.LISTED).toBe("0");
+    expect(run.values.SUMS).toBe("ok");
+    expect(run.stderr).toContain("not installed: view/bin/added");
+    expect(run.stderr).toContain("not installed: view/share/passwd");
+  });
+
+  it("refuses a listed file that was replaced by a symlink after unpacking", async () => {
+    const copy = join(tree.root, "swapped");
+    await cp(tree.top, copy, { recursive: true, verbatimSymlinks: true });
+    await rm(join(copy, "view/share/greet/hello.txt"));
+    await symlink("/etc/hostname", join(copy, "view/share/greet/hello.txt"));
+    const run = await inContainer(`bash /pkg/install.sh --prefix /opt/hello; echo "RC=$?"; echo "OPT=$(ls -A /opt)"`, copy);
+    expect(run.values.RC).toBe("1");
+    expect(run.stderr).toContain("view/share/greet/hello.txt is listed in SHA256SUMS but is a symlink");
+    expect(run.values.OPT).toBe("");
+  });
+
+  it("serialises two installs on one prefix (20 races): both succeed, nothing of one is left inside the other", async () => {
+    const run = await inContainer(`
+bad=0
+waits=0
+for i in $(seq 1 20); do
+  bash /pkg/install.sh --prefix /opt/hello >/tmp/a.log 2>&1 & a=$!
+  bash /pkg/install.sh --prefix /opt/hello >/tmp/b.log 2>&1 & b=$!
+  wait $a; ra=$?; wait $b; rb=$?
+  waits=$((waits + $(cat /tmp/a.log /tmp/b.log | grep -c 'waiting for another install')))
+  if [ "$ra" != 0 ] || [ "$rb" != 0 ]; then bad=$((bad + 1)); echo "round $i: $ra $rb"; cat /tmp/a.log /tmp/b.log; fi
+  left=$(find /opt -name '.hello.*' | tr '\\n' ' ')
+  if [ -n "$left" ] || [ "$(ls -A /opt)" != hello ]; then bad=$((bad + 1)); echo "round $i left: $left $(ls -A /opt)"; fi
+  if ! (cd /opt/hello && sha256sum -c --quiet --strict SHA256SUMS); then bad=$((bad + 1)); echo "round $i: sums"; fi
+done
+echo "BAD=$bad"
+echo "WAITS=$waits"
+${inspect("/opt/hello")}
+`);
+    expect(run.values.BAD, run.stdout).toBe("0");
+    // The runs did overlap: the later one waited for the lock.
+    expect(Number(run.values.WAITS)).toBeGreaterThan(0);
+    expectInstalled(run, "/opt/hello");
+  });
+
+  it("cleans up what killed runs left beside the prefix, and takes over a dead run's lock", async () => {
+    const run = await inContainer(`
+bash /pkg/install.sh --prefix /opt/hello >/dev/null; echo "RC_FIRST=$?"
+# A run killed with -9 in the middle of its copy.
+bash /pkg/install.sh --prefix /opt/hello >/dev/null 2>&1 & pid=$!
+for _ in $(seq 1 200); do [ -d /opt/.hello.installing.$pid ] && break; sleep 0.01; done
+kill -9 $pid; wait $pid 2>/dev/null
+echo "KILLED_LEFT=$(ls -A /opt | grep -c -e installing -e lock)"
+# And the leftovers of an older killed run, with a lock owned by a process that is gone.
+mkdir -p /opt/.hello.installing.99999/view /opt/.hello.scratch.99999 /opt/.hello.lock.new.99999
+mkdir -p /opt/.hello.lock.stale && echo "99999 $(uname -n) 1" >/opt/.hello.lock.stale/owner
+rm -rf /opt/.hello.lock && mv /opt/.hello.lock.stale /opt/.hello.lock
+bash /pkg/install.sh --prefix /opt/hello; echo "RC=$?"
+echo "LEFT=$(ls -A /opt | tr '\\n' ' ')"
+# Killed between moving the previous installation aside and moving the new one in: the next run puts it back.
+mv /opt/hello /opt/.hello.old.4242
+bash /pkg/install.sh --prefix /opt/other >/dev/null; echo "RC_OTHER=$?"
+echo "AFTER_OTHER=$(ls -A /opt | tr '\\n' ' ')"
+bash /pkg/install.sh --prefix /opt/hello --dry-run >/dev/null; echo "RC_DRY=$?"
+bash /pkg/install.sh --prefix /opt/hello; echo "RC_BACK=$?"
+echo "END=$(ls -A /opt | tr '\\n' ' ')"
+echo "GREET=$(greet_of /opt/hello)"
+`);
+    expect(run.values.RC_FIRST, run.stderr).toBe("0");
+    expect(run.values.KILLED_LEFT).not.toBe("0");
+    expect(run.values.RC, run.stderr).toBe("0");
+    expect(run.stdout).toContain("removed /opt/.hello.installing.99999, left by an install that did not finish");
+    expect(run.stdout).toContain("removed /opt/.hello.scratch.99999");
+    expect(run.values.LEFT).toMatch(/^(\.hello\.lock\.dead\.99999_\S+ )?hello $/);
+    expect(run.values.RC_OTHER, run.stderr).toBe("0");
+    expect(run.values.AFTER_OTHER).toContain(".hello.old.4242");
+    expect(run.values.RC_BACK, run.stderr).toBe("0");
+    expect(run.stdout).toContain("put back /opt/hello from /opt/.hello.old.4242");
+    expect(run.stdout).toContain("reinstall over the same stack");
+    expect(run.values.END).toMatch(/^(\.hello\.lock\.dead\.99999_\S+ )?hello other $/);
+    expect(run.values.GREET).toBe(greetLine("/opt/hello"));
   });
 
   it("refuses a prefix longer than the build prefix allows, before changing anything", async () => {

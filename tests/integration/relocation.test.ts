@@ -1,0 +1,191 @@
+import { randomBytes } from "node:crypto";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { execa } from "execa";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { shellQuote as q } from "../../src/render/install-script.js";
+import { TEST_IMAGE } from "./helpers/engine.js";
+import { buildRelocatableTree, type RelocatableTree } from "./helpers/relocatable-tree.js";
+
+/**
+ * Relocation against the shapes real packages have, on binaries compiled for real from tests/fixtures/relocation/
+ * and prepared by the production prepare-relocation.py: tail-merged strings (-O2/-Os), two prefixes in one C string,
+ * a binary payload after a long text header, long shebangs (Spack's sbang form), dead placeholder bytes in .dynstr,
+ * Spack's text boundary rule, and what the tree needs from a node (an older glibc is refused before any copy).
+ */
+const RUN_LABEL = "stack-factory-test.relocation-run";
+const runId = randomBytes(6).toString("hex");
+/** An older release than the test image (glibc 2.31 against 2.36), made by scripts/make-old-test-image.sh. */
+const OLD_IMAGE = process.env.STACK_FACTORY_OLD_TEST_IMAGE ?? "stack-factory-test/debian:bullseye";
+/** 200 characters: the longest prefix a site must be able to use. */
+const LONG = `/opt/${"site-shared-apps/".repeat(12)}`.slice(0, 199) + "x";
+
+let tree: RelocatableTree;
+
+interface Run {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+  values: Record<string, string>;
+}
+
+async function inContainer(script: string, image = TEST_IMAGE): Promise<Run> {
+  const result = await execa(
+    "docker",
+    ["run", "--rm", "--network=none", "--label=stack-factory=1", `--label=${RUN_LABEL}=${runId}`, "-v", `${tree.top}:/pkg:ro`, image, "bash", "-c", script],
+    { reject: false },
+  );
+  const stdout = String(result.stdout);
+  const values = Object.fromEntries(
+    stdout
+      .split("\n")
+      .filter((l) => /^[A-Z_0-9]+=/.test(l))
+      .map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]),
+  );
+  return { exitCode: result.exitCode ?? -1, stdout, stderr: String(result.stderr), values };
+}
+
+/** `tails-<level>` output as `key=value|...`. */
+const tailsOf = (prefix: string, level: string) => `echo "TAILS_${level.toUpperCase()}=$(env -i ${q(prefix)}/view/bin/tails-${level} | tr '\\n' '|')"`;
+
+beforeAll(async () => {
+  await execa("bash", ["scripts/make-old-test-image.sh"]);
+  tree = await buildRelocatableTree();
+  expect(LONG.length).toBe(200);
+});
+
+afterAll(async () => {
+  const { stdout } = await execa("docker", ["ps", "-aq", "--filter", `label=${RUN_LABEL}=${runId}`], { reject: false });
+  const ids = String(stdout).split("\n").filter(Boolean);
+  if (ids.length > 0) await execa("docker", ["rm", "-f", ...ids], { reject: false });
+  await tree?.remove();
+});
+
+describe("relocation of real package shapes", () => {
+  it("keeps tail-merged strings, rewrites every prefix in one string, at -O0, -O2 and -Os, short and 200-character prefixes", async () => {
+    // The shape is real: at -O2/-Os the short string is the tail of the long one (no string of its own).
+    const os = await readFile(join(tree.top, "view/bin/tails-Os"));
+    expect(os.includes(Buffer.from("\0lib-data.txt\0"))).toBe(false);
+    const o0 = await readFile(join(tree.top, "view/bin/tails-O0"));
+    expect(o0.includes(Buffer.from("\0lib-data.txt\0"))).toBe(true);
+
+    const levels = ["O0", "O2", "Os"];
+    const run = await inContainer(`
+bash /pkg/install.sh --prefix /opt/t >/dev/null; echo "RC=$?"
+${levels.map((l) => tailsOf("/opt/t", l)).join("\n")}
+bash /pkg/install.sh --prefix ${q(LONG)} >/dev/null; echo "RC_LONG=$?"
+${levels.map((l) => tailsOf(LONG, l).replace("TAILS_", "LONG_")).join("\n")}
+`);
+    expect(run.values.RC, run.stderr).toBe("0");
+    expect(run.values.RC_LONG, run.stderr).toBe("0");
+    for (const [key, prefix] of [["TAILS", "/opt/t"], ["LONG", LONG]] as const) {
+      const want = [
+        "name=lib-data.txt",
+        `path=${tree.binaryPath(prefix, "/lib/lib-data.txt")}`,
+        `search=${tree.binaryPath(prefix, "/share/a")}:${tree.binaryPath(prefix, "/share/b")}`,
+        "data=data-ok",
+        "",
+      ].join("|");
+      for (const level of levels) expect(run.values[`${key}_${level.toUpperCase()}`], `${key} ${level}`).toBe(want);
+    }
+  });
+
+  it("keeps a binary payload after a long text header byte-exact and relocates its header", async () => {
+    const original = await readFile(join(tree.top, "view/bin/selfextract"));
+    const headerEnd = original.indexOf(Buffer.from("__PAYLOAD__\n")) + "__PAYLOAD__\n".length;
+    expect(headerEnd).toBeGreaterThan(8192);
+    const run = await inContainer(`
+bash /pkg/install.sh --prefix /opt/p >/dev/null; echo "RC=$?"
+echo "SIZE=$(stat -c %s /opt/p/view/bin/selfextract)"
+echo "PAYLOAD=$(tail -c +${headerEnd + 1} /opt/p/view/bin/selfextract | od -An -v -tx1 | tr -d ' \\n')"
+echo "HEADER=$(grep -a '^PREFIX=' /opt/p/view/bin/selfextract)"
+`);
+    expect(run.values.RC, run.stderr).toBe("0");
+    expect(Number(run.values.SIZE)).toBe(original.length);
+    // The payload held the prefix too (as a binary occurrence); everything else is unchanged.
+    const expected = Buffer.from(tree.payload);
+    const at = expected.indexOf(Buffer.from(tree.buildPrefix));
+    Buffer.from(tree.binaryPath("/opt/p")).copy(expected, at);
+    expect(run.values.PAYLOAD).toBe(expected.toString("hex"));
+    expect(run.values.HEADER).toBe(`PREFIX=${tree.binaryPath("/opt/p")}`);
+  });
+
+  it("runs long-shebang scripts at a 200-character prefix under env -i", async () => {
+    const run = await inContainer(`
+bash /pkg/install.sh --prefix ${q(LONG)} >/dev/null; echo "RC=$?"
+echo "LONG=$(env -i ${q(LONG)}/view/bin/long-script one 'two words' | tr '\\n' '|')"
+echo "PLAIN=$(env -i ${q(LONG)}/view/bin/plain-script | tr '\\n' '|')"
+echo "LINE1=$(head -n 1 ${q(LONG)}/view/bin/long-script | wc -c)"
+echo "LINE2=$(sed -n 2p ${q(LONG)}/view/bin/long-script)"
+`);
+    expect(run.values.RC, run.stderr).toBe("0");
+    expect(run.values.LONG, run.stderr).toBe("-v:hello from a long shebang|arg=one|arg=two words|");
+    expect(run.values.PLAIN, run.stderr).toBe("-p:plain shebang|");
+    // The first line has a fixed length, whatever the prefix: within the 127 bytes every kernel reads.
+    expect(Number(run.values.LINE1)).toBeLessThan(128);
+    expect(run.values.LINE2).toBe(`#!${LONG}/view/bin/tinyterp -v`);
+  });
+
+  it("ships no Spack placeholder and no build prefix outside the recorded provenance; applies the text boundary rule", async () => {
+    const report = tree.prepareReport as { dynstrBytesCleared: number; textLeftAlone: unknown[]; placeholderFiles: string[] };
+    expect(report.dynstrBytesCleared).toBeGreaterThan(0);
+    expect(report.placeholderFiles).toEqual([]);
+    expect(report.textLeftAlone).toEqual([{ file: "share/greet/paths.txt", occurrences: 1 }]);
+    const run = await inContainer(`
+echo "SHIPPED_PLACEHOLDER=$(grep -rlaF __spack_path_placeholder__ /pkg | tr '\\n' ' ')"
+bash /pkg/install.sh --prefix /opt/c >/dev/null; echo "RC=$?"
+echo "PLACEHOLDER=$(grep -rlaF __spack_path_placeholder__ /opt/c | tr '\\n' ' ')"
+echo "PREFIX_LEFT=$(grep -rlaF ${q(tree.buildPrefix)} /opt/c | tr '\\n' ' ')"
+echo "LINES_LEFT=$(grep -rhaF ${q(tree.buildPrefix)} /opt/c --exclude=build-prefix | tr '\\n' '|')"
+echo "PATHS=$(cat /opt/c/view/share/greet/paths.txt | tr '\\n' '|')"
+echo "LIBS=$(grep '^Libs:' /opt/c/view/lib/pkgconfig/greet.pc)"
+echo "GREET=$(env -i /opt/c/view/bin/greet | tr '\\n' '|')"
+`);
+    expect(run.values.SHIPPED_PLACEHOLDER).toBe("");
+    expect(run.values.RC, run.stderr).toBe("0");
+    expect(run.values.PLACEHOLDER).toBe("");
+    // Only the provenance record, and the one word the boundary rule leaves (another path ending in the prefix).
+    expect(run.values.PREFIX_LEFT?.trim().split(" ").sort()).toEqual(["/opt/c/.stack-factory/build-prefix", "/opt/c/view/share/greet/paths.txt"]);
+    expect(run.values.LINES_LEFT).toBe(`elsewhere=/mnt${tree.buildPrefix}/share|`);
+    expect(run.values.PATHS).toBe(`here=/opt/c/view/share|elsewhere=/mnt${tree.buildPrefix}/share|`);
+    expect(run.values.LIBS).toBe("Libs: -L/opt/c/view/lib -lgreet");
+    expect(run.values.GREET).toBe(tree.greetOutput("/opt/c").replace(/\n/g, "|"));
+  });
+
+  it("records what the tree needs from a node and refuses an older glibc before copying anything", async () => {
+    const requirements = await readFile(join(tree.top, ".stack-factory/node-requirements.tsv"), "utf8");
+    expect(requirements).toContain("machine\t62\tx86_64\n");
+    expect(requirements).toContain("version\tlibc.so.6\tGLIBC_2.34\n");
+    expect(requirements).toContain("library\tlibz.so.1\n");
+    const portability = (tree.prepareReport as { portability: { hazards: unknown[]; highestVersions: Record<string, string> } }).portability;
+    expect(portability.hazards).toEqual([{ library: "libz.so.1", neededBy: ["lib/libgreet.so"] }]);
+    expect(portability.highestVersions.GLIBC).toBe("GLIBC_2.34");
+
+    const old = await inContainer(
+      `
+echo "GLIBC=$(ldd --version | head -n 1)"
+bash /pkg/install.sh --prefix /opt/old; echo "RC=$?"
+bash /pkg/install.sh --prefix /opt/old --dry-run; echo "RC_DRY=$?"
+echo "OPT=$(ls -A /opt)"
+`,
+      OLD_IMAGE,
+    );
+    expect(old.values.GLIBC).toContain("2.31");
+    expect(old.values.RC).toBe("1");
+    expect(old.values.RC_DRY).toBe("1");
+    expect(old.stderr).toContain("this node cannot run hello 1.0 (x86_64_v3)");
+    expect(old.stderr).toMatch(/libc\.so\.6 does not define GLIBC_2\.34 \(the newest GLIBC version it defines is GLIBC_2\.30\)/);
+    expect(old.stderr).toContain("The tree was built on stack-factory-test/debian:bookworm");
+    expect(old.stderr).toContain("debian 11");
+    expect(old.values.OPT).toBe("");
+
+    const noZlib = await inContainer(`
+rm -f /lib/x86_64-linux-gnu/libz.so.1* /usr/lib/x86_64-linux-gnu/libz.so.1*
+bash /pkg/install.sh --prefix /opt/z; echo "RC=$?"
+echo "OPT=$(ls -A /opt)"
+`);
+    expect(noZlib.values.RC).toBe("1");
+    expect(noZlib.stderr).toContain("libz.so.1 is needed and not found");
+    expect(noZlib.values.OPT).toBe("");
+  });
+});
