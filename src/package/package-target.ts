@@ -17,8 +17,6 @@ import {
   type Compression,
   type GeneratedFile,
 } from "./index.js";
-import { loadInstallTemplate, renderInstallScript } from "../render/install-script.js";
-import { loadModuleTemplate, renderModule } from "../render/module.js";
 import type { TargetExtra } from "../run/run-plan.js";
 import type { TargetLog } from "../run/target-log.js";
 
@@ -108,26 +106,12 @@ async function generatedFiles(
   buildPrefix: string,
   specs: ReturnType<typeof parseSpecs>,
 ): Promise<Record<string, GeneratedFile>> {
-  const { name, version, description } = plan.stack;
-  const module = renderModule(
-    {
-      stackName: name,
-      version,
-      moduleName: pkg.moduleName,
-      target: target.target,
-      defaultPrefix: pkg.prefix,
-      envVars: pkg.moduleEnv,
-      description,
-      specs: pkg.specs,
-    },
-    await loadModuleTemplate(),
-  );
-  const install = renderInstallScript(
-    { stackName: name, version, target: target.target, defaultPrefix: pkg.prefix, moduleName: pkg.moduleName },
-    await loadInstallTemplate(),
-  );
+  const { name, version } = plan.stack;
+  // Rendered at plan time: they depend on the plan alone.
+  if (target.packageFiles === undefined) throw new BuildError(`target ${target.target}: the plan has no install script (a warm plan)`);
+  const { installScript, module } = target.packageFiles;
   return {
-    [INSTALL_SCRIPT]: { content: install, mode: 0o755 },
+    [INSTALL_SCRIPT]: { content: installScript, mode: 0o755 },
     [posix.join("modules", pkg.moduleName, `${version}.lua`)]: module,
     [SBOM_FILE]: `${JSON.stringify(buildSbom(specs, { name, version }), null, 2)}\n`,
     [RELOCATE_INDEX]: relocateIndex,

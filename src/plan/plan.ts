@@ -4,6 +4,8 @@ import { CACHE_LAYOUT, LOCKS } from "../cache/layout.js";
 import { DEFAULT_OS_COMPILER_PACKAGES } from "../config/schema.js";
 import type { Origin, Stack } from "../config/types.js";
 import { InputError } from "../errors.js";
+import { renderInstallScript } from "../render/install-script.js";
+import { renderModule } from "../render/module.js";
 import { render, type Templates } from "../render/templates.js";
 import {
   environmentConfig,
@@ -16,7 +18,7 @@ import {
 } from "../spack/contract.js";
 import { compilerCanTarget, getMicroarch, osCompiler } from "../targets/index.js";
 import { BUILD_PREFIX_MIN_LENGTH, BUILDER_USER, CONTAINER, INSTALL_PADDED_LENGTH } from "./paths.js";
-import type { BuildPlan, ImagePlan, Mount, PackagePlan, Step, TargetPlan } from "./types.js";
+import type { BuildPlan, ImagePlan, Mount, PackageFiles, PackagePlan, Step, TargetPlan } from "./types.js";
 
 export interface PlanOptions {
   templates: Templates;
@@ -56,6 +58,7 @@ export function planBuild(stack: Stack, targets: readonly string[] | undefined, 
   const chosen = selectTargets(stack, targets);
   const builder = planImage(stack, options.templates);
   return {
+    format_version: PLAN_FORMAT_VERSION,
     stack: { name: stack.name, version: stack.version, file: stack.file, description: stack.description },
     builder,
     spack: { ...stack.spack.origin },
@@ -95,6 +98,38 @@ function selectTargets(stack: Stack, requested: readonly string[] | undefined): 
 }
 
 const PREPARE_SCRIPT = `${CONTAINER.tools}/prepare-relocation.py`;
+
+/** Version of the plan's shape (plan.json). */
+export const PLAN_FORMAT_VERSION = 2;
+
+/** install.sh and the module of one target: pure functions of the stack and the target. */
+function packageFiles(stack: Stack, target: string, templates: Templates): PackageFiles {
+  const module = renderModule(
+    {
+      stackName: stack.name,
+      version: stack.version,
+      moduleName: stack.modules.name,
+      target,
+      defaultPrefix: stack.prefix,
+      envVars: { ...stack.modules.env },
+      description: stack.description,
+      specs: [...stack.specs],
+    },
+    templates.module,
+  );
+  const install = renderInstallScript(
+    {
+      stackName: stack.name,
+      version: stack.version,
+      target,
+      defaultPrefix: stack.prefix,
+      moduleName: stack.modules.name,
+      baseImage: stack.base_image,
+    },
+    templates.installScript,
+  );
+  return { installScript: install, module };
+}
 
 function planPackage(stack: Stack): PackagePlan {
   return {
@@ -233,6 +268,7 @@ function planTarget(stack: Stack, target: string, options: PlanOptions): TargetP
     buildcacheKey,
     paths: { installRoot: CONTAINER.installRoot, viewRoot, buildPrefix: viewRoot },
     outputs: { dirName },
+    ...(options.mode === "warm" ? {} : { packageFiles: packageFiles(stack, target, options.templates) }),
   };
 }
 

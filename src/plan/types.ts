@@ -5,6 +5,8 @@ import type { Origin } from "../config/types.js";
  * `planBuild(stack, targets)` makes it; the build engine (src/build) carries it out.
  */
 export interface BuildPlan {
+  /** Version of the plan's shape (plan.json): bumped when a field changes meaning or goes. */
+  format_version: number;
   stack: { name: string; version: string; file: string; description: string };
   builder: ImagePlan;
   /** Where Spack comes from: cloned into the cache at a pinned ref, or a local checkout mounted read-only. */
@@ -107,4 +109,12 @@ export interface TargetPlan {
     /** `<name>-<version>-<target>`: the tarball's top directory and file name (before its extension). */
     dirName: string;
   };
+  /** The tarball's files that depend on the plan alone (absent in warm plans), rendered at plan time. */
+  packageFiles?: PackageFiles;
+}
+
+/** install.sh and the Lmod module of one target; the packer places them (src/package/layout.ts). */
+export interface PackageFiles {
+  installScript: string;
+  module: string;
 }

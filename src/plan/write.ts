@@ -9,7 +9,8 @@ export function planToJson(plan: BuildPlan): string {
 
 /**
  * Write a plan as files: `builder/<context files>`, and per target `<target>/spack.yaml`, `<target>/steps.json`,
- * `<target>/mounts.json`; plus `plan.json`. Each file is written under a temporary name and renamed.
+ * `<target>/mounts.json` and the tarball's plan-made files `<target>/package/install.sh` and `module.lua`;
+ * plus `plan.json`. Each file is written under a temporary name and renamed.
  */
 export async function writePlan(plan: BuildPlan, outDir: string): Promise<string[]> {
   const files: Record<string, string> = { "plan.json": planToJson(plan) };
@@ -18,6 +19,10 @@ export async function writePlan(plan: BuildPlan, outDir: string): Promise<string
     files[join(t.target, "spack.yaml")] = t.spackYaml;
     files[join(t.target, "steps.json")] = `${JSON.stringify(t.steps, null, 2)}\n`;
     files[join(t.target, "mounts.json")] = `${JSON.stringify(t.mounts, null, 2)}\n`;
+    if (t.packageFiles !== undefined) {
+      files[join(t.target, "package", "install.sh")] = t.packageFiles.installScript;
+      files[join(t.target, "package", "module.lua")] = t.packageFiles.module;
+    }
   }
   const written: string[] = [];
   for (const rel of Object.keys(files).sort()) {
