@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 import { readFileSync } from "node:fs";
 import { cac } from "cac";
-import { FactoryError } from "../errors.js";
+import { describeFailure } from "./failure.js";
+import { cacheRoot, checkInputFile, checkOutputDir, checkOutputFile, repeatedOption } from "./options.js";
 
 const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
 
@@ -11,15 +12,22 @@ async function run(action: () => Promise<number | void>): Promise<void> {
     const code = await action();
     process.exitCode = code ?? 0;
   } catch (error) {
-    if (error instanceof FactoryError) {
-      process.stderr.write(`stack-factory: ${error.message}\n`);
-      if (error.hint !== undefined) process.stderr.write(`hint: ${error.hint}\n`);
-      process.exitCode = error.exitCode;
-    } else {
-      process.stderr.write(`stack-factory: internal error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-      process.exitCode = 70;
-    }
+    const failure = describeFailure(error);
+    process.stderr.write(failure.text);
+    process.exitCode = failure.exitCode;
   }
+}
+
+/**
+ * The kind of every path `build`/`warm` reads or writes, checked before anything starts: the stack file must be a
+ * regular file, outputs must be directories or regular files on a real file system.
+ */
+async function checkRunPaths(stack: string, flags: { out?: string; report?: string; summary?: string; cacheDir?: string }): Promise<void> {
+  await checkInputFile(stack, "stack file");
+  await checkOutputDir(cacheRoot(flags.cacheDir), "--cache-dir");
+  if (flags.out !== undefined) await checkOutputDir(flags.out, "--out");
+  if (flags.report !== undefined) await checkOutputFile(flags.report, "--report");
+  if (flags.summary !== undefined) await checkOutputFile(flags.summary, "--summary");
 }
 
 const cli = cac("stack-factory");
@@ -49,11 +57,21 @@ const runFlags = (command: ReturnType<typeof cli.command>) =>
 runFlags(cli.command("build <stack>", "Build the stack for its targets in Docker"))
   .option("--out <dir>", "Output directory for tarballs", { default: "dist" })
   .option("--compress <kind>", "Tarball compression: gzip (default) or zstd")
-  .action((stack: string, flags) => run(async () => (await import("./commands/build.js")).buildCommand(stack, flags, "build")));
+  .action((stack: string, flags) =>
+    run(async () => {
+      await checkRunPaths(stack, flags);
+      return (await import("./commands/build.js")).buildCommand(stack, flags, "build");
+    }),
+  );
 
 runFlags(cli.command("warm <stack>", "Fill the buildcache for every target (nightly cache warming); no tarballs"))
   .option("--summary <file>", "Write a short Markdown summary (for CI job pages)")
-  .action((stack: string, flags) => run(async () => (await import("./commands/build.js")).buildCommand(stack, flags, "warm")));
+  .action((stack: string, flags) =>
+    run(async () => {
+      await checkRunPaths(stack, flags);
+      return (await import("./commands/build.js")).buildCommand(stack, flags, "warm");
+    }),
+  );
 
 cli
   .command("cache <action>", "Cache maintenance: `stats` (size per cache and key) or `prune`")
@@ -62,7 +80,12 @@ cli
   .option("--keep-last <n>", "prune: keep the N most recently used entries of each kind")
   .option("--dry-run", "prune: only say what would be removed")
   .option("--json", "stats: machine-readable output")
-  .action((action: string, flags) => run(async () => (await import("./commands/cache.js")).cacheCommand(action, flags)));
+  .action((action: string, flags) =>
+    run(async () => {
+      await checkOutputDir(cacheRoot(flags.cacheDir), "--cache-dir");
+      return (await import("./commands/cache.js")).cacheCommand(action, flags);
+    }),
+  );
 
 cli
   .command("verify <tarball>", "Check a stack tarball: checksums, manifest, unsafe entries")
@@ -98,7 +121,13 @@ try {
   } else if (cli.matchedCommand === undefined && !cli.options["help"] && !cli.options["version"]) {
     cli.outputHelp();
   } else {
-    await cli.runMatchedCommand();
+    const repeated = repeatedOption(cli.options);
+    if (repeated !== undefined) {
+      process.stderr.write(`stack-factory: ${repeated}\n`);
+      process.exitCode = 2;
+    } else {
+      await cli.runMatchedCommand();
+    }
   }
 } catch (error) {
   // cac reports unknown options and missing arguments by throwing.

@@ -1,4 +1,6 @@
-import { resolve } from "node:path";
+import type { Stats } from "node:fs";
+import { stat, statfs } from "node:fs/promises";
+import { dirname, resolve } from "node:path";
 import { chooseCacheRoot } from "../cache/root.js";
 import { projectRoot } from "../render/templates.js";
 import { InputError } from "../errors.js";
@@ -53,4 +55,100 @@ export function envPairs(flag: unknown): Record<string, string> {
     out[m[1] as string] = m[2] as string;
   }
   return out;
+}
+
+/**
+ * File systems whose files are the kernel's, not data: writing a plan, a tarball or a cache there fails in odd
+ * ways (Node's recursive mkdir spins forever under /proc). `statfs` magic numbers from linux/magic.h.
+ */
+const VIRTUAL_FILE_SYSTEMS = new Map<number, string>([
+  [0x9fa0, "proc"],
+  [0x62656572, "sysfs"],
+  [0x27e0eb, "cgroup"],
+  [0x63677270, "cgroup2"],
+  [0x64626720, "debugfs"],
+  [0x74726163, "tracefs"],
+  [0x73636673, "securityfs"],
+  [0x1cd1, "devpts"],
+  [0xcafe4a11, "bpf"],
+  [0x6165676c, "pstore"],
+  [0x42494e4d, "binfmt_misc"],
+  [0xde5e81e4, "efivarfs"],
+  [0x19800202, "mqueue"],
+  [0x958458f6, "hugetlbfs"],
+  [0x6e736673, "nsfs"],
+  [0x50495045, "pipefs"],
+  [0x534f434b, "sockfs"],
+]);
+
+function kindOf(stats: Stats): string {
+  if (stats.isFile()) return "a regular file";
+  if (stats.isDirectory()) return "a directory";
+  if (stats.isFIFO()) return "a FIFO";
+  if (stats.isSocket()) return "a socket";
+  if (stats.isCharacterDevice()) return "a character device";
+  if (stats.isBlockDevice()) return "a block device";
+  return "not a file";
+}
+
+async function statOrUndefined(path: string): Promise<Stats | undefined> {
+  try {
+    return await stat(path);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") return undefined;
+    if (code === "ENOTDIR") throw new InputError(`${path}: a component of the path is not a directory`);
+    throw new InputError(`${path}: ${(error as Error).message}`, { cause: error });
+  }
+}
+
+/** The nearest existing directory at or above `path`; refuses a non-directory on the way and virtual file systems. */
+async function existingDirAbove(path: string, what: string): Promise<string> {
+  let dir = path;
+  for (;;) {
+    const stats = await statOrUndefined(dir);
+    if (stats !== undefined) {
+      if (!stats.isDirectory()) throw new InputError(`${what}: ${dir} is ${kindOf(stats)}, not a directory`);
+      break;
+    }
+    const parent = dirname(dir);
+    if (parent === dir) break;
+    dir = parent;
+  }
+  const fs = VIRTUAL_FILE_SYSTEMS.get(Number((await statfs(dir)).type));
+  if (fs !== undefined) throw new InputError(`${what}: ${path} is on ${fs}, a file system of the kernel's; give a directory on a disk`);
+  return dir;
+}
+
+/** `what` (a flag like `--out`) names a directory to write into: absent, or a directory, on a real file system. */
+export async function checkOutputDir(path: string, what: string): Promise<void> {
+  await existingDirAbove(resolve(path), what);
+}
+
+/** `what` names a file to write: absent or a regular file, in a directory on a real file system. */
+export async function checkOutputFile(path: string, what: string): Promise<void> {
+  const full = resolve(path);
+  const stats = await statOrUndefined(full);
+  if (stats !== undefined && !stats.isFile()) throw new InputError(`${what}: ${path} is ${kindOf(stats)}, not a regular file`);
+  await existingDirAbove(dirname(full), what);
+}
+
+/** `what` names a file to read: it must be a regular file (a FIFO would block the read forever). */
+export async function checkInputFile(path: string, what: string): Promise<void> {
+  const stats = await statOrUndefined(resolve(path));
+  if (stats === undefined) throw new InputError(`cannot read ${what} ${path}: no such file`);
+  if (!stats.isFile()) throw new InputError(`${what} ${path} is ${kindOf(stats)}, not a regular file`);
+}
+
+/** Options that may be given more than once; any other given twice is a mistake, not a list. */
+const REPEATABLE = new Set(["target", "env"]);
+
+/** Why parsed options (cac's, camelCase keys) repeat an option that takes one value, or undefined. */
+export function repeatedOption(options: Record<string, unknown>): string | undefined {
+  for (const [key, value] of Object.entries(options)) {
+    if (key === "--" || !Array.isArray(value) || REPEATABLE.has(key)) continue;
+    const flag = `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+    return `${flag} is given ${value.length} times (${value.map((v) => JSON.stringify(v)).join(", ")}); give it once`;
+  }
+  return undefined;
 }

@@ -5,7 +5,8 @@ import { execa } from "execa";
 import { beforeAll, describe, expect, it } from "vitest";
 
 const CLI = resolve("dist-js/cli/main.js");
-const cli = (...args: string[]) => execa("node", [CLI, ...args], { reject: false, all: true, env: { CI: "true" } });
+// A time limit: a command that hangs (on a FIFO, say) fails its test instead of stalling the suite.
+const cli = (...args: string[]) => execa("node", [CLI, ...args], { reject: false, all: true, env: { CI: "true" }, timeout: 15_000 });
 
 beforeAll(async () => {
   await execa("npm", ["run", "build"], { stdio: "ignore" });
@@ -88,5 +89,72 @@ describe("stack-factory CLI", () => {
     expect(json.map((m) => m.name)).toEqual(expect.arrayContaining(["x86_64_v3", "zen4", "icelake", "neoverse_v2", "a64fx"]));
     const host = (await cli("targets", "--host")).stdout.trim();
     expect(json.map((m) => m.name)).toContain(host);
+  });
+
+  describe("hostile paths and flags", () => {
+    const noTrace = (text: string) => expect(text).not.toMatch(/\n\s+at .*\.js:\d+/);
+
+    it.each([
+      [["plan", "examples/hello.yaml", "--out", "a", "--out", "b"], /--out is given 2 times \("a", "b"\); give it once/],
+      [["plan", "examples/hello.yaml", "--json", "--json"], /--json is given 2 times/],
+      [["build", "examples/hello.yaml", "--report", "a.json", "--report", "b.json"], /--report is given 2 times/],
+      [["cache", "stats", "--cache-dir", "a", "--cache-dir", "b"], /--cache-dir is given 2 times/],
+      [["verify", "x.tar.gz", "--image", "a", "--image", "b"], /--image is given 2 times/],
+    ])("exits 2 for a flag given twice: %j", async (args, message) => {
+      const run = await cli(...args);
+      expect(run.exitCode, run.all).toBe(2);
+      expect(run.stderr).toMatch(message);
+      noTrace(run.stderr);
+    });
+
+    it("still takes --target more than once", async () => {
+      const run = await cli("plan", "examples/slurm.yaml", "--target", "x86_64_v3", "--target", "zen4", "--json");
+      expect(run.exitCode, run.all).toBe(0);
+    });
+
+    it("exits 2 when plan --out names an existing file", async () => {
+      const dir = await mkdtemp(join(tmpdir(), "sf-out-"));
+      const file = join(dir, "taken");
+      await writeFile(file, "keep me\n");
+      const run = await cli("plan", "examples/hello.yaml", "--out", file);
+      expect(run.exitCode, run.all).toBe(2);
+      expect(run.stderr).toContain(`--out: ${file} is a regular file, not a directory`);
+      expect(await readFile(file, "utf8")).toBe("keep me\n");
+      noTrace(run.stderr);
+    });
+
+    it("exits 2 at once for a FIFO as the stack file, for plan, build and warm", async () => {
+      const dir = await mkdtemp(join(tmpdir(), "sf-fifo-"));
+      const fifo = join(dir, "stack.yaml");
+      await execa("mkfifo", [fifo]);
+      for (const command of [["plan", fifo, "--json"], ["build", fifo], ["warm", fifo]]) {
+        const run = await cli(...command);
+        expect(run.timedOut, command.join(" ")).toBe(false);
+        expect(run.exitCode, run.all).toBe(2);
+        expect(run.stderr).toContain(`stack file ${fifo} is a FIFO, not a regular file`);
+      }
+    });
+
+    it("exits 2 at once for outputs under /proc and for a FIFO as --report", async () => {
+      for (const command of [
+        ["plan", "examples/hello.yaml", "--out", "/proc/sf-plan"],
+        ["plan", "examples/hello.yaml", "--out", "/proc/self/fd"],
+        ["build", "examples/hello.yaml", "--out", "/proc/sf-out"],
+        ["build", "examples/hello.yaml", "--cache-dir", "/proc/sf-cache"],
+        ["cache", "stats", "--cache-dir", "/sys/sf-cache"],
+      ]) {
+        const run = await cli(...command);
+        expect(run.timedOut, command.join(" ")).toBe(false);
+        expect(run.exitCode, run.all).toBe(2);
+        expect(run.stderr).toMatch(/is on (proc|sysfs), a file system of the kernel's/);
+      }
+      const dir = await mkdtemp(join(tmpdir(), "sf-fifo-"));
+      const fifo = join(dir, "report.json");
+      await execa("mkfifo", [fifo]);
+      const run = await cli("build", "examples/hello.yaml", "--report", fifo);
+      expect(run.timedOut).toBe(false);
+      expect(run.exitCode, run.all).toBe(2);
+      expect(run.stderr).toContain(`--report: ${fifo} is a FIFO, not a regular file`);
+    });
   });
 });

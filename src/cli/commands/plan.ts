@@ -4,7 +4,7 @@ import { planBuild } from "../../plan/plan.js";
 import { planToJson, writePlan } from "../../plan/write.js";
 import { loadTemplates } from "../../render/templates.js";
 import { InputError } from "../../errors.js";
-import { positiveInt, targetList } from "../options.js";
+import { checkInputFile, checkOutputDir, positiveInt, targetList } from "../options.js";
 
 export interface PlanFlags {
   target?: unknown;
@@ -17,6 +17,9 @@ export async function planCommand(stackFile: string, flags: PlanFlags): Promise<
   if (flags.out === undefined && flags.json !== true) {
     throw new InputError("plan: give --out DIR to write the plan's files, or --json to print it");
   }
+  // Before anything is read or planned: a FIFO as the stack file would block, an --out under /proc would spin.
+  await checkInputFile(stackFile, "stack file");
+  if (flags.out !== undefined) await checkOutputDir(flags.out, "--out");
   const stack = await loadStack(stackFile);
   const plan = planBuild(stack, targetList(flags.target), {
     templates: await loadTemplates(),
