@@ -32,7 +32,7 @@ async function timeRun(targets: string[], concurrency: number): Promise<number> 
         `targets: ${JSON.stringify(targets)}`,
         `base_image: ${image}`,
         "compiler: { os: { packages: [gcc] } }",
-        `spack: { source: ${JSON.stringify(resolve("tests/fixtures/spack-standin"))} }`,
+        `spack: { source: ${JSON.stringify(resolve("tests/fixtures/spack-standin"))}, builtin: { source: ${JSON.stringify(resolve("tests/fixtures/spack-packages"))} } }`,
       ].join("\n"),
     );
     const plan = planBuild(await loadStack(file), targets, { templates: await loadTemplates(), jobs: 1, mode: "warm" });

@@ -35,6 +35,8 @@ export interface BuildStackOptions {
   memory?: number;
   failFast?: boolean;
   keepContainer?: boolean;
+  /** Concretize every target afresh, even when an earlier spack.lock with the same inputs would do. */
+  fresh?: boolean;
   extraEnv?: Record<string, string>;
   reporter: Reporter;
   signal: AbortSignal;
@@ -107,6 +109,7 @@ export async function buildStack(stack: Stack, options: BuildStackOptions): Prom
       extraEnv: options.extraEnv ?? {},
       ...(options.failFast === true ? { failFast: true } : {}),
       ...(options.keepContainer === true ? { keepContainer: true } : {}),
+      ...(options.fresh === true ? { reuseLocks: false } : {}),
       ...(options.cpus === undefined ? {} : { cpus: options.cpus }),
       ...(options.memory === undefined ? {} : { memory: options.memory }),
       ...(packer === undefined ? {} : { packer }),

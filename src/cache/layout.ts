@@ -10,6 +10,7 @@
  *   spack-packages/<key>/    clones of Spack's builtin package repository (Spack v1.x)
  *   logs/<run>/<target>.log  full build logs
  *   runs/<run>/<target>/     what a run's steps recorded
+ *   concretized/<key>/       a target's spack.lock, kept for the next run with the same inputs
  *   locks/<name>.lock        host locks (buildcache pushes, source fetches)
  *   locks/runs/<run>.json    markers of live runs, read by `cache prune`
  */
@@ -26,6 +27,7 @@ export const CACHE_LAYOUT = {
   targetLog: (runId: string, target: string): string => join("logs", runId, `${target}.log`),
   runs: (runId: string): string => join("runs", runId),
   targetRecord: (runId: string, target: string): string => join("runs", runId, target),
+  concretized: (key: string): string => join("concretized", key, "spack.lock"),
   lock: (name: string): string => join("locks", `${name}.lock`),
   runMarkers: join("locks", "runs"),
 } as const;
@@ -40,6 +42,7 @@ export const CACHE_KINDS = {
   ccache: "opaque",
   logs: "keyed",
   runs: "keyed",
+  concretized: "keyed",
 } as const;
 export type CacheKind = keyof typeof CACHE_KINDS;
 

@@ -52,7 +52,8 @@ const runFlags = (command: ReturnType<typeof cli.command>) =>
     .option("--keep-container", "Keep a failed build's container for inspection")
     .option("--env <NAME=VALUE>", "Extra environment variable for the build containers (repeatable), e.g. a proxy")
     .option("--report <file>", "Write the run report as JSON")
-    .option("--verbose", "Print every line of the builds and the image build as it comes");
+    .option("--verbose", "Print every line of the builds and the image build as it comes")
+    .option("--fresh", "Concretize afresh even when an earlier run's spack.lock has the same inputs");
 
 runFlags(cli.command("build <stack>", "Build the stack for its targets in Docker"))
   .option("--out <dir>", "Output directory for tarballs", { default: "dist" })

@@ -16,6 +16,8 @@ export interface TargetReport {
   fromCache: string[];
   tarball?: string;
   tarballBytes?: number;
+  /** "reused lock", or "concretized: <why the earlier concretization could not be reused>". */
+  concretization?: string;
   logPath: string;
   steps: StepTiming[];
   error?: string;
@@ -83,6 +85,7 @@ export async function buildReport(
       fromCache,
       ...(t.tarball === undefined ? {} : { tarball: t.tarball }),
       ...(t.tarballBytes === undefined ? {} : { tarballBytes: t.tarballBytes }),
+      ...(t.lock === undefined ? {} : { concretization: t.lock.reused ? "reused lock" : `concretized: ${t.lock.reason}` }),
       logPath: t.logPath,
       steps: t.steps.map((s) => ({ ...s, seconds: round(s.seconds) })),
       ...(t.error === undefined ? {} : { error: t.error }),

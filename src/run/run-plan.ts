@@ -14,7 +14,8 @@ import type { Reporter } from "../ui/reporter.js";
 import { CACHE_LAYOUT } from "../cache/layout.js";
 import { registerRun } from "../cache/usage.js";
 import { hostPathOf, prepareCacheDirs } from "./host-caches.js";
-import { runTarget, type StepTiming } from "./run-target.js";
+import { concretizationKey, repoDigest, type LockKey } from "./lock-reuse.js";
+import { runTarget, type LockOutcome, type StepTiming } from "./run-target.js";
 import { BUILTIN_IN_CHECKOUT } from "../config/inspect.js";
 import type { Origin } from "../config/types.js";
 import { canRun, detectHostFromSystem } from "../targets/index.js";
@@ -34,6 +35,8 @@ export interface RunOptions {
   cpus?: number;
   memory?: number;
   extraEnv?: Record<string, string>;
+  /** Reuse a target's spack.lock when nothing that feeds concretization changed (default true). */
+  reuseLocks?: boolean;
   /** Packs each built target while its container is still there (absent: nothing is packed, as in warm). */
   packer?: TargetPacker;
 }
@@ -61,6 +64,8 @@ export interface TargetResult extends TargetExtra {
   logPath: string;
   steps: StepTiming[];
   captured: Record<string, string>;
+  /** Whether the target's concretization was reused from an earlier run, and why or why not. */
+  lock?: LockOutcome;
   error?: string;
 }
 
@@ -98,6 +103,15 @@ export async function runPlan(plan: BuildPlan, options: RunOptions): Promise<Run
       onLine: (line: string) => reporter.emit({ type: "image-line", line }),
     });
     reporter.emit({ type: "image", tag: plan.builder.tag, built: image.built });
+    const repoDigests = await digestRepos(plan);
+    const lockKeyOf = (target: TargetPlan): LockKey =>
+      concretizationKey({
+        environments: Object.fromEntries(Object.entries(target.files).filter(([p]) => p.endsWith("/spack.yaml"))),
+        spackCommit,
+        ...(spackPackagesCommit === undefined ? {} : { spackPackagesCommit }),
+        repoDigests,
+        imageId: image.id,
+      });
 
     const queue = new PQueue({ concurrency: options.concurrency });
     const failFast = new AbortController();
@@ -122,6 +136,7 @@ export async function runPlan(plan: BuildPlan, options: RunOptions): Promise<Run
               reporter,
               signal: targetSignal,
               ...pick(options, ["keepContainer", "cpus", "memory", "extraEnv"]),
+              ...(options.reuseLocks === false ? {} : { lockKey: lockKeyOf(target) }),
               ...(options.packer === undefined
                 ? {}
                 : {
@@ -136,7 +151,16 @@ export async function runPlan(plan: BuildPlan, options: RunOptions): Promise<Run
             });
             const seconds = (performance.now() - started) / 1000;
             reporter.emit({ type: "target-done", target: target.target, ok: true, seconds, detail: extra.tarball ?? "" });
-            return { target: target.target, status: "ok", seconds, logPath, steps: outcome.steps, captured: outcome.captured, ...extra };
+            return {
+              target: target.target,
+              status: "ok",
+              seconds,
+              logPath,
+              steps: outcome.steps,
+              captured: outcome.captured,
+              ...(outcome.lock === undefined ? {} : { lock: outcome.lock }),
+              ...extra,
+            };
           } catch (error) {
             const seconds = (performance.now() - started) / 1000;
             const cancelled = error instanceof CancelledError || signal.aborted;
@@ -211,6 +235,16 @@ async function prepareHost(plan: BuildPlan, cacheRoot: string, reporter: Reporte
   if (plan.builtin === undefined) return { spackCommit };
   const spackPackagesCommit = await fetch("spack-packages", plan.builtin, "a spack-packages checkout", BUILTIN_IN_CHECKOUT + "/repo.yaml");
   return { spackCommit, spackPackagesCommit };
+}
+
+/** Digest of every extra repository's files, by namespace (its mount point's last component). */
+async function digestRepos(plan: BuildPlan): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const mount of plan.targets[0]?.mounts ?? []) {
+    if (mount.kind !== "repo") continue;
+    out[mount.container.split("/").pop() as string] = await repoDigest(mount.host);
+  }
+  return out;
 }
 
 /** Say once per target when this host cannot run the target's code (build-time tests may then die with SIGILL). */

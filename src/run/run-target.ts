@@ -9,6 +9,7 @@ import { containerUser, hostPathOf } from "./host-caches.js";
 import { failedStageDirs } from "../spack/contract.js";
 import { withLock } from "../cache/host-lock.js";
 import { CACHE_LAYOUT } from "../cache/layout.js";
+import { findLock, saveLock, type LockKey } from "./lock-reuse.js";
 import { ensurePasswdEntry } from "./passwd-entry.js";
 import { copyStageLogs } from "./stage-logs.js";
 import { TargetLog } from "./target-log.js";
@@ -28,6 +29,8 @@ export interface TargetRunOptions {
   memory?: number;
   /** Extra environment for the build container (tests use it to steer the Spack stand-in). */
   extraEnv?: Record<string, string>;
+  /** Where this target's concretization may be kept and reused (absent: always concretize). */
+  lockKey?: LockKey;
   /** Runs after the last step while the container is still there (packing reads the view from it). */
   afterSteps?: (container: BuildContainer, log: TargetLog, captured: Record<string, string>) => Promise<void>;
 }
@@ -36,6 +39,14 @@ export interface StepTiming {
   step: string;
   seconds: number;
   exitCode: number;
+  /** The step did not run: its result (a spack.lock) was reused. */
+  reused?: boolean;
+}
+
+/** Whether the target's concretization was reused, and why or why not. */
+export interface LockOutcome {
+  reused: boolean;
+  reason: string;
 }
 
 export interface TargetOutcome {
@@ -44,6 +55,7 @@ export interface TargetOutcome {
   steps: StepTiming[];
   /** Files captured from step output, by name (e.g. `specs.json`), as host paths. */
   captured: Record<string, string>;
+  lock?: LockOutcome;
 }
 
 /** Build one target in its own container: write the environment, run the plan's steps, capture what they record. */
@@ -53,6 +65,7 @@ export async function runTarget(plan: TargetPlan, options: TargetRunOptions): Pr
   const log = await TargetLog.open(options.logPath, (line) => reporter.emit({ type: "line", target, line }));
   const steps: StepTiming[] = [];
   const captured: Record<string, string> = {};
+  let lock: LockOutcome | undefined;
   let container: BuildContainer | undefined;
   let keep = false;
   try {
@@ -76,6 +89,16 @@ export async function runTarget(plan: TargetPlan, options: TargetRunOptions): Pr
 
     for (const step of plan.steps) {
       if (signal.aborted) throw new CancelledError();
+      if (step.id === "concretize" && options.lockKey !== undefined) {
+        const started = performance.now();
+        lock = await reuseLock(container, plan.envDir, options.lockKey, options.cacheRoot, user);
+        log.note(`step concretize: ${lock.reused ? "reused lock" : "concretizing"}: ${lock.reason}`);
+        if (lock.reused) {
+          reporter.emit({ type: "step", target, step: step.id, title: "reuse the earlier concretization" });
+          steps.push({ step: step.id, seconds: (performance.now() - started) / 1000, exitCode: 0, reused: true });
+          continue;
+        }
+      }
       reporter.emit({ type: "step", target, step: step.id, title: step.title });
       log.note(`step ${step.id}: ${step.argv.map(quoteForLog).join(" ")}`);
       const started = performance.now();
@@ -100,6 +123,15 @@ export async function runTarget(plan: TargetPlan, options: TargetRunOptions): Pr
         captured[step.captureStdout] = path;
         log.note(`step ${step.id}: output saved to ${path}`);
       }
+      if (exitCode === 0 && step.id === "concretize" && options.lockKey !== undefined && "key" in options.lockKey) {
+        // Kept for the next run with the same inputs; a failure to keep it costs only that run's time.
+        try {
+          const text = (await container.readFile(`${plan.envDir}/spack.lock`, signal)).toString("utf8");
+          await saveLock(options.cacheRoot, options.lockKey.key, text);
+        } catch (error) {
+          log.note(`step concretize: could not keep spack.lock for reuse: ${error instanceof Error ? error.message : String(error)}`);
+        }
+      }
       if (exitCode !== 0 && step.optional === true && !signal.aborted) {
         log.note(`step ${step.id}: exit code ${exitCode}, going on (optional step)`);
         continue;
@@ -117,7 +149,7 @@ export async function runTarget(plan: TargetPlan, options: TargetRunOptions): Pr
       await options.afterSteps(container, log, captured);
       steps.push({ step: "package", seconds: (performance.now() - started) / 1000, exitCode: 0 });
     }
-    return { target, logPath: log.path, steps, captured };
+    return { target, logPath: log.path, steps, captured, ...(lock === undefined ? {} : { lock }) };
   } catch (error) {
     // Packing failures keep the container on request too (step failures have already said so).
     if (options.keepContainer === true && !keep && container !== undefined && !signal.aborted && error instanceof Error) {
@@ -130,6 +162,21 @@ export async function runTarget(plan: TargetPlan, options: TargetRunOptions): Pr
     if (container !== undefined && !keep) await container.remove();
     await log.close();
   }
+}
+
+/** Put the lock of an earlier run with the same inputs into the environment, if there is one. */
+async function reuseLock(
+  container: BuildContainer,
+  envDir: string,
+  key: LockKey,
+  cacheRoot: string,
+  user: { uid: number; gid: number },
+): Promise<LockOutcome> {
+  if ("unusable" in key) return { reused: false, reason: key.unusable };
+  const text = await findLock(cacheRoot, key.key);
+  if (text === undefined) return { reused: false, reason: "no earlier concretization with these inputs" };
+  await container.putFiles(envDir, { "spack.lock": text }, user);
+  return { reused: true, reason: `inputs unchanged since an earlier run (key ${key.key.slice(0, 12)})` };
 }
 
 /** Copy the stage logs of packages whose build failed next to the target's log, and say where they went. */

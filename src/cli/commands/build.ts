@@ -24,6 +24,7 @@ export interface BuildFlags {
   summary?: string;
   compress?: string;
   verbose?: boolean;
+  fresh?: boolean;
 }
 
 /** `build` and `warm`: flags into options for `buildStack`, then the report. Returns the exit code. */
@@ -57,6 +58,7 @@ export async function buildCommand(stackFile: string, flags: BuildFlags, mode: "
         ...(memory === undefined ? {} : { memory }),
         ...(flags.failFast === true ? { failFast: true } : {}),
         ...(flags.keepContainer === true ? { keepContainer: true } : {}),
+        ...(flags.fresh === true ? { fresh: true } : {}),
       });
     } catch (error) {
       // The run failed before any target finished (image build, Spack clone, Ctrl-C early): still leave a report.

@@ -1,0 +1,75 @@
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CACHE_LAYOUT } from "../../src/cache/layout.js";
+import { concretizationKey, findLock, repoDigest, saveLock, type ConcretizationInputs } from "../../src/run/lock-reuse.js";
+
+const BASE: ConcretizationInputs = {
+  environments: { "/sf/env/spack.yaml": "spack:\n  specs: [zlib]\n" },
+  spackCommit: "a".repeat(40),
+  spackPackagesCommit: "b".repeat(40),
+  repoDigests: { site: "c".repeat(64) },
+  imageId: "sha256:1234",
+};
+const keyOf = (inputs: ConcretizationInputs): string => {
+  const k = concretizationKey(inputs);
+  if (!("key" in k)) throw new Error(k.unusable);
+  return k.key;
+};
+
+let work: string;
+beforeAll(async () => {
+  work = await mkdtemp(path.join(tmpdir(), "sf-lock-"));
+});
+afterAll(() => rm(work, { recursive: true, force: true }));
+
+describe("the concretization key", () => {
+  it("is stable for the same inputs and changes with every input that feeds concretization", () => {
+    const base = keyOf(BASE);
+    expect(keyOf({ ...BASE, repoDigests: { site: "c".repeat(64) } })).toBe(base);
+    const changed: ConcretizationInputs[] = [
+      { ...BASE, environments: { "/sf/env/spack.yaml": "spack:\n  specs: [zlib@1.2]\n" } },
+      { ...BASE, environments: { ...BASE.environments, "/sf/compiler-env/spack.yaml": "spack: {}\n" } },
+      { ...BASE, spackCommit: "d".repeat(40) },
+      { ...BASE, spackPackagesCommit: "e".repeat(40) },
+      { ...BASE, repoDigests: { site: "f".repeat(64) } },
+      { ...BASE, repoDigests: { site: "c".repeat(64), other: "0" } },
+      { ...BASE, imageId: "sha256:5678" },
+    ];
+    const keys = changed.map(keyOf);
+    expect(keys).not.toContain(base);
+    expect(new Set(keys).size).toBe(keys.length);
+  });
+
+  it("refuses to key inputs it cannot compare", () => {
+    expect(concretizationKey({ ...BASE, spackCommit: "unknown" })).toEqual({ unusable: "the Spack checkout has no git commit to compare" });
+    expect(concretizationKey({ ...BASE, spackPackagesCommit: "unknown" })).toMatchObject({ unusable: expect.stringContaining("spack-packages") });
+    expect(concretizationKey({ ...BASE, imageId: "" })).toMatchObject({ unusable: expect.stringContaining("image") });
+  });
+});
+
+describe("kept locks", () => {
+  it("are found under their key only, and a damaged one is not trusted", async () => {
+    const cache = path.join(work, "cache");
+    await saveLock(cache, "k1", '{"roots": []}\n');
+    expect(await findLock(cache, "k1")).toBe('{"roots": []}\n');
+    expect(await findLock(cache, "k2")).toBeUndefined();
+    await mkdir(path.dirname(path.join(cache, CACHE_LAYOUT.concretized("k3"))), { recursive: true });
+    await writeFile(path.join(cache, CACHE_LAYOUT.concretized("k3")), '{"roots": [');
+    expect(await findLock(cache, "k3")).toBeUndefined();
+  });
+
+  it("digest a repository by its files' names and contents, ignoring .git", async () => {
+    const repo = path.join(work, "repo");
+    await mkdir(path.join(repo, "packages", "a"), { recursive: true });
+    await writeFile(path.join(repo, "repo.yaml"), "repo:\n  namespace: site\n");
+    await writeFile(path.join(repo, "packages", "a", "package.py"), "version('1.0')\n");
+    const first = await repoDigest(repo);
+    await mkdir(path.join(repo, ".git"), { recursive: true });
+    await writeFile(path.join(repo, ".git", "HEAD"), "ref: refs/heads/main\n");
+    expect(await repoDigest(repo)).toBe(first);
+    await writeFile(path.join(repo, "packages", "a", "package.py"), "version('1.1')\n");
+    expect(await repoDigest(repo)).not.toBe(first);
+  });
+});
