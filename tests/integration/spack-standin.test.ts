@@ -18,8 +18,8 @@ const STANDIN = path.join(FIXTURES, "spack-standin");
 const SPACK = path.join(STANDIN, "bin", "spack");
 const SPACK_PACKAGES = path.join(FIXTURES, "spack-packages");
 const BUILTIN = path.join(SPACK_PACKAGES, "repos", "spack_repo", "builtin");
-/** A stand-in `clingo` module: the stand-in only needs `import clingo` to work (Debian bookworm has no python3-clingo). */
-const CLINGO_STUB = path.join(STANDIN, "share", "standin", "clingo-stub");
+/** A stand-in `clingo` module (the test base image carries it too): the stand-in only needs `import clingo` to work. */
+const CLINGO_STUB = path.join(FIXTURES, "clingo-standin");
 const REAL = JSON.parse(fs.readFileSync(path.join(STANDIN, "real-spack-lines.json"), "utf8")) as Record<string, string | string[]>;
 const HASH = /^[a-z2-7]{32}$/;
 const USER = os.userInfo().username;
