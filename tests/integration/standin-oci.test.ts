@@ -1,0 +1,194 @@
+/**
+ * The Spack stand-in's oci:// buildcaches against a real registry (Debian's docker-registry on loopback, started by
+ * scripts/ensure-registry.sh): push over the registry's HTTP API as Spack lays it out (blobs, a manifest per spec, an
+ * index), install from it in another environment, and loud failures for what it does not do. The stand-in runs on
+ * the host, as in spack-standin.test.ts.
+ */
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { fileURLToPath } from "node:url";
+import { execa } from "execa";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import YAML from "yaml";
+import { spackCommands, spackEnvironment, type SpackPaths } from "../../src/spack/contract.js";
+import { requireRegistry, type TestRegistry } from "./helpers/registry.js";
+
+const FIXTURES = fileURLToPath(new URL("../fixtures/", import.meta.url));
+const STANDIN = path.join(FIXTURES, "spack-standin");
+const SPACK = path.join(STANDIN, "bin", "spack");
+const BUILTIN = path.join(FIXTURES, "spack-packages", "repos", "spack_repo", "builtin");
+const CLINGO_STUB = path.join(FIXTURES, "clingo-standin");
+const MANIFEST = "application/vnd.oci.image.manifest.v1+json";
+
+let tmp: string;
+let registry: TestRegistry;
+let repository: string;
+
+function pathsFor(name: string): SpackPaths {
+  const base = path.join(tmp, name);
+  return {
+    spack: SPACK,
+    envDir: path.join(base, "env"),
+    installRoot: path.join(base, "install"),
+    paddedLength: 128,
+    viewRoot: path.join(base, "view"),
+    sourceCache: path.join(base, "source-cache"),
+    userCache: path.join(base, "user-cache"),
+    buildcache: "/nonexistent",
+    ccache: path.join(base, "ccache"),
+  };
+}
+
+function writeEnv(p: SpackPaths, mirror: Record<string, unknown>): void {
+  fs.mkdirSync(p.envDir, { recursive: true });
+  const env = {
+    spack: {
+      specs: ["hello"],
+      concretizer: { unify: true, reuse: true, targets: { host_compatible: false } },
+      config: {
+        install_tree: { root: p.installRoot, padded_length: p.paddedLength },
+        source_cache: p.sourceCache,
+        misc_cache: `${p.userCache}/cache`,
+        build_jobs: 2,
+      },
+      packages: { all: { require: ["target=x86_64_v3"] } },
+      mirrors: { "stack-factory": mirror },
+      view: { default: { root: p.viewRoot, link_type: "copy" } },
+      repos: { builtin: BUILTIN },
+    },
+  };
+  fs.writeFileSync(path.join(p.envDir, "spack.yaml"), YAML.stringify(env));
+}
+
+const mirrorAt = (repo: string, extra: Record<string, unknown> = {}) => ({
+  url: `oci+http://${registry.address}/${repo}`,
+  signed: false,
+  binary: true,
+  source: false,
+  access_pair: { id_variable: "REG_USER", secret_variable: "REG_PASSWORD" },
+  ...extra,
+});
+
+async function run(argv: string[], p: SpackPaths, env: Record<string, string> = {}) {
+  const [file, ...args] = argv;
+  return execa(file!, args, {
+    reject: false,
+    env: {
+      ...spackEnvironment(p),
+      TMPDIR: path.join(tmp, "stage-tmp"),
+      PYTHONPATH: CLINGO_STUB,
+      REG_USER: registry.username,
+      REG_PASSWORD: registry.password,
+      ...env,
+    },
+  });
+}
+
+async function installed(p: SpackPaths, env: Record<string, string> = {}) {
+  expect((await run(spackCommands.compilerFind(p), p, env)).exitCode).toBe(0);
+  return run(spackCommands.install(p, 2), p, env);
+}
+
+beforeAll(async () => {
+  registry = await requireRegistry();
+  repository = registry.freshRepository("standin");
+  tmp = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), "standin-oci-")));
+  fs.mkdirSync(path.join(tmp, "stage-tmp"));
+});
+
+afterAll(() => {
+  if (tmp !== undefined) fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+describe("stand-in: oci:// buildcache in a real registry", () => {
+  it("pushes blobs, a manifest per spec and an index; a second push skips what is there", async () => {
+    const p = pathsFor("pusher");
+    writeEnv(p, mirrorAt(repository));
+    const built = await installed(p);
+    expect(built.exitCode, built.stderr).toBe(0);
+    const push = await run(spackCommands.push(p), p);
+    expect(push.exitCode, push.stderr).toBe(0);
+    expect(push.stdout).toMatch(new RegExp(`==> Pushed hello-2\\.12-[a-z2-7]{32} to oci\\+http://${registry.address.replace(/\./g, "\\.")}/${repository}`));
+    expect(push.stdout).toContain("==> Updated the buildcache index: 4 specs");
+
+    const { tags } = (await registry.get(`/v2/${repository}/tags/list`)) as { tags: string[] };
+    expect(tags.sort()).toEqual(
+      expect.arrayContaining(["index.spack", expect.stringMatching(/^hello-2\.12-[a-z2-7]{32}\.spack$/), expect.stringMatching(/^zlib-/)]),
+    );
+    expect(tags).toHaveLength(5);
+    const helloTag = tags.find((t) => t.startsWith("hello-"))!;
+    const manifest = (await registry.get(`/v2/${repository}/manifests/${helloTag}`, MANIFEST)) as {
+      config: { digest: string };
+      layers: { digest: string; mediaType: string }[];
+    };
+    // Its dependencies' tarballs, then its own, as Spack stacks them into a runnable image.
+    expect(manifest.layers).toHaveLength(4);
+    const config = (await registry.get(`/v2/${repository}/blobs/${manifest.config.digest}`)) as {
+      architecture: string;
+      spec: { nodes: { name: string }[] };
+      binary_cache_checksum: { hash: string };
+      rootfs: { diff_ids: string[] };
+    };
+    expect(config.architecture).toBe("amd64");
+    expect(config.spec.nodes[0]!.name).toBe("hello");
+    expect(`sha256:${config.binary_cache_checksum.hash}`).toBe(manifest.layers.at(-1)!.digest);
+    expect(config.rootfs.diff_ids).toHaveLength(4);
+
+    const again = await run(spackCommands.push(p), p);
+    expect(again.exitCode, again.stderr).toBe(0);
+    expect(again.stdout).not.toContain("==> Pushed");
+    expect(again.stdout).toContain("Skipped hello-2.12-");
+  });
+
+  it("another environment installs everything from the registry", async () => {
+    const q = pathsFor("installer");
+    writeEnv(q, mirrorAt(repository));
+    const r = await installed(q);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/==> Extracting hello-2\.12-[a-z2-7]{32} from binary cache/);
+    expect(r.stdout).toMatch(new RegExp(`==> Fetching http://${registry.address.replace(/\./g, "\\.")}/v2/${repository}/blobs/sha256:[0-9a-f]{64}`));
+    expect(r.stdout).not.toContain("Executing phase");
+  });
+
+  it("a spec tagged but in no index is not found, as with Spack: it is built", async () => {
+    const repo = registry.freshRepository("unindexed");
+    const p = pathsFor("unindexed-push");
+    writeEnv(p, mirrorAt(repo));
+    expect((await installed(p)).exitCode).toBe(0);
+    const push = await run(spackCommands.push(p).filter((a) => a !== "--update-index"), p);
+    expect(push.exitCode, push.stderr).toBe(0);
+    const q = pathsFor("unindexed-install");
+    writeEnv(q, mirrorAt(repo));
+    const r = await installed(q);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stderr).toContain("has no buildcache index");
+    expect(r.stdout).not.toContain("from binary cache");
+    expect(r.stdout).toContain("Executing phase");
+  });
+
+  it("fails loudly: no credentials, wrong credentials, an oci:// mirror used for sources", async () => {
+    const p = pathsFor("failures");
+    writeEnv(p, mirrorAt(repository, { access_pair: undefined }));
+    const yamlText = fs.readFileSync(path.join(p.envDir, "spack.yaml"), "utf8").replace(/\n\s*access_pair: null/, "");
+    fs.writeFileSync(path.join(p.envDir, "spack.yaml"), yamlText);
+    const none = await installed(p);
+    expect(none.exitCode).not.toBe(0);
+    expect(none.stderr).toMatch(/needs credentials; set access_pair on the mirror/);
+
+    writeEnv(p, mirrorAt(repository));
+    const wrong = await installed(p, { REG_PASSWORD: "not-the-password" });
+    expect(wrong.exitCode).not.toBe(0);
+    expect(wrong.stderr).toMatch(/HTTP 401/);
+    expect(wrong.stderr).not.toContain("not-the-password");
+
+    const unset = await installed(p, { REG_PASSWORD: "" });
+    expect(unset.stderr).toMatch(/access_pair secret_variable REG_PASSWORD is not set/);
+
+    const q = pathsFor("as-source");
+    writeEnv(q, mirrorAt(registry.freshRepository("empty"), { source: true }));
+    const source = await installed(q);
+    expect(source.exitCode).not.toBe(0);
+    expect(source.stderr).toMatch(/reads oci:\/\/ mirrors as buildcaches only/);
+  });
+});
