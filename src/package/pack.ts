@@ -1,6 +1,8 @@
 /**
- * Assembles a stack tarball (layout in layout.ts) from the prepared view's tar stream and the generated files,
- * streaming end to end: entry bodies go through a hash into the pack, the pack through a compressor into a
+ * Assembles a stack tarball (layout in layout.ts) from a tar stream of the view and the generated files, in this
+ * process. The factory packs in the build container instead (container-pack.ts, same layout and checks, node off
+ * the data path); this packer serves callers that hold a view as a tar stream (tests, benchmarks). It streams
+ * end to end: entry bodies go through a hash into the pack, the pack through a compressor into a
  * partial file that is renamed into place at the end. Output depends only on the input (fixed times and owners).
  */
 import { createHash } from "node:crypto";
@@ -70,19 +72,19 @@ export function defaultMtime(env: NodeJS.ProcessEnv = process.env): Date {
 
 
 /** install.sh first, then the rest in byte order. */
-function generatedOrder(a: string, b: string): number {
+export function generatedOrder(a: string, b: string): number {
   if (a === INSTALL_SCRIPT) return -1;
   if (b === INSTALL_SCRIPT) return 1;
   return byteOrder(a, b);
 }
 
-function checkTop(top: string): void {
+export function checkTop(top: string): void {
   if (top === "" || top === "." || top === ".." || top.includes("/") || top.includes("\0")) {
     throw new InputError(`tarball top directory ${JSON.stringify(top)} must be one path component (like name-1.0-zen4)`);
   }
 }
 
-function checkGeneratedPath(path: string): void {
+export function checkGeneratedPath(path: string): void {
   const problem = nameProblem(path);
   if (problem !== undefined || cleanName(path) !== path) {
     throw new InputError(`generated file path ${JSON.stringify(path)} must be relative, without '..', './' or a trailing '/'`);

@@ -1,0 +1,437 @@
+/**
+ * Packs a stack tarball inside the build container, so that the factory's node process is not on the data path:
+ * GNU tar reads the prepared view and the generated files and writes straight into zstd or pigz/gzip, a thread of
+ * templates/pack-tree.py hashes every file (C, OpenSSL) for manifest.json and SHA256SUMS, and node only copies the
+ * finished compressed bytes out of the container through the engine API (in parts, while the rest is still being
+ * compressed), hashing that one stream for the sidecar and checking it against the container's digest.
+ *
+ * Node decides what goes in and in which order (the same checks and layout as packTarball, layout.ts): it lists
+ * the view (`find`), refuses or skips what the verifier would refuse, uploads the generated files, and hands the
+ * packer the ordered member list. Output: `<outDir>/<top>.tar.zst|.tar.gz` via a partial file renamed into place,
+ * and `<final>.sha256`.
+ */
+import { createHash, type Hash } from "node:crypto";
+import { once } from "node:events";
+import { createWriteStream, type WriteStream } from "node:fs";
+import { mkdir, readFile, rename, rm, stat } from "node:fs/promises";
+import { basename, join, posix } from "node:path";
+import type { Readable } from "node:stream";
+import { extract } from "tar-stream";
+import type { ExecOptions, FileEntry, FileOwner } from "../docker/index.js";
+import { BuildError, CancelledError, FactoryError, InputError } from "../errors.js";
+import { writeFileAtomic } from "../fs/write-atomic.js";
+import { parentDirs } from "../fs/move-aside.js";
+import { projectRoot } from "../render/templates.js";
+import { COMPRESSIONS, extensionOf, type Compression } from "./compressor.js";
+import { entryProblem } from "./entry-safety.js";
+import { openGenerated, type GeneratedFile } from "./generated-files.js";
+import { withFiles, type Manifest } from "./manifest.js";
+import { checkGeneratedPath, checkTop, defaultMtime, generatedOrder, type PackResult } from "./pack.js";
+
+/** What the packer needs of a build container (BuildContainer has it; tests use a local stand-in). */
+export interface PackContainer {
+  exec(argv: string[], options?: ExecOptions): Promise<{ exitCode: number }>;
+  putFiles(dir: string, files: Record<string, FileEntry>, owner?: FileOwner): Promise<void>;
+  getArchive(path: string, signal?: AbortSignal): Promise<Readable>;
+}
+
+export interface ContainerPackOptions {
+  container: PackContainer;
+  /** The prepared view's real path in the container (the build prefix); archived as `<top>/view`. */
+  view: string;
+  /** Name of the top-level directory, `<name>-<version>-<target>`; also the file name without extension. */
+  top: string;
+  outDir: string;
+  /** Default gzip. */
+  compression?: Compression;
+  /** Files beside the view, path relative to the top directory → content (install.sh, modules, sbom, data...). */
+  files?: Record<string, GeneratedFile>;
+  /** The manifest; its `files` are filled in with the checksums of every file packed. */
+  manifest: Omit<Manifest, "files"> & { files?: Record<string, string> };
+  /** Time of every entry. Default: SOURCE_DATE_EPOCH when set, else the epoch. */
+  mtime?: Date;
+  /** View entries the verifier would refuse: `reject` (default) fails the pack, `skip` leaves them out. */
+  onUnsafe?: "reject" | "skip";
+  /** Scratch directory in the container, removed before and after packing. Must not be inside the view. */
+  workDir?: string;
+  /** Size of the pieces the tarball is copied out in. Default 32 MiB. */
+  partBytes?: number;
+  /** The packer's stderr, for the target's log. */
+  onLog?: (chunk: Buffer) => void;
+  signal?: AbortSignal;
+}
+
+export const DEFAULT_WORK_DIR = "/sf/stage/pack";
+export const PACK_SCRIPT = "templates/pack-tree.py";
+const DEFAULT_PART_BYTES = 32 * 1024 * 1024;
+/** Generated files are uploaded in batches (and large ones in pieces) of about this many bytes. */
+const UPLOAD_BYTES = 16 * 1024 * 1024;
+const STDERR_KEEP = 16 * 1024;
+
+type Member = [kind: "s" | "v", type: "d" | "f" | "l", rel: string];
+
+interface ViewEntry {
+  type: string;
+  rel: string;
+  link: string;
+}
+
+const FIND_TYPES: Record<string, string> = {
+  f: "file",
+  d: "directory",
+  l: "symlink",
+  b: "block-device",
+  c: "character-device",
+  p: "fifo",
+  s: "socket",
+  D: "door",
+};
+
+let scriptText: Promise<string> | undefined;
+function packScript(): Promise<string> {
+  scriptText ??= readFile(join(projectRoot, PACK_SCRIPT), "utf8");
+  return scriptText;
+}
+
+/** Runs a short command in the container; returns its stdout, throws with its stderr on failure. */
+async function run(container: PackContainer, argv: string[], what: string, signal?: AbortSignal): Promise<Buffer> {
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  const { exitCode } = await container.exec(argv, { onStdout: (c) => out.push(c), onStderr: (c) => err.push(c), ...(signal ? { signal } : {}) });
+  if (exitCode !== 0) {
+    throw new BuildError(`${what} failed (exit code ${exitCode}): ${Buffer.concat(err).toString("utf8").trim().slice(-2000)}`);
+  }
+  return Buffer.concat(out);
+}
+
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+/** `find -printf '%y\0%P\0%l\0'` records, in the order a sorted walk visits them (parents first, names in byte order). */
+export function parseListing(raw: Buffer): ViewEntry[] {
+  const entries: { entry: ViewEntry; key: Buffer }[] = [];
+  let at = 0;
+  const field = (): Buffer => {
+    const end = raw.indexOf(0, at);
+    if (end < 0) throw new BuildError("the view listing is truncated");
+    const bytes = raw.subarray(at, end);
+    at = end + 1;
+    return bytes;
+  };
+  while (at < raw.length) {
+    const type = field().toString("latin1");
+    const relBytes = field();
+    const linkBytes = field();
+    let rel: string;
+    let link: string;
+    try {
+      rel = utf8.decode(relBytes);
+      link = utf8.decode(linkBytes);
+    } catch {
+      throw new BuildError(`the view holds a name that is not UTF-8: ${JSON.stringify(relBytes.toString("latin1"))}`);
+    }
+    // '/' as the smallest byte: a directory's entries follow it, before any sibling that sorts after it.
+    const key = Buffer.from(relBytes);
+    for (let i = 0; i < key.length; i++) if (key[i] === 0x2f) key[i] = 0;
+    entries.push({ entry: { type: FIND_TYPES[type] ?? `unknown (${type})`, rel, link }, key });
+  }
+  return entries.sort((a, b) => Buffer.compare(a.key, b.key)).map((e) => e.entry);
+}
+
+/** The manifest text around its `files` object, which the packer fills in. */
+export function manifestFrame(manifest: ContainerPackOptions["manifest"]): [string, string] {
+  const text = `${JSON.stringify(withFiles(manifest, {}), null, 2)}\n`;
+  const marker = '\n  "files": {}';
+  const at = text.indexOf(marker);
+  if (at < 0 || text.indexOf(marker, at + 1) >= 0) throw new BuildError("cannot find the files entry in the manifest");
+  return [text.slice(0, at + marker.length - 2), text.slice(at + marker.length)];
+}
+
+/** A queue of announced parts, drained by one copier. */
+class Parts {
+  private items: { name: string; bytes: number }[] = [];
+  private ended = false;
+  private wake: (() => void) | undefined;
+
+  push(name: string, bytes: number): void {
+    this.items.push({ name, bytes });
+    this.wake?.();
+  }
+
+  end(): void {
+    this.ended = true;
+    this.wake?.();
+  }
+
+  async next(): Promise<{ name: string; bytes: number } | undefined> {
+    for (;;) {
+      const item = this.items.shift();
+      if (item !== undefined) return item;
+      if (this.ended) return undefined;
+      await new Promise<void>((resolve) => (this.wake = resolve));
+      this.wake = undefined;
+    }
+  }
+}
+
+async function write(sink: WriteStream, chunk: Buffer): Promise<void> {
+  if (!sink.write(chunk)) await once(sink, "drain");
+}
+
+/** Copies one file out of the container (one getArchive) onto the end of `sink`. */
+async function copyPart(container: PackContainer, path: string, bytes: number, sink: WriteStream, hash: Hash, signal?: AbortSignal): Promise<void> {
+  const archive = await container.getArchive(path, signal);
+  const extractor = extract();
+  archive.on("error", (error) => extractor.destroy(error));
+  archive.pipe(extractor as unknown as NodeJS.WritableStream);
+  let copied = -1;
+  try {
+    for await (const entry of extractor) {
+      if (copied >= 0) {
+        entry.resume();
+        continue;
+      }
+      if (entry.header.type !== "file" || entry.header.size !== bytes) {
+        throw new BuildError(`${path} came back as a ${entry.header.type ?? "?"} of ${entry.header.size ?? "?"} bytes, not a file of ${bytes}`);
+      }
+      copied = 0;
+      for await (const chunk of entry as AsyncIterable<Buffer>) {
+        hash.update(chunk);
+        copied += chunk.length;
+        await write(sink, chunk);
+      }
+    }
+  } finally {
+    archive.unpipe(extractor as unknown as NodeJS.WritableStream);
+    archive.destroy();
+  }
+  if (copied !== bytes) throw new BuildError(`${path}: copied ${copied} bytes of ${bytes}`);
+}
+
+interface Upload {
+  files: Record<string, FileEntry>;
+  assemble: [string, string[]][];
+}
+
+/** Uploads the generated files under `<work>/stage/<top>/`, large host files in pieces; returns what to join. */
+async function uploadGenerated(
+  container: PackContainer,
+  work: string,
+  top: string,
+  generated: [string, GeneratedFile][],
+  owner: FileOwner,
+  extra: Record<string, FileEntry>,
+): Promise<[string, string[]][]> {
+  const upload: Upload = { files: {}, assemble: [] };
+  let batch = 0;
+  const flush = async (): Promise<void> => {
+    if (Object.keys(upload.files).length === 0) return;
+    await container.putFiles(work, upload.files, owner);
+    upload.files = {};
+    batch = 0;
+  };
+  let pieces = 0;
+  for (const [path, file] of generated) {
+    const opened = await openGenerated(path, file);
+    const name = `stage/${top}/${path}`;
+    if (opened.body instanceof Uint8Array) {
+      upload.files[name] = { content: Buffer.from(opened.body), mode: opened.mode };
+      batch += opened.size;
+    } else if (opened.size <= UPLOAD_BYTES) {
+      const chunks: Buffer[] = [];
+      for await (const chunk of opened.body) chunks.push(Buffer.from(chunk));
+      upload.files[name] = { content: Buffer.concat(chunks), mode: opened.mode };
+      batch += opened.size;
+    } else {
+      // The file itself starts empty (with its mode); the packer appends the pieces in order.
+      upload.files[name] = { content: Buffer.alloc(0), mode: opened.mode };
+      const parts: string[] = [];
+      let held: Buffer[] = [];
+      let heldBytes = 0;
+      const put = async (): Promise<void> => {
+        const piece = `upload/${pieces++}`;
+        parts.push(piece);
+        upload.files[piece] = { content: Buffer.concat(held), mode: 0o600 };
+        held = [];
+        heldBytes = 0;
+        await flush();
+      };
+      for await (const chunk of opened.body) {
+        held.push(Buffer.from(chunk));
+        heldBytes += chunk.length;
+        if (heldBytes >= UPLOAD_BYTES) await put();
+      }
+      if (heldBytes > 0) await put();
+      upload.assemble.push([path, parts]);
+    }
+    if (batch >= UPLOAD_BYTES) await flush();
+  }
+  Object.assign(upload.files, extra);
+  await flush();
+  return upload.assemble;
+}
+
+/** Packs `<outDir>/<top>.tar.gz` (or `.tar.zst`) in the container and writes its `.sha256` sidecar. */
+export async function packInContainer(options: ContainerPackOptions): Promise<PackResult> {
+  const { container, top, signal } = options;
+  checkTop(top);
+  for (const path of Object.keys(options.files ?? {})) checkGeneratedPath(path);
+  const compression = options.compression ?? "gzip";
+  if (!COMPRESSIONS.includes(compression)) {
+    throw new InputError(`unknown compression ${JSON.stringify(compression)}; accepted values are ${COMPRESSIONS.join(", ")}`);
+  }
+  if (!options.view.startsWith("/")) throw new BuildError(`the view path ${JSON.stringify(options.view)} must be absolute`);
+  const view = posix.normalize(options.view).replace(/(.)\/+$/, "$1");
+  const work = posix.normalize(options.workDir ?? DEFAULT_WORK_DIR);
+  if (work === view || work.startsWith(`${view}/`)) throw new BuildError(`the pack directory ${work} is inside the view ${view}`);
+  const mtime = Math.floor((options.mtime ?? defaultMtime()).getTime() / 1000);
+  const partBytes = options.partBytes ?? DEFAULT_PART_BYTES;
+  if (signal?.aborted) throw new CancelledError();
+
+  await mkdir(options.outDir, { recursive: true });
+  const final = join(options.outDir, `${top}${extensionOf(compression)}`);
+  const partial = `${final}.partial-${process.pid}`;
+  let cleanWork = false;
+  let sink: WriteStream | undefined;
+
+  try {
+    // 1. What the view holds, and who we are in the container (the uploads must be ours to remove).
+    const listing = await run(
+      container,
+      [
+        "sh",
+        "-c",
+        'rm -rf -- "$2" && id -u && id -g && test -d "$1" && exec find "$1" -mindepth 1 -printf "%y\\0%P\\0%l\\0"',
+        "sh",
+        view,
+        work,
+      ],
+      `listing the view ${view}`,
+      signal,
+    );
+    cleanWork = true;
+    const firstNl = listing.indexOf(10);
+    const secondNl = listing.indexOf(10, firstNl + 1);
+    const owner = { uid: Number(listing.subarray(0, firstNl).toString()), gid: Number(listing.subarray(firstNl + 1, secondNl).toString()) };
+    if (!Number.isInteger(owner.uid) || !Number.isInteger(owner.gid)) throw new BuildError("cannot read the container user's uid and gid");
+    const entries = parseListing(listing.subarray(secondNl + 1));
+
+    // 2. The members, in the tarball's order: the top directory, install.sh, the other generated files (each after
+    //    its directories), the view, then (added by the packer) manifest.json and SHA256SUMS.
+    const members: Member[] = [["s", "d", ""]];
+    const dirs = new Set<string>();
+    const generated = Object.entries(options.files ?? {}).sort(([a], [b]) => generatedOrder(a, b));
+    for (const [path] of generated) {
+      for (const dir of parentDirs(path)) {
+        if (dirs.has(dir)) continue;
+        dirs.add(dir);
+        members.push(["s", "d", dir]);
+      }
+      members.push(["s", "f", path]);
+    }
+    members.push(["v", "d", ""]);
+    const skipped: string[] = [];
+    for (const { type, rel, link } of entries) {
+      const name = `${top}/view/${rel}`;
+      const problem = entryProblem({ name, type, linkname: type === "symlink" ? link : null }, top);
+      if (problem !== undefined) {
+        if (options.onUnsafe !== "skip") throw new BuildError(`the view holds view/${rel}: ${problem}`);
+        skipped.push(`view/${rel}: ${problem}`);
+        continue;
+      }
+      members.push(["v", type === "directory" ? "d" : type === "symlink" ? "l" : "f", rel]);
+    }
+
+    // 3. The generated files, the job and the packer into the container.
+    const job = {
+      top,
+      view,
+      members,
+      mtime,
+      compression,
+      part_bytes: partBytes,
+      manifest: manifestFrame(options.manifest),
+      assemble: [] as [string, string[]][],
+    };
+    const script = await packScript();
+    const assemble = await uploadGenerated(container, work, top, generated, owner, {});
+    job.assemble = assemble;
+    await container.putFiles(work, { "job.json": JSON.stringify(job), "pack-tree.py": { content: script, mode: 0o755 } }, owner);
+    if (signal?.aborted) throw new CancelledError();
+
+    // 4. Pack, copying each part out as soon as it is complete.
+    const parts = new Parts();
+    const out = createWriteStream(partial);
+    sink = out;
+    const sinkFailed = new Promise<never>((_, reject) => out.on("error", reject));
+    sinkFailed.catch(() => {});
+    const hash = createHash("sha256");
+    let done: { bytes: number; sha256: string; files: number; label: string } | undefined;
+    let pid: string | undefined;
+    let line = "";
+    const stderr: Buffer[] = [];
+    let stderrBytes = 0;
+    const onStdout = (chunk: Buffer): void => {
+      line += chunk.toString("utf8");
+      let nl: number;
+      while ((nl = line.indexOf("\n")) >= 0) {
+        const words = line.slice(0, nl).split(" ");
+        line = line.slice(nl + 1);
+        if (words[0] === "pid") pid = words[1];
+        else if (words[0] === "part") parts.push(words[1]!, Number(words[2]));
+        else if (words[0] === "done") done = { bytes: Number(words[1]), sha256: words[2]!, files: Number(words[3]), label: words.slice(4).join(" ") };
+      }
+    };
+    const onStderr = (chunk: Buffer): void => {
+      options.onLog?.(chunk);
+      stderr.push(chunk);
+      stderrBytes += chunk.length;
+      while (stderrBytes > STDERR_KEEP && stderr.length > 1) stderrBytes -= stderr.shift()!.length;
+    };
+    const packing = container
+      .exec(["python3", `${work}/pack-tree.py`, `${work}/job.json`], { onStdout, onStderr, ...(signal ? { signal } : {}) })
+      .finally(() => parts.end());
+    let copyError: unknown;
+    const copying = (async () => {
+      try {
+        for (let part = await parts.next(); part !== undefined; part = await parts.next()) {
+          await Promise.race([copyPart(container, `${work}/out/${part.name}`, part.bytes, out, hash, signal), sinkFailed]);
+        }
+      } catch (error) {
+        copyError = error;
+        // Stop the packer: it would otherwise fill the container's disk for nothing.
+        if (pid !== undefined && !signal?.aborted) await container.exec(["kill", "-TERM", pid]).catch(() => {});
+        throw error;
+      }
+    })();
+    copying.catch(() => {});
+    const { exitCode } = await packing;
+    if (exitCode !== 0 && copyError === undefined) {
+      throw new BuildError(`packing in the container failed (exit code ${exitCode}): ${Buffer.concat(stderr).toString("utf8").trim()}`);
+    }
+    await copying;
+    out.end();
+    await Promise.race([once(out, "close"), sinkFailed]);
+    if (done === undefined) throw new BuildError("the packer ended without reporting the tarball");
+    const sha256 = hash.digest("hex");
+    if (sha256 !== done.sha256) throw new BuildError(`the tarball copied out has sha256 ${sha256}, the container wrote ${done.sha256}`);
+    const { size } = await stat(partial);
+    if (size !== done.bytes) throw new BuildError(`copied ${size} bytes of the tarball, the container wrote ${done.bytes}`);
+    if (signal?.aborted) throw new CancelledError();
+    // A sidecar of an earlier tarball of the same name must not sit beside the new one, even for a moment.
+    await rm(`${final}.sha256`, { force: true });
+    await rename(partial, final);
+    await writeFileAtomic(`${final}.sha256`, `${sha256}  ${basename(final)}\n`);
+    return { path: final, sha256, bytes: size, files: done.files, skipped, compressor: done.label };
+  } catch (error) {
+    if (sink !== undefined && !sink.closed) {
+      sink.destroy();
+      await once(sink, "close").catch(() => {});
+    }
+    await rm(partial, { force: true });
+    if (signal?.aborted) throw new CancelledError();
+    if (error instanceof FactoryError) throw error;
+    throw new BuildError(`packing ${final} failed: ${(error as Error).message}`, { cause: error });
+  } finally {
+    if (cleanWork && !signal?.aborted) await container.exec(["rm", "-rf", "--", work]).catch(() => {});
+  }
+}
