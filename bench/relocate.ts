@@ -7,8 +7,8 @@
  *   BENCH_DIR (default /tmp/stack-factory-relocate-<size>mb-<files>)
  * The view is reused when it exists with the same parameters, the tarball as long as install.sh and the module
  * render the same. After each install the benchmark checks that the relocation happened: no file outside
- * .stack-factory/ and manifest.json still holds the build prefix, every binary occurrence reads
- * `<prefix>/view<suffix>` followed by NULs, and the installed SHA256SUMS matches.
+ * .stack-factory/ and manifest.json still holds the build prefix, every binary occurrence reads `<prefix>/view`
+ * front-padded with `/` to the build prefix's length (its suffix untouched), and the installed SHA256SUMS matches.
  */
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
@@ -17,7 +17,7 @@ import { cpus } from "node:os";
 import { dirname, join } from "node:path";
 import type { Readable } from "node:stream";
 import { execa } from "execa";
-import { BUILD_PREFIX_FILE, INSTALL_SCRIPT, RELOCATE_INDEX } from "../src/package/layout.js";
+import { BUILD_PREFIX_FILE, INSTALL_SCRIPT, NODE_REQUIREMENTS_FILE, RELOCATE_INDEX } from "../src/package/layout.js";
 import { buildManifest } from "../src/package/manifest.js";
 import { packTarball } from "../src/package/pack.js";
 import { parseRelocateIndex } from "../src/package/relocation-index.js";
@@ -58,7 +58,7 @@ function relocatableText(base: Buffer, size: number, count: number, random: () =
 
 /**
  * Random bytes with `count` NUL-terminated C strings `<build prefix><suffix>` spread through them; returns the body
- * and its relocate.tsv occurrences (`offset:length:suffix-hex`).
+ * and its relocate.tsv offsets (where each build prefix starts).
  */
 function relocatableBinary(size: number, count: number, tag: string): { body: Buffer; occurrences: string[] } {
   const body = randomBytes(size);
@@ -71,7 +71,7 @@ function relocatableBinary(size: number, count: number, tag: string): { body: Bu
     const offset = i * step + 1;
     string.copy(body, offset);
     body[offset - 1] = 0;
-    occurrences.push(`${offset}:${string.length - 1}:${Buffer.from(suffix).toString("hex")}`);
+    occurrences.push(String(offset));
   }
   return { body, occurrences };
 }
@@ -148,7 +148,8 @@ async function makeTarball(dir: string, params: Params): Promise<string> {
   const source = join(dir, "source");
   const view = join(source, "view");
   const viewMarker = join(source, ".bench-complete");
-  const wantedView = JSON.stringify({ ...params, prefix: BUILD_PREFIX });
+  // index: the relocate.tsv format (2: binary occurrences as offsets of the prefix).
+  const wantedView = JSON.stringify({ ...params, prefix: BUILD_PREFIX, index: 2 });
   if ((await readFile(viewMarker, "utf8").catch(() => "")) !== wantedView) {
     await rm(dir, { recursive: true, force: true });
     await mkdir(view, { recursive: true });
@@ -188,6 +189,8 @@ async function makeTarball(dir: string, params: Params): Promise<string> {
       [`modules/${STACK.moduleName}/${STACK.version}.lua`]: module,
       [RELOCATE_INDEX]: relocateIndex,
       [BUILD_PREFIX_FILE]: `${BUILD_PREFIX}\n`,
+      // What a real tree records: install.sh checks the node's libc before copying (x86_64 hosts only).
+      ...(process.arch === "x64" ? { [NODE_REQUIREMENTS_FILE]: "machine\t62\tx86_64\nlibrary\tlibc.so.6\nversion\tlibc.so.6\tGLIBC_2.2.5\nversion\tlibc.so.6\tGLIBC_2.34\n" } : {}),
     },
     manifest,
   });
@@ -225,12 +228,13 @@ async function verifyInstall(prefix: string, tsv: string): Promise<string> {
     }
     const handle = await open(join(prefix, entry.path));
     try {
-      for (const { offset, length, suffix_hex } of entry.occurrences) {
-        const wanted = Buffer.alloc(length + 1);
-        Buffer.concat([to, Buffer.from(suffix_hex, "hex")]).copy(wanted);
-        const got = Buffer.alloc(length + 1);
-        await handle.read(got, 0, length + 1, offset);
-        if (!got.equals(wanted)) throw new Error(`${entry.path} at ${offset}: ${JSON.stringify(got.toString("latin1"))}`);
+      const wanted = Buffer.from(`${"/".repeat(BUILD_PREFIX.length - to.length)}${to}`);
+      for (const offset of entry.offsets) {
+        const got = Buffer.alloc(wanted.length + 5);
+        await handle.read(got, 0, got.length, offset);
+        if (!got.subarray(0, wanted.length).equals(wanted) || got.subarray(wanted.length).toString("latin1") !== "/lib/") {
+          throw new Error(`${entry.path} at ${offset}: ${JSON.stringify(got.toString("latin1"))}`);
+        }
         strings += 1;
       }
     } finally {

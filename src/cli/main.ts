@@ -92,6 +92,7 @@ cli
   .command("verify <tarball>", "Check a stack tarball: checksums, manifest, unsafe entries")
   .option("--install-test", "Also install it at two prefixes in a fresh container and run its self-test")
   .option("--image <image>", "Image for --install-test (default: the base image recorded in the manifest)")
+  .option("--node", "Also check that this machine can run the tree: its ELF machine, the system libraries and symbol versions it needs")
   .action((tarball: string, flags) => run(async () => (await import("./commands/verify.js")).verifyCommand(tarball, flags)));
 
 cli

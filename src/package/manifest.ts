@@ -1,4 +1,5 @@
 /** manifest.json: what a tarball holds, where it was built and which files the installer relocates. */
+import type { Portability } from "./node-check.js";
 import { parseRelocateIndex, type RelocateEntry } from "./relocation-index.js";
 import type { SpecRecord } from "./specs.js";
 
@@ -45,6 +46,8 @@ export interface Manifest {
   /** The view's path in the build container: an install at PREFIX maps it to PREFIX/view. */
   build_prefix: string;
   relocate: RelocateEntry[];
+  /** What the tree needs from a node (machine, libraries outside the view, symbol versions); absent in older manifests. */
+  portability?: Portability;
   /** Path relative to the top directory → sha256 hex; every regular file but manifest.json and SHA256SUMS. */
   files: Record<string, string>;
   created_by: string;
@@ -62,6 +65,7 @@ export interface ManifestInput {
   buildPrefix: string;
   /** relocate.tsv as written by prepare-relocation.py. */
   relocateIndex: string;
+  portability?: Portability;
   createdBy?: string;
 }
 
@@ -84,6 +88,7 @@ export function buildManifest(input: ManifestInput, files: Record<string, string
     })),
     build_prefix: input.buildPrefix,
     relocate: parseRelocateIndex(input.relocateIndex),
+    ...(input.portability === undefined ? {} : { portability: input.portability }),
     files,
     created_by: input.createdBy ?? "stack-factory",
   };

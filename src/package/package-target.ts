@@ -10,6 +10,7 @@ import {
   buildManifest,
   buildSbom,
   INSTALL_SCRIPT,
+  NODE_REQUIREMENTS_FILE,
   packTarball,
   parseSpecs,
   RELOCATE_INDEX,
@@ -17,6 +18,7 @@ import {
   type Compression,
   type GeneratedFile,
 } from "./index.js";
+import { portabilityFromPrepare, portabilityWarnings, type PreparePortability } from "./node-check.js";
 import type { TargetExtra } from "../run/run-plan.js";
 import type { TargetLog } from "../run/target-log.js";
 
@@ -39,6 +41,10 @@ interface PrepareReport {
   outsideRpaths: string[];
   escapingSymlinks: string[];
   files: number;
+  /** Text occurrences Spack's boundary rule leaves, files still holding a Spack placeholder. */
+  textLeftAlone?: unknown[];
+  placeholderFiles?: string[];
+  portability?: PreparePortability;
 }
 
 /**
@@ -67,9 +73,14 @@ export async function packageTarget(
   const report = JSON.parse((await container.readFile(`${CONTAINER.stage}/prepare.json`, signal)).toString("utf8")) as PrepareReport;
   for (const entry of report.outsideRpaths) log.note(`warning: RPATH entry outside the view: ${JSON.stringify(entry)}`);
   for (const entry of report.escapingSymlinks) log.note(`warning: symlink leaving the view: ${JSON.stringify(entry)}`);
+  for (const entry of report.textLeftAlone ?? []) log.note(`warning: build prefix left in a text file (not at a word start): ${JSON.stringify(entry)}`);
+  for (const file of report.placeholderFiles ?? []) log.note(`warning: Spack placeholder still in ${file}`);
+  const portability = report.portability === undefined ? undefined : portabilityFromPrepare(report.portability);
+  for (const warning of portability === undefined ? [] : portabilityWarnings(portability)) log.note(`warning: ${warning}`);
+  const nodeRequirements = (await container.readFile(`${CONTAINER.stage}/node-requirements.tsv`, signal)).toString("utf8");
 
   const specs = parseSpecs(await readFile(options.specsJson, "utf8"));
-  const files = await generatedFiles(plan, pkg, target, relocateIndex, report.buildPrefix, specs);
+  const files = { ...(await generatedFiles(plan, pkg, target, relocateIndex, report.buildPrefix, specs)), [NODE_REQUIREMENTS_FILE]: nodeRequirements };
   const manifest = buildManifest({
     stack: plan.stack,
     target: target.target,
@@ -81,6 +92,7 @@ export async function packageTarget(
     specs,
     buildPrefix: report.buildPrefix,
     relocateIndex,
+    ...(portability === undefined ? {} : { portability }),
   });
 
   log.note(`step package: packing ${report.buildPrefix} into ${options.outDir}`);

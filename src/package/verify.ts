@@ -28,6 +28,8 @@ export interface VerifyReport {
   top?: string;
   /** The manifest's base image (the image the stack was built on), when the manifest names one. */
   baseImage?: string;
+  /** The manifest's `portability` record (what the tree needs from a node), unchecked; see node-check.ts. */
+  portability?: unknown;
 }
 
 const GZIP_MAGIC = Buffer.from([0x1f, 0x8b]);
@@ -329,5 +331,6 @@ async function verifyOpen(path: string, handle: FileHandle): Promise<VerifyRepor
     files: found.hashes.size,
     ...(found.top !== undefined ? { top: found.top } : {}),
     ...(typeof baseImage === "string" && baseImage !== "" ? { baseImage } : {}),
+    ...(manifest?.["portability"] !== undefined ? { portability: manifest["portability"] } : {}),
   };
 }

@@ -3,6 +3,7 @@ import { basename, dirname, resolve } from "node:path";
 import { connectEngine, runOneShot } from "../../docker/index.js";
 import { InputError } from "../../errors.js";
 import { verifyTarball } from "../../package/index.js";
+import { checkThisNode, parsePortability } from "../../package/node-check.js";
 import { abortOnSignals } from "../signals.js";
 
 /** Two install prefixes for --install-test: a short one and one of exactly 128 characters. */
@@ -39,11 +40,12 @@ done
 echo "install-test: ok"
 `;
 
-export async function verifyCommand(tarball: string, flags: { installTest?: boolean; image?: string }): Promise<number> {
+export async function verifyCommand(tarball: string, flags: { installTest?: boolean; image?: string; node?: boolean }): Promise<number> {
   const report = await verifyTarball(tarball);
   for (const p of report.problems) process.stdout.write(`problem: ${p}\n`);
   process.stdout.write(`${report.ok ? "ok" : "FAILED"}: ${tarball} (${report.files} files${report.top ? `, top directory ${report.top}` : ""})\n`);
   if (!report.ok) return 1;
+  if (flags.node === true && (await nodeCheck(report.portability, report.baseImage)) !== 0) return 1;
   if (flags.installTest !== true) return 0;
 
   const image = flags.image ?? report.baseImage;
@@ -68,3 +70,25 @@ export async function verifyCommand(tarball: string, flags: { installTest?: bool
   }
 }
 
+
+/** verify --node: install.sh's "will it run here?" check, for this machine. */
+async function nodeCheck(record: unknown, baseImage: string | undefined): Promise<number> {
+  if (record === undefined) {
+    process.stdout.write("node: the manifest records no portability (a tarball from an older factory): nothing to check against\n");
+    return 1;
+  }
+  const portability = parsePortability(record);
+  if (typeof portability === "string") {
+    process.stdout.write(`node: the manifest's ${portability}\n`);
+    return 1;
+  }
+  const check = await checkThisNode(portability);
+  const needs = Object.values(portability.highest_versions).join(", ");
+  if (check.ok) {
+    process.stdout.write(`node: ok: this machine can run it (${portability.machine}; ${portability.node_libraries.length} system libraries${needs ? `; needs ${needs}` : ""})\n`);
+    return 0;
+  }
+  process.stdout.write(`node: this machine cannot run it:\n${check.problems.map((p) => `  - ${p}\n`).join("")}`);
+  process.stdout.write(`node: the tree was built on ${baseImage ?? "an unrecorded base image"}; build it on a base image no newer than this machine's system, or run it on a machine that has the above\n`);
+  return 1;
+}
