@@ -1,9 +1,13 @@
 /**
- * Packing benchmark: packTarball against `tar -c | <compressor>` on one tree of >= 1 GB and >= 10,000 files
- * (half compressible text, half random bytes), plus the packer's peak RSS. Run with bench/run.sh.
- *   BENCH_SIZE_MB (default 1024), BENCH_FILES (default 10000), BENCH_DIR (default /tmp/stack-factory-bench-...)
- * The tree is reused when it exists with the same parameters. Each packer run is a child process, so its
- * peak RSS is its own.
+ * Packing benchmark, on one tree of >= 1 GB and >= 10,000 files (half compressible text, half random bytes).
+ * The factory packs inside the build container (packInContainer): it is timed against `tar -c | <compressor>` of
+ * the same tree in the same container, one compression after the other, each pair in one child process that
+ * reports its peak RSS. BENCH_HOST=1 adds the in-process packer (packTarball, reading `tar -c` on this machine)
+ * against the same commands run here. Run with bench/run.sh.
+ *   BENCH_SIZE_MB (default 1024), BENCH_FILES (default 10000), BENCH_DIR (default /tmp/stack-factory-bench-...),
+ *   BENCH_REPEAT (default 1: runs of each pair, alternating; the table shows the fastest of each),
+ *   BENCH_ONLY (gzip,pigz,zstd: the pairs to run), BENCH_IMAGE (default: built from the test image).
+ * The tree is reused when it exists with the same parameters; it is bind-mounted read-only into the container.
  */
 import { randomBytes } from "node:crypto";
 import { createWriteStream } from "node:fs";
@@ -12,6 +16,8 @@ import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { execa } from "execa";
 import type { Readable } from "node:stream";
+import { connectEngine, startContainer, type BuildContainer } from "../src/docker/index.js";
+import { packInContainer } from "../src/package/container-pack.js";
 import { buildManifest } from "../src/package/manifest.js";
 import { packTarball } from "../src/package/pack.js";
 import type { Compression, CompressorPreference } from "../src/package/compressor.js";
@@ -68,10 +74,8 @@ async function makeTree(dir: string, params: Params): Promise<void> {
   await writeFile(marker, wanted);
 }
 
-/** Child mode: packs the tree once, prints {seconds, maxRssMb, bytes}. */
-async function child(dir: string, outDir: string, compression: Compression, preference: CompressorPreference): Promise<void> {
-  const started = process.hrtime.bigint();
-  const manifest = buildManifest({
+function benchManifest(dir: string) {
+  return buildManifest({
     stack: { name: "bench", version: "1", file: "/bench.yaml", description: "benchmark" },
     target: "x86_64_v3",
     compiler: "os",
@@ -80,6 +84,14 @@ async function child(dir: string, outDir: string, compression: Compression, pref
     buildPrefix: dir,
     relocateIndex: "",
   });
+}
+
+const GENERATED = { "install.sh": { content: "#!/bin/bash\n", mode: 0o755 } };
+
+/** Child mode (host): packs the tree once with packTarball, prints {seconds, maxRssMb, bytes}. */
+async function child(dir: string, outDir: string, compression: Compression, preference: CompressorPreference): Promise<void> {
+  const started = process.hrtime.bigint();
+  const manifest = benchManifest(dir);
   // `tar -c` of the directory gives the same entry names as the engine's getArchive: `<basename>/...`.
   // execa's stdout flows at once: hand it to the packer in the same tick.
   const tar = execa("tar", ["-cf", "-", "-C", dirname(dir), basename(dir)], { stdout: "pipe", buffer: { stdout: false } });
@@ -90,13 +102,111 @@ async function child(dir: string, outDir: string, compression: Compression, pref
     outDir,
     compression,
     compressor: preference,
-    files: { "install.sh": { content: "#!/bin/bash\n", mode: 0o755 } },
+    files: GENERATED,
     manifest,
   });
   await tar;
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   const maxRssMb = process.resourceUsage().maxRSS / 1024;
   process.stdout.write(`${JSON.stringify({ seconds, maxRssMb, bytes: result.bytes, compressor: result.compressor })}\n`);
+}
+
+/** The container the tree is packed in: the test image with the packing tools, the tree mounted read-only. */
+const IMAGE_DOCKERFILE = (base: string) => `FROM ${base}
+RUN apt-get update && apt-get install -y --no-install-recommends tar gzip pigz zstd python3 && rm -rf /var/lib/apt/lists/*
+`;
+const MOUNT = "/sf/bench";
+const OUT = "/sf/stage/baseline.out";
+
+async function ensureImage(): Promise<string> {
+  if (process.env["BENCH_IMAGE"]) return process.env["BENCH_IMAGE"];
+  const base = process.env["STACK_FACTORY_TEST_IMAGE"] ?? "stack-factory-test/debian:bookworm";
+  const dockerfile = IMAGE_DOCKERFILE(base);
+  const { createHash } = await import("node:crypto");
+  const tag = `stack-factory-bench/packer:${createHash("sha256").update(dockerfile).digest("hex").slice(0, 12)}`;
+  const present = await execa("docker", ["image", "inspect", tag], { reject: false });
+  if (present.exitCode !== 0) {
+    process.stderr.write(`building ${tag} from ${base}\n`);
+    // Host network: apt reaches its mirror even where the engine's default bridge has no route out.
+    await execa("docker", ["build", "--network", "host", "-q", "-t", tag, "-"], { input: dockerfile });
+  }
+  return tag;
+}
+
+interface Pair {
+  /** `tar -c | <command>` */
+  command: string;
+  compression: Compression;
+  gzipProgram: "pigz" | "gzip";
+}
+
+const PAIRS: Record<string, Pair> = {
+  gzip: { command: "gzip -6", compression: "gzip", gzipProgram: "gzip" },
+  pigz: { command: "pigz -6", compression: "gzip", gzipProgram: "pigz" },
+  zstd: { command: "zstd -3 -T0", compression: "zstd", gzipProgram: "pigz" },
+};
+
+async function timed<T>(run: () => Promise<T>): Promise<{ seconds: number; value: T }> {
+  const started = process.hrtime.bigint();
+  const value = await run();
+  return { seconds: Number(process.hrtime.bigint() - started) / 1e9, value };
+}
+
+async function inContainer(container: BuildContainer, argv: string[]): Promise<string> {
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  const { exitCode } = await container.exec(argv, { onStdout: (c) => out.push(c), onStderr: (c) => err.push(c) });
+  if (exitCode !== 0) throw new Error(`${argv.join(" ")}: exit code ${exitCode}: ${Buffer.concat(err).toString()}`);
+  return Buffer.concat(out).toString();
+}
+
+/**
+ * Child mode (container): in one container, `tar -c | <command>` of the tree into a file in the container, then
+ * packInContainer of the same tree into outDir on this machine, `repeat` times alternating; prints the runs and
+ * this process's peak RSS.
+ */
+async function containerChild(dir: string, outDir: string, pairName: string, repeat: number): Promise<void> {
+  const pair = PAIRS[pairName]!;
+  const engine = await connectEngine();
+  const image = await ensureImage();
+  const container = await startContainer(engine, { image, mounts: [{ host: dirname(dir), container: MOUNT, readOnly: true }] });
+  try {
+    const view = `${MOUNT}/${basename(dir)}`;
+    await inContainer(container, ["mkdir", "-p", "/sf/stage"]);
+    // Warm the page cache from inside, as both runs read it.
+    await inContainer(container, ["sh", "-c", `tar -cf - -C ${MOUNT} ${basename(dir)} > /dev/null`]);
+    const baseline: number[] = [];
+    const ours: number[] = [];
+    let baselineBytes = 0;
+    let result: Awaited<ReturnType<typeof packInContainer>> | undefined;
+    for (let i = 0; i < repeat; i++) {
+      const b = await timed(() =>
+        inContainer(container, ["bash", "-c", `set -o pipefail; tar -cf - -C ${MOUNT} ${basename(dir)} | ${pair.command} > ${OUT} && stat -c %s ${OUT}`]),
+      );
+      baseline.push(b.seconds);
+      baselineBytes = Number(b.value.trim());
+      await inContainer(container, ["rm", "-f", OUT]);
+      const o = await timed(() =>
+        packInContainer({
+          container,
+          view,
+          top: "bench-1-x86_64_v3",
+          outDir,
+          compression: pair.compression,
+          gzipProgram: pair.gzipProgram,
+          files: GENERATED,
+          manifest: benchManifest(view),
+        }),
+      );
+      ours.push(o.seconds);
+      result = o.value;
+      await rm(outDir, { recursive: true, force: true });
+    }
+    const maxRssMb = process.resourceUsage().maxRSS / 1024;
+    process.stdout.write(`${JSON.stringify({ baseline, ours, baselineBytes, bytes: result!.bytes, compressor: result!.compressor, maxRssMb })}\n`);
+  } finally {
+    await container.remove();
+  }
 }
 
 interface Row {
@@ -121,7 +231,7 @@ async function baseline(dir: string, outFile: string, compressor: string): Promi
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   const { size } = await stat(outFile);
   await rm(outFile, { force: true });
-  return { name: `tar -c | ${compressor}`, seconds, bytes: size };
+  return { name: `host: tar -c | ${compressor}`, seconds, bytes: size };
 }
 
 function table(rows: Row[], inputBytes: number, pairs: [number, number][]): string {
@@ -144,6 +254,10 @@ async function main(): Promise<void> {
     await child(args[1]!, args[2]!, args[3] as Compression, args[4] as CompressorPreference);
     return;
   }
+  if (args[0] === "--container-child") {
+    await containerChild(args[1]!, args[2]!, args[3]!, Number(args[4]));
+    return;
+  }
   const params: Params = { sizeMb: Number(process.env["BENCH_SIZE_MB"] ?? 1024), files: Number(process.env["BENCH_FILES"] ?? 10000) };
   const dir = process.env["BENCH_DIR"] ?? `/tmp/stack-factory-bench-${params.sizeMb}mb-${params.files}/view`;
   await makeTree(dir, params);
@@ -154,16 +268,42 @@ async function main(): Promise<void> {
   // Warm the page cache so the first run is not penalised.
   await execa("bash", ["-c", `tar -cf - -C "$1" "$2" > /dev/null`, "bench", dirname(dir), basename(dir)]);
 
+  const repeat = Math.max(1, Number(process.env["BENCH_REPEAT"] ?? 1));
+  const only = (process.env["BENCH_ONLY"] ?? "gzip,pigz,zstd").split(",").filter((p) => p in PAIRS);
+  const self = fileURLToPath(import.meta.url);
   const rows: Row[] = [];
-  rows.push(await baseline(dir, join(work, "b.tar.gz"), "gzip -6"));
-  rows.push(await ours(dir, join(work, "zlib"), "gzip", "builtin"));
-  rows.push(await baseline(dir, join(work, "b.tar.gz"), "pigz -6"));
-  rows.push(await ours(dir, join(work, "pigz"), "gzip", "auto"));
-  rows.push(await baseline(dir, join(work, "b.tar.zst"), "zstd -3 -T0"));
-  rows.push(await ours(dir, join(work, "zstd"), "zstd", "auto"));
+  const pairs: [number, number][] = [];
+  const runs: string[] = [];
+  for (const name of only) {
+    const run = await execa(process.execPath, [self, "--container-child", dir, join(work, name), name, String(repeat)], { stderr: "inherit" });
+    const report = JSON.parse(run.stdout.trim().split("\n").pop()!) as {
+      baseline: number[];
+      ours: number[];
+      baselineBytes: number;
+      bytes: number;
+      compressor: string;
+      maxRssMb: number;
+    };
+    const best = (xs: number[]) => Math.min(...xs);
+    rows.push({ name: `container: tar -c | ${PAIRS[name]!.command}`, seconds: best(report.baseline), bytes: report.baselineBytes });
+    rows.push({ name: `packInContainer (${report.compressor})`, seconds: best(report.ours), bytes: report.bytes, maxRssMb: report.maxRssMb });
+    pairs.push([rows.length - 1, rows.length - 2]);
+    runs.push(`${name}: baseline ${report.baseline.map((x) => x.toFixed(2)).join(", ")} s; packInContainer ${report.ours.map((x) => x.toFixed(2)).join(", ")} s`);
+  }
+  if (process.env["BENCH_HOST"] === "1") {
+    rows.push(await baseline(dir, join(work, "b.tar.gz"), "gzip -6"));
+    rows.push(await ours(dir, join(work, "zlib"), "gzip", "builtin"));
+    pairs.push([rows.length - 1, rows.length - 2]);
+    rows.push(await baseline(dir, join(work, "b.tar.gz"), "pigz -6"));
+    rows.push(await ours(dir, join(work, "pigz"), "gzip", "auto"));
+    pairs.push([rows.length - 1, rows.length - 2]);
+    rows.push(await baseline(dir, join(work, "b.tar.zst"), "zstd -3 -T0"));
+    rows.push(await ours(dir, join(work, "zstd"), "zstd", "auto"));
+    pairs.push([rows.length - 1, rows.length - 2]);
+  }
   const cpus = (await import("node:os")).cpus().length;
-  process.stdout.write(`tree: ${dir}, ${params.files} files, ${(inputBytes / MB).toFixed(0)} MB; ${cpus} CPUs\n\n`);
-  process.stdout.write(`${table(rows, inputBytes, [[1, 0], [3, 2], [5, 4]])}\n`);
+  process.stdout.write(`tree: ${dir}, ${params.files} files, ${(inputBytes / MB).toFixed(0)} MB; ${cpus} CPUs; fastest of ${repeat} run(s)\n\n`);
+  process.stdout.write(`${table(rows, inputBytes, pairs)}\n\n${runs.join("\n")}\n`);
 }
 
 main().catch((error: unknown) => {

@@ -11,7 +11,7 @@ WORK/job.json (written by the factory):
   members      [kind, type, rel] in archive order: kind "s" (WORK/stage/<top>/rel, a generated file or its
                directory) or "v" (view/rel; rel "" is the view itself), type "d" directory, "f" file, "l" symlink
   mtime        the time of every entry (seconds since the epoch)
-  compression  "zstd" or "gzip"
+  compression  "zstd" or "gzip"; gzip_program "pigz" (when present, the default) or "gzip"
   part_bytes   size of the output parts
   manifest     [head, tail]: manifest.json is head + the JSON object of every file's sha256 + tail
   assemble     [[rel, [upload part, ...]], ...]: generated files uploaded in parts, joined before packing
@@ -46,15 +46,15 @@ class Failed(Exception):
     pass
 
 
-def compressor(compression):
-    """(argv, label): zstd, or pigz when present, else gzip. Each one's output depends on its input only."""
+def compressor(compression, gzip_program):
+    """(argv, label): zstd, or pigz when present (and asked for), else gzip. Each one's output depends on its input only."""
     if compression == "zstd":
         if shutil.which("zstd") is None:
             raise Failed("zstd compression needs the zstd program in the build container")
         return ["zstd", "-3", "-T0", "-q", "-c"], "zstd -3 -T0"
     if compression == "gzip":
         # -n: no name and no timestamp in the gzip header.
-        if shutil.which("pigz") is not None:
+        if gzip_program == "pigz" and shutil.which("pigz") is not None:
             return ["pigz", "-6", "-n", "-c"], "pigz -6 -n"
         return ["gzip", "-6", "-n", "-c"], "gzip -6 -n"
     raise Failed("unknown compression %r" % (compression,))
@@ -125,6 +125,7 @@ class Job:
         self.members = job["members"]
         self.mtime = int(job["mtime"])
         self.compression = job["compression"]
+        self.gzip_program = job.get("gzip_program", "pigz")
         self.part_bytes = int(job["part_bytes"])
         self.manifest_head, self.manifest_tail = job["manifest"]
         self.assemble = job.get("assemble", [])
@@ -282,7 +283,7 @@ def cpu_count():
 def pack(job):
     print("pid %d" % os.getpid(), flush=True)
     join_uploads(job)
-    argv, label = compressor(job.compression)
+    argv, label = compressor(job.compression, job.gzip_program)
     out_dir = os.path.join(job.work, "out")
     os.makedirs(out_dir, exist_ok=True)
     # One hashing thread per four CPUs: on small machines the compressor needs the rest.

@@ -44,6 +44,8 @@ export interface ContainerPackOptions {
   outDir: string;
   /** Default gzip. */
   compression?: Compression;
+  /** gzip with `pigz` when the container has it (default) or always with `gzip`; the output differs, each is reproducible. */
+  gzipProgram?: "pigz" | "gzip";
   /** Files beside the view, path relative to the top directory → content (install.sh, modules, sbom, data...). */
   files?: Record<string, GeneratedFile>;
   /** The manifest; its `files` are filled in with the checksums of every file packed. */
@@ -348,6 +350,7 @@ export async function packInContainer(options: ContainerPackOptions): Promise<Pa
       members,
       mtime,
       compression,
+      gzip_program: options.gzipProgram ?? "pigz",
       part_bytes: partBytes,
       manifest: manifestFrame(options.manifest),
       assemble: [] as [string, string[]][],

@@ -11,7 +11,6 @@ import {
   buildSbom,
   INSTALL_SCRIPT,
   NODE_REQUIREMENTS_FILE,
-  packTarball,
   parseSpecs,
   RELOCATE_INDEX,
   SBOM_FILE,
@@ -19,6 +18,7 @@ import {
   type GeneratedFile,
 } from "./index.js";
 import { portabilityFromPrepare, portabilityWarnings, type PreparePortability } from "./node-check.js";
+import { packInContainer } from "./container-pack.js";
 import type { TargetExtra } from "../run/run-plan.js";
 import type { TargetLog } from "../run/target-log.js";
 
@@ -49,7 +49,7 @@ interface PrepareReport {
 
 /**
  * Turn a built target into its tarball, while its container is still there: prepare the view for relocation in the
- * container, then stream the view out of the container straight into the packer, with the generated files.
+ * container, then pack it there with the generated files (container-pack.ts) and copy the tarball out.
  */
 export async function packageTarget(
   plan: BuildPlan,
@@ -96,14 +96,17 @@ export async function packageTarget(
   });
 
   log.note(`step package: packing ${report.buildPrefix} into ${options.outDir}`);
-  const view = await container.getArchive(report.buildPrefix, signal);
-  const packed = await packTarball({
-    view,
+  // Packed in the container (GNU tar into the compressor, checksums there); only the finished bytes come out.
+  const packed = await packInContainer({
+    container,
+    view: report.buildPrefix,
+    workDir: `${CONTAINER.stage}/pack`,
     top,
     outDir: options.outDir,
     compression: options.compression,
     files,
     manifest,
+    onLog: (chunk) => log.write(chunk),
     signal,
   });
   log.note(`step package: wrote ${packed.path} (${packed.bytes} bytes, ${packed.files} files, ${packed.compressor})`);
