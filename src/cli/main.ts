@@ -52,6 +52,8 @@ const runFlags = (command: ReturnType<typeof cli.command>) =>
     .option("--keep-container", "Keep a failed build's container for inspection")
     .option("--env <NAME=VALUE>", "Extra environment variable for the build containers (repeatable), e.g. a proxy")
     .option("--report <file>", "Write the run report as JSON")
+    .option("--engine <url>", "A Docker engine to build on (repeatable): unix:///path, tcp://host:port or ssh://user@host")
+    .option("--factory <file>", "Factory settings: engines (cache root and concurrency each), shared buildcache, registry credentials")
     .option("--verbose", "Print every line of the builds and the image build as it comes")
     .option("--fresh", "Concretize afresh even when an earlier run's spack.lock has the same inputs");
 
@@ -104,6 +106,8 @@ cli
 cli
   .command("doctor [stack]", "Check the Docker engine, disk space and cache directories; with a stack, its builder image (python3, clingo)")
   .option("--cache-dir <dir>", "Host cache root to check")
+  .option("--engine <url>", "An engine to check (repeatable); default: the --factory file's, else the local one")
+  .option("--factory <file>", "Factory settings: check every engine and the buildcache registry")
   .action((stack: string | undefined, flags) => run(async () => (await import("./commands/doctor.js")).doctorCommand(flags, stack)));
 
 cli

@@ -141,7 +141,7 @@ export async function checkInputFile(path: string, what: string): Promise<void> 
 }
 
 /** Options that may be given more than once; any other given twice is a mistake, not a list. */
-const REPEATABLE = new Set(["target", "env"]);
+const REPEATABLE = new Set(["target", "env", "engine"]);
 
 /** Why parsed options (cac's, camelCase keys) repeat an option that takes one value, or undefined. */
 export function repeatedOption(options: Record<string, unknown>): string | undefined {

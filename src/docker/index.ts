@@ -15,6 +15,7 @@ export {
 export { LABEL, newRunId, factoryLabels, labelFilters, type Identity } from "./labels.js";
 export { buildImage, imageExists, imageId, ensureImage, type BuildImageOptions } from "./image-build.js";
 export { runOneShot, type OneShotOptions } from "./one-shot.js";
+export { freeBytesOnEngineHost } from "./host-disk.js";
 export {
   startContainer,
   type BuildContainer,

@@ -115,8 +115,10 @@ interface Scan {
 async function scanEntries(reader: TarReader, problems: Problems): Promise<Scan> {
   const scan: Scan = { top: undefined, hashes: new Map(), metadata: new Map() };
   const seen = new Set<string>();
-  /** Clean archive path → link target, of every symlink that is otherwise safe. */
+  /** Clean archive path → link target, of every symlink. */
   const links = new Map<string, string>();
+  /** The symlinks that are safe on their own, to be resolved through the others at the end. */
+  const checkLinks: string[] = [];
   try {
     for await (const entry of reader.entries()) {
       const raw = entry.name;
@@ -137,9 +139,11 @@ async function scanEntries(reader: TarReader, problems: Problems): Promise<Scan>
         if (seen.has(name)) problems.add(`${name}: appears twice in the archive${raw !== name && raw !== `${name}/` ? ` (as ${JSON.stringify(raw)})` : ""}`);
         seen.add(name);
         const problem = entryProblem({ name, type, linkname: entry.linkname }, scan.top!) ?? modeProblem(type, entry.mode);
+        // Every symlink counts when others are resolved through it, the refused ones too.
+        if (type === "symlink") links.set(name, entry.linkname);
         if (problem !== undefined) problems.add(`${name}: ${problem}`);
         else if (rel === "" && type !== "directory") problems.add(`${name}: the top-level entry is a ${type}, not a directory`);
-        else if (type === "symlink") links.set(name, entry.linkname);
+        else if (type === "symlink") checkLinks.push(name);
         else if (type === "link") {
           const target = cleanName(entry.linkname).slice(scan.top!.length + 1);
           const hex = scan.hashes.get(target);
@@ -174,9 +178,9 @@ async function scanEntries(reader: TarReader, problems: Problems): Promise<Scan>
       const above = symlinkAbove(name, links);
       if (above !== undefined) problems.add(`${name}: lies under ${above}, a symlink (tar would write through it)`);
     }
-    for (const [name, target] of links) {
+    for (const name of checkLinks) {
       const escape = symlinkEscape(name, links, scan.top);
-      if (escape !== undefined) problems.add(`${name}: symlink to ${target} ${escape}`);
+      if (escape !== undefined) problems.add(`${name}: symlink to ${links.get(name)!} ${escape}`);
     }
   }
   return scan;

@@ -214,6 +214,15 @@ describe.skipIf(!gnuTar)("verify judges archives as GNU tar extracts them", () =
     expect(realpathSync.native(join(dir, "top/e"))).toBe(realpathSync.native(dir));
   });
 
+  it("refuses a symlink that is inside top/ on its face but passes through an absolute one", async () => {
+    const body = Buffer.concat([member({ name: "top/abs", type: "2", linkname: "/" }), member({ name: "top/x", type: "2", linkname: "abs/tmp" })]);
+    const path = await hostile("via-absolute", body);
+    const problems = await problemsOf(path);
+    expect(problems).toContain("top/abs: symlink to the absolute path /");
+    expect(problems).toContain("top/x: symlink to abs/tmp passes through top/abs, a symlink to the absolute path /");
+    expect(realpathSync.native(join(gnuExtract(path), "top/x"))).toBe(realpathSync.native("/tmp"));
+  });
+
   it("refuses a symlink that leaves top/ and comes back (../top/x points elsewhere once installed)", async () => {
     const body = Buffer.concat([member({ name: "top/y" }, "fine\n"), member({ name: "top/x", type: "2", linkname: "../top/y" })]);
     const path = await hostile("detour", body);

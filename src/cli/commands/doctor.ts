@@ -1,7 +1,10 @@
 import { access, constants, mkdir, statfs } from "node:fs/promises";
 import { join } from "node:path";
-import { connectEngine } from "../../docker/index.js";
+import { chooseEngines, loadFactorySettings, loadRegistryCredentials, type FactorySettings } from "../../config/factory.js";
+import { connectEngine, freeBytesOnEngineHost } from "../../docker/index.js";
 import { FactoryError } from "../../errors.js";
+import { familyOfEngineArch } from "../../plan/dispatch.js";
+import { connectEngines } from "../../run/engines.js";
 import { findExecutable } from "../../package/which.js";
 import { CACHE_KINDS } from "../../cache/layout.js";
 import { cacheRoot } from "../options.js";
@@ -19,21 +22,14 @@ interface Check {
 /** Exit code when the builder image cannot concretize offline (no clingo): what Spack itself exits with. */
 const EXIT_NO_CLINGO = 3;
 
-export async function doctorCommand(flags: { cacheDir?: string }, stackFile?: string): Promise<number> {
+export async function doctorCommand(flags: { cacheDir?: string; engine?: unknown; factory?: string }, stackFile?: string): Promise<number> {
   const root = cacheRoot(flags.cacheDir);
   const checks: Check[] = [];
 
-  try {
-    const engine = await connectEngine();
-    const v = await engine.version();
-    checks.push({ ok: true, what: `Docker engine ${v.version} (API ${v.apiVersion}, ${v.os}/${v.arch}) at ${engine.where}` });
-  } catch (error) {
-    checks.push({
-      ok: false,
-      what: `Docker engine: ${error instanceof Error ? error.message : String(error)}`,
-      advice: error instanceof FactoryError && error.hint ? error.hint : "start a Docker engine (scripts/ensure-docker.sh)",
-    });
-  }
+  // Every engine of the factory: without --engine or --factory, the local engine as always.
+  const settings = flags.factory === undefined ? undefined : await loadFactorySettings(flags.factory);
+  checks.push(...(await engineChecks(settings, engineFlags(flags.engine), root)));
+  if (settings?.buildcache?.kind === "oci") checks.push(await registryCheck(settings));
 
   try {
     await mkdir(root, { recursive: true });
@@ -71,6 +67,92 @@ export async function doctorCommand(flags: { cacheDir?: string }, stackFile?: st
   }
   if (!checks.every((c) => c.ok)) return 1;
   return stackFile === undefined ? 0 : imageChecks(stackFile);
+}
+
+/** `--engine URL` (repeatable) as a list. */
+export function engineFlags(flag: unknown): string[] {
+  if (flag === undefined || flag === null || flag === true) return [];
+  return (Array.isArray(flag) ? flag : [flag]).map(String);
+}
+
+/** Every engine: reachable, its version and architecture, the free disk of its cache root (on its own host). */
+async function engineChecks(settings: FactorySettings | undefined, urls: string[], root: string): Promise<Check[]> {
+  const chosen = chooseEngines(settings, urls);
+  const { up, down } = await connectEngines(chosen, { runId: "doctor", defaultCacheRoot: root, defaultConcurrency: 1 });
+  const checks: Check[] = [];
+  for (const setting of chosen) {
+    const d = down.find((x) => x.name === setting.name);
+    const e = up.find((x) => x.name === setting.name);
+    if (d !== undefined) {
+      const local = chosen.length === 1 && setting.endpoint === undefined;
+      checks.push({
+        ok: false,
+        what: `engine ${d.name}: ${d.reason}`,
+        advice: local ? "start a Docker engine (scripts/ensure-docker.sh)" : `start the engine at ${d.where} or check that this host reaches it`,
+      });
+    }
+    if (e === undefined) continue;
+    const v = e.version;
+    const family = familyOfEngineArch(v.arch);
+    checks.push(
+      family === undefined
+        ? { ok: false, what: `engine ${e.name}: Docker ${v.version} at ${e.engine.where} is ${v.os}/${v.arch}`, advice: "the factory builds x86_64 (amd64) and aarch64 (arm64) targets only" }
+        : { ok: true, what: `engine ${e.name}: Docker ${v.version} (API ${v.apiVersion}, ${v.os}/${v.arch}: ${family} targets) at ${e.engine.where}` },
+    );
+    // An engine's cache root is a path of its own host: measured here for local engines, in a container there otherwise.
+    if (e.engine.local && e.cacheRoot === root) continue; // the factory's own cache root is checked below
+    try {
+      const free = e.engine.local ? await localFree(e.cacheRoot) : await freeBytesOnEngineHost(e.engine, e.cacheRoot);
+      checks.push(
+        free === undefined
+          ? { ok: true, what: `engine ${e.name}: free disk under ${e.cacheRoot} not measured yet (no factory image there; the first build makes one)` }
+          : diskCheck(`engine ${e.name}: free disk under ${e.cacheRoot}`, free, `free space on ${e.name} or give it another cache: in the --factory file`),
+      );
+    } catch (error) {
+      checks.push({ ok: false, what: `engine ${e.name}: cache root ${e.cacheRoot}: ${error instanceof Error ? error.message : String(error)}`, advice: `create ${e.cacheRoot} on the engine's host` });
+    }
+  }
+  return checks;
+}
+
+async function localFree(dir: string): Promise<number> {
+  await mkdir(dir, { recursive: true });
+  const fs = await statfs(dir);
+  return fs.bavail * fs.bsize;
+}
+
+function diskCheck(what: string, free: number, advice: string): Check {
+  const gib = (free / 1024 ** 3).toFixed(1);
+  return free >= MIN_FREE_BYTES
+    ? { ok: true, what: `${what}: ${gib} GiB` }
+    : { ok: false, what: `${what}: ${gib} GiB`, advice: `a stack build needs 20 GiB or more: ${advice}` };
+}
+
+/** The registry of an oci:// buildcache as this host sees it, with the credentials when there are some. */
+async function registryCheck(settings: FactorySettings): Promise<Check> {
+  const bc = settings.buildcache as Extract<FactorySettings["buildcache"], { kind: "oci" }>;
+  const url = `${bc.plainHttp ? "http" : "https"}://${bc.registry}/v2/`;
+  try {
+    const headers: Record<string, string> = {};
+    if (settings.credentials !== undefined) {
+      const c = await loadRegistryCredentials(settings.credentials);
+      headers["Authorization"] = `Basic ${Buffer.from(`${c.username}:${c.password}`).toString("base64")}`;
+    }
+    const res = await fetch(url, { headers, signal: AbortSignal.timeout(5000) });
+    if (res.ok) return { ok: true, what: `registry ${bc.registry} answers${settings.credentials === undefined ? "" : " and takes the credentials"} (buildcache ${bc.url})` };
+    if (res.status === 401) {
+      return {
+        ok: false,
+        what: `registry ${bc.registry}: HTTP 401`,
+        advice: settings.credentials === undefined ? "it needs credentials: credentials: FILE in the --factory file" : `it refused the credentials in ${settings.credentials}`,
+      };
+    }
+    return { ok: false, what: `registry ${bc.registry}: HTTP ${res.status}`, advice: `check ${url}` };
+  } catch (error) {
+    if (error instanceof FactoryError) return { ok: false, what: error.message, ...(error.hint === undefined ? {} : { advice: error.hint }) };
+    const reason = error instanceof Error ? (error.cause instanceof Error ? error.cause.message : error.message) : String(error);
+    return { ok: false, what: `registry ${bc.registry}: ${reason}`, advice: `the engines must reach ${bc.registry}; so should this host, to check it` };
+  }
 }
 
 /** What a real build needs of the stack's builder image: python3 and Spack's concretizer module, clingo. */

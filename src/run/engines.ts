@@ -1,0 +1,74 @@
+/**
+ * The engines of a run: each setting connected (all with one run id, so every container of the run carries the same
+ * labels on every engine), its architecture read from the engine, its cache root and concurrency settled. An engine
+ * that does not answer is reported as down with the reason, not thrown: it fails only the targets it would have had.
+ */
+import { connectEngine, type Engine, type EngineVersion } from "../docker/index.js";
+import type { EngineSetting } from "../config/factory.js";
+import { familyOfEngineArch } from "../plan/dispatch.js";
+
+export interface RunEngine {
+  name: string;
+  engine: Engine;
+  /** Cache root on the engine's host. */
+  cacheRoot: string;
+  concurrency: number;
+  /** As the engine reports it (amd64, arm64). */
+  arch: string;
+  version: EngineVersion;
+}
+
+export interface DownEngine {
+  name: string;
+  where: string;
+  reason: string;
+}
+
+export interface ConnectEnginesOptions {
+  runId: string;
+  /** The cache root of engines whose setting names none (the factory's own, `--cache-dir`). */
+  defaultCacheRoot: string;
+  /** Concurrency of engines whose setting names none. */
+  defaultConcurrency: number;
+  timeoutMs?: number;
+}
+
+export async function connectEngines(
+  settings: readonly EngineSetting[],
+  options: ConnectEnginesOptions,
+): Promise<{ up: RunEngine[]; down: DownEngine[] }> {
+  const probes = await Promise.all(
+    settings.map(async (s): Promise<RunEngine | DownEngine> => {
+      const where = s.endpoint?.url ?? "the local engine";
+      try {
+        const engine = await connectEngine({
+          runId: options.runId,
+          name: s.name,
+          ...(s.endpoint === undefined ? {} : { endpoint: s.endpoint }),
+          ...(s.network === undefined ? {} : { network: s.network }),
+          ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
+        });
+        const version = await engine.version();
+        return {
+          name: s.name,
+          engine,
+          cacheRoot: s.cacheRoot ?? options.defaultCacheRoot,
+          concurrency: s.concurrency ?? options.defaultConcurrency,
+          arch: version.arch,
+          version,
+        };
+      } catch (error) {
+        return { name: s.name, where, reason: error instanceof Error ? error.message : String(error) };
+      }
+    }),
+  );
+  const up = probes.filter((p): p is RunEngine => "engine" in p);
+  const down = probes.filter((p): p is DownEngine => !("engine" in p));
+  return { up, down };
+}
+
+/** `name (amd64, Docker 27.1 at unix:///...)` for messages. */
+export function describeEngine(e: RunEngine): string {
+  const family = familyOfEngineArch(e.arch);
+  return `${e.name} (${e.arch}${family === undefined ? ", no targets of the factory" : ""}, Docker ${e.version.version} at ${e.engine.where})`;
+}
