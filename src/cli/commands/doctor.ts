@@ -83,12 +83,14 @@ async function engineChecks(settings: FactorySettings | undefined, urls: string[
   for (const setting of chosen) {
     const d = down.find((x) => x.name === setting.name);
     const e = up.find((x) => x.name === setting.name);
+    // The one default engine keeps its old wording; named engines say their name.
+    const only = chosen.length === 1 && setting.endpoint === undefined;
+    const label = only ? "Docker engine" : `engine ${setting.name}: Docker`;
     if (d !== undefined) {
-      const local = chosen.length === 1 && setting.endpoint === undefined;
       checks.push({
         ok: false,
-        what: `engine ${d.name}: ${d.reason}`,
-        advice: local ? "start a Docker engine (scripts/ensure-docker.sh)" : `start the engine at ${d.where} or check that this host reaches it`,
+        what: `${only ? "Docker engine" : `engine ${d.name}`}: ${d.reason}`,
+        advice: only ? "start a Docker engine (scripts/ensure-docker.sh)" : `start the engine at ${d.where} or check that this host reaches it`,
       });
     }
     if (e === undefined) continue;
@@ -96,8 +98,8 @@ async function engineChecks(settings: FactorySettings | undefined, urls: string[
     const family = familyOfEngineArch(v.arch);
     checks.push(
       family === undefined
-        ? { ok: false, what: `engine ${e.name}: Docker ${v.version} at ${e.engine.where} is ${v.os}/${v.arch}`, advice: "the factory builds x86_64 (amd64) and aarch64 (arm64) targets only" }
-        : { ok: true, what: `engine ${e.name}: Docker ${v.version} (API ${v.apiVersion}, ${v.os}/${v.arch}: ${family} targets) at ${e.engine.where}` },
+        ? { ok: false, what: `${label} ${v.version} at ${e.engine.where} is ${v.os}/${v.arch}`, advice: "the factory builds x86_64 (amd64) and aarch64 (arm64) targets only" }
+        : { ok: true, what: `${label} ${v.version} (API ${v.apiVersion}, ${v.os}/${v.arch}: ${family} targets) at ${e.engine.where}` },
     );
     // An engine's cache root is a path of its own host: measured here for local engines, in a container there otherwise.
     if (e.engine.local && e.cacheRoot === root) continue; // the factory's own cache root is checked below
