@@ -2,7 +2,11 @@ import { mkdtemp, readFile, readdir, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { execa } from "execa";
+import { Readable } from "node:stream";
+import { pack as tarPack } from "tar-stream";
 import { beforeAll, describe, expect, it } from "vitest";
+import { buildManifest } from "../../src/package/manifest.js";
+import { packTarball } from "../../src/package/pack.js";
 
 const CLI = resolve("dist-js/cli/main.js");
 // A time limit: a command that hangs (on a FIFO, say) fails its test instead of stalling the suite.
@@ -133,6 +137,27 @@ describe("stack-factory CLI", () => {
         expect(run.exitCode, run.all).toBe(2);
         expect(run.stderr).toContain(`stack file ${fifo} is a FIFO, not a regular file`);
       }
+    });
+
+    it("verify --install-test exits 2 for an --image that is not an image reference, before Docker", async () => {
+      const dir = await mkdtemp(join(tmpdir(), "sf-verify-image-"));
+      const view = tarPack();
+      view.entry({ name: "h/", type: "directory", mode: 0o755 });
+      view.entry({ name: "h/a.txt", mode: 0o644 }, "a\n");
+      view.finalize();
+      const manifest = buildManifest({
+        stack: { name: "demo", version: "1", file: "/s/demo.yaml", description: "" },
+        target: "x86_64_v3",
+        compiler: "os",
+        baseImage: "debian:bookworm",
+        specs: [],
+        buildPrefix: "/sf/view/._default/h",
+        relocateIndex: "",
+      });
+      const { path } = await packTarball({ view: view as unknown as Readable, top: "demo-1-x86_64_v3", outDir: dir, manifest });
+      const run = await cli("verify", path, "--install-test", "--image=--privileged");
+      expect(run.exitCode, run.all).toBe(2);
+      expect(run.stderr).toMatch(/--image: "--privileged" is not an image reference/);
     });
 
     it("exits 2 at once for outputs under /proc and for a FIFO as --report", async () => {

@@ -1,5 +1,6 @@
 import { readFile } from "node:fs/promises";
 import { basename, dirname, resolve } from "node:path";
+import { imageReferenceProblem } from "../../config/guards.js";
 import { connectEngine, runOneShot } from "../../docker/index.js";
 import { InputError } from "../../errors.js";
 import { verifyTarball } from "../../package/index.js";
@@ -50,6 +51,11 @@ export async function verifyCommand(tarball: string, flags: { installTest?: bool
 
   const image = flags.image ?? report.baseImage;
   if (image === undefined) throw new InputError(`verify --install-test: ${tarball} records no base image; give --image`);
+  // The manifest's base image is the tarball's word, not the user's: it must be an image reference too.
+  const imageProblem = imageReferenceProblem(image);
+  if (imageProblem !== undefined) {
+    throw new InputError(`verify --install-test: ${flags.image !== undefined ? "--image" : `the base image ${tarball} records`}: ${imageProblem}`);
+  }
   const engine = await connectEngine();
   const { signal, dispose } = abortOnSignals();
   try {
