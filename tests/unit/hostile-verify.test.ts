@@ -164,6 +164,37 @@ describe.skipIf(!gnuTar)("verify judges archives as GNU tar extracts them", () =
     expect(readFileSync(join(dir, "top/innocent"), "utf8")).toBe("fine\n");
   });
 
+  it.each([["gnu"], ["posix"]])("accepts what GNU tar writes with --format=%s (long names, long link targets, hardlinks, UTF-8)", async (format) => {
+    const tree = join(work, "tree");
+    const top = join(tree, "demo-1-x86_64_v3");
+    const long = `${"d".repeat(60)}/${"e".repeat(60)}`;
+    mkdirSync(join(top, "view", long), { recursive: true });
+    const files: Record<string, string> = {
+      "view/bin/tool": "tool\n",
+      [`view/${long}/${"f".repeat(90)}.txt`]: "deep\n",
+      "view/share/naïve-名前.txt": "utf-8\n",
+    };
+    for (const [rel, body] of Object.entries(files)) {
+      mkdirSync(join(top, rel, ".."), { recursive: true });
+      await writeFile(join(top, rel), body);
+    }
+    spawnSync("ln", ["-s", `../${long}/${"f".repeat(90)}.txt`, join(top, "view/bin/deep-link")]);
+    spawnSync("ln", [join(top, "view/bin/tool"), join(top, "view/bin/hard")]);
+    files["view/bin/hard"] = "tool\n";
+    const listed: Record<string, string> = {};
+    for (const [rel, body] of Object.entries(files)) listed[rel] = sha256(body);
+    const manifestText = JSON.stringify({ ...baseManifest, files: listed });
+    await writeFile(join(top, "manifest.json"), manifestText);
+    const sums = Object.entries({ ...listed, "manifest.json": sha256(manifestText) }).map(([p, h]) => `${h}  ${p}\n`).join("");
+    await writeFile(join(top, "SHA256SUMS"), sums);
+    const path = join(work, `gnu-${format}.tar.gz`);
+    const made = spawnSync("tar", ["-c", "-z", `--format=${format}`, "--owner=0", "--group=0", "--numeric-owner", "-f", path, "-C", tree, "demo-1-x86_64_v3"], { encoding: "utf8" });
+    expect(made.status, made.stderr).toBe(0);
+    const report = await verifyTarball(path);
+    expect(report.problems).toEqual([]);
+    expect(report.files).toBe(6);
+  });
+
   it.each([
     ["a Solaris X header", "X", /Solaris extended header \('X'\)/],
     ["a pax global header", "g", /pax global header \('g'\)/],
