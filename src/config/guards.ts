@@ -4,7 +4,9 @@
  * themselves or expand to millions of nodes, and control characters that would reach manifests, modules and
  * logs. Each problem is reported at its place in the file; none reaches Docker or ends in a stack trace.
  */
-import { type Document, isAlias, isMap, isPair, isScalar, isSeq, type LineCounter, type Node, Parser, type CST } from "yaml";
+import type { Stats } from "node:fs";
+import { stat } from "node:fs/promises";
+import { type Document, isAlias, isMap, isPair, isScalar, isSeq, LineCounter, type Node, Parser, type CST } from "yaml";
 import type { Segment } from "./load.js";
 
 /** Deeper than any stack file needs (packages.<name>.require[0].spec is five levels); far below what a recursive parser survives. */
@@ -39,7 +41,12 @@ function keyOf(key: CST.Token | null | undefined): string | undefined {
  * The first place the text nests collections deeper than MAX_NESTING, found on the parser's token tree without
  * recursion (the document composer would exhaust the stack first). Returns `<file:line:col> <field>: <message>`.
  */
-export function nestingIssue(text: string, lines: LineCounter, where: Where): string | undefined {
+export function nestingIssue(text: string, file: string): string | undefined {
+  const lines = new LineCounter();
+  const where: Where = (offset) => {
+    const { line, col } = lines.linePos(offset);
+    return `${file}:${line}:${col}`;
+  };
   const parser = new Parser(lines.addNewLine);
   const todo: { token: CST.Token; depth: number; path: Segment[] }[] = [];
   for (const token of parser.parse(text)) {
@@ -289,4 +296,22 @@ export function stackIssues(stack: StackFields): StackIssue[] {
     if (problem !== undefined) issues.push({ segments: ["modules", "env", name], message: problem, anchor: "key" });
   }
   return issues;
+}
+
+/**
+ * What a path is when it is neither a regular file nor a directory (a FIFO, a socket, a device), for refusing it
+ * before reading: reading a FIFO blocks until something writes to it. Undefined otherwise, also when it is missing.
+ */
+export async function specialKind(path: string): Promise<string | undefined> {
+  let info: Stats;
+  try {
+    info = await stat(path);
+  } catch {
+    return undefined;
+  }
+  if (info.isFIFO()) return "a FIFO";
+  if (info.isSocket()) return "a socket";
+  if (info.isCharacterDevice()) return "a character device";
+  if (info.isBlockDevice()) return "a block device";
+  return undefined;
 }

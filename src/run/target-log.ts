@@ -29,8 +29,12 @@ export class TargetLog {
   static async open(path: string, onLine: (line: string) => void, keep = 20): Promise<TargetLog> {
     await mkdir(dirname(path), { recursive: true });
     const log = new TargetLog(path, createWriteStream(path, { flags: "a" }), onLine, keep);
-    log.file.on("error", (error) => {
-      log.failure ??= error;
+    log.file.on("error", (error: NodeJS.ErrnoException) => {
+      if (log.failure !== undefined) return;
+      log.failure = error;
+      // Said once, where the build's output is shown: which file could not be written, and why.
+      const reason = error.code === "ENOSPC" ? "no space left on the device (ENOSPC)" : error.message;
+      log.push(`==> [stack-factory] cannot write the log ${path}: ${reason}; the build goes on, its output is no longer logged to the file`);
     });
     return log;
   }

@@ -51,3 +51,20 @@ describe("multi-byte UTF-8 split across chunks", () => {
     expect(lines).toEqual([TEXT.trimEnd()]);
   });
 });
+
+describe("a target log on a full disk", () => {
+  it("says once which file could not be written, and the build's lines still arrive", async () => {
+    const lines: string[] = [];
+    const log = await TargetLog.open("/dev/full", (line) => lines.push(line));
+    log.write("first line\n");
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    log.write("second line\n");
+    await log.close();
+    expect(log.failure).toMatchObject({ code: "ENOSPC" });
+    expect(lines.filter((l) => l.includes("cannot write the log"))).toEqual([
+      "==> [stack-factory] cannot write the log /dev/full: no space left on the device (ENOSPC); the build goes on, its output is no longer logged to the file",
+    ]);
+    expect(lines).toContain("first line");
+    expect(lines).toContain("second line");
+  });
+});
