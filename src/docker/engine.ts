@@ -123,6 +123,18 @@ export class Engine {
     return this.identity.runId;
   }
 
+  /** Undefined while the engine answers a ping within `timeoutMs`, else why not. */
+  async unreachable(timeoutMs = 3000): Promise<string | undefined> {
+    try {
+      await (this.docker.ping as (opts: { abortSignal: AbortSignal }) => Promise<unknown>).call(this.docker, {
+        abortSignal: AbortSignal.timeout(timeoutMs),
+      });
+      return undefined;
+    } catch (error) {
+      return `stopped answering at ${this.where} (${reasonOf(error)})`;
+    }
+  }
+
   async version(): Promise<EngineVersion> {
     try {
       const v = await this.docker.version();

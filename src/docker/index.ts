@@ -16,6 +16,7 @@ export { LABEL, newRunId, factoryLabels, labelFilters, type Identity } from "./l
 export { buildImage, imageExists, imageId, ensureImage, type BuildImageOptions } from "./image-build.js";
 export { runOneShot, type OneShotOptions } from "./one-shot.js";
 export { freeBytesOnEngineHost } from "./host-disk.js";
+export { copyImage } from "./image-copy.js";
 export {
   startContainer,
   type BuildContainer,

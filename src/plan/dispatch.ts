@@ -25,9 +25,12 @@ export function familyOfEngineArch(arch: string): Family | undefined {
 /** The Docker architecture of a family's engines, for messages. */
 const ARCH_OF_FAMILY: Record<Family, string> = { x86_64: "amd64", aarch64: "arm64" };
 
+/** The architecture of an engine that takes every target: the one default engine, which builds what it is given. */
+export const ANY_ARCH = "*";
+
 export interface DispatchEngine {
   name: string;
-  /** As the engine reports it: amd64, arm64, ... */
+  /** As the engine reports it: amd64, arm64, ...; or ANY_ARCH. */
   arch: string;
   /** Containers at once on it. */
   concurrency: number;
@@ -46,7 +49,7 @@ export function eligibleEngines(targets: readonly DispatchTarget[], engines: rea
   const out = new Map<string, string[]>();
   const refused: string[] = [];
   for (const t of targets) {
-    const able = engines.filter((e) => familyOfEngineArch(e.arch) === t.family).map((e) => e.name);
+    const able = engines.filter((e) => e.arch === ANY_ARCH || familyOfEngineArch(e.arch) === t.family).map((e) => e.name);
     if (able.length === 0) {
       const wanted = ARCH_OF_FAMILY[t.family as Family];
       const have = engines.map((e) => `${e.name} (${e.arch})`).join(", ");

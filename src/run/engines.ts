@@ -13,9 +13,9 @@ export interface RunEngine {
   /** Cache root on the engine's host. */
   cacheRoot: string;
   concurrency: number;
-  /** As the engine reports it (amd64, arm64). */
+  /** As the engine reports it (amd64, arm64), or ANY_ARCH for the one default engine (it builds what it is given). */
   arch: string;
-  version: EngineVersion;
+  version?: EngineVersion;
 }
 
 export interface DownEngine {
@@ -70,5 +70,6 @@ export async function connectEngines(
 /** `name (amd64, Docker 27.1 at unix:///...)` for messages. */
 export function describeEngine(e: RunEngine): string {
   const family = familyOfEngineArch(e.arch);
-  return `${e.name} (${e.arch}${family === undefined ? ", no targets of the factory" : ""}, Docker ${e.version.version} at ${e.engine.where})`;
+  const docker = e.version === undefined ? "" : `, Docker ${e.version.version}`;
+  return `${e.name} (${e.arch}${family === undefined ? ", no targets of the factory" : ""}${docker} at ${e.engine.where})`;
 }

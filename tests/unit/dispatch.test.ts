@@ -45,6 +45,11 @@ describe("which engines can build a target", () => {
     expect(Object.fromEntries(able)).toEqual({ zen4: ["x1", "x2"], neoverse_v2: ["a1"], x86_64_v3: ["x1", "x2"] });
   });
 
+  it("the one default engine (any architecture) takes every target, as before engines had architectures", () => {
+    const able = eligibleEngines([target("zen4"), target("neoverse_v2")], [{ name: "local", arch: "*", concurrency: 1 }]);
+    expect(Object.fromEntries(able)).toEqual({ zen4: ["local"], neoverse_v2: ["local"] });
+  });
+
   it("refuses every target no engine can build, with the reason, before anything runs", async () => {
     let ran = 0;
     const run = async () => void ran++;

@@ -94,7 +94,7 @@ async function engineChecks(settings: FactorySettings | undefined, urls: string[
       });
     }
     if (e === undefined) continue;
-    const v = e.version;
+    const v = e.version!;
     const family = familyOfEngineArch(v.arch);
     checks.push(
       family === undefined
