@@ -168,16 +168,21 @@ echo "OPT=$(ls -A /opt)"
     await symlink("/etc/passwd", join(copy, "view/share/passwd"));
     await symlink("../../..", join(copy, "view/share/up"));
     await symlink("hello.txt", join(copy, "view/share/greet/inside"));
+    // A listed name that sha256sum escapes (a backslash): installed like any other.
+    await writeFile(join(copy, "view/share/greet/back\\slash.txt"), "listed\n");
+    await execa("bash", ["-c", "sha256sum ./view/share/greet/back*slash.txt >>SHA256SUMS"], { cwd: copy });
     const run = await inContainer(`
 bash /pkg/install.sh --prefix /opt/hello; echo "RC=$?"
 echo "ADDED=$(ls /opt/hello/view/bin/added /opt/hello/.stack-factory/extra /opt/hello/view/share/passwd /opt/hello/view/share/up 2>/dev/null | tr '\\n' ' ')"
 echo "INSIDE=$(readlink /opt/hello/view/share/greet/inside)"
+echo "ESCAPED=$(cat /opt/hello/view/share/greet/back*slash.txt)"
 echo "LISTED=$(grep -c -e added -e /extra -e passwd /opt/hello/SHA256SUMS)"
 echo "SUMS=$(cd /opt/hello && sha256sum -c --quiet --strict SHA256SUMS && echo ok)"
 `, copy);
     expect(run.values.RC, run.stderr).toBe("0");
     expect(run.values.ADDED).toBe("");
     expect(run.values.INSIDE).toBe("hello.txt");
+    expect(run.values.ESCAPED).toBe("listed");
     expect(run.values.LISTED).toBe("0");
     expect(run.values.SUMS).toBe("ok");
     expect(run.stderr).toContain("not installed: view/bin/added");
