@@ -59,7 +59,8 @@ describe("two engines on one machine", () => {
   });
 
   it("copy an image from one to the other through their APIs", async () => {
-    await main.docker.getImage(TEST_IMAGE).tag({ repo: tag.split(":")[0], tag: tag.split(":")[1] });
+    const [repo, version] = tag.split(":") as [string, string];
+    await main.docker.getImage(TEST_IMAGE).tag({ repo, tag: version });
     expect(await imageExists(second, tag)).toBe(false);
     await copyImage(main, second, tag);
     expect(await imageExists(second, tag)).toBe(true);
