@@ -116,3 +116,15 @@ export function symlinkAbove(name: string, links: ReadonlyMap<string, string>): 
   }
   return undefined;
 }
+
+/**
+ * Why an entry's owner is unsafe, or undefined. Every entry the factory writes is owned by 0:0 with empty (or
+ * root) names: tar run as root restores the owner an archive names, so any other gives that user the file.
+ */
+export function ownerProblem(owner: { uid: number; gid: number; uname: string; gname: string }): string | undefined {
+  const named = (name: string) => name === "" || name === "root";
+  if (owner.uid === 0 && owner.gid === 0 && named(owner.uname) && named(owner.gname)) return undefined;
+  const user = owner.uname !== "" ? `${owner.uname} (${owner.uid})` : String(owner.uid);
+  const group = owner.gname !== "" ? `${owner.gname} (${owner.gid})` : String(owner.gid);
+  return `owned by ${user}:${group}, not root (tar run as root would give it to that owner)`;
+}

@@ -20,6 +20,11 @@ export interface TarEntry {
   mode: number;
   size: number;
   linkname: string;
+  /** Owner as GNU tar run as root would restore it (pax values over the header's). */
+  uid: number;
+  gid: number;
+  uname: string;
+  gname: string;
   /** The body of a regular file, read as it streams; must be consumed before the next entry is asked for. */
   body: AsyncIterable<Buffer>;
 }
@@ -202,6 +207,12 @@ class ByteReader {
   }
 }
 
+function paxNumber(value: string | undefined, what: string, at: number): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^[0-9]+$/.test(value) || !Number.isSafeInteger(Number(value))) throw new TarProblem(`the pax ${what} of the entry at byte ${at} is not a number`);
+  return Number(value);
+}
+
 const padding = (size: number): number => (BLOCK - (size % BLOCK)) % BLOCK;
 
 /**
@@ -292,6 +303,7 @@ export class TarReader {
         if (!/^[0-9]+$/.test(paxSize) || !Number.isSafeInteger(Number(paxSize))) throw new TarProblem(`the pax size of the entry at byte ${at} is not a number`);
         length = Number(paxSize);
       }
+      const paxOwner = pax;
       pax = undefined;
       longName = undefined;
       longLink = undefined;
@@ -304,6 +316,12 @@ export class TarReader {
         throw new TarProblem(`${JSON.stringify(name)}: a ${type} entry with ${length} bytes of data (GNU tar would read that data as headers)`);
       }
       const mode = number(block, 100, 8, "mode", at) & 0o7777;
+      const owner = {
+        uid: paxNumber(paxOwner?.get("uid"), "uid", at) ?? number(block, 108, 8, "uid", at),
+        gid: paxNumber(paxOwner?.get("gid"), "gid", at) ?? number(block, 116, 8, "gid", at),
+        uname: paxOwner?.get("uname") ?? text(field(block, 265, 32), "the owner name", at),
+        gname: paxOwner?.get("gname") ?? text(field(block, 297, 32), "the group name", at),
+      };
 
       let left = isFile ? length : 0;
       const bytes = this.bytes;
@@ -317,7 +335,7 @@ export class TarReader {
           }
         },
       };
-      yield { name, type, mode, size: length, linkname, body };
+      yield { name, type, mode, size: length, linkname, ...owner, body };
       await this.bytes.skip(left + (isFile ? padding(length) : 0));
       left = 0;
     }

@@ -13,7 +13,7 @@ import { createGunzip } from "node:zlib";
 import { execa } from "execa";
 import { InputError } from "../errors.js";
 import { parseSums } from "./checksums.js";
-import { cleanName, entryProblem, modeProblem, nameProblem, symlinkAbove, symlinkEscape } from "./entry-safety.js";
+import { cleanName, entryProblem, modeProblem, nameProblem, ownerProblem, symlinkAbove, symlinkEscape } from "./entry-safety.js";
 import { CHECKSUMS_FILE, MANIFEST_FILE } from "./layout.js";
 import { MANIFEST_KEYS } from "./manifest.js";
 import { TarProblem, TarReader } from "./tar-read.js";
@@ -138,7 +138,7 @@ async function scanEntries(reader: TarReader, problems: Problems): Promise<Scan>
         rel = name === scan.top ? "" : name.slice(scan.top!.length + 1);
         if (seen.has(name)) problems.add(`${name}: appears twice in the archive${raw !== name && raw !== `${name}/` ? ` (as ${JSON.stringify(raw)})` : ""}`);
         seen.add(name);
-        const problem = entryProblem({ name, type, linkname: entry.linkname }, scan.top!) ?? modeProblem(type, entry.mode);
+        const problem = entryProblem({ name, type, linkname: entry.linkname }, scan.top!) ?? modeProblem(type, entry.mode) ?? ownerProblem(entry);
         // Every symlink counts when others are resolved through it, the refused ones too.
         if (type === "symlink") links.set(name, entry.linkname);
         if (problem !== undefined) problems.add(`${name}: ${problem}`);

@@ -30,6 +30,8 @@ interface Raw {
   prefix?: string;
   /** The name field as bytes (for names a string cannot carry). */
   nameBytes?: Buffer;
+  uid?: number;
+  uname?: string;
 }
 
 function octal(value: number, width: number): string {
@@ -40,7 +42,7 @@ function header(raw: Raw, size: number): Buffer {
   const block = Buffer.alloc(512);
   (raw.nameBytes ?? Buffer.from(raw.name)).copy(block, 0);
   block.write(octal(raw.mode ?? 0o644, 8), 100, "latin1");
-  block.write(octal(0, 8), 108, "latin1");
+  block.write(octal(raw.uid ?? 0, 8), 108, "latin1");
   block.write(octal(0, 8), 116, "latin1");
   block.write(octal(size, 12), 124, "latin1");
   block.write(octal(0, 12), 136, "latin1");
@@ -48,6 +50,7 @@ function header(raw: Raw, size: number): Buffer {
   if (raw.linkname !== undefined) block.write(raw.linkname, 157);
   block.write(raw.magic === "gnu" ? "ustar  \0" : "ustar\u000000", 257, "latin1");
   if (raw.prefix !== undefined) block.write(raw.prefix, 345);
+  if (raw.uname !== undefined) block.write(raw.uname, 265);
   block.fill(0x20, 148, 156);
   let sum = 0;
   for (const byte of block) sum += byte;
@@ -274,6 +277,12 @@ describe.skipIf(!gnuTar)("verify judges archives as GNU tar extracts them", () =
     expect((await problemsOf(path)).some((p) => pattern.test(p))).toBe(true);
     const dir = gnuExtract(path);
     expect(lstatSync(join(dir, raw.name)).mode & bit).toBe(bit);
+  });
+
+  it("refuses a file owned by another user, which tar run as root gives to that user", async () => {
+    const path = await hostile("owner", member({ name: "top/bin/tool", mode: 0o755, uid: 1234, uname: "" }, "#!/bin/sh\n"));
+    expect(await problemsOf(path)).toContain("top/bin/tool: owned by 1234:0, not root (tar run as root would give it to that owner)");
+    if (process.getuid?.() === 0) expect(lstatSync(join(gnuExtract(path), "top/bin/tool")).uid).toBe(1234);
   });
 
   it.each([["top//a"], ["top/./a"]])("refuses two members naming one path (%s after top/a)", async (second) => {
