@@ -2,7 +2,7 @@
 import { readFileSync } from "node:fs";
 import { cac } from "cac";
 import { describeFailure } from "./failure.js";
-import { cacheRoot, checkInputFile, checkOutputDir, checkOutputFile, repeatedOption } from "./options.js";
+import { cacheRoot, checkInputFile, checkOutputDir, checkOutputFile, rawOptionValues, repeatedOption } from "./options.js";
 
 const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
 
@@ -127,7 +127,12 @@ try {
   } else if (cli.matchedCommand === undefined && !cli.options["help"] && !cli.options["version"]) {
     cli.outputHelp();
   } else {
-    const repeated = repeatedOption(cli.options);
+    // Values as typed, not as cac's parser coerced them; an empty one is a mistake, not the current directory.
+    const definitions = [...(cli.matchedCommand?.options ?? []), ...cli.globalCommand.options];
+    const raw = rawOptionValues(process.argv.slice(2), definitions);
+    for (const [key, values] of raw) cli.options[key] = values.length === 1 ? values[0] : values;
+    const empty = [...raw].find(([, values]) => values.includes(""));
+    const repeated = empty !== undefined ? `--${empty[0].replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} needs a value, got an empty string` : repeatedOption(cli.options);
     if (repeated !== undefined) {
       process.stderr.write(`stack-factory: ${repeated}\n`);
       process.exitCode = 2;

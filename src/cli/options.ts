@@ -135,6 +135,7 @@ export async function checkOutputFile(path: string, what: string): Promise<void>
 
 /** `what` names a file to read: it must be a regular file (a FIFO would block the read forever). */
 export async function checkInputFile(path: string, what: string): Promise<void> {
+  if (path === "") throw new InputError(`${what}: the path is empty`);
   const stats = await statOrUndefined(resolve(path));
   if (stats === undefined) throw new InputError(`cannot read ${what} ${path}: no such file`);
   if (!stats.isFile()) throw new InputError(`${what} ${path} is ${kindOf(stats)}, not a regular file`);
@@ -151,4 +152,38 @@ export function repeatedOption(options: Record<string, unknown>): string | undef
     return `${flag} is given ${value.length} times (${value.map((v) => JSON.stringify(v)).join(", ")}); give it once`;
   }
   return undefined;
+}
+
+/** What `rawOptionValues` needs of an option definition (cac's Option): its camelCase names, whether it takes a value. */
+export interface OptionDefinition {
+  names: string[];
+  name: string;
+  required?: boolean;
+}
+
+const camel = (name: string): string => name.replace(/([a-z])-([a-z])/g, (_, a: string, b: string) => a + b.toUpperCase());
+
+/**
+ * The values of the options that take one, exactly as typed, by option key. The parser under cac turns values
+ * that look like numbers into numbers (`--out 0x10` would be 16, `--out ''` 0): these are the strings instead.
+ */
+export function rawOptionValues(argv: readonly string[], definitions: readonly OptionDefinition[]): Map<string, string[]> {
+  const keys = new Map<string, string>();
+  for (const definition of definitions) {
+    if (definition.required === undefined) continue;
+    for (const name of definition.names) keys.set(name, definition.name);
+  }
+  const values = new Map<string, string[]>();
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === "--") break;
+    if (!arg.startsWith("--")) continue;
+    const equals = arg.indexOf("=");
+    const key = keys.get(camel(arg.slice(2, equals === -1 ? undefined : equals)));
+    if (key === undefined) continue;
+    const value = equals === -1 ? argv[++i] : arg.slice(equals + 1);
+    if (value === undefined) continue;
+    values.set(key, [...(values.get(key) ?? []), value]);
+  }
+  return values;
 }

@@ -111,6 +111,22 @@ describe("stack-factory CLI", () => {
       noTrace(run.stderr);
     });
 
+    it("takes option values as typed: --out 0x10 is a directory named 0x10, and an empty value is exit 2", async () => {
+      const dir = await mkdtemp(join(tmpdir(), "sf-raw-"));
+      const run = await execa("node", [CLI, "plan", resolve("examples/hello.yaml"), "--out", "0x10"], { cwd: dir, reject: false, all: true, timeout: 15_000 });
+      expect(run.exitCode, run.all).toBe(0);
+      expect(await readdir(dir)).toEqual(["0x10"]);
+      for (const args of [["--out", ""], ["--out="]]) {
+        const empty = await cli("plan", "examples/hello.yaml", ...args);
+        expect(empty.exitCode, empty.all).toBe(2);
+        expect(empty.stderr).toContain("--out needs a value, got an empty string");
+        noTrace(empty.stderr);
+      }
+      const noStack = await cli("plan", "", "--json");
+      expect(noStack.exitCode).toBe(2);
+      expect(noStack.stderr).toContain("stack file: the path is empty");
+    });
+
     it("still takes --target more than once", async () => {
       const run = await cli("plan", "examples/slurm.yaml", "--target", "x86_64_v3", "--target", "zen4", "--json");
       expect(run.exitCode, run.all).toBe(0);
