@@ -388,10 +388,9 @@ class Elf:
                 at += vn_next
         return found
 
-    def referenced_dynstr(self, dynstr):
-        """Every offset into .dynstr that a section of this file uses; raises on a linking section it cannot read."""
+    def referenced_dynstr(self, index):
+        """Every offset into .dynstr (section `index`) that this file uses; raises on a linking section it cannot read."""
         refs = [value for _, value in self.dynamic_refs()]
-        index = self.sections.index(dynstr)
         for s in self.sections:
             if s["link"] != index:
                 continue
@@ -424,31 +423,43 @@ class Elf:
         return refs
 
 
+def mapped(path):
+    """The file's bytes, memory-mapped read-only (ELF files are never empty: is_elf read their magic)."""
+    f = open(path, "rb")
+    try:
+        return f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    except (OSError, ValueError):
+        f.close()
+        raise
+
+
 def clear_dead_dynstr(path, report, rel):
     """Zeroes the bytes of .dynstr that no reference reaches; returns how many were cleared."""
-    with open(path, "rb") as f:
-        data = f.read()
+    f, data = mapped(path)
     try:
         elf = Elf(data)
         index = elf.dynstr_index()
         if index is None or index >= len(elf.sections):
             return 0
         dynstr = elf.sections[index]
-        if dynstr["offset"] + dynstr["size"] > len(data):
+        start, size = dynstr["offset"], dynstr["size"]
+        if start + size > len(data):
             raise ElfError(".dynstr beyond the end of the file")
-        live = bytearray(dynstr["size"])
-        for offset in elf.referenced_dynstr(dynstr):
-            if offset >= dynstr["size"]:
+        live = bytearray(size)
+        for offset in elf.referenced_dynstr(index):
+            if offset >= size:
                 raise ElfError("a reference beyond the end of .dynstr")
-            end = data.find(b"\0", dynstr["offset"] + offset, dynstr["offset"] + dynstr["size"])
+            end = data.find(b"\0", start + offset, start + size)
             if end == -1:
                 raise ElfError("an unterminated string in .dynstr")
-            live[offset : end - dynstr["offset"] + 1] = b"\1" * (end - dynstr["offset"] + 1 - offset)
-    except (ElfError, struct.error, ValueError) as error:
+            live[offset : end - start + 1] = b"\1" * (end - start + 1 - offset)
+        patched = bytearray(data[start : start + size])
+    except (ElfError, struct.error, ValueError, IndexError) as error:
         report["dynstrNotCleared"].append({"file": rel, "reason": str(error)})
         return 0
-    start = dynstr["offset"]
-    patched = bytearray(data[start : start + dynstr["size"]])
+    finally:
+        data.close()
+        f.close()
     cleared = 0
     for i, flag in enumerate(live):
         if not flag and patched[i] != 0:
@@ -456,16 +467,15 @@ def clear_dead_dynstr(path, report, rel):
             cleared += 1
     if cleared:
         with Writable(path):
-            with open(path, "r+b") as f:
-                f.seek(start)
-                f.write(patched)
+            with open(path, "r+b") as out:
+                out.seek(start)
+                out.write(patched)
     return cleared
 
 
 def needs_of(path, rel, report):
     """(machine, NEEDED sonames, [(library, version name)]) of one ELF file, or None."""
-    with open(path, "rb") as f:
-        data = f.read()
+    f, data = mapped(path)
     try:
         elf = Elf(data)
         index = elf.dynstr_index()
@@ -480,9 +490,12 @@ def needs_of(path, rel, report):
                 if not flags & 0x2:  # VER_FLG_WEAK: optional
                     versions.append((library, elf.string(dynstr, name).decode("utf-8", "replace")))
         return elf.machine, needed, versions
-    except (ElfError, struct.error, ValueError) as error:
+    except (ElfError, struct.error, ValueError, IndexError) as error:
         report["elfNotRead"].append({"file": rel, "reason": str(error)})
         return None
+    finally:
+        data.close()
+        f.close()
 
 
 def version_key(name):
