@@ -146,10 +146,36 @@ const PAIRS: Record<string, Pair> = {
   zstd: { command: "zstd -3 -T0", compression: "zstd", gzipProgram: "pigz" },
 };
 
-async function timed<T>(run: () => Promise<T>): Promise<{ seconds: number; value: T }> {
+/** CPU seconds used so far: by the container (its cgroup), by the engine (dockerd and its children), by this process. */
+interface Cpu {
+  container: number;
+  engine: number;
+  node: number;
+}
+
+async function cpuNow(containerId: string): Promise<Cpu> {
+  const read = (path: string) => readFile(path, "utf8").catch(() => "");
+  const cgroup = (await read(`/sys/fs/cgroup/cpuacct/docker/${containerId}/cpuacct.usage`)) || (await read(`/sys/fs/cgroup/system.slice/docker-${containerId}.scope/cpu.stat`));
+  const container = cgroup.startsWith("usage_usec") ? Number(/usage_usec (\d+)/.exec(cgroup)?.[1] ?? 0) / 1e6 : Number(cgroup || 0) / 1e9;
+  let engine = 0;
+  const pid = (await execa("pgrep", ["-xo", "dockerd"], { reject: false })).stdout.trim();
+  const stat = pid ? await read(`/proc/${pid}/stat`) : "";
+  if (stat) {
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    engine = (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) / 100;
+  }
+  const usage = process.resourceUsage();
+  return { container, engine, node: (usage.userCPUTime + usage.systemCPUTime) / 1e6 };
+}
+
+const cpuDelta = (a: Cpu, b: Cpu): Cpu => ({ container: b.container - a.container, engine: b.engine - a.engine, node: b.node - a.node });
+
+async function timed<T>(containerId: string, run: () => Promise<T>): Promise<{ seconds: number; cpu: Cpu; value: T }> {
+  const before = await cpuNow(containerId);
   const started = process.hrtime.bigint();
   const value = await run();
-  return { seconds: Number(process.hrtime.bigint() - started) / 1e9, value };
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  return { seconds, cpu: cpuDelta(before, await cpuNow(containerId)), value };
 }
 
 async function inContainer(container: BuildContainer, argv: string[]): Promise<string> {
@@ -177,16 +203,19 @@ async function containerChild(dir: string, outDir: string, pairName: string, rep
     await inContainer(container, ["sh", "-c", `tar -cf - -C ${MOUNT} ${basename(dir)} > /dev/null`]);
     const baseline: number[] = [];
     const ours: number[] = [];
+    const baselineCpu: Cpu[] = [];
+    const oursCpu: Cpu[] = [];
     let baselineBytes = 0;
     let result: Awaited<ReturnType<typeof packInContainer>> | undefined;
     for (let i = 0; i < repeat; i++) {
-      const b = await timed(() =>
+      const b = await timed(container.id, () =>
         inContainer(container, ["bash", "-c", `set -o pipefail; tar -cf - -C ${MOUNT} ${basename(dir)} | ${pair.command} > ${OUT} && stat -c %s ${OUT}`]),
       );
       baseline.push(b.seconds);
+      baselineCpu.push(b.cpu);
       baselineBytes = Number(b.value.trim());
       await inContainer(container, ["rm", "-f", OUT]);
-      const o = await timed(() =>
+      const o = await timed(container.id, () =>
         packInContainer({
           container,
           view,
@@ -194,16 +223,19 @@ async function containerChild(dir: string, outDir: string, pairName: string, rep
           outDir,
           compression: pair.compression,
           gzipProgram: pair.gzipProgram,
+          checkDigest: process.env["BENCH_CHECK_DIGEST"] !== "0",
+          ...(process.env["BENCH_PART_MB"] ? { partBytes: Number(process.env["BENCH_PART_MB"]) * MB } : {}),
           files: GENERATED,
           manifest: benchManifest(view),
         }),
       );
       ours.push(o.seconds);
+      oursCpu.push(o.cpu);
       result = o.value;
       await rm(outDir, { recursive: true, force: true });
     }
     const maxRssMb = process.resourceUsage().maxRSS / 1024;
-    process.stdout.write(`${JSON.stringify({ baseline, ours, baselineBytes, bytes: result!.bytes, compressor: result!.compressor, maxRssMb })}\n`);
+    process.stdout.write(`${JSON.stringify({ baseline, ours, baselineCpu, oursCpu, baselineBytes, bytes: result!.bytes, compressor: result!.compressor, maxRssMb })}\n`);
   } finally {
     await container.remove();
   }
@@ -214,6 +246,7 @@ interface Row {
   seconds: number;
   bytes: number;
   maxRssMb?: number;
+  cpu?: Cpu;
 }
 
 async function ours(dir: string, outDir: string, compression: Compression, preference: CompressorPreference): Promise<Row> {
@@ -236,11 +269,11 @@ async function baseline(dir: string, outFile: string, compressor: string): Promi
 
 function table(rows: Row[], inputBytes: number, pairs: [number, number][]): string {
   const lines = [
-    "| run | seconds | MB/s (input) | output MB | ratio | peak RSS MB |",
-    "|---|---:|---:|---:|---:|---:|",
+    "| run | seconds | MB/s (input) | output MB | ratio | peak RSS MB | CPU s: container + engine + node |",
+    "|---|---:|---:|---:|---:|---:|---|",
     ...rows.map(
       (r) =>
-        `| ${r.name.replace(/\|/g, "\\|")} | ${r.seconds.toFixed(2)} | ${(inputBytes / MB / r.seconds).toFixed(0)} | ${(r.bytes / MB).toFixed(1)} | ${(r.bytes / inputBytes).toFixed(3)} | ${r.maxRssMb === undefined ? "" : r.maxRssMb.toFixed(0)} |`,
+        `| ${r.name.replace(/\|/g, "\\|")} | ${r.seconds.toFixed(2)} | ${(inputBytes / MB / r.seconds).toFixed(0)} | ${(r.bytes / MB).toFixed(1)} | ${(r.bytes / inputBytes).toFixed(3)} | ${r.maxRssMb === undefined ? "" : r.maxRssMb.toFixed(0)} | ${r.cpu === undefined ? "" : `${r.cpu.container.toFixed(2)} + ${r.cpu.engine.toFixed(2)} + ${r.cpu.node.toFixed(2)}`} |`,
     ),
     "",
     ...pairs.map(([o, b]) => `${rows[o]!.name} takes ${(rows[o]!.seconds / rows[b]!.seconds).toFixed(2)}x the time of ${rows[b]!.name}`),
@@ -279,14 +312,17 @@ async function main(): Promise<void> {
     const report = JSON.parse(run.stdout.trim().split("\n").pop()!) as {
       baseline: number[];
       ours: number[];
+      baselineCpu: Cpu[];
+      oursCpu: Cpu[];
       baselineBytes: number;
       bytes: number;
       compressor: string;
       maxRssMb: number;
     };
     const best = (xs: number[]) => Math.min(...xs);
-    rows.push({ name: `container: tar -c | ${PAIRS[name]!.command}`, seconds: best(report.baseline), bytes: report.baselineBytes });
-    rows.push({ name: `packInContainer (${report.compressor})`, seconds: best(report.ours), bytes: report.bytes, maxRssMb: report.maxRssMb });
+    const at = (xs: number[]) => xs.indexOf(best(xs));
+    rows.push({ name: `container: tar -c | ${PAIRS[name]!.command}`, seconds: best(report.baseline), bytes: report.baselineBytes, cpu: report.baselineCpu[at(report.baseline)]! });
+    rows.push({ name: `packInContainer (${report.compressor})`, seconds: best(report.ours), bytes: report.bytes, maxRssMb: report.maxRssMb, cpu: report.oursCpu[at(report.ours)]! });
     pairs.push([rows.length - 1, rows.length - 2]);
     runs.push(`${name}: baseline ${report.baseline.map((x) => x.toFixed(2)).join(", ")} s; packInContainer ${report.ours.map((x) => x.toFixed(2)).join(", ")} s`);
   }

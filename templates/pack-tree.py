@@ -13,6 +13,7 @@ WORK/job.json (written by the factory):
   mtime        the time of every entry (seconds since the epoch)
   compression  "zstd" or "gzip"; gzip_program "pigz" (when present, the default) or "gzip"
   part_bytes   size of the output parts
+  stream_digest  whether to hash the compressed stream too (else "-" stands for its sha256 below)
   manifest     [head, tail]: manifest.json is head + the JSON object of every file's sha256 + tail
   assemble     [[rel, [upload part, ...]], ...]: generated files uploaded in parts, joined before packing
 The archive holds the members in the given order, then <top>/manifest.json and <top>/SHA256SUMS. While tar reads
@@ -127,6 +128,7 @@ class Job:
         self.compression = job["compression"]
         self.gzip_program = job.get("gzip_program", "pigz")
         self.part_bytes = int(job["part_bytes"])
+        self.stream_digest = bool(job.get("stream_digest", True))
         self.manifest_head, self.manifest_tail = job["manifest"]
         self.assemble = job.get("assemble", [])
         if os.path.commonpath([self.view, self.work]) == self.view:
@@ -305,7 +307,7 @@ def pack(job):
     writer = threading.Thread(target=names_writer, args=(job, sums, tar.stdin), daemon=True)
     writer.start()
 
-    digest = hashlib.sha256()
+    digest = hashlib.sha256() if job.stream_digest else None
     total = 0
     index = 0
     source = compress.stdout.fileno()
@@ -324,7 +326,8 @@ def pack(job):
                     in_part = 0
                 n = min(len(view), job.part_bytes - in_part)
                 part.write(view[:n])
-                digest.update(view[:n])
+                if digest is not None:
+                    digest.update(view[:n])
                 in_part += n
                 total += n
                 view = view[n:]
@@ -351,7 +354,7 @@ def pack(job):
         raise Failed("tar exited with status %d" % tar_status)
     if compress_status != 0:
         raise Failed("%s exited with status %d" % (argv[0], compress_status))
-    print("done %d %s %d %s" % (total, digest.hexdigest(), sums.files, label), flush=True)
+    print("done %d %s %d %s" % (total, digest.hexdigest() if digest else "-", sums.files, label), flush=True)
 
 
 def main(argv):
