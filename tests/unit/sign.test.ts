@@ -1,0 +1,96 @@
+import { chmod, mkdtemp, readFile, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { beforeAll, describe, expect, it } from "vitest";
+import { initKeys } from "../../src/sign/keys-init.js";
+import { firstLine, loadSigningKey } from "../../src/sign/key.js";
+import { signFile } from "../../src/sign/sign-file.js";
+import { dearmor, verdictOf, verifyDetached } from "../../src/sign/verify-signature.js";
+
+let work: string;
+let site: Awaited<ReturnType<typeof initKeys>>;
+let other: Awaited<ReturnType<typeof initKeys>>;
+let guarded: Awaited<ReturnType<typeof initKeys>>;
+
+beforeAll(async () => {
+  work = await mkdtemp(join(tmpdir(), "sf-sign-"));
+  site = await initKeys(join(work, "site"), { userId: "Site Builds <builds@example.org>" });
+  other = await initKeys(join(work, "other"), { userId: "Someone Else <else@example.org>", algorithm: "ed25519" });
+  await writeFile(join(work, "pass"), "correct horse\n");
+  guarded = await initKeys(join(work, "guarded"), { userId: "Guarded <g@example.org>", algorithm: "ed25519", passphraseFile: join(work, "pass") });
+}, 60_000);
+
+describe("keys init", () => {
+  it("writes a secret key (0600), the public key armored and binary, and the fingerprint", async () => {
+    expect(site.fingerprint).toMatch(/^[0-9A-F]{40}$/);
+    expect(await readFile(site.files.secret, "utf8")).toContain("BEGIN PGP PRIVATE KEY BLOCK");
+    expect(await readFile(site.files.public, "utf8")).toContain("BEGIN PGP PUBLIC KEY BLOCK");
+    expect((await readFile(site.files.fingerprint, "utf8")).trim()).toBe(site.fingerprint);
+    const { mode } = await import("node:fs/promises").then((fs) => fs.stat(site.files.secret));
+    expect(mode & 0o777).toBe(0o600);
+    expect(dearmor(await readFile(site.files.public))).toEqual(await readFile(site.files.publicBinary));
+  });
+
+  it("never overwrites a key pair", async () => {
+    await expect(initKeys(join(work, "site"), { userId: "Again <a@example.org>" })).rejects.toThrow(/exists already/);
+  });
+});
+
+describe("signing keys from files", () => {
+  it("reads the fingerprint and public part; refuses a public key given as --sign-key", async () => {
+    const key = await loadSigningKey({ signKey: site.files.secret });
+    expect(key?.fingerprint).toBe(site.fingerprint);
+    expect(key?.publicKey).toContain("BEGIN PGP PUBLIC KEY BLOCK");
+    await expect(loadSigningKey({ signKey: site.files.public })).rejects.toThrow(/not an armored OpenPGP secret key/);
+    await expect(loadSigningKey({ signKey: site.files.secret, signKeyId: "x" })).rejects.toThrow(/give one of them/);
+  });
+
+  it("checks the passphrase before any build", async () => {
+    await expect(loadSigningKey({ signKey: guarded.files.secret })).rejects.toThrow(/may need a passphrase/);
+    await writeFile(join(work, "wrong"), "wrong horse\n");
+    await expect(loadSigningKey({ signKey: guarded.files.secret, signPassphraseFile: join(work, "wrong") })).rejects.toThrow(/does not unlock it/);
+    const key = await loadSigningKey({ signKey: guarded.files.secret, signPassphraseFile: join(work, "pass") });
+    expect(key?.fingerprint).toBe(guarded.fingerprint);
+  });
+
+  it("a passphrase file's first line is the passphrase", () => {
+    expect(firstLine(Buffer.from("a b\r\nrest")).toString()).toBe("a b");
+    expect(firstLine(Buffer.from("x")).toString()).toBe("x");
+  });
+});
+
+describe("detached signatures", () => {
+  it("verify with the signer's public key, fail on one altered byte and with another key", async () => {
+    const file = join(work, "thing.tar.gz");
+    await writeFile(file, Buffer.from("some tarball bytes\n".repeat(100)));
+    const key = await loadSigningKey({ signKey: guarded.files.secret, signPassphraseFile: join(work, "pass") });
+    const sig = await signFile(key!, file);
+    expect(sig).toBe(`${file}.asc`);
+    expect(await readFile(sig, "utf8")).toContain("BEGIN PGP SIGNATURE");
+    const good = await verifyDetached(file, sig, guarded.files.public);
+    expect(good).toMatchObject({ ok: true, primaryFingerprint: guarded.fingerprint });
+    // The binary keyring works as well.
+    expect((await verifyDetached(file, sig, guarded.files.publicBinary)).ok).toBe(true);
+
+    const wrongKey = await verifyDetached(file, sig, other.files.public);
+    expect(wrongKey).toMatchObject({ ok: false, problem: expect.stringMatching(/not in/) });
+
+    const bytes = await readFile(file);
+    bytes[17] = (bytes[17] as number) ^ 1;
+    await writeFile(file, bytes);
+    expect(await verifyDetached(file, sig, guarded.files.public)).toMatchObject({ ok: false, problem: expect.stringMatching(/BAD signature/) });
+  });
+
+  it("refuses a secret key as a keyring", async () => {
+    const file = join(work, "x");
+    await writeFile(file, "x");
+    await writeFile(`${file}.asc`, "not a signature");
+    await chmod(`${file}.asc`, 0o644);
+    expect(await verifyDetached(file, `${file}.asc`, site.files.secret)).toMatchObject({ ok: false, problem: expect.stringMatching(/secret key/) });
+  });
+
+  it("reads gpg's status lines", () => {
+    expect(verdictOf("[GNUPG:] NEWSIG\n", "", "k.asc")).toMatchObject({ ok: false });
+    expect(verdictOf("[GNUPG:] ERRSIG ABCD 1 8 00 1 9 FPR\n[GNUPG:] NO_PUBKEY ABCD\n", "", "k.asc")).toMatchObject({ ok: false, problem: "signed by key ABCD, which is not in k.asc" });
+  });
+});
