@@ -16,8 +16,9 @@ import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { execa } from "execa";
 import type { Readable } from "node:stream";
-import { connectEngine, startContainer, type BuildContainer } from "../src/docker/index.js";
-import { packInContainer } from "../src/package/container-pack.js";
+import { connectEngine, startContainer } from "../src/docker/index.js";
+import { packInContainer, type PackContainer } from "../src/package/container-pack.js";
+import { NoNetworkContainer } from "./no-network-container.js";
 import { buildManifest } from "../src/package/manifest.js";
 import { packTarball } from "../src/package/pack.js";
 import type { Compression, CompressorPreference } from "../src/package/compressor.js";
@@ -178,7 +179,7 @@ async function timed<T>(containerId: string, run: () => Promise<T>): Promise<{ s
   return { seconds, cpu: cpuDelta(before, await cpuNow(containerId)), value };
 }
 
-async function inContainer(container: BuildContainer, argv: string[]): Promise<string> {
+async function inContainer(container: PackContainer, argv: string[]): Promise<string> {
   const out: Buffer[] = [];
   const err: Buffer[] = [];
   const { exitCode } = await container.exec(argv, { onStdout: (c) => out.push(c), onStderr: (c) => err.push(c) });
@@ -193,9 +194,17 @@ async function inContainer(container: BuildContainer, argv: string[]): Promise<s
  */
 async function containerChild(dir: string, outDir: string, pairName: string, repeat: number): Promise<void> {
   const pair = PAIRS[pairName]!;
-  const engine = await connectEngine();
   const image = await ensureImage();
-  const container = await startContainer(engine, { image, mounts: [{ host: dirname(dir), container: MOUNT, readOnly: true }] });
+  const mount = { host: dirname(dir), container: MOUNT, readOnly: true };
+  let container: PackContainer & { id: string; remove(): Promise<void> };
+  try {
+    // A build container as the factory starts them...
+    container = await startContainer(await connectEngine(), { image, mounts: [mount] });
+  } catch (error) {
+    // ...or, when the engine cannot attach one to its default network, one without a network.
+    process.stderr.write(`a factory container did not start (${(error as Error).message.split("\n")[0]}); using one without a network\n`);
+    container = await NoNetworkContainer.start(image, [mount]);
+  }
   try {
     const view = `${MOUNT}/${basename(dir)}`;
     await inContainer(container, ["mkdir", "-p", "/sf/stage"]);
