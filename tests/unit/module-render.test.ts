@@ -156,9 +156,9 @@ describe("renderInstallScript", () => {
 
   it("quotes values for the shell", () => {
     expect(shellQuote("it's $HOME")).toBe("'it'\\''s $HOME'");
-    const text = script({ stackName: "it's", defaultPrefix: "/opt/$x y" });
-    expect(text).toContain("STACK_NAME='it'\\''s'");
-    expect(text).toContain("DEFAULT_PREFIX='/opt/$x y'");
+    const text = script({ stackName: "it's $x", defaultPrefix: "/opt/x-1.0_a+b" });
+    expect(text).toContain("STACK_NAME='it'\\''s $x'");
+    expect(text).toContain("DEFAULT_PREFIX='/opt/x-1.0_a+b'");
     expect(text).toContain("MODULE_FILE='modules/hello/1.0.lua'");
   });
 
@@ -172,6 +172,10 @@ describe("renderInstallScript", () => {
 
   it("refuses an unusable default prefix", () => {
     expect(() => script({ defaultPrefix: "opt/hello" })).toThrow(InputError);
+    // What install.sh would refuse: a character that changes meaning in shell, sed, pkg-config, CMake or Lua.
+    expect(() => script({ defaultPrefix: "/opt/$x y" })).toThrow('it must not contain "$"');
+    expect(() => script({ defaultPrefix: "/opt/a b" })).toThrow("must not contain U+0020");
+    expect(() => script({ defaultPrefix: "/opt/a@b" })).toThrow('must not contain "@"');
     expect(() => script({ stackName: "a\nb" })).toThrow(/stack name/);
   });
 });
