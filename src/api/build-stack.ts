@@ -12,6 +12,8 @@ import { packageTarget } from "../package/package-target.js";
 import { planBuild } from "../plan/plan.js";
 import type { BuildPlan } from "../plan/types.js";
 import { loadTemplates } from "../render/templates.js";
+import type { SigningKey } from "../sign/key.js";
+import { signFile } from "../sign/sign-file.js";
 import { chooseConcurrency } from "../run/concurrency.js";
 import { buildReport, type RunReport } from "../run/report.js";
 import { runPlan, type RunResult, type TargetPacker } from "../run/run-plan.js";
@@ -42,6 +44,11 @@ export interface BuildStackOptions {
   signal: AbortSignal;
   /** Default: the local engine. */
   engine?: Engine;
+  /**
+   * Sign each tarball (`<tarball>.asc`, the fingerprint in its manifest); a key from files also signs the buildcache
+   * (a buildcache of its own: signed pushes, signature checks on install).
+   */
+  signing?: SigningKey;
 }
 
 export interface BuildStackResult {
@@ -73,7 +80,14 @@ export async function buildStack(stack: Stack, options: BuildStackOptions): Prom
     ...(options.jobs === undefined ? {} : { jobs: options.jobs }),
     ...(options.memory === undefined ? {} : { memoryLimit: options.memory }),
   });
-  const plan = planBuild(stack, targets, { templates: await loadTemplates(), jobs, mode });
+  // A key from files signs the buildcache too (in the containers); a key of the user's agent signs tarballs only.
+  const bcKey = options.signing?.kind === "file" ? options.signing : undefined;
+  const plan = planBuild(stack, targets, {
+    templates: await loadTemplates(),
+    jobs,
+    mode,
+    ...(bcKey === undefined ? {} : { signing: { fingerprint: bcKey.fingerprint, publicKey: bcKey.publicKey } }),
+  });
   const outDir = options.outDir ?? "dist";
   // Fail now, not after the builds, when the output directory cannot be made.
   if (mode === "build") {
@@ -86,8 +100,8 @@ export async function buildStack(stack: Stack, options: BuildStackOptions): Prom
   const packer: TargetPacker | undefined =
     mode === "build"
       ? {
-          pack: (target, container, log, context) =>
-            packageTarget(plan, target, container, log, {
+          pack: async (target, container, log, context) => {
+            const packed = await packageTarget(plan, target, container, log, {
               outDir,
               compression: options.compression ?? "gzip",
               signal: options.signal,
@@ -95,7 +109,14 @@ export async function buildStack(stack: Stack, options: BuildStackOptions): Prom
               ...(context.spackPackagesCommit === undefined ? {} : { spackPackagesCommit: context.spackPackagesCommit }),
               imageId: context.imageId,
               specsJson: context.captured["specs.json"] ?? "",
-            }),
+              ...(options.signing === undefined ? {} : { signingFingerprint: options.signing.fingerprint }),
+            });
+            if (options.signing !== undefined && packed.tarball !== undefined) {
+              const signature = await signFile(options.signing, packed.tarball);
+              log.note(`step package: signed with key ${options.signing.fingerprint}: ${signature}`);
+            }
+            return packed;
+          },
         }
       : undefined;
   let result: RunResult;
@@ -113,6 +134,7 @@ export async function buildStack(stack: Stack, options: BuildStackOptions): Prom
       ...(options.cpus === undefined ? {} : { cpus: options.cpus }),
       ...(options.memory === undefined ? {} : { memory: options.memory }),
       ...(packer === undefined ? {} : { packer }),
+      ...(bcKey === undefined ? {} : { signingKey: bcKey }),
     });
   } catch (error) {
     throw new RunStartError(engine.runId, plan, error);

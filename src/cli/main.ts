@@ -22,12 +22,17 @@ async function run(action: () => Promise<number | void>): Promise<void> {
  * The kind of every path `build`/`warm` reads or writes, checked before anything starts: the stack file must be a
  * regular file, outputs must be directories or regular files on a real file system.
  */
-async function checkRunPaths(stack: string, flags: { out?: string; report?: string; summary?: string; cacheDir?: string }): Promise<void> {
+async function checkRunPaths(
+  stack: string,
+  flags: { out?: string; report?: string; summary?: string; cacheDir?: string; signKey?: string; signPassphraseFile?: string },
+): Promise<void> {
   await checkInputFile(stack, "stack file");
   await checkOutputDir(cacheRoot(flags.cacheDir), "--cache-dir");
   if (flags.out !== undefined) await checkOutputDir(flags.out, "--out");
   if (flags.report !== undefined) await checkOutputFile(flags.report, "--report");
   if (flags.summary !== undefined) await checkOutputFile(flags.summary, "--summary");
+  if (flags.signKey !== undefined) await checkInputFile(flags.signKey, "--sign-key");
+  if (flags.signPassphraseFile !== undefined) await checkInputFile(flags.signPassphraseFile, "--sign-passphrase-file");
 }
 
 const cli = cac("stack-factory");
@@ -55,7 +60,10 @@ const runFlags = (command: ReturnType<typeof cli.command>) =>
     .option("--engine <url>", "A Docker engine to build on (repeatable): unix:///path, tcp://host:port or ssh://user@host")
     .option("--factory <file>", "Factory settings: engines (cache root and concurrency each), shared buildcache, registry credentials")
     .option("--verbose", "Print every line of the builds and the image build as it comes")
-    .option("--fresh", "Concretize afresh even when an earlier run's spack.lock has the same inputs");
+    .option("--fresh", "Concretize afresh even when an earlier run's spack.lock has the same inputs")
+    .option("--sign-key <file>", "Sign with this armored OpenPGP secret key file (tarballs: <tarball>.asc; the buildcache: signed pushes)")
+    .option("--sign-passphrase-file <file>", "The --sign-key's passphrase: the first line of this file")
+    .option("--sign-key-id <id>", "Sign tarballs with this key of your own gpg keyring and agent (the buildcache stays unsigned)");
 
 runFlags(cli.command("build <stack>", "Build the stack for its targets in Docker"))
   .option("--out <dir>", "Output directory for tarballs", { default: "dist" })
@@ -95,7 +103,14 @@ cli
   .option("--install-test", "Also install it at two prefixes in a fresh container and run its self-test")
   .option("--image <image>", "Image for --install-test (default: the base image recorded in the manifest)")
   .option("--node", "Also check that this machine can run the tree: its ELF machine, the system libraries and symbol versions it needs")
+  .option("--keyring <file>", "Also check <tarball>.asc, its detached signature, against this public key file (armored or binary)")
   .action((tarball: string, flags) => run(async () => (await import("./commands/verify.js")).verifyCommand(tarball, flags)));
+
+cli
+  .command("keys <action> <dir>", "Signing keys: `init DIR` makes a site's key pair (secret.asc for --sign-key, public.asc for the clusters)")
+  .option("--name <user-id>", "User id of the new key", { default: "stack-factory signing key <stack-factory@localhost>" })
+  .option("--passphrase-file <file>", "Protect the secret key with the first line of this file")
+  .action((action: string, dir: string, flags) => run(async () => (await import("./commands/keys.js")).keysCommand(action, dir, flags)));
 
 cli
   .command("targets", "List the microarchitecture targets the factory knows")

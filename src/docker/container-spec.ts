@@ -14,6 +14,12 @@ export interface Resources {
   cpus?: number;
   /** Memory limit in bytes. */
   memory?: number;
+  /**
+   * Container paths of tmpfs mounts (mode 1777, 16 MiB): memory only, gone with the container, never in an image
+   * layer or the container's file system (`docker diff`). Write into them with exec and stdin: the engine's archive
+   * API (putArchive) writes beneath a tmpfs, into the container's own layer.
+   */
+  tmpfs?: string[];
 }
 
 export function envList(env: Record<string, string> | undefined): string[] {
@@ -34,6 +40,10 @@ export function hostConfig(resources: Resources): Docker.HostConfig {
     }
     return { Type: "bind", Source: m.host, Target: m.container, ReadOnly: m.readOnly };
   });
+  for (const target of resources.tmpfs ?? []) {
+    if (!target.startsWith("/")) throw new DockerError(`tmpfs target must be an absolute container path, got ${JSON.stringify(target)}`);
+    mounts.push({ Type: "tmpfs", Source: "", Target: target, TmpfsOptions: { SizeBytes: 16 * 1024 * 1024, Mode: 0o1777 } });
+  }
   const config: Docker.HostConfig = { Init: true, Mounts: mounts, Privileged: false };
   if (resources.cpus !== undefined) {
     if (!(resources.cpus > 0)) throw new DockerError(`cpus must be a positive number, got ${resources.cpus}`);

@@ -13,6 +13,8 @@ export interface ExecOptions {
   onStdout?: ChunkSink;
   onStderr?: ChunkSink;
   signal?: AbortSignal;
+  /** Bytes for the program's stdin, then end of file (secrets reach a container this way: never in argv or env). */
+  stdin?: Buffer;
 }
 
 /**
@@ -31,13 +33,15 @@ export async function execArgv(
     Env: envList(options.env),
     ...(options.user !== undefined ? { User: options.user } : {}),
     ...(options.workdir !== undefined ? { WorkingDir: options.workdir } : {}),
-    AttachStdin: false,
+    AttachStdin: options.stdin !== undefined,
     AttachStdout: true,
     AttachStderr: true,
     Tty: false,
   });
-  const stream = (await exec.start({ hijack: true, stdin: false })) as Readable;
-  await demuxOutput(modem, stream, { onStdout: options.onStdout, onStderr: options.onStderr });
+  const stream = (await exec.start({ hijack: true, stdin: options.stdin !== undefined })) as Readable;
+  const output = demuxOutput(modem, stream, { onStdout: options.onStdout, onStderr: options.onStderr });
+  if (options.stdin !== undefined) (stream as unknown as NodeJS.WritableStream).end(options.stdin);
+  await output;
   return { exitCode: await exitCodeOf(exec) };
 }
 

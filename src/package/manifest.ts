@@ -48,6 +48,8 @@ export interface Manifest {
   relocate: RelocateEntry[];
   /** What the tree needs from a node (machine, libraries outside the view, symbol versions); absent in older manifests. */
   portability?: Portability;
+  /** Fingerprint of the key whose detached signature (`<tarball>.asc`) ships beside the tarball; absent when unsigned. */
+  signing_key?: { fingerprint: string };
   /** Path relative to the top directory → sha256 hex; every regular file but manifest.json and SHA256SUMS. */
   files: Record<string, string>;
   created_by: string;
@@ -66,6 +68,8 @@ export interface ManifestInput {
   /** relocate.tsv as written by prepare-relocation.py. */
   relocateIndex: string;
   portability?: Portability;
+  /** Fingerprint of the tarball's signing key. */
+  signingFingerprint?: string;
   createdBy?: string;
 }
 
@@ -89,6 +93,7 @@ export function buildManifest(input: ManifestInput, files: Record<string, string
     build_prefix: input.buildPrefix,
     relocate: parseRelocateIndex(input.relocateIndex),
     ...(input.portability === undefined ? {} : { portability: input.portability }),
+    ...(input.signingFingerprint === undefined ? {} : { signing_key: { fingerprint: input.signingFingerprint } }),
     files,
     created_by: input.createdBy ?? "stack-factory",
   };

@@ -33,6 +33,8 @@ export interface PackageOptions {
   imageId: string;
   /** Host path of the `spack find --json` output the build recorded. */
   specsJson: string;
+  /** Fingerprint of the key that will sign the tarball (recorded in the manifest). */
+  signingFingerprint?: string;
 }
 
 /** What prepare-relocation.py reports (prepare.json). */
@@ -93,6 +95,7 @@ export async function packageTarget(
     buildPrefix: report.buildPrefix,
     relocateIndex,
     ...(portability === undefined ? {} : { portability }),
+    ...(options.signingFingerprint === undefined ? {} : { signingFingerprint: options.signingFingerprint }),
   });
 
   log.note(`step package: packing ${report.buildPrefix} into ${options.outDir}`);

@@ -26,7 +26,20 @@ export interface PlanOptions {
   jobs: number;
   /** "warm" only fills the buildcache: no view, nothing recorded for packing. Default "build". */
   mode?: "build" | "warm";
+  /**
+   * A signed buildcache: pushes are signed with this key, installs check signatures with its public part, and the
+   * buildcache key names the fingerprint (signed and unsigned entries never share a buildcache). Public data only.
+   */
+  signing?: { fingerprint: string; publicKey: string };
 }
+
+/** Where a signed build keeps its gpg home: a tmpfs of the container, never its file system or an image layer. */
+export const SIGNING_PATHS = {
+  tmpfs: "/sf/keys",
+  gnupgHome: "/sf/keys/gnupg",
+  /** The public key that `spack gpg trust` reads (public: an ordinary file). */
+  publicKey: "/sf/signing/public.asc",
+} as const;
 
 /** What every builder image installs besides the compiler: Spack's own needs and the factory's tools. */
 export const BUILDER_PACKAGES = [
@@ -36,6 +49,8 @@ export const BUILDER_PACKAGES = [
   "ccache",
   "file",
   "git",
+  // gpg: signed buildcaches (Spack signs and checks with it).
+  "gnupg",
   "libc6-dev",
   "gzip",
   "make",
@@ -174,6 +189,7 @@ function planTarget(stack: Stack, target: string, options: PlanOptions): TargetP
     userCache: CONTAINER.userCache,
     buildcache: CONTAINER.buildcache,
     ccache: CONTAINER.ccache,
+    ...(options.signing === undefined ? {} : { gnupgHome: SIGNING_PATHS.gnupgHome }),
   };
 
   const mirrorNames = Object.keys(stack.spack.mirrors).sort();
@@ -193,6 +209,7 @@ function planTarget(stack: Stack, target: string, options: PlanOptions): TargetP
     repos,
     mirrors: mirrorPaths,
     jobs: options.jobs,
+    ...(options.signing === undefined ? {} : { signed: true }),
   };
   const spackYaml = stringify(
     environmentConfig(paths, {
@@ -205,9 +222,15 @@ function planTarget(stack: Stack, target: string, options: PlanOptions): TargetP
   );
   const files: Record<string, string> = { [`${CONTAINER.envDir}/spack.yaml`]: spackYaml };
 
-  const buildcacheKey = buildcacheKeyOf(stack);
+  const buildcacheKey = buildcacheKeyOf(stack, options.signing);
   const pushLock = LOCKS.buildcache(buildcacheKey);
   const steps: Step[] = [];
+  const signingKey = options.signing?.fingerprint;
+  if (options.signing !== undefined) {
+    files[SIGNING_PATHS.publicKey] = options.signing.publicKey;
+    steps.push({ id: "trust", title: "trust the buildcache's signing key", argv: spackCommands.gpgTrust(paths, SIGNING_PATHS.publicKey) });
+  }
+  const signs = signingKey === undefined ? {} : { secretKey: true };
   if (stack.compiler.kind === "spack") {
     // The compiler is built first, in an environment of its own, for the family's generic target (it runs on the
     // build host, whatever the stack's target), pushed to the buildcache so the next build reuses it, and then
@@ -226,7 +249,7 @@ function planTarget(stack: Stack, target: string, options: PlanOptions): TargetP
     );
     steps.push(
       { id: "compiler-install", title: `build the compiler ${stack.compiler.spec}`, argv: spackCommands.install(compilerPaths, options.jobs) },
-      { id: "compiler-push", title: "push the compiler to the buildcache", argv: spackCommands.push(compilerPaths), lock: pushLock },
+      { id: "compiler-push", title: "push the compiler to the buildcache", argv: spackCommands.push(compilerPaths, signingKey), lock: pushLock, ...signs },
       { id: "compiler-view", title: "make the compiler's view", argv: spackCommands.viewRegenerate(compilerPaths) },
       { id: "compiler", title: "register the compiler", argv: spackCommands.compilerFind(paths, [`${CONTAINER.compilerView}/bin`]) },
     );
@@ -247,7 +270,7 @@ function planTarget(stack: Stack, target: string, options: PlanOptions): TargetP
     { id: "fetch", title: "fetch sources", argv: spackCommands.fetch(paths), lock: LOCKS.sourceCache, optional: true },
     { id: "install", title: "install", argv: spackCommands.install(paths, options.jobs) },
     // Pushes update the buildcache index: one writer at a time per buildcache.
-    { id: "push", title: "push to the buildcache", argv: spackCommands.push(paths), lock: pushLock },
+    { id: "push", title: "push to the buildcache", argv: spackCommands.push(paths, signingKey), lock: pushLock, ...signs },
   );
   if (options.mode !== "warm") {
     steps.push(
@@ -269,6 +292,7 @@ function planTarget(stack: Stack, target: string, options: PlanOptions): TargetP
     paths: { installRoot: CONTAINER.installRoot, viewRoot, buildPrefix: viewRoot },
     outputs: { dirName },
     ...(options.mode === "warm" ? {} : { packageFiles: packageFiles(stack, target, options.templates) }),
+    ...(signingKey === undefined ? {} : { signing: { fingerprint: signingKey, tmpfs: SIGNING_PATHS.tmpfs, gnupgHome: SIGNING_PATHS.gnupgHome } }),
   };
 }
 
@@ -286,10 +310,12 @@ function buildViewRoot(dirName: string): string {
 }
 
 /** Spack does not put padding, base image or OS compiler into its hashes: the buildcache is keyed by them here. */
-export function buildcacheKeyOf(stack: Stack): string {
+export function buildcacheKeyOf(stack: Stack, signing?: { fingerprint: string }): string {
   const compiler = stack.compiler.kind === "spack" ? stack.compiler.spec : `os-${stack.compiler.packages.join("+")}`;
   const readable = `${slug(stack.base_image)}_${slug(compiler)}_pad${INSTALL_PADDED_LENGTH}`;
-  return `${readable}_${contentHash({ base: stack.base_image, compiler, pad: String(INSTALL_PADDED_LENGTH) }).slice(0, 8)}`;
+  const key = `${readable}_${contentHash({ base: stack.base_image, compiler, pad: String(INSTALL_PADDED_LENGTH) }).slice(0, 8)}`;
+  // A signed buildcache is one key's: its entries never mix with unsigned ones or another key's.
+  return signing === undefined ? key : `${key}_signed-${signing.fingerprint.slice(-16)}`;
 }
 
 export function spackCheckoutKey(stack: Stack): string | undefined {

@@ -73,9 +73,15 @@ export interface Step {
   lock?: string;
   /** A failure of this step is logged and the build goes on (the next step reports the real problem). */
   optional?: boolean;
+  /**
+   * The step signs with the secret key (signed buildcache pushes): the key is put into the target's gpg home on its
+   * tmpfs just before the step and removed right after it. Only the key's fingerprint is in the plan.
+   */
+  secretKey?: boolean;
 }
 
 export type StepId =
+  | "trust"
   | "compiler-install"
   | "compiler-push"
   | "compiler-view"
@@ -111,6 +117,16 @@ export interface TargetPlan {
   };
   /** The tarball's files that depend on the plan alone (absent in warm plans), rendered at plan time. */
   packageFiles?: PackageFiles;
+  /** A signed buildcache: the signing key's fingerprint and where its gpg home lives (on a tmpfs of its own). */
+  signing?: TargetSigning;
+}
+
+export interface TargetSigning {
+  fingerprint: string;
+  /** Container path of the tmpfs mount (nothing on it outlives the container or reaches an image layer). */
+  tmpfs: string;
+  /** `SPACK_GNUPGHOME`, on that tmpfs. */
+  gnupgHome: string;
 }
 
 /** install.sh and the Lmod module of one target; the packer places them (src/package/layout.ts). */

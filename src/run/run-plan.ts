@@ -22,6 +22,7 @@ import { canRun, detectHostFromSystem } from "../targets/index.js";
 import { ensureSpackCheckout, headOf } from "./spack-checkout.js";
 import { clearPoisonedPackageRepos } from "./user-cache.js";
 import type { TargetLog } from "./target-log.js";
+import type { FileSigningKey } from "../sign/key.js";
 
 export interface RunOptions {
   engine: Engine;
@@ -39,6 +40,8 @@ export interface RunOptions {
   reuseLocks?: boolean;
   /** Packs each built target while its container is still there (absent: nothing is packed, as in warm). */
   packer?: TargetPacker;
+  /** The secret key of a plan that signs its buildcache pushes (targets' `signing`). */
+  signingKey?: FileSigningKey;
 }
 
 /** What a packer knows of the run besides the target. */
@@ -135,7 +138,7 @@ export async function runPlan(plan: BuildPlan, options: RunOptions): Promise<Run
               workDir: join(options.cacheRoot, CACHE_LAYOUT.targetRecord(runId, target.target)),
               reporter,
               signal: targetSignal,
-              ...pick(options, ["keepContainer", "cpus", "memory", "extraEnv"]),
+              ...pick(options, ["keepContainer", "cpus", "memory", "extraEnv", "signingKey"]),
               ...(options.reuseLocks === false ? {} : { lockKey: lockKeyOf(target) }),
               ...(options.packer === undefined
                 ? {}

@@ -13,6 +13,8 @@ import { findLock, saveLock, type LockKey } from "./lock-reuse.js";
 import { ensurePasswdEntry } from "./passwd-entry.js";
 import { copyStageLogs } from "./stage-logs.js";
 import { TargetLog } from "./target-log.js";
+import type { FileSigningKey } from "../sign/key.js";
+import { prepareGnupgHome, putSecretKey, removeSecretKey } from "../sign/container-key.js";
 
 export interface TargetRunOptions {
   engine: Engine;
@@ -31,6 +33,8 @@ export interface TargetRunOptions {
   extraEnv?: Record<string, string>;
   /** Where this target's concretization may be kept and reused (absent: always concretize). */
   lockKey?: LockKey;
+  /** The secret key for the plan's signing steps (a signed buildcache); it reaches the container on stdin only. */
+  signingKey?: FileSigningKey;
   /** Runs after the last step while the container is still there (packing reads the view from it). */
   afterSteps?: (container: BuildContainer, log: TargetLog, captured: Record<string, string>) => Promise<void>;
 }
@@ -80,11 +84,16 @@ export async function runTarget(plan: TargetPlan, options: TargetRunOptions): Pr
       workingDir: CONTAINER.workRoot,
       ...(options.cpus === undefined ? {} : { cpus: options.cpus }),
       ...(options.memory === undefined ? {} : { memory: options.memory }),
+      ...(plan.signing === undefined ? {} : { tmpfs: [plan.signing.tmpfs] }),
       signal,
     });
     await ensurePasswdEntry(container, user, signal);
     // One call per directory, so that each directory is made by the build user and the files are theirs.
     for (const [dir, files] of byDirectory(plan.files)) await container.putFiles(dir, files, user);
+    if (plan.signing !== undefined) {
+      if (options.signingKey === undefined) throw new BuildError(`target ${target}: the plan signs with ${plan.signing.fingerprint}, but no signing key was given`);
+      await prepareGnupgHome(container, plan.signing, signal);
+    }
     await mkdir(options.workDir, { recursive: true });
 
     for (const step of plan.steps) {
@@ -103,12 +112,13 @@ export async function runTarget(plan: TargetPlan, options: TargetRunOptions): Pr
       log.note(`step ${step.id}: ${step.argv.map(quoteForLog).join(" ")}`);
       const started = performance.now();
       const stdout: Buffer[] = [];
-      const exec = () =>
+      const runStep = () =>
         container!.exec(step.argv, {
           signal,
           onStdout: (chunk) => (step.captureStdout === undefined ? log.write(chunk) : stdout.push(chunk)),
           onStderr: (chunk) => log.write(chunk),
         });
+      const exec = step.secretKey === true ? () => withSecretKey(container!, plan, options, log, step.id, runStep) : runStep;
       const { exitCode } =
         step.lock === undefined
           ? await exec()
@@ -161,6 +171,30 @@ export async function runTarget(plan: TargetPlan, options: TargetRunOptions): Pr
   } finally {
     if (container !== undefined && !keep) await container.remove();
     await log.close();
+  }
+}
+
+/** Runs a signing step with the secret key in the target's gpg home (on its tmpfs), and removes the key after it. */
+async function withSecretKey<T>(
+  container: BuildContainer,
+  plan: TargetPlan,
+  options: TargetRunOptions,
+  log: TargetLog,
+  step: string,
+  fn: () => Promise<T>,
+): Promise<T> {
+  if (plan.signing === undefined || options.signingKey === undefined) {
+    throw new BuildError(`target ${plan.target}: step "${step}" signs, but the run has no signing key`);
+  }
+  await putSecretKey(container, plan.signing, options.signingKey, options.signal);
+  log.note(`step ${step}: signing key ${plan.signing.fingerprint} in ${plan.signing.gnupgHome} (tmpfs) for this step`);
+  try {
+    return await fn();
+  } finally {
+    if (!options.signal.aborted) {
+      await removeSecretKey(container, plan.signing);
+      log.note(`step ${step}: signing key removed`);
+    }
   }
 }
 

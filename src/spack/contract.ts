@@ -8,6 +8,8 @@
  *   spack -e DIR fetch
  *   spack -e DIR install --fail-fast --use-buildcache auto -j N
  *   spack -e DIR buildcache push --unsigned --update-index MIRROR
+ *   spack -e DIR buildcache push --key FINGERPRINT --update-index MIRROR   (signed builds: the mirror is `signed: true`)
+ *   spack gpg trust KEYFILE   (signed builds: the public key, into $SPACK_GNUPGHOME, never the read-only checkout's)
  *   spack -e DIR env view regenerate
  *   spack -e DIR find --json
  * Environments are always driven with `-e DIR` (never `spack env activate`, which exits 0 when it fails without
@@ -31,6 +33,8 @@ export interface SpackPaths {
   /** The factory's buildcache (a filesystem mirror). */
   buildcache: string;
   ccache: string;
+  /** `SPACK_GNUPGHOME` of signed builds: the gpg home Spack signs pushes and checks buildcache signatures with. */
+  gnupgHome?: string;
 }
 
 /**
@@ -58,7 +62,11 @@ export const spackCommands = {
   fetch: (p: SpackPaths): string[] => env(p, "fetch"),
   install: (p: SpackPaths, jobs: number): string[] =>
     env(p, "install", "--fail-fast", "--use-buildcache", "auto", "-j", String(jobs)),
-  push: (p: SpackPaths): string[] => env(p, "buildcache", "push", "--unsigned", "--update-index", BUILDCACHE_MIRROR),
+  /** Push to the factory's buildcache: unsigned, or signed with the key of this fingerprint. */
+  push: (p: SpackPaths, key?: string): string[] =>
+    env(p, "buildcache", "push", ...(key === undefined ? ["--unsigned"] : ["--key", key]), "--update-index", BUILDCACHE_MIRROR),
+  /** Trust a public key for buildcache signatures (imported into `$SPACK_GNUPGHOME`). Not an environment command. */
+  gpgTrust: (p: SpackPaths, keyFile: string): string[] => [p.spack, "gpg", "trust", keyFile],
   viewRegenerate: (p: SpackPaths): string[] => env(p, "env", "view", "regenerate"),
   findJson: (p: SpackPaths): string[] => env(p, "find", "--json"),
 } as const;
@@ -70,6 +78,7 @@ export function spackEnvironment(p: SpackPaths): Record<string, string> {
     // Keep ~/.spack of whoever runs the container out of the build.
     SPACK_DISABLE_LOCAL_CONFIG: "1",
     CCACHE_DIR: p.ccache,
+    ...(p.gnupgHome === undefined ? {} : { SPACK_GNUPGHOME: p.gnupgHome }),
   };
 }
 
@@ -87,6 +96,8 @@ export interface EnvironmentInput {
   jobs: number;
   /** `copy` (default) for the shipped view; `symlink` for views used only inside the build (the compiler's). */
   viewLinkType?: "copy" | "symlink";
+  /** The factory's buildcache is signed: pushes sign, installs check signatures (`signed: true`). */
+  signed?: boolean;
 }
 
 /** The environment's spack.yaml, as an object ready for `yaml.stringify`. Key order is fixed for stable output. */
@@ -99,7 +110,7 @@ export function environmentConfig(p: SpackPaths, input: EnvironmentInput): { spa
   packages["all"] = all;
 
   const mirrors: Record<string, unknown> = {
-    [BUILDCACHE_MIRROR]: { url: `file://${p.buildcache}`, signed: false },
+    [BUILDCACHE_MIRROR]: { url: `file://${p.buildcache}`, signed: input.signed === true },
   };
   for (const [name, url] of Object.entries(input.mirrors)) {
     mirrors[name] = { url: url.startsWith("/") ? `file://${url}` : url, signed: false };

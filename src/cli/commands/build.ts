@@ -5,6 +5,7 @@ import { InputError } from "../../errors.js";
 import { writeFileAtomic } from "../../fs/write-atomic.js";
 import { COMPRESSIONS, type Compression } from "../../package/compressor.js";
 import { failedRunReport, reportMarkdown, reportTable } from "../../run/report.js";
+import { loadSigningKey } from "../../sign/key.js";
 import { chooseReporter } from "../../ui/live.js";
 import { cacheRoot, envPairs, memoryBytes, positiveInt, positiveNumber, targetList } from "../options.js";
 import { abortOnSignals } from "../signals.js";
@@ -25,6 +26,9 @@ export interface BuildFlags {
   compress?: string;
   verbose?: boolean;
   fresh?: boolean;
+  signKey?: string;
+  signPassphraseFile?: string;
+  signKeyId?: string;
 }
 
 /** `build` and `warm`: flags into options for `buildStack`, then the report. Returns the exit code. */
@@ -36,6 +40,14 @@ export async function buildCommand(stackFile: string, flags: BuildFlags, mode: "
   const concurrency = positiveInt(flags.concurrency, "concurrency");
   const jobs = positiveInt(flags.jobs, "jobs");
   const compression = compressionOf(flags.compress);
+  const signing = await loadSigningKey({
+    ...(flags.signKey === undefined ? {} : { signKey: flags.signKey }),
+    ...(flags.signPassphraseFile === undefined ? {} : { signPassphraseFile: flags.signPassphraseFile }),
+    ...(flags.signKeyId === undefined ? {} : { signKeyId: flags.signKeyId }),
+  });
+  if (mode === "warm" && signing?.kind === "agent") {
+    throw new InputError("warm --sign-key-id: the buildcache is signed inside the build containers, which need the key as a file: give --sign-key FILE");
+  }
   const reporter = chooseReporter(process.stderr, { verbose: flags.verbose === true });
   const { signal, dispose } = abortOnSignals((sig) =>
     reporter.emit({ type: "info", message: `${sig}: stopping, removing this run's containers` }),
@@ -59,6 +71,7 @@ export async function buildCommand(stackFile: string, flags: BuildFlags, mode: "
         ...(flags.failFast === true ? { failFast: true } : {}),
         ...(flags.keepContainer === true ? { keepContainer: true } : {}),
         ...(flags.fresh === true ? { fresh: true } : {}),
+        ...(signing === undefined ? {} : { signing }),
       });
     } catch (error) {
       // The run failed before any target finished (image build, Spack clone, Ctrl-C early): still leave a report.

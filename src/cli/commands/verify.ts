@@ -5,6 +5,7 @@ import { connectEngine, runOneShot } from "../../docker/index.js";
 import { InputError } from "../../errors.js";
 import { verifyTarball } from "../../package/index.js";
 import { checkThisNode, parsePortability } from "../../package/node-check.js";
+import { checkTarballSignature } from "../../sign/tarball-signature.js";
 import { abortOnSignals } from "../signals.js";
 
 /** Two install prefixes for --install-test: a short one and one of exactly 128 characters. */
@@ -41,8 +42,17 @@ done
 echo "install-test: ok"
 `;
 
-export async function verifyCommand(tarball: string, flags: { installTest?: boolean; image?: string; node?: boolean }): Promise<number> {
+export async function verifyCommand(
+  tarball: string,
+  flags: { installTest?: boolean; image?: string; node?: boolean; keyring?: string },
+): Promise<number> {
   const report = await verifyTarball(tarball);
+  if (flags.keyring !== undefined) {
+    const signature = await checkTarballSignature(tarball, flags.keyring);
+    if (signature.ok) process.stdout.write(`signature: ${signature.message}\n`);
+    else report.problems.push(signature.message);
+    report.ok &&= signature.ok;
+  }
   for (const p of report.problems) process.stdout.write(`problem: ${p}\n`);
   process.stdout.write(`${report.ok ? "ok" : "FAILED"}: ${tarball} (${report.files} files${report.top ? `, top directory ${report.top}` : ""})\n`);
   if (!report.ok) return 1;
