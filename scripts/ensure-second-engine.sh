@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Makes a second Docker engine answer on this machine, side by side with the main one (scripts/ensure-docker.sh):
-# its own socket, data root, exec root (and so its own containerd), pid file and cgroup parent, no bridge and no
+# its own socket, data root, exec root (and so its own containerd), pid file, cgroup parent and bridge, and no
 # iptables rules of its own (so it never touches the main engine's docker0 or NAT chains; its containers use the
 # host network or none). Idempotent: an engine already answering on the socket is reused. Then imports the test
 # base image into it from the main engine (docker save | docker load) when it lacks it.
@@ -42,6 +42,14 @@ if ! answers; then
   # A pid file of a dead daemon would stop the new one from starting.
   if [ -s "$pidfile" ] && ! kill -0 "$(cat "$pidfile")" 2>/dev/null; then rm -f "$pidfile"; fi
   mkdir -p "$data_root" "$exec_root" "$(dirname "$log")"
+  # A bridge of its own: dockerd started with `--bridge none` deletes the host's docker0 interface, which the main
+  # engine's containers need. No NAT and no iptables rules on it: containers that need the network use the host's.
+  bridge=$(printf '%s' "sf-$name" | cut -c1-15)
+  if ! ip link show "$bridge" >/dev/null 2>&1; then
+    ip link add "$bridge" type bridge
+    ip addr add "${SECOND_ENGINE_BRIDGE_CIDR:-10.213.77.1/24}" dev "$bridge"
+  fi
+  ip link set "$bridge" up
   echo "ensure-second-engine: starting dockerd on $sock (data root $data_root, log $log)"
   nohup dockerd \
     --host "$url" \
@@ -49,7 +57,7 @@ if ! answers; then
     --exec-root "$exec_root" \
     --pidfile "$pidfile" \
     --cgroup-parent "/$name" \
-    --bridge none \
+    --bridge "$bridge" \
     --iptables=false \
     --ip-masq=false \
     >"$log" 2>&1 &
