@@ -14,7 +14,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { copyFile, mkdir, open, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { cpus } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { execa } from "execa";
 import { BUILD_PREFIX_FILE, INSTALL_SCRIPT, NODE_REQUIREMENTS_FILE, RELOCATE_INDEX } from "../src/package/layout.js";
@@ -26,7 +26,13 @@ import { loadModuleTemplate, renderModule } from "../src/render/module.js";
 import { prng, textBlock } from "./text-data.js";
 
 const MB = 1024 * 1024;
-const STACK = { stackName: "bench", version: "1.0", target: "x86_64_v3", moduleName: "bench", defaultPrefix: "/opt/stacks/bench/1.0" };
+const STACK = {
+  stackName: "bench",
+  version: "1.0",
+  target: "x86_64_v3",
+  moduleName: "bench",
+  defaultPrefix: "/opt/stacks/bench/1.0",
+};
 const TOP = `${STACK.stackName}-${STACK.version}-${STACK.target}`;
 
 /** The build prefix as the factory makes it: padded to 140+ characters, then Spack's `._<name>/<hash>` tail. */
@@ -42,7 +48,6 @@ interface Params {
   /** ELF executables in view/bin (ldd runs on each in the self-test). */
   executables: number;
 }
-
 
 /** Text of about `size` bytes with `count` lines naming paths under the build prefix, spread through it. */
 function relocatableText(base: Buffer, size: number, count: number, random: () => number): Buffer {
@@ -98,7 +103,9 @@ async function makeView(view: string, params: Params): Promise<string> {
     const path = `${dir}/large${i}.${isText ? "txt" : "so"}`;
     const relocatable = i % 4 < 2;
     if (isText) {
-      const body = relocatable ? relocatableText(text, largeSize, 64, random) : Buffer.concat(Array.from({ length: Math.ceil(largeSize / text.length) }, () => text)).subarray(0, largeSize);
+      const body = relocatable
+        ? relocatableText(text, largeSize, 64, random)
+        : Buffer.concat(Array.from({ length: Math.ceil(largeSize / text.length) }, () => text)).subarray(0, largeSize);
       await writeFile(join(view, path), body);
       if (relocatable) index.push(`text\tview/${path}`);
     } else if (relocatable) {
@@ -190,7 +197,12 @@ async function makeTarball(dir: string, params: Params): Promise<string> {
       [RELOCATE_INDEX]: relocateIndex,
       [BUILD_PREFIX_FILE]: `${BUILD_PREFIX}\n`,
       // What a real tree records: install.sh checks the node's libc before copying (x86_64 hosts only).
-      ...(process.arch === "x64" ? { [NODE_REQUIREMENTS_FILE]: "machine\t62\tx86_64\nlibrary\tlibc.so.6\nversion\tlibc.so.6\tGLIBC_2.2.5\nversion\tlibc.so.6\tGLIBC_2.34\n" } : {}),
+      ...(process.arch === "x64"
+        ? {
+            [NODE_REQUIREMENTS_FILE]:
+              "machine\t62\tx86_64\nlibrary\tlibc.so.6\nversion\tlibc.so.6\tGLIBC_2.2.5\nversion\tlibc.so.6\tGLIBC_2.34\n",
+          }
+        : {}),
     },
     manifest,
   });
@@ -214,7 +226,11 @@ async function fresh(dir: string): Promise<void> {
 
 /** The install at `prefix` holds no build prefix outside .stack-factory/ and manifest.json, and the binaries were rewritten. */
 async function verifyInstall(prefix: string, tsv: string): Promise<string> {
-  const left = await execa("grep", ["-rlF", "--exclude-dir=.stack-factory", "--exclude=manifest.json", BUILD_PREFIX, prefix], { reject: false });
+  const left = await execa(
+    "grep",
+    ["-rlF", "--exclude-dir=.stack-factory", "--exclude=manifest.json", BUILD_PREFIX, prefix],
+    { reject: false },
+  );
   if (left.exitCode !== 1) throw new Error(`the build prefix is still in:\n${left.stdout}${left.stderr}`);
   const to = Buffer.from(`${prefix}/view`);
   let strings = 0;
@@ -232,7 +248,10 @@ async function verifyInstall(prefix: string, tsv: string): Promise<string> {
       for (const offset of entry.offsets) {
         const got = Buffer.alloc(wanted.length + 5);
         await handle.read(got, 0, got.length, offset);
-        if (!got.subarray(0, wanted.length).equals(wanted) || got.subarray(wanted.length).toString("latin1") !== "/lib/") {
+        if (
+          !got.subarray(0, wanted.length).equals(wanted) ||
+          got.subarray(wanted.length).toString("latin1") !== "/lib/"
+        ) {
           throw new Error(`${entry.path} at ${offset}: ${JSON.stringify(got.toString("latin1"))}`);
         }
         strings += 1;
@@ -275,7 +294,13 @@ async function main(): Promise<void> {
 
   await fresh(unpacked);
   await rm(prefix, { recursive: true, force: true });
-  const both = await timed(`tar -xzf "$1" -C "$2" && exec "$2/$3/install.sh" --prefix "$4"`, tarball, unpacked, TOP, prefix);
+  const both = await timed(
+    `tar -xzf "$1" -C "$2" && exec "$2/$3/install.sh" --prefix "$4"`,
+    tarball,
+    unpacked,
+    TOP,
+    prefix,
+  );
   rows.push({ name: "tar -xzf + install.sh --prefix", seconds: both.seconds });
   const checked = await verifyInstall(prefix, tsv);
 

@@ -50,19 +50,41 @@ export function portabilityFromPrepare(p: PreparePortability): Portability {
 /** The build-report warnings for a portability record: one per library a node may lack. */
 export function portabilityWarnings(p: Portability): string[] {
   return p.hazards.map(
-    (h) => `portability: ${h.library} is needed (by ${h.needed_by.join(", ")}) but is neither in the view nor part of glibc; nodes without it cannot run the tree`,
+    (h) =>
+      `portability: ${h.library} is needed (by ${h.needed_by.join(", ")}) but is neither in the view nor part of glibc; nodes without it cannot run the tree`,
   );
 }
 
-const NODE_MACHINES: Record<string, string> = { x64: "x86_64", arm64: "aarch64", ppc64: "ppc64", ia32: "i386", arm: "arm", riscv64: "riscv64", s390x: "s390x" };
-const ELF_MACHINE_NUMBERS: Record<string, number> = { x86_64: 62, aarch64: 183, ppc64: 21, i386: 3, arm: 40, riscv64: 243, s390x: 22 };
+const NODE_MACHINES: Record<string, string> = {
+  x64: "x86_64",
+  arm64: "aarch64",
+  ppc64: "ppc64",
+  ia32: "i386",
+  arm: "arm",
+  riscv64: "riscv64",
+  s390x: "s390x",
+};
+const ELF_MACHINE_NUMBERS: Record<string, number> = {
+  x86_64: 62,
+  aarch64: 183,
+  ppc64: 21,
+  i386: 3,
+  arm: 40,
+  riscv64: 243,
+  s390x: 22,
+};
 
 /** The system library directories, in the dynamic loader's usual order (plus /etc/ld.so.conf.d). */
 async function libraryDirs(): Promise<string[]> {
   const dirs = ["/lib64", "/usr/lib64"];
   for (const base of ["/lib", "/usr/lib"]) {
     const entries = await readdir(base).catch(() => [] as string[]);
-    dirs.push(...entries.filter((e) => e.includes("-linux-gnu")).sort().map((e) => `${base}/${e}`));
+    dirs.push(
+      ...entries
+        .filter((e) => e.includes("-linux-gnu"))
+        .sort()
+        .map((e) => `${base}/${e}`),
+    );
   }
   dirs.push("/lib", "/usr/lib", "/usr/local/lib");
   const conf = await readdir("/etc/ld.so.conf.d").catch(() => [] as string[]);
@@ -125,7 +147,13 @@ export async function checkThisNode(p: Portability): Promise<NodeCheck> {
     let hit: string | undefined;
     for (const dir of dirs) {
       const path = `${dir}/${library}`;
-      if (!(await access(path, constants.R_OK).then(() => true, () => false))) continue;
+      if (
+        !(await access(path, constants.R_OK).then(
+          () => true,
+          () => false,
+        ))
+      )
+        continue;
       if (machine === undefined || (await elfMachine(path)) === machine) {
         hit = path;
         break;
@@ -143,12 +171,19 @@ export async function checkThisNode(p: Portability): Promise<NodeCheck> {
     const missing = versions.filter((v) => !defined.has(v));
     if (missing.length === 0) continue;
     const family = missing[missing.length - 1]!.replace(/_[0-9.]*$/, "");
-    const newest = [...defined].filter((v) => v.startsWith(`${family}_`)).reduce<string | undefined>((a, v) => (a === undefined || newer(v, a) ? v : a), undefined);
-    problems.push(`${path} does not define ${missing.join(" ")} (the newest ${family} version it defines is ${newest ?? "none"})`);
+    const newest = [...defined]
+      .filter((v) => v.startsWith(`${family}_`))
+      .reduce<string | undefined>((a, v) => (a === undefined || newer(v, a) ? v : a), undefined);
+    problems.push(
+      `${path} does not define ${missing.join(" ")} (the newest ${family} version it defines is ${newest ?? "none"})`,
+    );
   }
   if (p.needs_env_split) {
     const env = await execa("/usr/bin/env", ["-S", "/bin/sh -c true"], { reject: false });
-    if (env.exitCode !== 0) problems.push("/usr/bin/env does not support -S (coreutils 8.30 or later), which the tree's scripts use to find their interpreter");
+    if (env.exitCode !== 0)
+      problems.push(
+        "/usr/bin/env does not support -S (coreutils 8.30 or later), which the tree's scripts use to find their interpreter",
+      );
   }
   return { ok: problems.length === 0, problems };
 }
@@ -161,14 +196,33 @@ export function parsePortability(value: unknown): Portability | string {
   const p = value as Record<string, unknown>;
   if (typeof p["machine"] !== "string") return "portability.machine is not a string";
   const highest = p["highest_versions"];
-  if (typeof highest !== "object" || highest === null || Object.values(highest).some((v) => typeof v !== "string")) return "portability.highest_versions is not a map of strings";
+  if (typeof highest !== "object" || highest === null || Object.values(highest).some((v) => typeof v !== "string"))
+    return "portability.highest_versions is not a map of strings";
   if (!isStrings(p["node_libraries"])) return "portability.node_libraries is not a list of names";
   const versions = p["node_versions"];
-  if (!Array.isArray(versions) || !versions.every((v: unknown) => typeof v === "object" && v !== null && typeof (v as Record<string, unknown>)["library"] === "string" && typeof (v as Record<string, unknown>)["version"] === "string")) {
+  if (
+    !Array.isArray(versions) ||
+    !versions.every(
+      (v: unknown) =>
+        typeof v === "object" &&
+        v !== null &&
+        typeof (v as Record<string, unknown>)["library"] === "string" &&
+        typeof (v as Record<string, unknown>)["version"] === "string",
+    )
+  ) {
     return "portability.node_versions is not a list of {library, version}";
   }
   const hazards = p["hazards"];
-  if (!Array.isArray(hazards) || !hazards.every((h: unknown) => typeof h === "object" && h !== null && typeof (h as Record<string, unknown>)["library"] === "string" && isStrings((h as Record<string, unknown>)["needed_by"]))) {
+  if (
+    !Array.isArray(hazards) ||
+    !hazards.every(
+      (h: unknown) =>
+        typeof h === "object" &&
+        h !== null &&
+        typeof (h as Record<string, unknown>)["library"] === "string" &&
+        isStrings((h as Record<string, unknown>)["needed_by"]),
+    )
+  ) {
     return "portability.hazards is not a list of {library, needed_by}";
   }
   if (typeof p["needs_env_split"] !== "boolean") return "portability.needs_env_split is not a boolean";
@@ -176,8 +230,14 @@ export function parsePortability(value: unknown): Portability | string {
     machine: p["machine"],
     highest_versions: Object.fromEntries(Object.entries(highest as Record<string, string>)),
     node_libraries: [...p["node_libraries"]],
-    node_versions: (versions as { library: string; version: string }[]).map((v) => ({ library: v.library, version: v.version })),
-    hazards: (hazards as { library: string; needed_by: string[] }[]).map((h) => ({ library: h.library, needed_by: [...h.needed_by] })),
+    node_versions: (versions as { library: string; version: string }[]).map((v) => ({
+      library: v.library,
+      version: v.version,
+    })),
+    hazards: (hazards as { library: string; needed_by: string[] }[]).map((h) => ({
+      library: h.library,
+      needed_by: [...h.needed_by],
+    })),
     needs_env_split: p["needs_env_split"],
   };
 }

@@ -27,7 +27,9 @@ export function prefixProblem(prefix: string): string | undefined {
   if (!prefix.startsWith("/")) return "must be an absolute path";
   const bad = [...prefix].find((c) => !PREFIX_ALLOWED.test(c));
   if (bad !== undefined) {
-    const shown = /[\p{Cc}\s]/u.test(bad) ? `U+${bad.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")}` : `"${bad}"`;
+    const shown = /[\p{Cc}\s]/u.test(bad)
+      ? `U+${bad.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")}`
+      : `"${bad}"`;
     return `must not contain ${shown}: only letters, digits and / . _ + , = - are allowed (other characters change meaning in shell, sed, pkg-config, CMake or Lua strings)`;
   }
   if (prefix.split("/").some((part) => part === "." || part === "..")) return 'must not contain "." or ".." components';
@@ -49,7 +51,9 @@ export function shellQuote(value: string): string {
 
 function requireLine(what: string, value: string): void {
   if (value === "" || /\p{Cc}/u.test(value)) {
-    throw new InputError(`${what} ${JSON.stringify(value)} is not usable in the install script: it must be non-empty, without control characters`);
+    throw new InputError(
+      `${what} ${JSON.stringify(value)} is not usable in the install script: it must be non-empty, without control characters`,
+    );
   }
 }
 
@@ -61,7 +65,9 @@ export function renderInstallScript(input: InstallScriptInput, template: string)
   requireLine("module name", input.moduleName);
   const problem = prefixProblem(input.defaultPrefix);
   if (problem !== undefined) {
-    throw new InputError(`default prefix ${JSON.stringify(input.defaultPrefix)} is not usable by install.sh: it ${problem}`);
+    throw new InputError(
+      `default prefix ${JSON.stringify(input.defaultPrefix)} is not usable by install.sh: it ${problem}`,
+    );
   }
   return render(template, {
     stackName: shellQuote(input.stackName),

@@ -56,7 +56,8 @@ async function inContainer(script: string, top = tree.top): Promise<Run> {
       .filter((l) => /^[A-Z_]+=/.test(l))
       .map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]),
   );
-  if (values.TOOLS !== "hidden") throw new Error(`the container still has perl, python or awk:\n${stdout}\n${String(result.stderr)}`);
+  if (values.TOOLS !== "hidden")
+    throw new Error(`the container still has perl, python or awk:\n${stdout}\n${String(result.stderr)}`);
   return { exitCode: result.exitCode ?? -1, stdout, stderr: String(result.stderr), values };
 }
 
@@ -143,7 +144,18 @@ bash /pkg/install.sh --prefix /opt/ok-1.2_x+y,z=w --dry-run >/dev/null; echo "RC
 echo "PWNED=$(ls /tmp/pwned 2>/dev/null || echo no)"
 echo "OPT=$(ls -A /opt)"
 `);
-    for (const key of ["DOLLAR", "BACKTICK", "SPACE", "SEMICOLON", "COLON", "AT", "QUOTE", "STAR", "TAB", "UNINSTALL"]) {
+    for (const key of [
+      "DOLLAR",
+      "BACKTICK",
+      "SPACE",
+      "SEMICOLON",
+      "COLON",
+      "AT",
+      "QUOTE",
+      "STAR",
+      "TAB",
+      "UNINSTALL",
+    ]) {
       expect(run.values[`RC_${key}`], key).toBe("1");
     }
     expect(run.stderr).toContain("prefix must not contain '$' (expansion in shell, CMake and pkg-config)");
@@ -171,14 +183,17 @@ echo "OPT=$(ls -A /opt)"
     // A listed name that sha256sum escapes (a backslash): installed like any other.
     await writeFile(join(copy, "view/share/greet/back\\slash.txt"), "listed\n");
     await execa("bash", ["-c", "sha256sum ./view/share/greet/back*slash.txt >>SHA256SUMS"], { cwd: copy });
-    const run = await inContainer(`
+    const run = await inContainer(
+      `
 bash /pkg/install.sh --prefix /opt/hello; echo "RC=$?"
 echo "ADDED=$(ls /opt/hello/view/bin/added /opt/hello/.stack-factory/extra /opt/hello/view/share/passwd /opt/hello/view/share/up 2>/dev/null | tr '\\n' ' ')"
 echo "INSIDE=$(readlink /opt/hello/view/share/greet/inside)"
 echo "ESCAPED=$(cat /opt/hello/view/share/greet/back*slash.txt)"
 echo "LISTED=$(grep -c -e added -e /extra -e passwd /opt/hello/SHA256SUMS)"
 echo "SUMS=$(cd /opt/hello && sha256sum -c --quiet --strict SHA256SUMS && echo ok)"
-`, copy);
+`,
+      copy,
+    );
     expect(run.values.RC, run.stderr).toBe("0");
     expect(run.values.ADDED).toBe("");
     expect(run.values.INSIDE).toBe("hello.txt");
@@ -194,7 +209,10 @@ echo "SUMS=$(cd /opt/hello && sha256sum -c --quiet --strict SHA256SUMS && echo o
     await cp(tree.top, copy, { recursive: true, verbatimSymlinks: true });
     await rm(join(copy, "view/share/greet/hello.txt"));
     await symlink("/etc/hostname", join(copy, "view/share/greet/hello.txt"));
-    const run = await inContainer(`bash /pkg/install.sh --prefix /opt/hello; echo "RC=$?"; echo "OPT=$(ls -A /opt)"`, copy);
+    const run = await inContainer(
+      `bash /pkg/install.sh --prefix /opt/hello; echo "RC=$?"; echo "OPT=$(ls -A /opt)"`,
+      copy,
+    );
     expect(run.values.RC).toBe("1");
     expect(run.stderr).toContain("view/share/greet/hello.txt is listed in SHA256SUMS but is a symlink");
     expect(run.values.OPT).toBe("");
@@ -275,7 +293,9 @@ echo "SRV=$(ls -A /srv)"
     expect(run.stderr).toContain("prefix must be an absolute path, got 'relative/dir'");
     expect(run.values.RC_BOGUS).toBe("2");
     expect(run.stderr).toContain("unknown option '--bogus'");
-    expect(run.stderr).toContain(`prefix is ${tooLong.length} characters; this tarball allows at most ${tree.buildPrefix.length - 5}`);
+    expect(run.stderr).toContain(
+      `prefix is ${tooLong.length} characters; this tarball allows at most ${tree.buildPrefix.length - 5}`,
+    );
     expect(run.values.SRV).toBe("");
   });
 
@@ -310,7 +330,10 @@ echo "MODULES=$(ls -A /srv)"
     const middle = bytes.length >> 1;
     bytes[middle] = bytes[middle]! ^ 0xff;
     await writeFile(library, bytes);
-    const run = await inContainer(`bash /pkg/install.sh --prefix /opt/hello; echo "RC=$?"; echo "OPT=$(ls -A /opt)"`, copy);
+    const run = await inContainer(
+      `bash /pkg/install.sh --prefix /opt/hello; echo "RC=$?"; echo "OPT=$(ls -A /opt)"`,
+      copy,
+    );
     expect(run.values.RC).toBe("1");
     expect(run.stderr).toContain("view/lib/libgreet.so: FAILED");
     expect(run.stderr).toContain("checksum verification failed");
@@ -327,9 +350,13 @@ echo "MODULES=$(ls -A /srv)"
       await writeFile(join(copy, file), lines.filter((l) => !l.includes("libgreet.so")).join("\n"));
     };
     await drop(".stack-factory/relocate.tsv");
-    const resum = "find . -type f ! -path ./SHA256SUMS ! -path ./SHA256SUMS.new -print0 | sort -z | xargs -0 sha256sum >SHA256SUMS.new";
+    const resum =
+      "find . -type f ! -path ./SHA256SUMS ! -path ./SHA256SUMS.new -print0 | sort -z | xargs -0 sha256sum >SHA256SUMS.new";
     await execa("bash", ["-c", `${resum} && mv SHA256SUMS.new SHA256SUMS`], { cwd: copy });
-    const run = await inContainer(`bash /pkg/install.sh --prefix /opt/hello; echo "RC=$?"; echo "OPT=$(ls -A /opt)"`, copy);
+    const run = await inContainer(
+      `bash /pkg/install.sh --prefix /opt/hello; echo "RC=$?"; echo "OPT=$(ls -A /opt)"`,
+      copy,
+    );
     expect(run.values.RC).toBe("1");
     expect(run.stderr).toMatch(/view\/bin\/greet: .*libgreet\.so => not found/);
     expect(run.stderr).toContain("self-test failed");

@@ -18,7 +18,7 @@ const runId = randomBytes(6).toString("hex");
 /** An older release than the test image (glibc 2.31 against 2.36), made by scripts/make-old-test-image.sh. */
 const OLD_IMAGE = process.env.STACK_FACTORY_OLD_TEST_IMAGE ?? "stack-factory-test/debian:bullseye";
 /** 200 characters: the longest prefix a site must be able to use. */
-const LONG = `/opt/${"site-shared-apps/".repeat(12)}`.slice(0, 199) + "x";
+const LONG = `${`/opt/${"site-shared-apps/".repeat(12)}`.slice(0, 199)}x`;
 
 let tree: RelocatableTree;
 
@@ -32,7 +32,19 @@ interface Run {
 async function inContainer(script: string, image = TEST_IMAGE): Promise<Run> {
   const result = await execa(
     "docker",
-    ["run", "--rm", "--network=none", "--label=stack-factory=1", `--label=${RUN_LABEL}=${runId}`, "-v", `${tree.top}:/pkg:ro`, image, "bash", "-c", script],
+    [
+      "run",
+      "--rm",
+      "--network=none",
+      "--label=stack-factory=1",
+      `--label=${RUN_LABEL}=${runId}`,
+      "-v",
+      `${tree.top}:/pkg:ro`,
+      image,
+      "bash",
+      "-c",
+      script,
+    ],
     { reject: false },
   );
   const stdout = String(result.stdout);
@@ -46,7 +58,8 @@ async function inContainer(script: string, image = TEST_IMAGE): Promise<Run> {
 }
 
 /** `tails-<level>` output as `key=value|...`. */
-const tailsOf = (prefix: string, level: string) => `echo "TAILS_${level.toUpperCase()}=$(env -i ${q(prefix)}/view/bin/tails-${level} | tr '\\n' '|')"`;
+const tailsOf = (prefix: string, level: string) =>
+  `echo "TAILS_${level.toUpperCase()}=$(env -i ${q(prefix)}/view/bin/tails-${level} | tr '\\n' '|')"`;
 
 beforeAll(async () => {
   await execa("bash", ["scripts/make-old-test-image.sh"]);
@@ -78,7 +91,10 @@ ${levels.map((l) => tailsOf(LONG, l).replace("TAILS_", "LONG_")).join("\n")}
 `);
     expect(run.values.RC, run.stderr).toBe("0");
     expect(run.values.RC_LONG, run.stderr).toBe("0");
-    for (const [key, prefix] of [["TAILS", "/opt/t"], ["LONG", LONG]] as const) {
+    for (const [key, prefix] of [
+      ["TAILS", "/opt/t"],
+      ["LONG", LONG],
+    ] as const) {
       const want = [
         "name=lib-data.txt",
         `path=${tree.binaryPath(prefix, "/lib/lib-data.txt")}`,
@@ -127,7 +143,11 @@ echo "LINE2=$(sed -n 2p ${q(LONG)}/view/bin/long-script)"
   });
 
   it("ships no Spack placeholder and no build prefix outside the recorded provenance; applies the text boundary rule", async () => {
-    const report = tree.prepareReport as { dynstrBytesCleared: number; textLeftAlone: unknown[]; placeholderFiles: string[] };
+    const report = tree.prepareReport as {
+      dynstrBytesCleared: number;
+      textLeftAlone: unknown[];
+      placeholderFiles: string[];
+    };
     expect(report.dynstrBytesCleared).toBeGreaterThan(0);
     expect(report.placeholderFiles).toEqual([]);
     expect(report.textLeftAlone).toEqual([{ file: "share/greet/paths.txt", occurrences: 1 }]);
@@ -145,7 +165,10 @@ echo "GREET=$(env -i /opt/c/view/bin/greet | tr '\\n' '|')"
     expect(run.values.RC, run.stderr).toBe("0");
     expect(run.values.PLACEHOLDER).toBe("");
     // Only the provenance record, and the one word the boundary rule leaves (another path ending in the prefix).
-    expect(run.values.PREFIX_LEFT?.trim().split(" ").sort()).toEqual(["/opt/c/.stack-factory/build-prefix", "/opt/c/view/share/greet/paths.txt"]);
+    expect(run.values.PREFIX_LEFT?.trim().split(" ").sort()).toEqual([
+      "/opt/c/.stack-factory/build-prefix",
+      "/opt/c/view/share/greet/paths.txt",
+    ]);
     expect(run.values.LINES_LEFT).toBe(`elsewhere=/mnt${tree.buildPrefix}/share|`);
     expect(run.values.PATHS).toBe(`here=/opt/c/view/share|elsewhere=/mnt${tree.buildPrefix}/share|`);
     expect(run.values.LIBS).toBe("Libs: -L/opt/c/view/lib -lgreet");
@@ -157,7 +180,9 @@ echo "GREET=$(env -i /opt/c/view/bin/greet | tr '\\n' '|')"
     expect(requirements).toContain("machine\t62\tx86_64\n");
     expect(requirements).toContain("version\tlibc.so.6\tGLIBC_2.34\n");
     expect(requirements).toContain("library\tlibz.so.1\n");
-    const portability = (tree.prepareReport as { portability: { hazards: unknown[]; highestVersions: Record<string, string> } }).portability;
+    const portability = (
+      tree.prepareReport as { portability: { hazards: unknown[]; highestVersions: Record<string, string> } }
+    ).portability;
     expect(portability.hazards).toEqual([{ library: "libz.so.1", neededBy: ["lib/libgreet.so"] }]);
     expect(portability.highestVersions.GLIBC).toBe("GLIBC_2.34");
 
@@ -174,7 +199,9 @@ echo "OPT=$(ls -A /opt)"
     expect(old.values.RC).toBe("1");
     expect(old.values.RC_DRY).toBe("1");
     expect(old.stderr).toContain("this node cannot run hello 1.0 (x86_64_v3)");
-    expect(old.stderr).toMatch(/libc\.so\.6 does not define GLIBC_2\.34 \(the newest GLIBC version it defines is GLIBC_2\.30\)/);
+    expect(old.stderr).toMatch(
+      /libc\.so\.6 does not define GLIBC_2\.34 \(the newest GLIBC version it defines is GLIBC_2\.30\)/,
+    );
     expect(old.stderr).toContain("The tree was built on stack-factory-test/debian:bookworm");
     expect(old.stderr).toContain("debian 11");
     expect(old.values.OPT).toBe("");

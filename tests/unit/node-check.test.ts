@@ -6,7 +6,13 @@ import { execa } from "execa";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { verifyCommand } from "../../src/cli/commands/verify.js";
 import { buildManifest } from "../../src/package/manifest.js";
-import { checkThisNode, parsePortability, portabilityFromPrepare, portabilityWarnings, type Portability } from "../../src/package/node-check.js";
+import {
+  checkThisNode,
+  parsePortability,
+  portabilityFromPrepare,
+  portabilityWarnings,
+  type Portability,
+} from "../../src/package/node-check.js";
 import { packTarball } from "../../src/package/pack.js";
 
 /** prepare.json's record for a tree built on this machine: glibc's oldest and a 2.17 version, zlib outside the view. */
@@ -52,7 +58,11 @@ async function tarball(name: string, portability: Portability | undefined): Prom
     view: tar.stdout as Readable,
     top: `demo-1.0-${name}`,
     outDir: join(work, "out"),
-    files: { "install.sh": { content: "#!/bin/bash\n", mode: 0o755 }, ".stack-factory/relocate.tsv": "", ".stack-factory/build-prefix": "/sf/view/._default/abc123\n" },
+    files: {
+      "install.sh": { content: "#!/bin/bash\n", mode: 0o755 },
+      ".stack-factory/relocate.tsv": "",
+      ".stack-factory/build-prefix": "/sf/view/._default/abc123\n",
+    },
     manifest,
   });
   await tar;
@@ -87,7 +97,9 @@ describe("will it run here?", () => {
       needs_env_split: true,
     });
     expect(parsePortability(JSON.parse(JSON.stringify(portability)))).toEqual(portability);
-    expect(parsePortability({ ...portability, node_libraries: "libc.so.6" })).toBe("portability.node_libraries is not a list of names");
+    expect(parsePortability({ ...portability, node_libraries: "libc.so.6" })).toBe(
+      "portability.node_libraries is not a list of names",
+    );
     expect(portabilityWarnings(portability)).toEqual([
       "portability: libz.so.1 is needed (by lib/libgreet.so) but is neither in the view nor part of glibc; nodes without it cannot run the tree",
     ]);
@@ -103,7 +115,9 @@ describe("will it run here?", () => {
     });
     expect(lacking.ok).toBe(false);
     expect(lacking.problems[0]).toMatch(/^libnot-here\.so\.7 is needed and not found in \//);
-    expect(lacking.problems[1]).toMatch(/libc\.so\.6 does not define GLIBC_99\.1 \(the newest GLIBC version it defines is GLIBC_2\.\d+\)$/);
+    expect(lacking.problems[1]).toMatch(
+      /libc\.so\.6 does not define GLIBC_99\.1 \(the newest GLIBC version it defines is GLIBC_2\.\d+\)$/,
+    );
     // Another machine: this one's x86_64 libc does not count for an aarch64 tree either.
     const other = await checkThisNode({ ...portabilityFromPrepare(PREPARED), machine: "aarch64" });
     expect(other.problems[0]).toBe("the tree is for aarch64 machines; this one is x86_64");
@@ -115,7 +129,11 @@ describe("will it run here?", () => {
     expect(good.code, good.out).toBe(0);
     expect(good.out).toContain("node: ok: this machine can run it (x86_64; 2 system libraries; needs GLIBC_2.17)");
 
-    const newer = portabilityFromPrepare({ ...PREPARED, highestVersions: { GLIBC: "GLIBC_99.1" }, nodeVersions: [{ library: "libc.so.6", version: "GLIBC_99.1" }] });
+    const newer = portabilityFromPrepare({
+      ...PREPARED,
+      highestVersions: { GLIBC: "GLIBC_99.1" },
+      nodeVersions: [{ library: "libc.so.6", version: "GLIBC_99.1" }],
+    });
     const bad = await verifyNode(await tarball("newer", newer));
     expect(bad.code).toBe(1);
     expect(bad.out).toMatch(/node: this machine cannot run it:\n {2}- \S*libc\.so\.6 does not define GLIBC_99\.1/);

@@ -41,9 +41,12 @@ beforeEach(async () => {
   );
   await sh("gcc", ["-shared", "-fPIC", "-o", join(real, "lib/libfoo.so"), join(work, "foo.c")]);
   await sh("gcc", [
-    "-o", join(real, "bin/app"), join(work, "app.c"),
+    "-o",
+    join(real, "bin/app"),
+    join(work, "app.c"),
     `-DDATADIR="${real}/share/app"`,
-    `-L${real}/lib`, "-lfoo",
+    `-L${real}/lib`,
+    "-lfoo",
     // Through the symlink root, through the real path, a system directory and the install tree.
     `-Wl,-rpath,${root}/lib:${real}/lib:/usr/lib:/sf/install/__spack_path_placeholder__/zlib/lib`,
   ]);
@@ -101,7 +104,10 @@ describe("prepare-relocation.py", () => {
 
   it("indexes text files and every occurrence of the prefix in binaries by its offset, padded strings included", async () => {
     const { report, index } = await prepare();
-    expect(index.find((e) => e.path === "view/share/app/app.pc")).toEqual({ path: "view/share/app/app.pc", kind: "text" });
+    expect(index.find((e) => e.path === "view/share/app/app.pc")).toEqual({
+      path: "view/share/app/app.pc",
+      kind: "text",
+    });
     const app = index.find((e) => e.path === "view/bin/app");
     expect(app?.kind).toBe("binary");
     if (app?.kind !== "binary") return;
@@ -121,16 +127,28 @@ describe("prepare-relocation.py", () => {
     expect(report.occurrences).toBe(app.offsets.length);
     // The rewritten RPATH no longer names the build prefix; the library never did.
     expect(index.map((e) => e.path).sort()).toEqual(["view/bin/app", "view/share/app/app.pc"]);
-    expect((await readFile(join(stage, "relocate.tsv"), "utf8")).split("\n")[0]).toMatch(/^binary\tview\/bin\/app\t\d+(,\d+)+$/);
+    expect((await readFile(join(stage, "relocate.tsv"), "utf8")).split("\n")[0]).toMatch(
+      /^binary\tview\/bin\/app\t\d+(,\d+)+$/,
+    );
   });
 
   it("classifies on the whole file: a text header over 8 KiB with a binary payload is binary", async () => {
     const header = `#!/bin/sh\n# ${"x".repeat(9000)}\nPREFIX=${real}\nexit 0\n`;
-    await writeFile(join(real, "bin/selfextract"), Buffer.concat([Buffer.from(header), Buffer.from([0, 0xff, 0x0a, 0]), Buffer.from(real)]));
-    await writeFile(join(real, "share/app/latin1.txt"), Buffer.concat([Buffer.from(`dir=${real}\n`), Buffer.from([0xe9, 0x0a])]));
+    await writeFile(
+      join(real, "bin/selfextract"),
+      Buffer.concat([Buffer.from(header), Buffer.from([0, 0xff, 0x0a, 0]), Buffer.from(real)]),
+    );
+    await writeFile(
+      join(real, "share/app/latin1.txt"),
+      Buffer.concat([Buffer.from(`dir=${real}\n`), Buffer.from([0xe9, 0x0a])]),
+    );
     const { index } = await prepare();
     const payload = index.find((e) => e.path === "view/bin/selfextract");
-    expect(payload).toEqual({ path: "view/bin/selfextract", kind: "binary", offsets: [header.indexOf(real), header.length + 4] });
+    expect(payload).toEqual({
+      path: "view/bin/selfextract",
+      kind: "binary",
+      offsets: [header.indexOf(real), header.length + 4],
+    });
     // Not valid UTF-8: binary too (in-place rewriting never moves a byte).
     expect(index.find((e) => e.path === "view/share/app/latin1.txt")?.kind).toBe("binary");
   });
@@ -163,7 +181,15 @@ describe("prepare-relocation.py", () => {
 
   it("zeroes dead .dynstr bytes left after an RPATH shortened in place, and the binary still runs", async () => {
     const placeholder = `/sf/install/${"__spack_path_placeholder__/".repeat(8)}lib`;
-    await sh("gcc", ["-o", join(real, "bin/dead"), join(work, "app.c"), `-DDATADIR="/usr/share"`, `-L${real}/lib`, "-lfoo", `-Wl,-rpath,${placeholder}`]);
+    await sh("gcc", [
+      "-o",
+      join(real, "bin/dead"),
+      join(work, "app.c"),
+      `-DDATADIR="/usr/share"`,
+      `-L${real}/lib`,
+      "-lfoo",
+      `-Wl,-rpath,${placeholder}`,
+    ]);
     const bytes = await readFile(join(real, "bin/dead"));
     const at = bytes.indexOf(Buffer.from(placeholder));
     Buffer.from(`${real}/lib\0`).copy(bytes, at);
@@ -190,7 +216,10 @@ describe("prepare-relocation.py", () => {
   });
 
   it("records what the tree needs from a node: machine, libraries outside the view, symbol versions", async () => {
-    await writeFile(join(work, "z.c"), "const char *zlibVersion(void);\nconst char *v(void) { return zlibVersion(); }\n");
+    await writeFile(
+      join(work, "z.c"),
+      "const char *zlibVersion(void);\nconst char *v(void) { return zlibVersion(); }\n",
+    );
     await sh("gcc", ["-shared", "-fPIC", "-o", join(real, "lib/libz-user.so"), join(work, "z.c"), "-l:libz.so.1"]);
     const { report } = await prepare();
     const requirements = await readFile(join(stage, "node-requirements.tsv"), "utf8");
@@ -205,7 +234,9 @@ describe("prepare-relocation.py", () => {
   });
 
   it("fails with a message when the view does not exist", async () => {
-    const run = await execa("python3", [SCRIPT, "--view", join(work, "nope"), "--stage", stage, "--top", "t"], { reject: false });
+    const run = await execa("python3", [SCRIPT, "--view", join(work, "nope"), "--stage", stage, "--top", "t"], {
+      reject: false,
+    });
     expect(run.exitCode).not.toBe(0);
     expect(run.stderr).toContain("is not a directory");
   });

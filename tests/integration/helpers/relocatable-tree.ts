@@ -103,8 +103,26 @@ export async function buildRelocatableTree(options: TreeOptions = {}): Promise<R
   await mkdir(join(real, "bin"), { recursive: true });
   await symlink(`._${STACK.stackName}/${hash}`, link);
 
-  await gcc(["-shared", "-fPIC", "-O1", define, "-Wl,-soname,libgreet.so", "-o", join(real, "lib/libgreet.so"), src("greet.c"), "-l:libz.so.1"]);
-  await gcc(["-O1", "-o", join(real, "bin/greet"), src("main.c"), `-L${join(real, "lib")}`, "-lgreet", `-Wl,-rpath,${PLACEHOLDER_RPATH}`]);
+  await gcc([
+    "-shared",
+    "-fPIC",
+    "-O1",
+    define,
+    "-Wl,-soname,libgreet.so",
+    "-o",
+    join(real, "lib/libgreet.so"),
+    src("greet.c"),
+    "-l:libz.so.1",
+  ]);
+  await gcc([
+    "-O1",
+    "-o",
+    join(real, "bin/greet"),
+    src("main.c"),
+    `-L${join(real, "lib")}`,
+    "-lgreet",
+    `-Wl,-rpath,${PLACEHOLDER_RPATH}`,
+  ]);
   await shortenInPlace(join(real, "bin/greet"), PLACEHOLDER_RPATH, `${buildPrefix}/lib`);
   for (const level of ["O0", "O2", "Os"]) {
     await gcc([`-${level}`, define, "-o", join(real, `bin/tails-${level}`), src("tails.c")]);
@@ -120,18 +138,29 @@ export async function buildRelocatableTree(options: TreeOptions = {}): Promise<R
   await write(join(real, "share/greet/paths.txt"), `here=${buildPrefix}/share\nelsewhere=/mnt${buildPrefix}/share\n`);
   await write(join(real, "bin/greet-config"), `#!/bin/sh\necho "${buildPrefix}"\n`, 0o755);
   // Spack's sbang form (the interpreter's path is longer than the kernel reads), and a plain shebang into the view.
-  await write(join(real, "bin/long-script"), `#!/bin/sh ${SBANG}\n#!${buildPrefix}/bin/tinyterp -v\nsay hello from a long shebang\n`, 0o755);
+  await write(
+    join(real, "bin/long-script"),
+    `#!/bin/sh ${SBANG}\n#!${buildPrefix}/bin/tinyterp -v\nsay hello from a long shebang\n`,
+    0o755,
+  );
   await write(join(real, "bin/plain-script"), `#!${buildPrefix}/bin/tinyterp -p\nsay plain shebang\n`, 0o755);
   // A text header longer than 8 KiB naming the prefix, then a binary payload (NULs, and bytes sed would mangle).
   const header = `#!/bin/sh\n# ${"self-extracting archive header ".repeat(300)}\nPREFIX=${buildPrefix}\nexit 0\n__PAYLOAD__\n`;
-  const payload = Buffer.concat([Buffer.from([0, 1, 2, 0x0a, 0xff, 0xfe, 0]), createHash("sha512").update("payload").digest(), Buffer.from(`\n${buildPrefix}\n`), Buffer.alloc(64, 0x0a)]);
+  const payload = Buffer.concat([
+    Buffer.from([0, 1, 2, 0x0a, 0xff, 0xfe, 0]),
+    createHash("sha512").update("payload").digest(),
+    Buffer.from(`\n${buildPrefix}\n`),
+    Buffer.alloc(64, 0x0a),
+  ]);
   await write(join(real, "bin/selfextract"), Buffer.concat([Buffer.from(header), payload]), 0o755);
   await write(join(real, "share/greet/hello.txt"), "hello\n");
   await mkdir(join(real, ".spack/greet"), { recursive: true });
   await write(join(real, ".spack/greet/spec.json"), `{"prefix": "${PLACEHOLDER_RPATH}"}\n`);
 
   const stage = join(root, "stage");
-  const prepared = await execa("python3", [PREPARE, "--view", link, "--stage", stage, "--top", STACK.stackName], { reject: false });
+  const prepared = await execa("python3", [PREPARE, "--view", link, "--stage", stage, "--top", STACK.stackName], {
+    reject: false,
+  });
   if (prepared.exitCode !== 0) throw new Error(`prepare-relocation.py failed:\n${prepared.stdout}\n${prepared.stderr}`);
   const prepareReport = JSON.parse(await readFile(join(stage, "prepare.json"), "utf8")) as Record<string, unknown>;
 
@@ -151,7 +180,10 @@ export async function buildRelocatableTree(options: TreeOptions = {}): Promise<R
   await write(join(top, `modules/${STACK.moduleName}/${STACK.version}.lua`), moduleText);
   await write(
     join(top, "install.sh"),
-    renderInstallScript({ ...STACK, defaultPrefix, baseImage: "stack-factory-test/debian:bookworm" }, await loadInstallTemplate()),
+    renderInstallScript(
+      { ...STACK, defaultPrefix, baseImage: "stack-factory-test/debian:bookworm" },
+      await loadInstallTemplate(),
+    ),
     0o755,
   );
   await write(join(top, BUILD_PREFIX_FILE), `${buildPrefix}\n`);
@@ -162,12 +194,15 @@ export async function buildRelocatableTree(options: TreeOptions = {}): Promise<R
 
   const sums: string[] = [];
   for (const path of await listFiles(top)) {
-    const digest = createHash("sha256").update(await readFile(join(top, path))).digest("hex");
+    const digest = createHash("sha256")
+      .update(await readFile(join(top, path)))
+      .digest("hex");
     sums.push(`${digest}  ./${path}\n`);
   }
   await write(join(top, "SHA256SUMS"), sums.join(""));
 
-  const binaryPath = (prefix: string, suffix = "") => `${"/".repeat(buildPrefix.length - prefix.length - 5)}${prefix}/view${suffix}`;
+  const binaryPath = (prefix: string, suffix = "") =>
+    `${"/".repeat(buildPrefix.length - prefix.length - 5)}${prefix}/view${suffix}`;
   return {
     root,
     top,
