@@ -1,6 +1,6 @@
 /**
  * Several real engines on one machine: the main one and a second dockerd on its own socket, data root, exec root
- * and (no) bridge, started by scripts/ensure-second-engine.sh. Engines by URL, image copies between them, free
+ * and bridge (no NAT), started by scripts/ensure-second-engine.sh. Engines by URL, image copies between them, free
  * disk measured on an engine's host, an engine's network for its containers, and the registry of
  * scripts/ensure-registry.sh reached from a host-network container of the second engine.
  */
@@ -95,7 +95,7 @@ describe("two engines on one machine", () => {
     } finally {
       await c.remove();
     }
-    // Without the host network, the second engine (no bridge) gives its containers no way out.
+    // Without the host network, a container of the second engine (its own bridge, no NAT) has its own loopback.
     const isolated = await connectEngine({ endpoint: { url: SECOND_ENGINE } });
     const { exitCode } = await runOneShot(isolated, { image: TEST_IMAGE, cmd: probe });
     expect(exitCode).not.toBe(0);
