@@ -80,7 +80,7 @@ describe("the module under real Lmod", () => {
     expect(v.PATH!.startsWith(`${p1}/view/bin:`)).toBe(true);
     expect(v.LD).toBe("<unset>");
     expect(v.ROOT).toBe(`${p1}/view`);
-    expect(v.GREET).toBe(`${p1}/view/share/greet`);
+    expect(v.GREET).toBe(tree.binaryPath(p1, "/share/greet"));
     expect(v.DATA).toBe(`${p1}/data/hello_assets`);
     expect(v.LITERAL).toBe("{prefix} stays $HOME");
     expect(v.PKG!.split(":")).toContain(`${p1}/view/lib/pkgconfig`);
@@ -101,7 +101,7 @@ describe("the module under real Lmod", () => {
     const v = values(result.stdout);
     expect(v.ROOT).toBe(`${p2}/view`);
     expect(v.PATH!.startsWith(`${p2}/view/bin:`)).toBe(true);
-    expect(v.GREET).toBe(`${p2}/view/share/greet`);
+    expect(v.GREET).toBe(tree.binaryPath(p2, "/share/greet"));
   });
 
   it("uses the recorded prefix when copied to a separate module path", async () => {
@@ -111,7 +111,7 @@ describe("the module under real Lmod", () => {
     expect(result.exitCode, result.stderr).toBe(0);
     const v = values(result.stdout);
     expect(v.ROOT).toBe(`${p1}/view`);
-    expect(v.GREET).toBe(`${p1}/view/share/greet`);
+    expect(v.GREET).toBe(tree.binaryPath(p1, "/share/greet"));
   });
 
   it("is listed by spider, whatis and help with its escaped description", async () => {
