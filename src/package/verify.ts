@@ -1,7 +1,9 @@
 /**
  * Checks a stack tarball before it ships or installs: the sidecar checksum, that every entry is safe to extract
- * (one top directory, no absolute or `..` paths, links that stay inside, no devices or fifos), and that every
- * file matches SHA256SUMS and the manifest. Reports problems; only a missing file throws.
+ * as GNU tar would extract it (one top directory, no absolute or `..` paths, names normalised before duplicates
+ * are looked for, links that stay inside once resolved through each other, no devices, fifos, setuid/setgid,
+ * world-writable or foreign-owned entries, no extended header GNU tar would act on), and that every file matches
+ * SHA256SUMS and the manifest. Reports problems; only a missing or non-regular file (a FIFO would block) throws.
  */
 import { createHash } from "node:crypto";
 import { constants, type Stats } from "node:fs";
