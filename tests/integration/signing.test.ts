@@ -1,0 +1,189 @@
+import { copyFile, mkdir, readFile, readdir, writeFile } from "node:fs/promises";
+import { basename, join } from "node:path";
+import Docker from "dockerode";
+import { execa } from "execa";
+import { beforeAll, describe, expect, it } from "vitest";
+import { initKeys } from "../../src/sign/keys-init.js";
+import { loadSigningKey } from "../../src/sign/key.js";
+import { signFile } from "../../src/sign/sign-file.js";
+import { runCli } from "./helpers/cli.js";
+import { requireEngine, requireTestImage } from "./helpers/engine.js";
+import { tempDir, writeTestStack } from "./helpers/stack.js";
+
+const PASSPHRASE = "signing-test passphrase 7c1e9d";
+
+let work: string;
+let cacheRoot: string;
+let site: Awaited<ReturnType<typeof initKeys>>;
+let other: Awaited<ReturnType<typeof initKeys>>;
+let passFile: string;
+let dist: string;
+let tarball: string;
+let report: string;
+/** Everything `docker inspect` said about the signed build's containers and their execs, while they ran. */
+let inspected: string[] = [];
+let builderImage: string;
+
+/** Polls the engine for the containers of one factory process and inspects each (and each of its execs) while it runs. */
+function watchContainers(pid: () => number | undefined): { stop: () => Promise<string[]>; ids: Set<string> } {
+  const docker = new Docker();
+  const seen = new Map<string, string>();
+  const execs = new Map<string, string>();
+  const ids = new Set<string>();
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      const p = pid();
+      if (p !== undefined) {
+        const list = await docker.listContainers({ all: true, filters: { label: [`stack-factory.pid=${p}`] } }).catch(() => []);
+        for (const c of list) {
+          ids.add(c.Id);
+          try {
+            const info = await docker.getContainer(c.Id).inspect();
+            seen.set(`${c.Id}:${JSON.stringify(info.ExecIDs ?? [])}`, JSON.stringify(info));
+            for (const execId of info.ExecIDs ?? []) {
+              if (execs.has(execId)) continue;
+              const e = await docker.getExec(execId).inspect().catch(() => undefined);
+              if (e !== undefined) execs.set(execId, JSON.stringify(e));
+            }
+          } catch {
+            // gone already
+          }
+        }
+      }
+      await new Promise((r) => setTimeout(r, 150));
+    }
+  })();
+  return {
+    ids,
+    stop: async () => {
+      running = false;
+      await loop;
+      return [...seen.values(), ...execs.values()];
+    },
+  };
+}
+
+/** Long runs of the armored secret key's body: any of them in a text means the key leaked. */
+async function secretFragments(file: string): Promise<string[]> {
+  const text = await readFile(file, "utf8");
+  const body = text.split("\n").filter((l) => /^[A-Za-z0-9+/=]{40,}$/.test(l.trim()));
+  expect(body.length).toBeGreaterThan(5);
+  return body.map((l) => l.trim().slice(4, 36));
+}
+
+async function listFiles(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const entry of await readdir(dir, { withFileTypes: true, recursive: true })) {
+    if (entry.isFile()) out.push(join(entry.parentPath, entry.name));
+  }
+  return out;
+}
+
+beforeAll(async () => {
+  const engine = await requireEngine();
+  await requireTestImage(engine);
+  await execa("npm", ["run", "build"], { stdio: "ignore" });
+  work = await tempDir("signing");
+  cacheRoot = join(work, "cache");
+  passFile = join(work, "passphrase");
+  await writeFile(passFile, `${PASSPHRASE}\n`, { mode: 0o600 });
+  const made = await runCli(["keys", "init", join(work, "site"), "--name", "Test Site Builds <builds@example.org>", "--passphrase-file", passFile]);
+  expect(made.exitCode, made.all).toBe(0);
+  site = { fingerprint: (await readFile(join(work, "site", "fingerprint"), "utf8")).trim(), files: {
+    secret: join(work, "site", "secret.asc"), public: join(work, "site", "public.asc"), publicBinary: join(work, "site", "public.gpg"), fingerprint: join(work, "site", "fingerprint") } };
+  other = await initKeys(join(work, "other"), { userId: "Another Site <other@example.org>", algorithm: "ed25519" });
+
+  const stackFile = await writeTestStack(work, { name: "signed", specs: ["hello"] });
+  dist = join(work, "dist");
+  report = join(work, "report.json");
+  let pid: number | undefined;
+  const watch = watchContainers(() => pid);
+  const run = runCli(["build", stackFile, "--cache-dir", cacheRoot, "--out", dist, "--report", report,
+    "--sign-key", site.files.secret, "--sign-passphrase-file", passFile]);
+  pid = run.pid;
+  const result = await run;
+  inspected = await watch.stop();
+  expect(result.exitCode, result.all).toBe(0);
+  expect(watch.ids.size).toBeGreaterThan(0);
+  const tarballs = (await readdir(dist)).filter((f) => f.endsWith(".tar.gz"));
+  expect(tarballs).toHaveLength(1);
+  tarball = join(dist, tarballs[0]!);
+  builderImage = (JSON.parse(await readFile(report, "utf8")) as { image: { tag: string } }).image.tag;
+}, 900_000);
+
+describe("signed tarballs", () => {
+  it("writes <tarball>.asc beside .sha256 and records the key's fingerprint in the manifest", async () => {
+    const names = await readdir(dist);
+    expect(names).toEqual(expect.arrayContaining([basename(tarball), `${basename(tarball)}.sha256`, `${basename(tarball)}.asc`]));
+    const { stdout } = await execa("tar", ["-xzOf", tarball, "--wildcards", "*/manifest.json"]);
+    expect((JSON.parse(stdout) as { signing_key?: { fingerprint: string } }).signing_key).toEqual({ fingerprint: site.fingerprint });
+  });
+
+  it("verify --keyring accepts the site's key (armored or gpgv's binary keyring) and refuses another", async () => {
+    const good = await runCli(["verify", tarball, "--keyring", site.files.public]);
+    expect(good.exitCode, good.all).toBe(0);
+    expect(good.all).toContain(`signature: good signature by ${site.fingerprint}`);
+    expect((await runCli(["verify", tarball, "--keyring", site.files.publicBinary])).exitCode).toBe(0);
+    const wrong = await runCli(["verify", tarball, "--keyring", other.files.public]);
+    expect(wrong.exitCode).toBe(1);
+    expect(wrong.all).toMatch(/signature .*\.asc refused: signed by key \w+, which is not in/);
+    // And gpgv alone, as a cluster would check it.
+    const gpgv = await execa("gpgv", ["--keyring", site.files.publicBinary, `${tarball}.asc`, tarball], { reject: false });
+    expect(gpgv.exitCode, gpgv.stderr).toBe(0);
+  });
+
+  it("refuses a tarball altered by one byte, a signature by another key, and a missing signature", async () => {
+    const altered = join(work, "altered");
+    await mkdir(altered);
+    const copy = join(altered, basename(tarball));
+    const bytes = await readFile(tarball);
+    bytes[bytes.length - 100] = (bytes[bytes.length - 100] as number) ^ 0x01;
+    await writeFile(copy, bytes);
+    await copyFile(`${tarball}.sha256`, `${copy}.sha256`);
+    await copyFile(`${tarball}.asc`, `${copy}.asc`);
+    const run = await runCli(["verify", copy, "--keyring", site.files.public]);
+    expect(run.exitCode).toBe(1);
+    expect(run.all).toMatch(/refused: BAD signature/);
+
+    const resigned = join(work, "resigned");
+    await mkdir(resigned);
+    const second = join(resigned, basename(tarball));
+    await copyFile(tarball, second);
+    await copyFile(`${tarball}.sha256`, `${second}.sha256`);
+    await signFile((await loadSigningKey({ signKey: other.files.secret }))!, second);
+    const byOther = await runCli(["verify", second, "--keyring", site.files.public]);
+    expect(byOther.exitCode).toBe(1);
+    expect(byOther.all).toMatch(/which is not in/);
+
+    const unsigned = join(work, "unsigned");
+    await mkdir(unsigned);
+    await copyFile(tarball, join(unsigned, basename(tarball)));
+    const missing = await runCli(["verify", join(unsigned, basename(tarball)), "--keyring", site.files.public]);
+    expect(missing.exitCode).toBe(1);
+    expect(missing.all).toMatch(/no signature: .*\.asc is missing/);
+  });
+});
+
+describe("the signing key never leaks", () => {
+  it("is nowhere in docker inspect of the run's containers and execs, the image history, the logs, the report or the tarball", async () => {
+    const fragments = await secretFragments(site.files.secret);
+    const haystacks: [string, string][] = inspected.map((text, i) => [`docker inspect #${i}`, text]);
+    expect(inspected.length).toBeGreaterThan(0);
+    const history = await execa("docker", ["history", "--no-trunc", "--format", "{{json .}}", builderImage]);
+    haystacks.push(["docker history", history.stdout]);
+    const imageInspect = await execa("docker", ["image", "inspect", builderImage]);
+    haystacks.push(["docker image inspect", imageInspect.stdout]);
+    for (const file of await listFiles(join(cacheRoot, "logs"))) haystacks.push([file, await readFile(file, "utf8")]);
+    haystacks.push([report, await readFile(report, "utf8")]);
+    const contents = await execa("tar", ["-xzOf", tarball], { encoding: "buffer" });
+    haystacks.push([tarball, Buffer.from(contents.stdout).toString("latin1")]);
+    haystacks.push([`${tarball}.asc`, await readFile(`${tarball}.asc`, "utf8")]);
+    for (const [where, text] of haystacks) {
+      expect(text.includes(PASSPHRASE), `passphrase in ${where}`).toBe(false);
+      for (const fragment of fragments) expect(text.includes(fragment), `secret key in ${where}`).toBe(false);
+    }
+    // The haystacks are real: the run's logs name the key's fingerprint.
+    expect(haystacks.some(([, text]) => text.includes(site.fingerprint))).toBe(true);
+  });
+});
