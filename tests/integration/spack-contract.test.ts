@@ -4,6 +4,7 @@
  * fails the test, so the contract and the stand-in cannot drift apart. Also: the configuration Spack 1.1 cannot
  * build with offline (builtin neither configured nor reachable) fails in the stand-in as it does in Spack 1.1.
  */
+import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -50,7 +51,23 @@ function paths(name: string): SpackPaths {
     userCache: path.join(base, "user-cache"),
     buildcache: path.join(base, "buildcache"),
     ccache: path.join(base, "ccache"),
+    gnupgHome: path.join(base, "gnupg"),
   };
+}
+
+/** A fresh public key (made in a throwaway gpg home) in a file beside the environment. */
+function publicKeyFile(p: SpackPaths): string {
+  const home = fs.mkdtempSync(path.join(os.tmpdir(), "sf-gpg-"));
+  try {
+    const gpg = (...args: string[]) => execFileSync("gpg", ["--homedir", home, "--batch", ...args], { stdio: ["ignore", "pipe", "ignore"] });
+    gpg("--passphrase", "", "--quick-generate-key", "Contract Test <contract@example.org>", "ed25519", "sign", "never");
+    const file = path.join(path.dirname(p.envDir), "public.asc");
+    fs.writeFileSync(file, gpg("--armor", "--export"));
+    return file;
+  } finally {
+    execFileSync("gpgconf", ["--homedir", home, "--kill", "all"], { stdio: "ignore" });
+    fs.rmSync(home, { recursive: true, force: true });
+  }
 }
 
 function writeEnv(p: SpackPaths, specs: string[], repos: RepoConfig): void {
@@ -129,6 +146,13 @@ const SAMPLES: Record<Command, Sample> = {
     check: (p) => {
       const index = JSON.parse(fs.readFileSync(path.join(p.buildcache, "build_cache", "index.json"), "utf8"));
       expect(Object.keys(index.database.installs).sort()).toEqual(built(p).map((n) => n.hash).sort());
+    },
+  },
+  gpgTrust: {
+    argv: (p) => spackCommands.gpgTrust(p, publicKeyFile(p)),
+    check: (p, out) => {
+      expect(out.stdout).toContain(`==> Added 1 key to the trust store (${p.gnupgHome})`);
+      expect(fs.statSync(p.gnupgHome!).mode & 0o777).toBe(0o700);
     },
   },
   viewRegenerate: {
