@@ -8,6 +8,7 @@
  * compilers, system packages and externals). Any change gives another key, so a changed input never reuses a lock.
  */
 import { createHash } from "node:crypto";
+import { execa } from "execa";
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { CACHE_LAYOUT } from "../cache/layout.js";
@@ -16,7 +17,9 @@ import { writeFileAtomic } from "../fs/write-atomic.js";
 export interface ConcretizationInputs {
   /** spack.yaml files of the target as planned (container path → content): the stack's and the compiler's. */
   environments: Record<string, string>;
+  /** What the Spack checkout holds (`treeIdentity`), "unknown" when it cannot be told. */
   spackCommit: string;
+  /** What the spack-packages checkout holds (`treeIdentity`). */
   spackPackagesCommit?: string;
   /** Digest of each extra repository's files, by namespace. */
   repoDigests: Record<string, string>;
@@ -38,6 +41,20 @@ export function concretizationKey(inputs: ConcretizationInputs): LockKey {
   for (const ns of Object.keys(inputs.repoDigests).sort()) field(`repo:${ns}`, inputs.repoDigests[ns] as string);
   field("image", inputs.imageId);
   return { key: hash.digest("hex").slice(0, 32) };
+}
+
+/**
+ * What a git checkout holds, as git knows it: the tree of the directory at HEAD (so that a checkout inside a larger
+ * repository changes identity only when its own files do), plus a digest of uncommitted changes to tracked files.
+ * "unknown" when the directory is not in a git repository.
+ */
+export async function treeIdentity(dir: string): Promise<string> {
+  const tree = await execa("git", ["-C", dir, "rev-parse", "HEAD:./"], { reject: false });
+  if (tree.exitCode !== 0) return "unknown";
+  const diff = await execa("git", ["-C", dir, "diff", "--no-ext-diff", "--binary", "HEAD", "--", "."], { reject: false, encoding: "buffer" });
+  if (diff.exitCode !== 0) return "unknown";
+  const dirty = diff.stdout.length === 0 ? "" : `+${createHash("sha256").update(diff.stdout).digest("hex").slice(0, 16)}`;
+  return `${String(tree.stdout).trim()}${dirty}`;
 }
 
 /** sha256 over every file of a repository (relative path and content), `.git` and caches left out. */

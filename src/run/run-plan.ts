@@ -14,7 +14,7 @@ import type { Reporter } from "../ui/reporter.js";
 import { CACHE_LAYOUT } from "../cache/layout.js";
 import { registerRun } from "../cache/usage.js";
 import { hostPathOf, prepareCacheDirs } from "./host-caches.js";
-import { concretizationKey, repoDigest, type LockKey } from "./lock-reuse.js";
+import { concretizationKey, repoDigest, treeIdentity, type LockKey } from "./lock-reuse.js";
 import { runTarget, type LockOutcome, type StepTiming } from "./run-target.js";
 import { BUILTIN_IN_CHECKOUT } from "../config/inspect.js";
 import type { Origin } from "../config/types.js";
@@ -107,11 +107,19 @@ export async function runPlan(plan: BuildPlan, options: RunOptions): Promise<Run
     });
     reporter.emit({ type: "image", tag: plan.builder.tag, built: image.built });
     const repoDigests = await digestRepos(plan);
+    // What the checkouts hold rather than their commits: a checkout inside a larger repository keeps its identity
+    // while only other files of that repository change, and uncommitted changes count.
+    const identityOf = async (kind: "spack" | "spack-packages"): Promise<string | undefined> => {
+      const mount = plan.targets[0]?.mounts.find((m) => m.kind === kind);
+      return mount === undefined ? undefined : treeIdentity(hostPathOf(mount, options.cacheRoot));
+    };
+    const spackIdentity = (await identityOf("spack")) ?? "unknown";
+    const packagesIdentity = await identityOf("spack-packages");
     const lockKeyOf = (target: TargetPlan): LockKey =>
       concretizationKey({
         environments: Object.fromEntries(Object.entries(target.files).filter(([p]) => p.endsWith("/spack.yaml"))),
-        spackCommit,
-        ...(spackPackagesCommit === undefined ? {} : { spackPackagesCommit }),
+        spackCommit: spackIdentity,
+        ...(packagesIdentity === undefined ? {} : { spackPackagesCommit: packagesIdentity }),
         repoDigests,
         imageId: image.id,
       });

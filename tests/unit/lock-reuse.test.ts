@@ -3,7 +3,8 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CACHE_LAYOUT } from "../../src/cache/layout.js";
-import { concretizationKey, findLock, repoDigest, saveLock, type ConcretizationInputs } from "../../src/run/lock-reuse.js";
+import { execa } from "execa";
+import { concretizationKey, findLock, repoDigest, saveLock, treeIdentity, type ConcretizationInputs } from "../../src/run/lock-reuse.js";
 
 const BASE: ConcretizationInputs = {
   environments: { "/sf/env/spack.yaml": "spack:\n  specs: [zlib]\n" },
@@ -71,5 +72,34 @@ describe("kept locks", () => {
     expect(await repoDigest(repo)).toBe(first);
     await writeFile(path.join(repo, "packages", "a", "package.py"), "version('1.1')\n");
     expect(await repoDigest(repo)).not.toBe(first);
+  });
+});
+
+describe("what a checkout holds", () => {
+  it("keeps a subdirectory's identity while other files of its repository change, and counts uncommitted edits", async () => {
+    const repo = path.join(work, "git");
+    const git = (...args: string[]) =>
+      execa("git", ["-C", repo, "-c", "user.email=t@example.invalid", "-c", "user.name=t", ...args]);
+    await mkdir(path.join(repo, "spack", "bin"), { recursive: true });
+    await mkdir(path.join(repo, "other"), { recursive: true });
+    await writeFile(path.join(repo, "spack", "bin", "spack"), "#!/bin/sh\n");
+    await writeFile(path.join(repo, "other", "x"), "1\n");
+    await git("init", "--quiet");
+    await git("add", "-A");
+    await git("commit", "--quiet", "-m", "one");
+    const dir = path.join(repo, "spack");
+    const first = await treeIdentity(dir);
+    expect(first).toMatch(/^[0-9a-f]{40}$/);
+    await writeFile(path.join(repo, "other", "x"), "2\n");
+    await git("commit", "--quiet", "-am", "two");
+    expect(await treeIdentity(dir)).toBe(first);
+    await writeFile(path.join(dir, "bin", "spack"), "#!/bin/sh\necho changed\n");
+    const dirty = await treeIdentity(dir);
+    expect(dirty).toMatch(new RegExp(`^${first}\\+[0-9a-f]{16}$`));
+    await git("commit", "--quiet", "-am", "three");
+    const committed = await treeIdentity(dir);
+    expect(committed).not.toBe(first);
+    expect(committed).toMatch(/^[0-9a-f]{40}$/);
+    expect(await treeIdentity(path.join(work, "repo"))).toBe("unknown");
   });
 });
