@@ -187,3 +187,71 @@ describe("the signing key never leaks", () => {
     expect(haystacks.some(([, text]) => text.includes(site.fingerprint))).toBe(true);
   });
 });
+
+describe("a signed buildcache", () => {
+  let warmCache: string;
+  let stackFile: string;
+  const sign = () => ["--sign-key", site.files.secret, "--sign-passphrase-file", passFile];
+  const logOf = async (reportFile: string) => {
+    const r = JSON.parse(await readFile(reportFile, "utf8")) as { targets: { logPath: string; built: string[] }[] };
+    return { target: r.targets[0]!, log: await readFile(r.targets[0]!.logPath, "utf8") };
+  };
+
+  beforeAll(async () => {
+    warmCache = join(work, "warm-cache");
+    stackFile = await writeTestStack(work, { name: "nightly", specs: ["hello", "zlib"] });
+  });
+
+  it("warm --sign-key pushes signed entries; a signed build then takes everything from them", async () => {
+    const warm = await runCli(["warm", stackFile, "--cache-dir", warmCache, "--report", join(work, "warm.json"), ...sign()]);
+    expect(warm.exitCode, warm.all).toBe(0);
+    const keys = await readdir(join(warmCache, "buildcache"));
+    expect(keys).toHaveLength(1);
+    expect(keys[0]).toMatch(new RegExp(`_signed-${site.fingerprint.slice(-16)}$`));
+    const entries = await readdir(join(warmCache, "buildcache", keys[0]!, "build_cache"));
+    expect(entries.filter((e) => e.endsWith(".spec.json.sig")).length).toBeGreaterThanOrEqual(3);
+    expect(entries.filter((e) => e.endsWith(".spec.json"))).toEqual([]);
+    const signedText = await readFile(join(warmCache, "buildcache", keys[0]!, "build_cache", entries.find((e) => e.endsWith(".sig"))!), "utf8");
+    expect(signedText).toContain("-----BEGIN PGP SIGNED MESSAGE-----");
+
+    const out = join(work, "dist-nightly");
+    const build = await runCli(["build", stackFile, "--cache-dir", warmCache, "--out", out, "--report", join(work, "nightly.json"), ...sign()]);
+    expect(build.exitCode, build.all).toBe(0);
+    const { target, log } = await logOf(join(work, "nightly.json"));
+    expect(target.built).toEqual([]);
+    expect(log).toMatch(/Extracting hello-\S+ from binary cache/);
+    expect(log).toMatch(/Extracting zlib-\S+ from binary cache/);
+    expect(log).not.toMatch(/installing from source/);
+    expect(log).toContain("spack gpg trust /sf/signing/public.asc");
+    const tarballs = (await readdir(out)).filter((f) => f.endsWith(".tar.gz"));
+    const verify = await runCli(["verify", join(out, tarballs[0]!), "--keyring", site.files.public]);
+    expect(verify.exitCode, verify.all).toBe(0);
+  });
+
+  it("refuses entries whose signature fails or that are unsigned, and unsigned builds never use the signed cache", async () => {
+    const key = (await readdir(join(warmCache, "buildcache")))[0]!;
+    const dir = join(warmCache, "buildcache", key, "build_cache");
+    const entries = await readdir(dir);
+    // hello's spec document altered under its signature; zlib's signature stripped (an unsigned entry).
+    const hello = entries.find((e) => e.startsWith("hello-") && e.endsWith(".sig"))!;
+    const helloText = await readFile(join(dir, hello), "utf8");
+    await writeFile(join(dir, hello), helloText.replace('"hash_algorithm": "sha256"', '"hash_algorithm":  "sha256"'));
+    const zlib = entries.find((e) => e.startsWith("zlib-") && e.endsWith(".sig"))!;
+    const zlibBody = /-----BEGIN PGP SIGNED MESSAGE-----\s+Hash:\s+\S+\s+([\s\S]+)-----BEGIN PGP SIGNATURE-----/.exec(await readFile(join(dir, zlib), "utf8"))![1]!;
+    await writeFile(join(dir, zlib.replace(/\.sig$/, "")), zlibBody);
+    const { rm } = await import("node:fs/promises");
+    await rm(join(dir, zlib));
+
+    const again = await runCli(["warm", stackFile, "--cache-dir", warmCache, "--report", join(work, "refused.json"), ...sign()]);
+    expect(again.exitCode, again.all).toBe(0);
+    const { target, log } = await logOf(join(work, "refused.json"));
+    expect(log).toMatch(/Skipping hello-\S+ from mirror stack-factory: signature verification failed/);
+    expect(log).toMatch(/Skipping zlib-\S+ from mirror stack-factory/);
+    expect(target.built.map((p) => p.replace(/-[^-]+-[a-z0-9]{32}$/, "")).sort()).toEqual(["hello", "zlib"]);
+
+    const unsigned = await runCli(["warm", stackFile, "--cache-dir", warmCache, "--report", join(work, "unsigned.json")]);
+    expect(unsigned.exitCode, unsigned.all).toBe(0);
+    expect((await readdir(join(warmCache, "buildcache"))).sort()).toEqual([key, key.replace(/_signed-[0-9A-F]+$/, "")].sort());
+    expect((await logOf(join(work, "unsigned.json"))).log).not.toMatch(/from binary cache/);
+  });
+});
