@@ -94,3 +94,29 @@ describe("detached signatures", () => {
     expect(verdictOf("[GNUPG:] ERRSIG ABCD 1 8 00 1 9 FPR\n[GNUPG:] NO_PUBKEY ABCD\n", "", "k.asc")).toMatchObject({ ok: false, problem: "signed by key ABCD, which is not in k.asc" });
   });
 });
+
+describe("a key of the user's own keyring (--sign-key-id)", () => {
+  it("finds it by fingerprint or user id and signs with the user's gpg, the secret never read by the factory", async () => {
+    const home = join(work, "user-home");
+    await import("node:fs/promises").then((fs) => fs.mkdir(home, { mode: 0o700 }));
+    const { execa } = await import("execa");
+    await execa("gpg", ["--homedir", home, "--batch", "--import", site.files.secret]);
+    const saved = process.env["GNUPGHOME"];
+    process.env["GNUPGHOME"] = home;
+    try {
+      const key = await loadSigningKey({ signKeyId: "builds@example.org" });
+      expect(key).toMatchObject({ kind: "agent", fingerprint: site.fingerprint });
+      expect(key).not.toHaveProperty("secretKey");
+      const file = join(work, "agent-signed");
+      await writeFile(file, "payload\n");
+      await signFile(key!, file);
+      expect((await verifyDetached(file, `${file}.asc`, site.files.public)).ok).toBe(true);
+      await expect(loadSigningKey({ signKeyId: "nobody@example.org" })).rejects.toThrow(/no such secret key/);
+      await expect(loadSigningKey({ signKeyId: "--import" })).rejects.toThrow(/not a key id/);
+    } finally {
+      if (saved === undefined) delete process.env["GNUPGHOME"];
+      else process.env["GNUPGHOME"] = saved;
+      await execa("gpgconf", ["--homedir", home, "--kill", "all"], { reject: false });
+    }
+  });
+});
