@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Host tools the tests use for real: Lmod, patchelf, compressors, git.
+# Host tools the tests use for real: Lmod, patchelf, compressors, git, GnuPG.
 set -euo pipefail
 need=()
 command -v patchelf >/dev/null 2>&1 || need+=(patchelf)
@@ -8,6 +8,9 @@ command -v pigz >/dev/null 2>&1 || need+=(pigz)
 command -v zstd >/dev/null 2>&1 || need+=(zstd)
 command -v git >/dev/null 2>&1 || need+=(git)
 command -v gcc >/dev/null 2>&1 || need+=(gcc)
+# gpg and gpgv: signed releases (keys init, tarball signatures, verify --keyring).
+command -v gpg >/dev/null 2>&1 || need+=(gnupg)
+command -v gpgv >/dev/null 2>&1 || need+=(gpgv)
 if [ ${#need[@]} -gt 0 ]; then
   echo "ensure-host-tools: installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
