@@ -16,7 +16,7 @@ export class NoNetworkContainer implements PackContainer {
     return this.container.id;
   }
 
-  static async start(image: string, binds: { host: string; container: string }[]): Promise<NoNetworkContainer> {
+  static async start(image: string, binds: { host: string; container: string; readOnly: boolean }[]): Promise<NoNetworkContainer> {
     const docker = new Docker();
     const container = await docker.createContainer({
       Image: image,
@@ -25,7 +25,7 @@ export class NoNetworkContainer implements PackContainer {
       HostConfig: {
         Init: true,
         NetworkMode: "none",
-        Mounts: binds.map((b) => ({ Type: "bind", Source: b.host, Target: b.container, ReadOnly: true })),
+        Mounts: binds.map((b) => ({ Type: "bind", Source: b.host, Target: b.container, ReadOnly: b.readOnly })),
       },
     });
     await container.start();

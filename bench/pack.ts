@@ -1,8 +1,8 @@
 /**
  * Packing benchmark, on one tree of >= 1 GB and >= 10,000 files (half compressible text, half random bytes).
  * The factory packs inside the build container (packInContainer): it is timed against `tar -c | <compressor>` of
- * the same tree in the same container, one compression after the other, each pair in one child process that
- * reports its peak RSS. BENCH_HOST=1 adds the in-process packer (packTarball, reading `tar -c` on this machine)
+ * the same tree in the same container, one compression after the other, each in one child process that
+ * reports its peak RSS; and packInContainer writing into an output directory the container shares (sharedOutDir). BENCH_HOST=1 adds the in-process packer (packTarball, reading `tar -c` on this machine)
  * against the same commands run here. Run with bench/run.sh.
  *   BENCH_SIZE_MB (default 1024), BENCH_FILES (default 10000), BENCH_DIR (default /tmp/stack-factory-bench-...),
  *   BENCH_REPEAT (default 1: runs of each pair, alternating; the table shows the fastest of each),
@@ -196,14 +196,17 @@ async function containerChild(dir: string, outDir: string, pairName: string, rep
   const pair = PAIRS[pairName]!;
   const image = await ensureImage();
   const mount = { host: dirname(dir), container: MOUNT, readOnly: true };
+  // The output directory shared with the container, for the run that writes the tarball straight into it.
+  await mkdir(outDir, { recursive: true });
+  const shared = { host: outDir, container: "/sf/out", readOnly: false };
   let container: PackContainer & { id: string; remove(): Promise<void> };
   try {
     // A build container as the factory starts them...
-    container = await startContainer(await connectEngine(), { image, mounts: [mount] });
+    container = await startContainer(await connectEngine(), { image, mounts: [mount, shared] });
   } catch (error) {
     // ...or, when the engine cannot attach one to its default network, one without a network.
     process.stderr.write(`a factory container did not start (${(error as Error).message.split("\n")[0]}); using one without a network\n`);
-    container = await NoNetworkContainer.start(image, [mount]);
+    container = await NoNetworkContainer.start(image, [mount, shared]);
   }
   try {
     const view = `${MOUNT}/${basename(dir)}`;
@@ -214,6 +217,8 @@ async function containerChild(dir: string, outDir: string, pairName: string, rep
     const ours: number[] = [];
     const baselineCpu: Cpu[] = [];
     const oursCpu: Cpu[] = [];
+    const direct: number[] = [];
+    const directCpu: Cpu[] = [];
     let baselineBytes = 0;
     let result: Awaited<ReturnType<typeof packInContainer>> | undefined;
     for (let i = 0; i < repeat; i++) {
@@ -241,10 +246,28 @@ async function containerChild(dir: string, outDir: string, pairName: string, rep
       ours.push(o.seconds);
       oursCpu.push(o.cpu);
       result = o.value;
-      await rm(outDir, { recursive: true, force: true });
+      await rm(result.path);
+      const d = await timed(container.id, () =>
+        packInContainer({
+          container,
+          view,
+          top: "bench-1-x86_64_v3",
+          outDir,
+          sharedOutDir: shared.container,
+          compression: pair.compression,
+          gzipProgram: pair.gzipProgram,
+          files: GENERATED,
+          manifest: benchManifest(view),
+        }),
+      );
+      direct.push(d.seconds);
+      directCpu.push(d.cpu);
+      if (d.value.sha256 !== result.sha256) throw new Error(`the shared-directory tarball differs from the copied one`);
+      await rm(d.value.path);
     }
+    await rm(outDir, { recursive: true, force: true });
     const maxRssMb = process.resourceUsage().maxRSS / 1024;
-    process.stdout.write(`${JSON.stringify({ baseline, ours, baselineCpu, oursCpu, baselineBytes, bytes: result!.bytes, compressor: result!.compressor, maxRssMb })}\n`);
+    process.stdout.write(`${JSON.stringify({ baseline, ours, direct, baselineCpu, oursCpu, directCpu, baselineBytes, bytes: result!.bytes, compressor: result!.compressor, maxRssMb })}\n`);
   } finally {
     await container.remove();
   }
@@ -321,8 +344,10 @@ async function main(): Promise<void> {
     const report = JSON.parse(run.stdout.trim().split("\n").pop()!) as {
       baseline: number[];
       ours: number[];
+      direct: number[];
       baselineCpu: Cpu[];
       oursCpu: Cpu[];
+      directCpu: Cpu[];
       baselineBytes: number;
       bytes: number;
       compressor: string;
@@ -333,7 +358,10 @@ async function main(): Promise<void> {
     rows.push({ name: `container: tar -c | ${PAIRS[name]!.command}`, seconds: best(report.baseline), bytes: report.baselineBytes, cpu: report.baselineCpu[at(report.baseline)]! });
     rows.push({ name: `packInContainer (${report.compressor})`, seconds: best(report.ours), bytes: report.bytes, maxRssMb: report.maxRssMb, cpu: report.oursCpu[at(report.ours)]! });
     pairs.push([rows.length - 1, rows.length - 2]);
-    runs.push(`${name}: baseline ${report.baseline.map((x) => x.toFixed(2)).join(", ")} s; packInContainer ${report.ours.map((x) => x.toFixed(2)).join(", ")} s`);
+    rows.push({ name: `packInContainer, out dir shared (${report.compressor})`, seconds: best(report.direct), bytes: report.bytes, cpu: report.directCpu[at(report.direct)]! });
+    pairs.push([rows.length - 1, rows.length - 3]);
+    const list = (xs: number[]) => xs.map((x) => x.toFixed(2)).join(", ");
+    runs.push(`${name}: baseline ${list(report.baseline)} s; packInContainer ${list(report.ours)} s; out dir shared ${list(report.direct)} s`);
   }
   if (process.env["BENCH_HOST"] === "1") {
     rows.push(await baseline(dir, join(work, "b.tar.gz"), "gzip -6"));

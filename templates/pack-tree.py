@@ -12,8 +12,8 @@ WORK/job.json (written by the factory):
                directory) or "v" (view/rel; rel "" is the view itself), type "d" directory, "f" file, "l" symlink
   mtime        the time of every entry (seconds since the epoch)
   compression  "zstd" or "gzip"; gzip_program "pigz" (when present, the default) or "gzip"
-  part_bytes   size of the output parts
-  stream_digest  whether to hash the compressed stream too (else "-" stands for its sha256 below)
+  stream_digest  whether to hash the finished tarball too (else "-" stands for its sha256 below)
+  output       optional: the tarball's path, e.g. in a directory the factory's machine shares with the container
   manifest     [head, tail]: manifest.json is head + the JSON object of every file's sha256 + tail
   assemble     [[rel, [upload part, ...]], ...]: generated files uploaded in parts, joined before packing
 The archive holds the members in the given order, then <top>/manifest.json and <top>/SHA256SUMS. While tar reads
@@ -21,11 +21,8 @@ the members, a thread hashes every regular file; manifest.json and SHA256SUMS ar
 reads them last. Entries are owned by 0:0 with no owner names, all with the one mtime: the output depends on the
 content only.
 
-The compressed stream is cut into WORK/out/part-NNNNNN files of part_bytes; stdout gives the packer's pid, then
-says when each part is complete:
-  pid <pid>
-  part <file name> <bytes>
-  done <total bytes> <sha256 of the whole stream> <regular files in the archive> <compressor>
+The compressed stream goes into WORK/out/tarball (or `output`); at the end stdout says
+  done <bytes> <sha256 of the tarball, or "-"> <regular files in the archive> <tarball path> <compressor>
 Exit codes: 0 done, 1 failure (the reason on stderr), 2 bad arguments.
 """
 
@@ -123,19 +120,22 @@ class Job:
         self.top = job["top"]
         self.view = job["view"].rstrip("/") or "/"
         self.stage = os.path.join(self.work, "stage")
+        # manifest.json and SHA256SUMS: written while tar runs, so not in a directory tar has archived already (it
+        # would see that directory change).
+        self.tail = os.path.join(self.work, "tail")
         self.members = job["members"]
         self.mtime = int(job["mtime"])
         self.compression = job["compression"]
         self.gzip_program = job.get("gzip_program", "pigz")
-        self.part_bytes = int(job["part_bytes"])
-        self.stream_digest = bool(job.get("stream_digest", True))
+        self.output = job.get("output")
+        self.stream_digest = bool(job.get("stream_digest", False))
         self.manifest_head, self.manifest_tail = job["manifest"]
         self.assemble = job.get("assemble", [])
         if os.path.commonpath([self.view, self.work]) == self.view:
             raise Failed("the work directory %s is inside the view %s" % (self.work, self.view))
 
     def path(self, kind, rel):
-        root = os.path.join(self.stage, self.top) if kind == "s" else self.view
+        root = {"s": os.path.join(self.stage, self.top), "v": self.view, "t": self.tail}[kind]
         return os.path.join(root, rel) if rel else root
 
     def archive_rel(self, kind, rel):
@@ -218,10 +218,11 @@ class Sums(threading.Thread):
     def write_tail(self, sums):
         job = self.job
         manifest = (job.manifest_head + files_object(sums) + job.manifest_tail).encode("utf-8")
-        write_file(job.path("s", MANIFEST_FILE), manifest)
+        os.makedirs(job.tail, exist_ok=True)
+        write_file(job.path("t", MANIFEST_FILE), manifest)
         sums[MANIFEST_FILE] = hashlib.sha256(manifest).hexdigest()
         text = "".join(sum_line(sums[name], name) for name in sorted(sums, key=utf8_order))
-        write_file(job.path("s", CHECKSUMS_FILE), text.encode("utf-8"))
+        write_file(job.path("t", CHECKSUMS_FILE), text.encode("utf-8"))
         self.files = len(sums) + 1
 
 
@@ -242,7 +243,7 @@ def names_writer(job, sums, sink):
         sink.flush()
         sums.ready.wait()
         if sums.error is None:
-            sink.write(name(job.path("s", MANIFEST_FILE)) + name(job.path("s", CHECKSUMS_FILE)))
+            sink.write(name(job.path("t", MANIFEST_FILE)) + name(job.path("t", CHECKSUMS_FILE)))
     except BrokenPipeError:
         pass  # tar stopped early; its exit status says why
     finally:
@@ -271,6 +272,7 @@ def tar_argv(job):
         # The view's real path becomes <top>/view, the staged top directory <top>; symlink targets stay as they are.
         "--transform=s,^%s,%s,S" % (bre(view_rel), replacement(job.top + "/view")),
         "--transform=s,^%s,%s,S" % (bre(stage_rel), replacement(job.top)),
+        "--transform=s,^%s,%s,S" % (bre(job.tail.lstrip("/")), replacement(job.top)),
         "--files-from=-",
     ]
 
@@ -283,16 +285,17 @@ def cpu_count():
 
 
 def pack(job):
-    print("pid %d" % os.getpid(), flush=True)
     join_uploads(job)
     argv, label = compressor(job.compression, job.gzip_program)
-    out_dir = os.path.join(job.work, "out")
-    os.makedirs(out_dir, exist_ok=True)
+    output = job.output or os.path.join(job.work, "out", "tarball")
+    os.makedirs(os.path.dirname(output), exist_ok=True)
     # One hashing thread per four CPUs: on small machines the compressor needs the rest.
     sums = Sums(job, max(1, min(8, cpu_count() // 4)))
     env = dict(os.environ, LC_ALL="C")
-    tar = subprocess.Popen(tar_argv(job), stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
-    compress = subprocess.Popen(argv, stdin=tar.stdout, stdout=subprocess.PIPE, env=env)
+    # tar writes into the compressor, the compressor into the file: no process in between copies the bytes.
+    with open(output, "wb") as sink:
+        tar = subprocess.Popen(tar_argv(job), stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+        compress = subprocess.Popen(argv, stdin=tar.stdout, stdout=sink, env=env)
     tar.stdout.close()
     children = [tar, compress]
 
@@ -306,55 +309,18 @@ def pack(job):
     sums.start()
     writer = threading.Thread(target=names_writer, args=(job, sums, tar.stdin), daemon=True)
     writer.start()
-
-    digest = hashlib.sha256() if job.stream_digest else None
-    total = 0
-    index = 0
-    source = compress.stdout.fileno()
-    part = None
-    in_part = 0
-    try:
-        while True:
-            chunk = os.read(source, READ_BYTES)
-            if not chunk:
-                break
-            view = memoryview(chunk)
-            while view:
-                if part is None:
-                    part_name = "part-%06d" % index
-                    part = open(os.path.join(out_dir, part_name), "wb", buffering=0)
-                    in_part = 0
-                n = min(len(view), job.part_bytes - in_part)
-                part.write(view[:n])
-                if digest is not None:
-                    digest.update(view[:n])
-                in_part += n
-                total += n
-                view = view[n:]
-                if in_part == job.part_bytes:
-                    part.close()
-                    part = None
-                    print("part %s %d" % (part_name, in_part), flush=True)
-                    index += 1
-        if part is not None:
-            part.close()
-            part = None
-            print("part %s %d" % (part_name, in_part), flush=True)
-    finally:
-        if part is not None:
-            part.close()
-        compress.stdout.close()
-        compress_status = compress.wait()
-        tar_status = tar.wait()
-        writer.join()
-        sums.join()
+    compress_status = compress.wait()
+    tar_status = tar.wait()
+    writer.join()
+    sums.join()
     if sums.error is not None:
         raise Failed("checksums: %s" % (sums.error,))
     if tar_status != 0:
         raise Failed("tar exited with status %d" % tar_status)
     if compress_status != 0:
         raise Failed("%s exited with status %d" % (argv[0], compress_status))
-    print("done %d %s %d %s" % (total, digest.hexdigest() if digest else "-", sums.files, label), flush=True)
+    digest = sha256_file(output, bytearray(READ_BYTES)) if job.stream_digest else "-"
+    print("done %d %s %d %s %s" % (os.stat(output).st_size, digest, sums.files, output, label), flush=True)
 
 
 def main(argv):

@@ -1,9 +1,10 @@
 /**
  * Packs a stack tarball inside the build container, so that the factory's node process is not on the data path:
  * GNU tar reads the prepared view and the generated files and writes straight into zstd or pigz/gzip, a thread of
- * templates/pack-tree.py hashes every file (C, OpenSSL) for manifest.json and SHA256SUMS, and node only copies the
- * finished compressed bytes out of the container through the engine API (in parts, while the rest is still being
- * compressed), hashing that one stream for the sidecar and checking it against the container's digest.
+ * templates/pack-tree.py hashes every file meanwhile (OpenSSL, through Python's hashlib) for manifest.json and
+ * SHA256SUMS, and node only copies the finished tarball out of the container as one file through the engine API
+ * (getArchive), checking its size and hashing that one stream for the sidecar. When the engine runs here and the
+ * output directory is mounted in the container (sharedOutDir), the tarball is written there and nothing is copied.
  *
  * Node decides what goes in and in which order (the same checks and layout as packTarball, layout.ts): it lists
  * the view (`find`), refuses or skips what the verifier would refuse, uploads the generated files, and hands the
@@ -11,6 +12,7 @@
  * and `<final>.sha256`.
  */
 import { createHash, type Hash } from "node:crypto";
+import { createReadStream } from "node:fs";
 import { mkdir, open, readFile, rename, rm, stat, type FileHandle } from "node:fs/promises";
 import { basename, join, posix } from "node:path";
 import type { Readable } from "node:stream";
@@ -54,12 +56,17 @@ export interface ContainerPackOptions {
   /** Scratch directory in the container, removed before and after packing. Must not be inside the view. */
   workDir?: string;
   /**
-   * Also hash the compressed stream in the container, and fail unless the bytes copied out have the same sha256.
-   * Default true. Without it, each piece's and the total size are checked (the engine's tar framing carries them).
+   * Also hash the finished tarball in the container, and fail unless the bytes here have the same sha256. Default
+   * false: the copy is checked by its size (the engine's archive header carries it), and node hashes the bytes it
+   * wrote for the sidecar either way.
    */
   checkDigest?: boolean;
-  /** Size of the pieces the tarball is copied out in. Default 32 MiB. */
-  partBytes?: number;
+  /**
+   * The container path at which `outDir` is mounted read-write, when the engine runs on this machine: the packer
+   * then writes the tarball straight into it (under its partial name) and nothing is copied through the engine.
+   * Default: copy through the engine.
+   */
+  sharedOutDir?: string;
   /** The packer's stderr, for the target's log. */
   onLog?: (chunk: Buffer) => void;
   signal?: AbortSignal;
@@ -67,7 +74,6 @@ export interface ContainerPackOptions {
 
 export const DEFAULT_WORK_DIR = "/sf/stage/pack";
 export const PACK_SCRIPT = "templates/pack-tree.py";
-const DEFAULT_PART_BYTES = 32 * 1024 * 1024;
 /** Generated files are uploaded in batches (and large ones in pieces) of about this many bytes. */
 const UPLOAD_BYTES = 16 * 1024 * 1024;
 const STDERR_KEEP = 16 * 1024;
@@ -150,33 +156,6 @@ export function manifestFrame(manifest: ContainerPackOptions["manifest"]): [stri
   const at = text.indexOf(marker);
   if (at < 0 || text.indexOf(marker, at + 1) >= 0) throw new BuildError("cannot find the files entry in the manifest");
   return [text.slice(0, at + marker.length - 2), text.slice(at + marker.length)];
-}
-
-/** A queue of announced parts, drained by one copier. */
-class Parts {
-  private items: { name: string; bytes: number }[] = [];
-  private ended = false;
-  private wake: (() => void) | undefined;
-
-  push(name: string, bytes: number): void {
-    this.items.push({ name, bytes });
-    this.wake?.();
-  }
-
-  end(): void {
-    this.ended = true;
-    this.wake?.();
-  }
-
-  async next(): Promise<{ name: string; bytes: number } | undefined> {
-    for (;;) {
-      const item = this.items.shift();
-      if (item !== undefined) return item;
-      if (this.ended) return undefined;
-      await new Promise<void>((resolve) => (this.wake = resolve));
-      this.wake = undefined;
-    }
-  }
 }
 
 /** The partial tarball: chunks gathered into few large writes (the copy is the packer's busiest part in node). */
@@ -373,7 +352,6 @@ export async function packInContainer(options: ContainerPackOptions): Promise<Pa
   const work = posix.normalize(options.workDir ?? DEFAULT_WORK_DIR);
   if (work === view || work.startsWith(`${view}/`)) throw new BuildError(`the pack directory ${work} is inside the view ${view}`);
   const mtime = Math.floor((options.mtime ?? defaultMtime()).getTime() / 1000);
-  const partBytes = options.partBytes ?? DEFAULT_PART_BYTES;
   if (signal?.aborted) throw new CancelledError();
 
   await mkdir(options.outDir, { recursive: true });
@@ -438,8 +416,8 @@ export async function packInContainer(options: ContainerPackOptions): Promise<Pa
       mtime,
       compression,
       gzip_program: options.gzipProgram ?? "pigz",
-      part_bytes: partBytes,
-      stream_digest: options.checkDigest ?? true,
+      stream_digest: options.checkDigest ?? false,
+      ...(options.sharedOutDir === undefined ? {} : { output: posix.join(options.sharedOutDir, basename(partial)) }),
       manifest: manifestFrame(options.manifest),
     };
     const script = await packScript();
@@ -449,13 +427,9 @@ export async function packInContainer(options: ContainerPackOptions): Promise<Pa
     }));
     if (signal?.aborted) throw new CancelledError();
 
-    // 4. Pack, copying each part out as soon as it is complete.
-    const parts = new Parts();
-    const out = await OutputFile.open(partial);
-    sink = out;
-    const hash = createHash("sha256");
-    let done: { bytes: number; sha256: string; files: number; label: string } | undefined;
-    let pid: string | undefined;
+    // 4. Pack. The packer reports the tarball when it is complete: copy it out (one file through the engine API)
+    //    and hash it, or, with a shared directory, hash it where it already is.
+    let done: { bytes: number; sha256: string; files: number; path: string; label: string } | undefined;
     let line = "";
     const stderr: Buffer[] = [];
     let stderrBytes = 0;
@@ -465,9 +439,9 @@ export async function packInContainer(options: ContainerPackOptions): Promise<Pa
       while ((nl = line.indexOf("\n")) >= 0) {
         const words = line.slice(0, nl).split(" ");
         line = line.slice(nl + 1);
-        if (words[0] === "pid") pid = words[1];
-        else if (words[0] === "part") parts.push(words[1]!, Number(words[2]));
-        else if (words[0] === "done") done = { bytes: Number(words[1]), sha256: words[2]!, files: Number(words[3]), label: words.slice(4).join(" ") };
+        if (words[0] === "done") {
+          done = { bytes: Number(words[1]), sha256: words[2]!, files: Number(words[3]), path: words[4]!, label: words.slice(5).join(" ") };
+        }
       }
     };
     const onStderr = (chunk: Buffer): void => {
@@ -476,34 +450,24 @@ export async function packInContainer(options: ContainerPackOptions): Promise<Pa
       stderrBytes += chunk.length;
       while (stderrBytes > STDERR_KEEP && stderr.length > 1) stderrBytes -= stderr.shift()!.length;
     };
-    const packing = container
-      .exec(["python3", `${work}/pack-tree.py`, `${work}/job.json`], { onStdout, onStderr, ...(signal ? { signal } : {}) })
-      .finally(() => parts.end());
-    let copyError: unknown;
-    const copying = (async () => {
-      try {
-        for (let part = await parts.next(); part !== undefined; part = await parts.next()) {
-          await copyPart(container, `${work}/out/${part.name}`, part.bytes, out, hash, signal);
-        }
-      } catch (error) {
-        copyError = error;
-        // Stop the packer: it would otherwise fill the container's disk for nothing.
-        if (pid !== undefined && !signal?.aborted) await container.exec(["kill", "-TERM", pid]).catch(() => {});
-        throw error;
-      }
-    })();
-    copying.catch(() => {});
-    const { exitCode } = await packing;
-    if (exitCode !== 0 && copyError === undefined) {
+    const { exitCode } = await container.exec(["python3", `${work}/pack-tree.py`, `${work}/job.json`], { onStdout, onStderr, ...(signal ? { signal } : {}) });
+    if (exitCode !== 0) {
       throw new BuildError(`packing in the container failed (exit code ${exitCode}): ${Buffer.concat(stderr).toString("utf8").trim()}`);
     }
-    await copying;
-    await out.close();
-    if (done === undefined) throw new BuildError("the packer ended without reporting the tarball");
+    if (done === undefined || !Number.isSafeInteger(done.bytes)) throw new BuildError("the packer ended without reporting the tarball");
+    const hash = createHash("sha256");
+    if (options.sharedOutDir === undefined) {
+      const out = await OutputFile.open(partial);
+      sink = out;
+      await copyPart(container, done.path, done.bytes, out, hash, signal);
+      await out.close();
+    } else {
+      for await (const chunk of createReadStream(partial, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
+    }
     const sha256 = hash.digest("hex");
     if (done.sha256 !== "-" && sha256 !== done.sha256) throw new BuildError(`the tarball copied out has sha256 ${sha256}, the container wrote ${done.sha256}`);
     const { size } = await stat(partial);
-    if (size !== done.bytes) throw new BuildError(`copied ${size} bytes of the tarball, the container wrote ${done.bytes}`);
+    if (size !== done.bytes) throw new BuildError(`the tarball here has ${size} bytes, the container wrote ${done.bytes}`);
     if (signal?.aborted) throw new CancelledError();
     // A sidecar of an earlier tarball of the same name must not sit beside the new one, even for a moment.
     await rm(`${final}.sha256`, { force: true });
