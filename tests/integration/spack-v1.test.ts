@@ -101,14 +101,40 @@ describe("honest counts", () => {
     const warm = await runCli(["warm", stackFile, "--cache-dir", cacheRoot, "--report", report]);
     expect(warm.exitCode, warm.all).toBe(0);
     expect(warm.all).toContain("nothing to build: the buildcache already had everything");
-    const parsed = JSON.parse(await readFile(report, "utf8")) as { targets: { built: string[]; fromCache: string[]; logPath: string }[] };
+    const parsed = JSON.parse(await readFile(report, "utf8")) as {
+      targets: { built: string[]; fromCache: string[]; logPath: string; concretization?: string; steps: { step: string; reused?: boolean }[] }[];
+    };
     const t = parsed.targets[0]!;
     expect(t.built).toEqual([]);
+    // Nothing that feeds concretization changed since the build: its spack.lock was reused.
+    expect(t.concretization).toBe("reused lock");
+    expect(t.steps.find((s) => s.step === "concretize")).toMatchObject({ reused: true });
     expect(t.fromCache.some((p) => p.startsWith("zlib-"))).toBe(true);
     // The log really has both of Spack's lines for the package taken from the cache.
     const log = await readFile(t.logPath, "utf8");
     expect(log).toMatch(/Extracting zlib-\S+ from binary cache/);
     expect(log).toMatch(/zlib: Successfully installed zlib-/);
+  });
+});
+
+describe("reusing a concretization", () => {
+  it("concretizes afresh when an input changed, and says why", async () => {
+    const dir = join(work, "relock");
+    await mkdir(dir, { recursive: true });
+    const cacheRoot = join(dir, "cache");
+    const first = await writeTestStack(dir, { name: "relock", specs: ["zlib"] });
+    const r1 = join(dir, "r1.json");
+    expect((await runCli(["warm", first, "--cache-dir", cacheRoot, "--report", r1])).exitCode).toBe(0);
+    const one = JSON.parse(await readFile(r1, "utf8")) as { targets: { concretization?: string }[] };
+    expect(one.targets[0]!.concretization).toBe("concretized: no earlier concretization with these inputs");
+    // Another spec: another environment, another key.
+    const second = await writeTestStack(dir, { name: "relock", specs: ["zlib", "json-c"] });
+    const r2 = join(dir, "r2.json");
+    const run = await runCli(["warm", second, "--cache-dir", cacheRoot, "--report", r2]);
+    expect(run.exitCode, run.all).toBe(0);
+    const two = JSON.parse(await readFile(r2, "utf8")) as { targets: { concretization?: string; built: string[] }[] };
+    expect(two.targets[0]!.concretization).toBe("concretized: no earlier concretization with these inputs");
+    expect(two.targets[0]!.built.some((p) => p.startsWith("json-c-"))).toBe(true);
   });
 });
 
