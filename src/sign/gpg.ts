@@ -39,7 +39,9 @@ export async function runGpg(args: string[], options: GpgRun = {}, program = "gp
   } catch (error) {
     const code = (error as { code?: string }).code;
     throw new FactoryError(
-      code === "ENOENT" ? `${program} is not installed on this machine: signing and signature checks need GnuPG` : `${program} could not run: ${(error as Error).message}`,
+      code === "ENOENT"
+        ? `${program} is not installed on this machine: signing and signature checks need GnuPG`
+        : `${program} could not run: ${(error as Error).message}`,
       { hint: "install GnuPG (Debian/Ubuntu: apt-get install gnupg; RHEL: dnf install gnupg2)", cause: error },
     );
   }
@@ -86,7 +88,10 @@ async function privateTempRoot(): Promise<string> {
 
 /** Colon-listing records (`--with-colons`) as field arrays. */
 export function colonRecords(text: string): string[][] {
-  return text.split("\n").filter((l) => l !== "").map((l) => l.split(":"));
+  return text
+    .split("\n")
+    .filter((l) => l !== "")
+    .map((l) => l.split(":"));
 }
 
 /** The primary key fingerprints of a `--with-colons` listing, in order (the `fpr` right after each `pub`/`sec`). */

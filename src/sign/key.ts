@@ -47,10 +47,14 @@ export interface SigningFlags {
 /** The key the flags name, checked (it parses, it is one secret key, the passphrase unlocks it), or undefined. */
 export async function loadSigningKey(flags: SigningFlags): Promise<SigningKey | undefined> {
   if (flags.signKey !== undefined && flags.signKeyId !== undefined) {
-    throw new InputError("--sign-key and --sign-key-id: give one of them (a key file, or a key of your own gpg keyring)");
+    throw new InputError(
+      "--sign-key and --sign-key-id: give one of them (a key file, or a key of your own gpg keyring)",
+    );
   }
   if (flags.signPassphraseFile !== undefined && flags.signKey === undefined) {
-    throw new InputError("--sign-passphrase-file goes with --sign-key (a key of your own keyring asks your gpg agent instead)");
+    throw new InputError(
+      "--sign-passphrase-file goes with --sign-key (a key of your own keyring asks your gpg agent instead)",
+    );
   }
   if (flags.signKey !== undefined) return loadKeyFile(flags.signKey, flags.signPassphraseFile);
   if (flags.signKeyId !== undefined) return loadAgentKey(flags.signKeyId);
@@ -75,10 +79,14 @@ async function loadKeyFile(path: string, passphraseFile: string | undefined): Pr
   }
   const checked = await withGpgHome(async (home) => {
     await gpgOrThrow(`--sign-key ${path}: importing it`, ["--import"], { home, input: secretKey });
-    const listing = await gpgOrThrow(`--sign-key ${path}: listing it`, ["--with-colons", "--list-secret-keys"], { home });
+    const listing = await gpgOrThrow(`--sign-key ${path}: listing it`, ["--with-colons", "--list-secret-keys"], {
+      home,
+    });
     const fingerprints = primaryFingerprints(listing.stdout);
     if (fingerprints.length !== 1) {
-      throw new InputError(`--sign-key ${path}: holds ${fingerprints.length} secret keys; give a file with exactly one`);
+      throw new InputError(
+        `--sign-key ${path}: holds ${fingerprints.length} secret keys; give a file with exactly one`,
+      );
     }
     const fingerprint = fingerprints[0] as string;
     // The passphrase is checked now, not after an hour of building.
@@ -95,7 +103,9 @@ async function loadKeyFile(path: string, passphraseFile: string | undefined): Pr
           : `--sign-key ${path}: cannot sign with it: the passphrase of --sign-passphrase-file ${passphraseFile} does not unlock it`,
       );
     }
-    const publicKey = (await gpgOrThrow(`--sign-key ${path}: exporting its public part`, ["--armor", "--export", fingerprint], { home })).stdout;
+    const publicKey = (
+      await gpgOrThrow(`--sign-key ${path}: exporting its public part`, ["--armor", "--export", fingerprint], { home })
+    ).stdout;
     return { fingerprint, publicKey };
   });
   return { kind: "file", source: path, secretKey, ...(passphrase === undefined ? {} : { passphrase }), ...checked };
@@ -108,13 +118,19 @@ async function loadAgentKey(keyId: string): Promise<AgentSigningKey> {
   const listing = await runGpg(["--with-colons", "--list-secret-keys", "--", keyId]);
   const fingerprints = primaryFingerprints(listing.stdout);
   if (listing.exitCode !== 0 || fingerprints.length === 0) {
-    throw new InputError(`--sign-key-id ${keyId}: no such secret key in your gpg keyring (gpg --list-secret-keys shows yours)`);
+    throw new InputError(
+      `--sign-key-id ${keyId}: no such secret key in your gpg keyring (gpg --list-secret-keys shows yours)`,
+    );
   }
   if (fingerprints.length > 1) {
-    throw new InputError(`--sign-key-id ${keyId}: names ${fingerprints.length} secret keys (${fingerprints.join(", ")}); give a fingerprint`);
+    throw new InputError(
+      `--sign-key-id ${keyId}: names ${fingerprints.length} secret keys (${fingerprints.join(", ")}); give a fingerprint`,
+    );
   }
   const fingerprint = fingerprints[0] as string;
-  const publicKey = (await gpgOrThrow(`--sign-key-id ${keyId}: exporting its public part`, ["--armor", "--export", fingerprint])).stdout;
+  const publicKey = (
+    await gpgOrThrow(`--sign-key-id ${keyId}: exporting its public part`, ["--armor", "--export", fingerprint])
+  ).stdout;
   return { kind: "agent", keyId, fingerprint, publicKey };
 }
 

@@ -11,7 +11,12 @@ import { gpgOrThrow, primaryFingerprints, withGpgHome } from "./gpg.js";
 import { firstLine, passphraseArgs } from "./key.js";
 import { dearmor } from "./verify-signature.js";
 
-export const KEY_FILES = { secret: "secret.asc", public: "public.asc", publicBinary: "public.gpg", fingerprint: "fingerprint" } as const;
+export const KEY_FILES = {
+  secret: "secret.asc",
+  public: "public.asc",
+  publicBinary: "public.gpg",
+  fingerprint: "fingerprint",
+} as const;
 
 export interface KeysInitOptions {
   /** User id of the key, e.g. `HPC Site Builds <hpc@example.org>`. */
@@ -35,19 +40,37 @@ export async function initKeys(dir: string, options: KeysInitOptions): Promise<K
     throw new InputError(`keys init ${dir}: cannot create it (${error.code ?? error.message})`);
   });
   if (!(await stat(dir)).isDirectory()) throw new InputError(`keys init ${dir}: not a directory`);
-  const files = Object.fromEntries(Object.entries(KEY_FILES).map(([k, name]) => [k, join(dir, name)])) as KeysInitResult["files"];
+  const files = Object.fromEntries(
+    Object.entries(KEY_FILES).map(([k, name]) => [k, join(dir, name)]),
+  ) as KeysInitResult["files"];
   for (const path of Object.values(files)) {
-    if (await stat(path).then(() => true, () => false)) {
-      throw new InputError(`keys init ${dir}: ${path} exists already; a key pair is never overwritten (choose another directory)`);
+    if (
+      await stat(path).then(
+        () => true,
+        () => false,
+      )
+    ) {
+      throw new InputError(
+        `keys init ${dir}: ${path} exists already; a key pair is never overwritten (choose another directory)`,
+      );
     }
   }
-  const passphrase = options.passphraseFile === undefined ? undefined : firstLine(await readFile(options.passphraseFile));
+  const passphrase =
+    options.passphraseFile === undefined ? undefined : firstLine(await readFile(options.passphraseFile));
   return withGpgHome(async (home) => {
     // An empty passphrase is no secret; a real one reaches gpg on stdin.
     const protect = passphrase === undefined ? ["--passphrase", ""] : passphraseArgs(passphrase);
     await gpgOrThrow(
       "keys init: making the key",
-      [...(passphrase === undefined ? ["--pinentry-mode", "loopback"] : []), ...protect, "--quick-generate-key", options.userId, options.algorithm ?? "rsa3072", "sign", "never"],
+      [
+        ...(passphrase === undefined ? ["--pinentry-mode", "loopback"] : []),
+        ...protect,
+        "--quick-generate-key",
+        options.userId,
+        options.algorithm ?? "rsa3072",
+        "sign",
+        "never",
+      ],
       { home, ...(passphrase === undefined ? {} : { input: passphrase }) },
     );
     const listing = await gpgOrThrow("keys init: listing the key", ["--with-colons", "--list-secret-keys"], { home });
@@ -55,7 +78,14 @@ export async function initKeys(dir: string, options: KeysInitOptions): Promise<K
     if (fingerprint === undefined) throw new InputError("keys init: gpg made no key");
     const secret = await gpgOrThrow(
       "keys init: exporting the secret key",
-      [...(passphrase === undefined ? ["--pinentry-mode", "loopback", "--passphrase", ""] : passphraseArgs(passphrase)), "--armor", "--export-secret-keys", fingerprint],
+      [
+        ...(passphrase === undefined
+          ? ["--pinentry-mode", "loopback", "--passphrase", ""]
+          : passphraseArgs(passphrase)),
+        "--armor",
+        "--export-secret-keys",
+        fingerprint,
+      ],
       { home, ...(passphrase === undefined ? {} : { input: passphrase }) },
     );
     const pub = await gpgOrThrow("keys init: exporting the public key", ["--armor", "--export", fingerprint], { home });

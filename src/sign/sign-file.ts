@@ -15,11 +15,24 @@ export async function signFile(key: SigningKey, file: string): Promise<string> {
   const out = `${file}${SIGNATURE_SUFFIX}`;
   const partial = `${out}.partial`;
   await rm(partial, { force: true });
-  const args = (extra: string[]) => [...extra, "--local-user", key.fingerprint, "--armor", "--detach-sign", "--output", partial, "--", file];
+  const args = (extra: string[]) => [
+    ...extra,
+    "--local-user",
+    key.fingerprint,
+    "--armor",
+    "--detach-sign",
+    "--output",
+    partial,
+    "--",
+    file,
+  ];
   try {
     if (key.kind === "file") {
       await withGpgHome(async (home) => {
-        await gpgOrThrow(`signing ${file}: importing the key of ${key.source}`, ["--import"], { home, input: key.secretKey });
+        await gpgOrThrow(`signing ${file}: importing the key of ${key.source}`, ["--import"], {
+          home,
+          input: key.secretKey,
+        });
         await gpgOrThrow(`signing ${file} with ${key.fingerprint}`, args(passphraseArgs(key.passphrase)), {
           home,
           ...(key.passphrase === undefined ? {} : { input: key.passphrase }),
@@ -28,7 +41,9 @@ export async function signFile(key: SigningKey, file: string): Promise<string> {
     } else {
       const result = await runGpg(args([]), { interactive: true });
       if (result.exitCode !== 0) {
-        throw new FactoryError(`signing ${file} with ${key.fingerprint} (your gpg keyring): gpg failed with exit code ${result.exitCode}\n${indent(result.stderr)}`);
+        throw new FactoryError(
+          `signing ${file} with ${key.fingerprint} (your gpg keyring): gpg failed with exit code ${result.exitCode}\n${indent(result.stderr)}`,
+        );
       }
     }
     await rename(partial, out);

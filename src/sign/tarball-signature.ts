@@ -16,15 +16,23 @@ export interface SignatureCheck {
  * Checks `<tarball>.asc` against `keyring`. `expected`, the fingerprint the tarball's manifest records, must be the
  * signer's when given (a tarball re-signed by another key of the keyring is still refused).
  */
-export async function checkTarballSignature(tarball: string, keyring: string, expected?: string): Promise<SignatureCheck> {
+export async function checkTarballSignature(
+  tarball: string,
+  keyring: string,
+  expected?: string,
+): Promise<SignatureCheck> {
   if (!(await isFile(keyring))) throw new InputError(`--keyring ${keyring}: no such file`);
   const signature = `${tarball}${SIGNATURE_SUFFIX}`;
   const name = basename(tarball);
   if (!(await isFile(signature))) {
-    return { ok: false, message: `${name}: no signature: ${basename(signature)} is missing (the tarball was built without --sign-key, or the signature was not copied with it)` };
+    return {
+      ok: false,
+      message: `${name}: no signature: ${basename(signature)} is missing (the tarball was built without --sign-key, or the signature was not copied with it)`,
+    };
   }
   const verdict = await verifyDetached(tarball, signature, keyring);
-  if (!verdict.ok) return { ok: false, message: `${name}: signature ${basename(signature)} refused: ${verdict.problem}` };
+  if (!verdict.ok)
+    return { ok: false, message: `${name}: signature ${basename(signature)} refused: ${verdict.problem}` };
   if (expected !== undefined && expected !== verdict.primaryFingerprint) {
     return {
       ok: false,
@@ -32,9 +40,16 @@ export async function checkTarballSignature(tarball: string, keyring: string, ex
       fingerprint: verdict.primaryFingerprint,
     };
   }
-  return { ok: true, message: `good signature by ${verdict.primaryFingerprint} (${basename(keyring)})`, fingerprint: verdict.primaryFingerprint };
+  return {
+    ok: true,
+    message: `good signature by ${verdict.primaryFingerprint} (${basename(keyring)})`,
+    fingerprint: verdict.primaryFingerprint,
+  };
 }
 
 async function isFile(path: string): Promise<boolean> {
-  return stat(path).then((s) => s.isFile(), () => false);
+  return stat(path).then(
+    (s) => s.isFile(),
+    () => false,
+  );
 }

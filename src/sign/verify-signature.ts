@@ -34,10 +34,15 @@ export function dearmor(bytes: Buffer): Buffer | undefined {
 /** Is `file`'s detached signature `signature` good and made by a key of `keyring` (an armored or binary public key file)? */
 export async function verifyDetached(file: string, signature: string, keyring: string): Promise<SignatureVerdict> {
   const keyBytes = await readFile(keyring).catch((error: NodeJS.ErrnoException) => {
-    throw Object.assign(new Error(`--keyring ${keyring}: cannot read it (${error.code ?? error.message})`), { input: true });
+    throw Object.assign(new Error(`--keyring ${keyring}: cannot read it (${error.code ?? error.message})`), {
+      input: true,
+    });
   });
   if (keyBytes.toString("latin1").includes("-----BEGIN PGP PRIVATE KEY BLOCK-----")) {
-    return { ok: false, problem: `${keyring} holds a secret key: give the public key (keys init writes it as public.asc)` };
+    return {
+      ok: false,
+      problem: `${keyring} holds a secret key: give the public key (keys init writes it as public.asc)`,
+    };
   }
   const binary = dearmor(keyBytes);
   if (binary === undefined || binary.length === 0) {
@@ -50,12 +55,17 @@ export async function verifyDetached(file: string, signature: string, keyring: s
     if (gpgv !== undefined) {
       const ring = join(home, "keyring.gpg");
       await writeFile(ring, binary);
-      const result = await runGpg(["--homedir", home, "--status-fd", "1", "--keyring", ring, "--", signature, file], {}, "gpgv");
+      const result = await runGpg(
+        ["--homedir", home, "--status-fd", "1", "--keyring", ring, "--", signature, file],
+        {},
+        "gpgv",
+      );
       status = result.stdout;
       stderr = result.stderr;
     } else {
       const imported = await runGpg(["--import"], { home, input: binary });
-      if (imported.exitCode !== 0) return { ok: false, problem: `${keyring}: gpg cannot import it: ${imported.stderr.trim()}` };
+      if (imported.exitCode !== 0)
+        return { ok: false, problem: `${keyring}: gpg cannot import it: ${imported.stderr.trim()}` };
       const result = await runGpg(["--status-fd", "1", "--verify", "--", signature, file], { home });
       status = result.stdout;
       stderr = result.stderr;
@@ -66,15 +76,22 @@ export async function verifyDetached(file: string, signature: string, keyring: s
 
 /** The verdict from gpg's status lines (`[GNUPG:] VALIDSIG …`); only a VALIDSIG and no BADSIG/ERRSIG is good. */
 export function verdictOf(status: string, stderr: string, keyring: string): SignatureVerdict {
-  const lines = status.split("\n").filter((l) => l.startsWith("[GNUPG:] ")).map((l) => l.slice(9).split(" "));
+  const lines = status
+    .split("\n")
+    .filter((l) => l.startsWith("[GNUPG:] "))
+    .map((l) => l.slice(9).split(" "));
   const find = (kind: string) => lines.find((l) => l[0] === kind);
   const bad = find("BADSIG");
-  if (bad !== undefined) return { ok: false, problem: `BAD signature (key ${bad[1] ?? "?"}): the file is not what was signed` };
+  if (bad !== undefined)
+    return { ok: false, problem: `BAD signature (key ${bad[1] ?? "?"}): the file is not what was signed` };
   const err = find("ERRSIG");
   if (err !== undefined) {
     return err[6] === "9" || find("NO_PUBKEY") !== undefined
       ? { ok: false, problem: `signed by key ${err[1] ?? "?"}, which is not in ${keyring}` }
-      : { ok: false, problem: `the signature cannot be checked (gpg error ${err[6] ?? "?"}): ${stderr.trim().split("\n").pop() ?? ""}` };
+      : {
+          ok: false,
+          problem: `the signature cannot be checked (gpg error ${err[6] ?? "?"}): ${stderr.trim().split("\n").pop() ?? ""}`,
+        };
   }
   const valid = find("VALIDSIG");
   if (valid === undefined || find("GOODSIG") === undefined) {

@@ -6,20 +6,29 @@ import { buildcacheKeyOf, planBuild, SIGNING_PATHS } from "../../src/plan/plan.j
 import { loadTemplates } from "../../src/render/templates.js";
 
 const templates = await loadTemplates();
-const stack = parseStack(`
+const stack = parseStack(
+  `
 name: app
 version: "1.0"
 specs: [zlib]
 targets: [x86_64_v3]
 compiler: gcc@13.3.0
-`, "/stacks/app.yaml");
-const signing = { fingerprint: "0123456789ABCDEF0123456789ABCDEF01234567", publicKey: "-----BEGIN PGP PUBLIC KEY BLOCK-----\nxx\n-----END PGP PUBLIC KEY BLOCK-----\n" };
+`,
+  "/stacks/app.yaml",
+);
+const signing = {
+  fingerprint: "0123456789ABCDEF0123456789ABCDEF01234567",
+  publicKey: "-----BEGIN PGP PUBLIC KEY BLOCK-----\nxx\n-----END PGP PUBLIC KEY BLOCK-----\n",
+};
 
 describe("a signed buildcache in the plan", () => {
   it("trusts the public key first, signs every push with --key, and checks signatures on install (signed: true)", () => {
     for (const mode of ["build", "warm"] as const) {
       const [t] = planBuild(stack, undefined, { templates, jobs: 2, mode, signing }).targets;
-      expect(t!.steps[0]).toMatchObject({ id: "trust", argv: ["/sf/spack/bin/spack", "gpg", "trust", SIGNING_PATHS.publicKey] });
+      expect(t!.steps[0]).toMatchObject({
+        id: "trust",
+        argv: ["/sf/spack/bin/spack", "gpg", "trust", SIGNING_PATHS.publicKey],
+      });
       expect(t!.files[SIGNING_PATHS.publicKey]).toBe(signing.publicKey);
       const pushes = t!.steps.filter((s) => s.id.endsWith("push"));
       expect(pushes.map((s) => s.id)).toEqual(["compiler-push", "push"]);
@@ -32,7 +41,11 @@ describe("a signed buildcache in the plan", () => {
       expect(t!.steps.filter((s) => s.secretKey === true)).toEqual(pushes);
       expect(t!.env["SPACK_GNUPGHOME"]).toBe(SIGNING_PATHS.gnupgHome);
       expect(SIGNING_PATHS.gnupgHome.startsWith(`${SIGNING_PATHS.tmpfs}/`)).toBe(true);
-      expect(t!.signing).toEqual({ fingerprint: signing.fingerprint, tmpfs: SIGNING_PATHS.tmpfs, gnupgHome: SIGNING_PATHS.gnupgHome });
+      expect(t!.signing).toEqual({
+        fingerprint: signing.fingerprint,
+        tmpfs: SIGNING_PATHS.tmpfs,
+        gnupgHome: SIGNING_PATHS.gnupgHome,
+      });
       for (const file of Object.keys(t!.files).filter((f) => f.endsWith("spack.yaml"))) {
         const env = parse(t!.files[file]!) as { spack: { mirrors: Record<string, { signed: boolean }> } };
         expect(env.spack.mirrors["stack-factory"]!.signed).toBe(true);
@@ -56,7 +69,14 @@ describe("a signed buildcache in the plan", () => {
 
   it("the gpg home's tmpfs is a tmpfs mount of the container", () => {
     const config = hostConfig({ tmpfs: [SIGNING_PATHS.tmpfs] });
-    expect(config.Mounts).toEqual([{ Type: "tmpfs", Source: "", Target: SIGNING_PATHS.tmpfs, TmpfsOptions: { SizeBytes: 16 * 1024 * 1024, Mode: 0o1777 } }]);
+    expect(config.Mounts).toEqual([
+      {
+        Type: "tmpfs",
+        Source: "",
+        Target: SIGNING_PATHS.tmpfs,
+        TmpfsOptions: { SizeBytes: 16 * 1024 * 1024, Mode: 0o1777 },
+      },
+    ]);
     expect(() => hostConfig({ tmpfs: ["relative"] })).toThrow(/absolute/);
   });
 

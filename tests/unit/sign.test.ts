@@ -17,7 +17,11 @@ beforeAll(async () => {
   site = await initKeys(join(work, "site"), { userId: "Site Builds <builds@example.org>" });
   other = await initKeys(join(work, "other"), { userId: "Someone Else <else@example.org>", algorithm: "ed25519" });
   await writeFile(join(work, "pass"), "correct horse\n");
-  guarded = await initKeys(join(work, "guarded"), { userId: "Guarded <g@example.org>", algorithm: "ed25519", passphraseFile: join(work, "pass") });
+  guarded = await initKeys(join(work, "guarded"), {
+    userId: "Guarded <g@example.org>",
+    algorithm: "ed25519",
+    passphraseFile: join(work, "pass"),
+  });
 }, 60_000);
 
 describe("keys init", () => {
@@ -48,7 +52,9 @@ describe("signing keys from files", () => {
   it("checks the passphrase before any build", async () => {
     await expect(loadSigningKey({ signKey: guarded.files.secret })).rejects.toThrow(/may need a passphrase/);
     await writeFile(join(work, "wrong"), "wrong horse\n");
-    await expect(loadSigningKey({ signKey: guarded.files.secret, signPassphraseFile: join(work, "wrong") })).rejects.toThrow(/does not unlock it/);
+    await expect(
+      loadSigningKey({ signKey: guarded.files.secret, signPassphraseFile: join(work, "wrong") }),
+    ).rejects.toThrow(/does not unlock it/);
     const key = await loadSigningKey({ signKey: guarded.files.secret, signPassphraseFile: join(work, "pass") });
     expect(key?.fingerprint).toBe(guarded.fingerprint);
   });
@@ -78,7 +84,10 @@ describe("detached signatures", () => {
     const bytes = await readFile(file);
     bytes[17] = (bytes[17] as number) ^ 1;
     await writeFile(file, bytes);
-    expect(await verifyDetached(file, sig, guarded.files.public)).toMatchObject({ ok: false, problem: expect.stringMatching(/BAD signature/) });
+    expect(await verifyDetached(file, sig, guarded.files.public)).toMatchObject({
+      ok: false,
+      problem: expect.stringMatching(/BAD signature/),
+    });
   });
 
   it("refuses a secret key as a keyring", async () => {
@@ -86,12 +95,18 @@ describe("detached signatures", () => {
     await writeFile(file, "x");
     await writeFile(`${file}.asc`, "not a signature");
     await chmod(`${file}.asc`, 0o644);
-    expect(await verifyDetached(file, `${file}.asc`, site.files.secret)).toMatchObject({ ok: false, problem: expect.stringMatching(/secret key/) });
+    expect(await verifyDetached(file, `${file}.asc`, site.files.secret)).toMatchObject({
+      ok: false,
+      problem: expect.stringMatching(/secret key/),
+    });
   });
 
   it("reads gpg's status lines", () => {
     expect(verdictOf("[GNUPG:] NEWSIG\n", "", "k.asc")).toMatchObject({ ok: false });
-    expect(verdictOf("[GNUPG:] ERRSIG ABCD 1 8 00 1 9 FPR\n[GNUPG:] NO_PUBKEY ABCD\n", "", "k.asc")).toMatchObject({ ok: false, problem: "signed by key ABCD, which is not in k.asc" });
+    expect(verdictOf("[GNUPG:] ERRSIG ABCD 1 8 00 1 9 FPR\n[GNUPG:] NO_PUBKEY ABCD\n", "", "k.asc")).toMatchObject({
+      ok: false,
+      problem: "signed by key ABCD, which is not in k.asc",
+    });
   });
 });
 

@@ -3,8 +3,13 @@ import { InputError } from "../../errors.js";
 import { initKeys } from "../../sign/keys-init.js";
 
 /** `keys init DIR`: a new signing key pair for a site. */
-export async function keysCommand(action: string, dir: string, flags: { name?: string; passphraseFile?: string }): Promise<number> {
-  if (action !== "init") throw new InputError(`keys: unknown action "${action}"; the one action is init (stack-factory keys init DIR)`);
+export async function keysCommand(
+  action: string,
+  dir: string,
+  flags: { name?: string; passphraseFile?: string },
+): Promise<number> {
+  if (action !== "init")
+    throw new InputError(`keys: unknown action "${action}"; the one action is init (stack-factory keys init DIR)`);
   const made = await initKeys(resolve(dir), {
     userId: flags.name ?? "stack-factory signing key <stack-factory@localhost>",
     ...(flags.passphraseFile === undefined ? {} : { passphraseFile: flags.passphraseFile }),
