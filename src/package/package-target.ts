@@ -17,8 +17,8 @@ import {
   type Compression,
   type GeneratedFile,
 } from "./index.js";
-import { portabilityFromPrepare, portabilityWarnings, type PreparePortability } from "./node-check.js";
 import { packInContainer } from "./container-pack.js";
+import { portabilityFromPrepare, portabilityWarnings, type PreparePortability } from "./node-check.js";
 import type { TargetExtra } from "../run/run-plan.js";
 import type { TargetLog } from "../run/target-log.js";
 import { projectRoot } from "../render/templates.js";
@@ -82,7 +82,8 @@ export async function packageTarget(
   for (const entry of report.textLeftAlone ?? []) log.note(`warning: build prefix left in a text file (not at a word start): ${JSON.stringify(entry)}`);
   for (const file of report.placeholderFiles ?? []) log.note(`warning: Spack placeholder still in ${file}`);
   const portability = report.portability === undefined ? undefined : portabilityFromPrepare(report.portability);
-  for (const warning of portability === undefined ? [] : portabilityWarnings(portability)) log.note(`warning: ${warning}`);
+  const warnings = portability === undefined ? [] : portabilityWarnings(portability);
+  for (const warning of warnings) log.note(`warning: ${warning}`);
   const nodeRequirements = (await container.readFile(`${CONTAINER.stage}/node-requirements.tsv`, signal)).toString("utf8");
 
   const specs = parseSpecs(await readFile(options.specsJson, "utf8"));
@@ -117,7 +118,7 @@ export async function packageTarget(
     signal,
   });
   log.note(`step package: wrote ${packed.path} (${packed.bytes} bytes, ${packed.files} files, ${packed.compressor})`);
-  return { tarball: packed.path, tarballBytes: packed.bytes };
+  return { tarball: packed.path, tarballBytes: packed.bytes, ...(warnings.length > 0 ? { warnings } : {}) };
 }
 
 async function generatedFiles(

@@ -16,6 +16,8 @@ export interface TargetReport {
   fromCache: string[];
   tarball?: string;
   tarballBytes?: number;
+  /** Portability hazards of the tarball (a library outside the view a node may lack, ...). */
+  warnings?: string[];
   /** "reused lock", or "concretized: <why the earlier concretization could not be reused>". */
   concretization?: string;
   logPath: string;
@@ -85,6 +87,7 @@ export async function buildReport(
       fromCache,
       ...(t.tarball === undefined ? {} : { tarball: t.tarball }),
       ...(t.tarballBytes === undefined ? {} : { tarballBytes: t.tarballBytes }),
+      ...(t.warnings === undefined ? {} : { warnings: t.warnings }),
       ...(t.lock === undefined ? {} : { concretization: t.lock.reused ? "reused lock" : `concretized: ${t.lock.reason}` }),
       logPath: t.logPath,
       steps: t.steps.map((s) => ({ ...s, seconds: round(s.seconds) })),

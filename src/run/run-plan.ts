@@ -56,6 +56,8 @@ export interface TargetPacker {
 export interface TargetExtra {
   tarball?: string;
   tarballBytes?: number;
+  /** Portability hazards of the packed tree (libraries outside the view a node may lack, ...). */
+  warnings?: string[];
 }
 
 export type TargetStatus = "ok" | "failed" | "cancelled" | "skipped";

@@ -46,7 +46,7 @@ describe("a target placed on an engine", () => {
     expect(placed.mounts.some((m) => m.kind === "buildcache")).toBe(false);
     const repo = ociRepositoryOf(oci, target.buildcacheKey);
     // OCI repository names are lowercase components joined by '.', '_', '__' or dashes.
-    expect(repo).toMatch(/^oci\+http:\/\/127\.0\.0\.1:5000\/site\/buildcache\/example-image-1-os-gcc-g-gfortran-pad200-[0-9a-f]{8}$/);
+    expect(repo).toMatch(/^oci\+http:\/\/127\.0\.0\.1:5000\/site\/buildcache\/example-image-1-os-gcc-g-gfortran-pad220-[0-9a-f]{8}$/);
     expect(mirrorOf(placed.spackYaml)).toEqual({ url: repo, signed: false, binary: true, source: false });
     for (const [path, text] of Object.entries(placed.files)) if (path.endsWith("spack.yaml")) expect(mirrorOf(text)).toEqual(mirrorOf(placed.spackYaml));
     expect(placed.files[REGISTRY_CREDENTIALS_FILE]).toBeUndefined();

@@ -44,7 +44,7 @@ describe("planBuild", () => {
     const root = t!.paths.viewRoot;
     const real = `${root.slice(0, root.lastIndexOf("/"))}/._slurm-25.05-zen4/${"x".repeat(32)}`;
     expect(real.length).toBeGreaterThanOrEqual(BUILD_PREFIX_MIN_LENGTH);
-    expect(BUILD_PREFIX_MIN_LENGTH - "/view".length).toBeGreaterThanOrEqual(128);
+    expect(BUILD_PREFIX_MIN_LENGTH - "/view".length).toBeGreaterThanOrEqual(200);
     expect(t!.outputs.dirName).toBe("slurm-25.05-zen4");
   });
 
