@@ -37,7 +37,7 @@ describe("planBuild", () => {
   it("pads the install tree, sets a copy view and the factory's buildcache", () => {
     const [t] = planBuild(stack, ["zen4"], { templates, jobs: 4 }).targets;
     const env = parse(t!.spackYaml) as { spack: Record<string, any> };
-    expect(env.spack["config"].install_tree.padded_length).toBe(200);
+    expect(env.spack["config"].install_tree.padded_length).toBe(220);
     expect(env.spack["view"].default.link_type).toBe("copy");
     expect(env.spack["mirrors"]["stack-factory"]).toEqual({ url: "file:///sf/cache/buildcache", signed: false });
     // The real view path Spack makes, <dir>/._<name>/<hash>, is at least the minimum build prefix length.
