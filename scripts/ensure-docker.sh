@@ -5,7 +5,24 @@ set -euo pipefail
 
 answers() { docker info >/dev/null 2>&1; }
 
+# The engine's default bridge interface can vanish under a running engine (another dockerd started with
+# `--bridge none` deletes docker0): then no container starts. Put it back as the engine describes it.
+restore_bridge() {
+  command -v ip >/dev/null 2>&1 || return 0
+  [ "$(id -u)" -eq 0 ] || return 0
+  local name subnet gateway
+  name=$(docker network inspect bridge --format '{{index .Options "com.docker.network.bridge.name"}}' 2>/dev/null) || return 0
+  [ -n "$name" ] || return 0
+  ip link show "$name" >/dev/null 2>&1 && return 0
+  subnet=$(docker network inspect bridge --format '{{(index .IPAM.Config 0).Subnet}}' 2>/dev/null) || return 0
+  gateway=$(docker network inspect bridge --format '{{(index .IPAM.Config 0).Gateway}}' 2>/dev/null || true)
+  [ -n "$gateway" ] || gateway="${subnet%.*/*}.1"
+  echo "ensure-docker: the engine's bridge $name was missing; restoring it ($gateway/${subnet#*/})"
+  ip link add "$name" type bridge && ip addr add "$gateway/${subnet#*/}" dev "$name" && ip link set "$name" up
+}
+
 if command -v docker >/dev/null 2>&1 && answers; then
+  restore_bridge
   echo "docker engine: $(docker version --format '{{.Server.Version}}')"
   exit 0
 fi
