@@ -16,10 +16,11 @@ WORK/job.json (written by the factory):
   output       optional: the tarball's path, e.g. in a directory the factory's machine shares with the container
   manifest     [head, tail]: manifest.json is head + the JSON object of every file's sha256 + tail
   assemble     [[rel, [upload part, ...]], ...]: generated files uploaded in parts, joined before packing
-The archive holds the members in the given order, then <top>/manifest.json and <top>/SHA256SUMS. While tar reads
-the members, a thread hashes every regular file; manifest.json and SHA256SUMS are written when it is done and tar
-reads them last. Entries are owned by 0:0 with no owner names, all with the one mtime: the output depends on the
-content only.
+The archive holds the members in the given order, then <top>/manifest.json and <top>/SHA256SUMS. tar reads its
+member names from a pipe; while it archives, a thread hashes every regular file (hardlinked names once), writes
+manifest.json and SHA256SUMS into WORK/tail, and only then are their two names fed to tar. GNU tar format, entries
+owned by 0:0 with no owner names, all with the one mtime, names in the given order: the output depends on the
+content only (and on the compressor's version).
 
 The compressed stream goes into WORK/out/tarball (or `output`); at the end stdout says
   done <bytes> <sha256 of the tarball, or "-"> <regular files in the archive> <tarball path> <compressor>

@@ -208,7 +208,7 @@ class OutputFile {
 function tarNumber(field: Buffer): number {
   // Base-256 (GNU, for big values) or NUL/space-terminated octal.
   if (field[0]! & 0x80) return field.subarray(1).reduce((n, byte) => n * 256 + byte, field[0]! & 0x7f);
-  const text = field.toString("latin1").replace(/[\0 ].*$/s, "").trim();
+  const text = field.toString("latin1").replace(/\0.*$/s, "").trim();
   return text === "" ? 0 : parseInt(text, 8);
 }
 
@@ -219,11 +219,11 @@ function checkHeader(header: Buffer, path: string): void {
 }
 
 /**
- * Copies one file out of the container (one getArchive) onto the end of `sink`. The engine's archive of a file is
+ * Copies one file out of the container (one getArchive) into `sink`. The engine's archive of a file is
  * a header or two and the body: read here directly rather than through a tar parser, which doubled node's share of
  * the copy.
  */
-async function copyPart(container: PackContainer, path: string, bytes: number, sink: OutputFile, hash: Hash, signal?: AbortSignal): Promise<void> {
+async function copyOut(container: PackContainer, path: string, bytes: number, sink: OutputFile, hash: Hash, signal?: AbortSignal): Promise<void> {
   const archive = await container.getArchive(path, signal);
   let pending: Buffer = Buffer.alloc(0);
   /** Bytes of the current record still to skip (extended headers and their padding). */
@@ -351,6 +351,8 @@ export async function packInContainer(options: ContainerPackOptions): Promise<Pa
   const view = posix.normalize(options.view).replace(/(.)\/+$/, "$1");
   const work = posix.normalize(options.workDir ?? DEFAULT_WORK_DIR);
   if (work === view || work.startsWith(`${view}/`)) throw new BuildError(`the pack directory ${work} is inside the view ${view}`);
+  // The pack directory is removed before and after: it must hold nothing but the packer's files.
+  if (work === "/" || view.startsWith(`${work}/`)) throw new BuildError(`the pack directory ${work} would hold the view ${view}`);
   const mtime = Math.floor((options.mtime ?? defaultMtime()).getTime() / 1000);
   if (signal?.aborted) throw new CancelledError();
 
@@ -367,7 +369,8 @@ export async function packInContainer(options: ContainerPackOptions): Promise<Pa
       [
         "sh",
         "-c",
-        'rm -rf -- "$2" && id -u && id -g && test -d "$1" && exec find "$1" -mindepth 1 -printf "%y\\0%P\\0%l\\0"',
+        // The view's real path: a symlink to it would be archived as a symlink.
+        'rm -rf -- "$2" && id -u && id -g && test -d "$1" && ! test -L "$1" && exec find "$1" -mindepth 1 -printf "%y\\0%P\\0%l\\0"',
         "sh",
         view,
         work,
@@ -459,7 +462,7 @@ export async function packInContainer(options: ContainerPackOptions): Promise<Pa
     if (options.sharedOutDir === undefined) {
       const out = await OutputFile.open(partial);
       sink = out;
-      await copyPart(container, done.path, done.bytes, out, hash, signal);
+      await copyOut(container, done.path, done.bytes, out, hash, signal);
       await out.close();
     } else {
       for await (const chunk of createReadStream(partial, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);

@@ -304,6 +304,10 @@ describe("packInContainer", () => {
     await expect(packInContainer(options({ files: { "manifest.json": "{}" } }))).rejects.toThrow(/written by the packer/);
     await expect(packInContainer(options({ top: "a/b" }))).rejects.toThrow(/one path component/);
     await expect(packInContainer(options({ workDir: join(view, "tmp") }))).rejects.toThrow(/inside the view/);
+    await expect(packInContainer(options({ workDir: work }))).rejects.toThrow(/would hold the view/);
+    await symlink(view, join(work, "view-link"));
+    await expect(packInContainer(options({ view: join(work, "view-link") }))).rejects.toThrow(/listing the view/);
+    expect(await readdir(view)).toContain("bin");
   });
 });
 
