@@ -86,11 +86,12 @@ export function placeTarget(target: TargetPlan, placement: Placement): TargetPla
   return { ...target, files, spackYaml, mounts, steps };
 }
 
-/** The environment's spack.yaml with the factory's buildcache mirror replaced. */
+/** The environment's spack.yaml with the factory's buildcache mirror moved; a signed buildcache stays signed. */
 function withBuildcacheMirror(spackYaml: string, mirror: Record<string, unknown>): string {
-  const doc = parse(spackYaml) as { spack?: { mirrors?: Record<string, unknown> } };
-  if (doc.spack?.mirrors?.[BUILDCACHE_MIRROR] === undefined) return spackYaml;
-  doc.spack.mirrors[BUILDCACHE_MIRROR] = mirror;
+  const doc = parse(spackYaml) as { spack?: { mirrors?: Record<string, { signed?: boolean }> } };
+  const planned = doc.spack?.mirrors?.[BUILDCACHE_MIRROR];
+  if (doc.spack?.mirrors === undefined || planned === undefined) return spackYaml;
+  doc.spack.mirrors[BUILDCACHE_MIRROR] = { ...mirror, signed: planned.signed === true };
   return stringify(doc, { lineWidth: 0 });
 }
 

@@ -53,6 +53,13 @@ describe("a target placed on an engine", () => {
     expect(placed.steps.map((s) => s.argv)).toEqual(target.steps.map((s) => s.argv));
   });
 
+  it("a signed buildcache stays signed in the registry", () => {
+    const yamlText = target.spackYaml.replace(/(stack-factory:\n\s+url: [^\n]+\n\s+)signed: false/, "$1signed: true");
+    expect(yamlText).not.toBe(target.spackYaml);
+    const placed = placeTarget({ ...target, spackYaml: yamlText }, { engine: "e", cacheRoot: "/e", factoryCacheRoot: "/c", buildcache: oci });
+    expect(mirrorOf(placed.spackYaml)).toMatchObject({ signed: true, url: ociRepositoryOf(oci, target.buildcacheKey) });
+  });
+
   it("registry credentials: a file in the container and an access_pair of variable names; the secret in no argv, env or spack.yaml", () => {
     const placed = placeTarget(target, { engine: "e", cacheRoot: "/e", factoryCacheRoot: "/c", buildcache: oci, credentials: secret });
     expect(mirrorOf(placed.spackYaml)).toMatchObject({
