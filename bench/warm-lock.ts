@@ -6,9 +6,10 @@
  * Needs a Docker engine and the test image (scripts/ensure-docker.sh, scripts/make-test-image.sh).
  *   BENCH_CONCRETIZE seconds per concretization (default 40)
  */
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { cp, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { execa } from "execa";
 import { loadStack } from "../src/config/index.js";
 import { connectEngine } from "../src/docker/index.js";
 import { planBuild } from "../src/plan/plan.js";
@@ -19,6 +20,19 @@ const concretize = Number(process.env["BENCH_CONCRETIZE"] ?? 40);
 const image = process.env["STACK_FACTORY_TEST_IMAGE"] ?? "stack-factory-test/debian:bookworm";
 const dir = await mkdtemp(join(tmpdir(), "sf-bench-warm-"));
 const file = join(dir, "bench.yaml");
+// Snapshots of the stand-in and its packages in git repositories of their own: the lock's key follows what the
+// checkouts hold, and the project's working tree may change while the benchmark runs.
+const snapshot = async (from: string, name: string): Promise<string> => {
+  const to = join(dir, name);
+  await cp(resolve(from), to, { recursive: true });
+  const git = (...args: string[]) => execa("git", ["-C", to, "-c", "user.email=b@example.invalid", "-c", "user.name=b", ...args]);
+  await git("init", "--quiet");
+  await git("add", "-A");
+  await git("commit", "--quiet", "-m", "snapshot");
+  return to;
+};
+const spackDir = await snapshot("tests/fixtures/spack-standin", "spack");
+const packagesDir = await snapshot("tests/fixtures/spack-packages", "spack-packages");
 await writeFile(
   file,
   [
@@ -28,7 +42,7 @@ await writeFile(
     "targets: [x86_64_v3]",
     `base_image: ${image}`,
     "compiler: { os: { packages: [gcc] } }",
-    `spack: { source: ${JSON.stringify(resolve("tests/fixtures/spack-standin"))}, builtin: { source: ${JSON.stringify(resolve("tests/fixtures/spack-packages"))} } }`,
+    `spack: { source: ${JSON.stringify(spackDir)}, builtin: { source: ${JSON.stringify(packagesDir)} } }`,
   ].join("\n"),
 );
 const plan = planBuild(await loadStack(file), undefined, { templates: await loadTemplates(), jobs: 2, mode: "warm" });
@@ -54,7 +68,8 @@ const stepsOf = (r: RunResult): string =>
 
 try {
   // First run: builds everything, pushes it, keeps the lock.
-  await warm(true);
+  const first = await warm(true);
+  console.log(`first run: ${first.targets[0]!.lock?.reason ?? "?"}`);
   const fresh = await warm(false);
   const reused = await warm(true);
   const rows = [
