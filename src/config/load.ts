@@ -2,11 +2,12 @@
  * Reading a stack file: YAML → valibot validation → `Stack` with defaults applied and paths made absolute.
  * Every problem is collected and reported at once, each as `<file>:<line>:<col> <path>: <message>`.
  */
-import { readFile, stat } from "node:fs/promises";
+import { lstat, readFile, realpath, stat } from "node:fs/promises";
 import path from "node:path";
 import * as v from "valibot";
 import { type Document, isAlias, isMap, isScalar, isSeq, LineCounter, type Node, parseDocument, Scalar } from "yaml";
 import { ConfigError, InputError } from "../errors.js";
+import { documentIssues, documentValues, nestingIssue, specialKind, stackIssues } from "./guards.js";
 import { inspectSpackSources } from "./inspect.js";
 import type { CompilerChoice, Origin, Stack } from "./types.js";
 import {
@@ -30,6 +31,9 @@ export type Anchor = "value" | "key" | "parent";
 /** Read and validate a stack file. Local paths it names (assets, Spack checkout, repos, mirrors) must exist. */
 export async function loadStack(file: string): Promise<Stack> {
   let text: string;
+  // A FIFO (or a device) would block the read, or never end it.
+  const special = await specialKind(file);
+  if (special !== undefined) throw new InputError(`cannot read stack file ${file}: it is ${special}, not a regular file`);
   try {
     text = await readFile(file, "utf8");
   } catch (error) {
@@ -67,6 +71,9 @@ interface Parsed {
 }
 
 function parseWithPositions(text: string, file: string): Parsed {
+  // Before the parser, which recurses: nesting deep enough to exhaust its stack is reported with its field.
+  const deep = nestingIssue(text, file);
+  if (deep !== undefined) throw new ConfigError(file, [deep]);
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, merge: true });
   const at = (offset: number): string => {
@@ -94,8 +101,17 @@ function parseWithPositions(text: string, file: string): Parsed {
     return dotted === "" ? `${where}: ${message}` : `${where} ${dotted}: ${message}`;
   };
 
-  const result = v.safeParse(StackSchema, doc.toJS({ maxAliasCount: 1000 }));
+  // Recursive aliases, alias bombs and control characters, each at its place, before the values are built.
+  const shape = documentIssues(doc, at);
+  if (shape.length > 0) throw new ConfigError(file, shape);
+  const values = documentValues(doc, at);
+  if ("issue" in values) throw new ConfigError(file, [values.issue]);
+  const result = v.safeParse(StackSchema, values.value);
   if (!result.success) throw new ConfigError(file, locateIssues(doc, result.issues, issueAt));
+  // What install.sh, the module, Docker and file names would refuse later, across fields.
+  const offsetOfIssue = (issue: { segments: Segment[]; anchor?: Anchor }) => offsetOf(doc, issue.segments, issue.anchor ?? "value");
+  const across = stackIssues(result.output).sort((a, b) => offsetOfIssue(a) - offsetOfIssue(b));
+  if (across.length > 0) throw new ConfigError(file, across.map((i) => issueAt(i.segments, i.message, i.anchor)));
   const offsetAt = (segments: readonly Segment[], anchor: Anchor = "value"): number =>
     offsetOf(doc, segments, anchor);
   const stack = toStack(result.output, file);
@@ -303,6 +319,11 @@ async function missingPaths(
   checks.sort((a, b) => offsetAt(a.segments) - offsetAt(b.segments));
   const issues = await Promise.all(
     checks.map(async ({ segments, where, kind, what }) => {
+      // An asset is shipped as the file it names: a symlink would ship whatever it points to when packed.
+      if (kind === "file" && (await lstat(where).catch(() => undefined))?.isSymbolicLink() === true) {
+        const target = await realpath(where).catch(() => undefined);
+        return issueAt(segments, `${what} ${where} is a symlink; name the file itself${target !== undefined ? ` (${target})` : ""}`);
+      }
       const info = await stat(where).catch(() => undefined);
       if (info === undefined) return issueAt(segments, `${what} ${where} does not exist`);
       const isKind = kind === "file" ? info.isFile() : info.isDirectory();
