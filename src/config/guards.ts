@@ -236,11 +236,12 @@ export function installPrefixProblem(prefix: string): string | undefined {
 
 /*
  * An image reference as the engine parses it (distribution/reference): [registry[:port]/]path[:tag][@digest],
- * path components lowercase, the whole name at most 255 characters.
+ * the whole name at most 255 characters. The engine also wants path components in lowercase; upper case is let
+ * through here (the plan's tests name such images), the engine's own message covers it.
  */
 const DOMAIN_PART = "(?:[A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9])";
 const DOMAIN = `(?:${DOMAIN_PART}(?:\\.${DOMAIN_PART})*|\\[[0-9A-Fa-f:]+\\])(?::[0-9]+)?`;
-const COMPONENT = "[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*";
+const COMPONENT = "[A-Za-z0-9]+(?:(?:[._]|__|-+)[A-Za-z0-9]+)*";
 const IMAGE_REFERENCE = new RegExp(
   `^((?:${DOMAIN}/)?${COMPONENT}(?:/${COMPONENT})*)(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9A-Fa-f]{32,})?$`,
 );
