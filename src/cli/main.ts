@@ -123,7 +123,14 @@ cli
   .option("--cache-dir <dir>", "Host cache root to check")
   .option("--engine <url>", "An engine to check (repeatable); default: the --factory file's, else the local one")
   .option("--factory <file>", "Factory settings: check every engine and the buildcache registry")
-  .action((stack: string | undefined, flags) => run(async () => (await import("./commands/doctor.js")).doctorCommand(flags, stack)));
+  .action((stack: string | undefined, flags) =>
+    run(async () => {
+      // A cache root under /proc would make the writability check spin forever.
+      await checkOutputDir(cacheRoot(flags.cacheDir), "--cache-dir");
+      if (stack !== undefined) await checkInputFile(stack, "stack file");
+      return (await import("./commands/doctor.js")).doctorCommand(flags, stack);
+    }),
+  );
 
 cli
   .command("clean", "Remove containers left behind by factory runs")

@@ -183,6 +183,7 @@ describe("stack-factory CLI", () => {
         ["build", "examples/hello.yaml", "--out", "/proc/sf-out"],
         ["build", "examples/hello.yaml", "--cache-dir", "/proc/sf-cache"],
         ["cache", "stats", "--cache-dir", "/sys/sf-cache"],
+        ["doctor", "--cache-dir", "/proc/sf-cache"],
       ]) {
         const run = await cli(...command);
         expect(run.timedOut, command.join(" ")).toBe(false);
