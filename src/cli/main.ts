@@ -24,7 +24,7 @@ async function run(action: () => Promise<number | void>): Promise<void> {
  */
 async function checkRunPaths(
   stack: string,
-  flags: { out?: string; report?: string; summary?: string; cacheDir?: string; signKey?: string; signPassphraseFile?: string },
+  flags: { out?: string; report?: string; summary?: string; cacheDir?: string; signKey?: string; signPassphraseFile?: string; factory?: string },
 ): Promise<void> {
   await checkInputFile(stack, "stack file");
   await checkOutputDir(cacheRoot(flags.cacheDir), "--cache-dir");
@@ -33,6 +33,7 @@ async function checkRunPaths(
   if (flags.summary !== undefined) await checkOutputFile(flags.summary, "--summary");
   if (flags.signKey !== undefined) await checkInputFile(flags.signKey, "--sign-key");
   if (flags.signPassphraseFile !== undefined) await checkInputFile(flags.signPassphraseFile, "--sign-passphrase-file");
+  if (flags.factory !== undefined) await checkInputFile(flags.factory, "--factory");
 }
 
 const cli = cac("stack-factory");
@@ -104,7 +105,12 @@ cli
   .option("--image <image>", "Image for --install-test (default: the base image recorded in the manifest)")
   .option("--node", "Also check that this machine can run the tree: its ELF machine, the system libraries and symbol versions it needs")
   .option("--keyring <file>", "Also check <tarball>.asc, its detached signature, against this public key file (armored or binary)")
-  .action((tarball: string, flags) => run(async () => (await import("./commands/verify.js")).verifyCommand(tarball, flags)));
+  .action((tarball: string, flags) =>
+    run(async () => {
+      if (flags.keyring !== undefined) await checkInputFile(flags.keyring, "--keyring");
+      return (await import("./commands/verify.js")).verifyCommand(tarball, flags);
+    }),
+  );
 
 cli
   .command("keys <action> <dir>", "Signing keys: `init DIR` makes a site's key pair (secret.asc for --sign-key, public.asc for the clusters)")
@@ -128,6 +134,7 @@ cli
       // A cache root under /proc would make the writability check spin forever.
       await checkOutputDir(cacheRoot(flags.cacheDir), "--cache-dir");
       if (stack !== undefined) await checkInputFile(stack, "stack file");
+      if (flags.factory !== undefined) await checkInputFile(flags.factory, "--factory");
       return (await import("./commands/doctor.js")).doctorCommand(flags, stack);
     }),
   );

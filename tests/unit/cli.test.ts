@@ -147,11 +147,19 @@ describe("stack-factory CLI", () => {
       const dir = await mkdtemp(join(tmpdir(), "sf-fifo-"));
       const fifo = join(dir, "stack.yaml");
       await execa("mkfifo", [fifo]);
-      for (const command of [["plan", fifo, "--json"], ["build", fifo], ["warm", fifo]]) {
+      for (const command of [
+        ["plan", fifo, "--json"],
+        ["build", fifo],
+        ["warm", fifo],
+        ["doctor", fifo],
+        ["build", "examples/hello.yaml", "--factory", fifo],
+        ["doctor", "--factory", fifo],
+        ["verify", "x.tar.gz", "--keyring", fifo],
+      ]) {
         const run = await cli(...command);
         expect(run.timedOut, command.join(" ")).toBe(false);
         expect(run.exitCode, run.all).toBe(2);
-        expect(run.stderr).toContain(`stack file ${fifo} is a FIFO, not a regular file`);
+        expect(run.stderr).toContain(`${fifo} is a FIFO, not a regular file`);
       }
     });
 
