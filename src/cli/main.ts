@@ -116,7 +116,13 @@ cli
   .command("keys <action> <dir>", "Signing keys: `init DIR` makes a site's key pair (secret.asc for --sign-key, public.asc for the clusters)")
   .option("--name <user-id>", "User id of the new key", { default: "stack-factory signing key <stack-factory@localhost>" })
   .option("--passphrase-file <file>", "Protect the secret key with the first line of this file")
-  .action((action: string, dir: string, flags) => run(async () => (await import("./commands/keys.js")).keysCommand(action, dir, flags)));
+  .action((action: string, dir: string, flags) =>
+    run(async () => {
+      await checkOutputDir(dir, `keys ${action}`);
+      if (flags.passphraseFile !== undefined) await checkInputFile(flags.passphraseFile, "--passphrase-file");
+      return (await import("./commands/keys.js")).keysCommand(action, dir, flags);
+    }),
+  );
 
 cli
   .command("targets", "List the microarchitecture targets the factory knows")

@@ -155,6 +155,7 @@ describe("stack-factory CLI", () => {
         ["build", "examples/hello.yaml", "--factory", fifo],
         ["doctor", "--factory", fifo],
         ["verify", "x.tar.gz", "--keyring", fifo],
+        ["keys", "init", dir, "--passphrase-file", fifo],
       ]) {
         const run = await cli(...command);
         expect(run.timedOut, command.join(" ")).toBe(false);
@@ -192,6 +193,7 @@ describe("stack-factory CLI", () => {
         ["build", "examples/hello.yaml", "--cache-dir", "/proc/sf-cache"],
         ["cache", "stats", "--cache-dir", "/sys/sf-cache"],
         ["doctor", "--cache-dir", "/proc/sf-cache"],
+        ["keys", "init", "/proc/sf-keys"],
       ]) {
         const run = await cli(...command);
         expect(run.timedOut, command.join(" ")).toBe(false);
