@@ -39,6 +39,11 @@ export interface PackageOptions {
   specsJson: string;
   /** Fingerprint of the key that will sign the tarball (recorded in the manifest). */
   signingFingerprint?: string;
+  /**
+   * Where `outDir` is mounted read-write in the container, when the engine runs on this machine: the tarball is
+   * then written straight into it instead of being copied out through the engine (packInContainer's sharedOutDir).
+   */
+  sharedOutDir?: string;
 }
 
 /** What prepare-relocation.py reports (prepare.json). */
@@ -115,6 +120,7 @@ export async function packageTarget(
     files,
     manifest,
     onLog: (chunk) => log.write(chunk),
+    ...(options.sharedOutDir === undefined ? {} : { sharedOutDir: options.sharedOutDir }),
     signal,
   });
   log.note(`step package: wrote ${packed.path} (${packed.bytes} bytes, ${packed.files} files, ${packed.compressor})`);
