@@ -350,6 +350,7 @@ export async function packInContainer(options: ContainerPackOptions): Promise<Pa
   if (!options.view.startsWith("/")) throw new BuildError(`the view path ${JSON.stringify(options.view)} must be absolute`);
   const view = posix.normalize(options.view).replace(/(.)\/+$/, "$1");
   const work = posix.normalize(options.workDir ?? DEFAULT_WORK_DIR);
+  if (view === "/") throw new BuildError("the view cannot be the container's root directory");
   if (work === view || work.startsWith(`${view}/`)) throw new BuildError(`the pack directory ${work} is inside the view ${view}`);
   // The pack directory is removed before and after: it must hold nothing but the packer's files.
   if (work === "/" || view.startsWith(`${work}/`)) throw new BuildError(`the pack directory ${work} would hold the view ${view}`);
