@@ -10,13 +10,19 @@ import { packFiles, type ExecOptions, type FileEntry, type FileOwner } from "../
 import type { PackContainer } from "../src/package/container-pack.js";
 
 export class NoNetworkContainer implements PackContainer {
-  private constructor(private readonly docker: Docker, private readonly container: Docker.Container) {}
+  private constructor(
+    private readonly docker: Docker,
+    private readonly container: Docker.Container,
+  ) {}
 
   get id(): string {
     return this.container.id;
   }
 
-  static async start(image: string, binds: { host: string; container: string; readOnly: boolean }[]): Promise<NoNetworkContainer> {
+  static async start(
+    image: string,
+    binds: { host: string; container: string; readOnly: boolean }[],
+  ): Promise<NoNetworkContainer> {
     const docker = new Docker();
     const container = await docker.createContainer({
       Image: image,

@@ -31,7 +31,6 @@ interface Params {
   files: number;
 }
 
-
 async function writeLarge(path: string, size: number, text: boolean, random: () => number): Promise<void> {
   const out = createWriteStream(path);
   let left = size;
@@ -90,12 +89,20 @@ function benchManifest(dir: string) {
 const GENERATED = { "install.sh": { content: "#!/bin/bash\n", mode: 0o755 } };
 
 /** Child mode (host): packs the tree once with packTarball, prints {seconds, maxRssMb, bytes}. */
-async function child(dir: string, outDir: string, compression: Compression, preference: CompressorPreference): Promise<void> {
+async function child(
+  dir: string,
+  outDir: string,
+  compression: Compression,
+  preference: CompressorPreference,
+): Promise<void> {
   const started = process.hrtime.bigint();
   const manifest = benchManifest(dir);
   // `tar -c` of the directory gives the same entry names as the engine's getArchive: `<basename>/...`.
   // execa's stdout flows at once: hand it to the packer in the same tick.
-  const tar = execa("tar", ["-cf", "-", "-C", dirname(dir), basename(dir)], { stdout: "pipe", buffer: { stdout: false } });
+  const tar = execa("tar", ["-cf", "-", "-C", dirname(dir), basename(dir)], {
+    stdout: "pipe",
+    buffer: { stdout: false },
+  });
   tar.catch(() => {});
   const result = await packTarball({
     view: tar.stdout as Readable,
@@ -109,7 +116,9 @@ async function child(dir: string, outDir: string, compression: Compression, pref
   await tar;
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   const maxRssMb = process.resourceUsage().maxRSS / 1024;
-  process.stdout.write(`${JSON.stringify({ seconds, maxRssMb, bytes: result.bytes, compressor: result.compressor })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ seconds, maxRssMb, bytes: result.bytes, compressor: result.compressor })}\n`,
+  );
 }
 
 /** The container the tree is packed in: the test image with the packing tools, the tree mounted read-only. */
@@ -156,8 +165,12 @@ interface Cpu {
 
 async function cpuNow(containerId: string): Promise<Cpu> {
   const read = (path: string) => readFile(path, "utf8").catch(() => "");
-  const cgroup = (await read(`/sys/fs/cgroup/cpuacct/docker/${containerId}/cpuacct.usage`)) || (await read(`/sys/fs/cgroup/system.slice/docker-${containerId}.scope/cpu.stat`));
-  const container = cgroup.startsWith("usage_usec") ? Number(/usage_usec (\d+)/.exec(cgroup)?.[1] ?? 0) / 1e6 : Number(cgroup || 0) / 1e9;
+  const cgroup =
+    (await read(`/sys/fs/cgroup/cpuacct/docker/${containerId}/cpuacct.usage`)) ||
+    (await read(`/sys/fs/cgroup/system.slice/docker-${containerId}.scope/cpu.stat`));
+  const container = cgroup.startsWith("usage_usec")
+    ? Number(/usage_usec (\d+)/.exec(cgroup)?.[1] ?? 0) / 1e6
+    : Number(cgroup || 0) / 1e9;
   let engine = 0;
   const pid = (await execa("pgrep", ["-xo", "dockerd"], { reject: false })).stdout.trim();
   const stat = pid ? await read(`/proc/${pid}/stat`) : "";
@@ -169,7 +182,11 @@ async function cpuNow(containerId: string): Promise<Cpu> {
   return { container, engine, node: (usage.userCPUTime + usage.systemCPUTime) / 1e6 };
 }
 
-const cpuDelta = (a: Cpu, b: Cpu): Cpu => ({ container: b.container - a.container, engine: b.engine - a.engine, node: b.node - a.node });
+const cpuDelta = (a: Cpu, b: Cpu): Cpu => ({
+  container: b.container - a.container,
+  engine: b.engine - a.engine,
+  node: b.node - a.node,
+});
 
 async function timed<T>(containerId: string, run: () => Promise<T>): Promise<{ seconds: number; cpu: Cpu; value: T }> {
   const before = await cpuNow(containerId);
@@ -205,7 +222,9 @@ async function containerChild(dir: string, outDir: string, pairName: string, rep
     container = await startContainer(await connectEngine(), { image, mounts: [mount, shared] });
   } catch (error) {
     // ...or, when the engine cannot attach one to its default network, one without a network.
-    process.stderr.write(`a factory container did not start (${(error as Error).message.split("\n")[0]}); using one without a network\n`);
+    process.stderr.write(
+      `a factory container did not start (${(error as Error).message.split("\n")[0]}); using one without a network\n`,
+    );
     container = await NoNetworkContainer.start(image, [mount, shared]);
   }
   try {
@@ -223,7 +242,11 @@ async function containerChild(dir: string, outDir: string, pairName: string, rep
     let result: Awaited<ReturnType<typeof packInContainer>> | undefined;
     for (let i = 0; i < repeat; i++) {
       const b = await timed(container.id, () =>
-        inContainer(container, ["bash", "-c", `set -o pipefail; tar -cf - -C ${MOUNT} ${basename(dir)} | ${pair.command} > ${OUT} && stat -c %s ${OUT}`]),
+        inContainer(container, [
+          "bash",
+          "-c",
+          `set -o pipefail; tar -cf - -C ${MOUNT} ${basename(dir)} | ${pair.command} > ${OUT} && stat -c %s ${OUT}`,
+        ]),
       );
       baseline.push(b.seconds);
       baselineCpu.push(b.cpu);
@@ -266,7 +289,9 @@ async function containerChild(dir: string, outDir: string, pairName: string, rep
     }
     await rm(outDir, { recursive: true, force: true });
     const maxRssMb = process.resourceUsage().maxRSS / 1024;
-    process.stdout.write(`${JSON.stringify({ baseline, ours, direct, baselineCpu, oursCpu, directCpu, baselineBytes, bytes: result!.bytes, compressor: result!.compressor, maxRssMb })}\n`);
+    process.stdout.write(
+      `${JSON.stringify({ baseline, ours, direct, baselineCpu, oursCpu, directCpu, baselineBytes, bytes: result!.bytes, compressor: result!.compressor, maxRssMb })}\n`,
+    );
   } finally {
     await container.remove();
   }
@@ -280,12 +305,27 @@ interface Row {
   cpu?: Cpu;
 }
 
-async function ours(dir: string, outDir: string, compression: Compression, preference: CompressorPreference): Promise<Row> {
+async function ours(
+  dir: string,
+  outDir: string,
+  compression: Compression,
+  preference: CompressorPreference,
+): Promise<Row> {
   const self = fileURLToPath(import.meta.url);
   const run = await execa(process.execPath, [self, "--child", dir, outDir, compression, preference]);
-  const report = JSON.parse(run.stdout.trim().split("\n").pop()!) as { seconds: number; maxRssMb: number; bytes: number; compressor: string };
+  const report = JSON.parse(run.stdout.trim().split("\n").pop()!) as {
+    seconds: number;
+    maxRssMb: number;
+    bytes: number;
+    compressor: string;
+  };
   await rm(outDir, { recursive: true, force: true });
-  return { name: `packTarball (${report.compressor})`, seconds: report.seconds, bytes: report.bytes, maxRssMb: report.maxRssMb };
+  return {
+    name: `packTarball (${report.compressor})`,
+    seconds: report.seconds,
+    bytes: report.bytes,
+    maxRssMb: report.maxRssMb,
+  };
 }
 
 async function baseline(dir: string, outFile: string, compressor: string): Promise<Row> {
@@ -307,7 +347,10 @@ function table(rows: Row[], inputBytes: number, pairs: [number, number][]): stri
         `| ${r.name.replace(/\|/g, "\\|")} | ${r.seconds.toFixed(2)} | ${(inputBytes / MB / r.seconds).toFixed(0)} | ${(r.bytes / MB).toFixed(1)} | ${(r.bytes / inputBytes).toFixed(3)} | ${r.maxRssMb === undefined ? "" : r.maxRssMb.toFixed(0)} | ${r.cpu === undefined ? "" : `${r.cpu.container.toFixed(2)} + ${r.cpu.engine.toFixed(2)} + ${r.cpu.node.toFixed(2)}`} |`,
     ),
     "",
-    ...pairs.map(([o, b]) => `${rows[o]!.name} takes ${(rows[o]!.seconds / rows[b]!.seconds).toFixed(2)}x the time of ${rows[b]!.name}`),
+    ...pairs.map(
+      ([o, b]) =>
+        `${rows[o]!.name} takes ${(rows[o]!.seconds / rows[b]!.seconds).toFixed(2)}x the time of ${rows[b]!.name}`,
+    ),
   ];
   return lines.join("\n");
 }
@@ -322,7 +365,10 @@ async function main(): Promise<void> {
     await containerChild(args[1]!, args[2]!, args[3]!, Number(args[4]));
     return;
   }
-  const params: Params = { sizeMb: Number(process.env["BENCH_SIZE_MB"] ?? 1024), files: Number(process.env["BENCH_FILES"] ?? 10000) };
+  const params: Params = {
+    sizeMb: Number(process.env["BENCH_SIZE_MB"] ?? 1024),
+    files: Number(process.env["BENCH_FILES"] ?? 10000),
+  };
   const dir = process.env["BENCH_DIR"] ?? `/tmp/stack-factory-bench-${params.sizeMb}mb-${params.files}/view`;
   await makeTree(dir, params);
   const du = await execa("du", ["-sb", dir]);
@@ -339,7 +385,11 @@ async function main(): Promise<void> {
   const pairs: [number, number][] = [];
   const runs: string[] = [];
   for (const name of only) {
-    const run = await execa(process.execPath, [self, "--container-child", dir, join(work, name), name, String(repeat)], { stderr: "inherit" });
+    const run = await execa(
+      process.execPath,
+      [self, "--container-child", dir, join(work, name), name, String(repeat)],
+      { stderr: "inherit" },
+    );
     const report = JSON.parse(run.stdout.trim().split("\n").pop()!) as {
       baseline: number[];
       ours: number[];
@@ -354,13 +404,31 @@ async function main(): Promise<void> {
     };
     const best = (xs: number[]) => Math.min(...xs);
     const at = (xs: number[]) => xs.indexOf(best(xs));
-    rows.push({ name: `container: tar -c | ${PAIRS[name]!.command}`, seconds: best(report.baseline), bytes: report.baselineBytes, cpu: report.baselineCpu[at(report.baseline)]! });
-    rows.push({ name: `packInContainer (${report.compressor})`, seconds: best(report.ours), bytes: report.bytes, maxRssMb: report.maxRssMb, cpu: report.oursCpu[at(report.ours)]! });
+    rows.push({
+      name: `container: tar -c | ${PAIRS[name]!.command}`,
+      seconds: best(report.baseline),
+      bytes: report.baselineBytes,
+      cpu: report.baselineCpu[at(report.baseline)]!,
+    });
+    rows.push({
+      name: `packInContainer (${report.compressor})`,
+      seconds: best(report.ours),
+      bytes: report.bytes,
+      maxRssMb: report.maxRssMb,
+      cpu: report.oursCpu[at(report.ours)]!,
+    });
     pairs.push([rows.length - 1, rows.length - 2]);
-    rows.push({ name: `packInContainer, out dir shared (${report.compressor})`, seconds: best(report.direct), bytes: report.bytes, cpu: report.directCpu[at(report.direct)]! });
+    rows.push({
+      name: `packInContainer, out dir shared (${report.compressor})`,
+      seconds: best(report.direct),
+      bytes: report.bytes,
+      cpu: report.directCpu[at(report.direct)]!,
+    });
     pairs.push([rows.length - 1, rows.length - 3]);
     const list = (xs: number[]) => xs.map((x) => x.toFixed(2)).join(", ");
-    runs.push(`${name}: baseline ${list(report.baseline)} s; packInContainer ${list(report.ours)} s; out dir shared ${list(report.direct)} s`);
+    runs.push(
+      `${name}: baseline ${list(report.baseline)} s; packInContainer ${list(report.ours)} s; out dir shared ${list(report.direct)} s`,
+    );
   }
   if (process.env["BENCH_HOST"] === "1") {
     rows.push(await baseline(dir, join(work, "b.tar.gz"), "gzip -6"));
@@ -374,7 +442,9 @@ async function main(): Promise<void> {
     pairs.push([rows.length - 1, rows.length - 2]);
   }
   const cpus = (await import("node:os")).cpus().length;
-  process.stdout.write(`tree: ${dir}, ${params.files} files, ${(inputBytes / MB).toFixed(0)} MB; ${cpus} CPUs; fastest of ${repeat} run(s)\n\n`);
+  process.stdout.write(
+    `tree: ${dir}, ${params.files} files, ${(inputBytes / MB).toFixed(0)} MB; ${cpus} CPUs; fastest of ${repeat} run(s)\n\n`,
+  );
   process.stdout.write(`${table(rows, inputBytes, pairs)}\n\n${runs.join("\n")}\n`);
 }
 

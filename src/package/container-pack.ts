@@ -109,9 +109,15 @@ function packScript(): Promise<string> {
 async function run(container: PackContainer, argv: string[], what: string, signal?: AbortSignal): Promise<Buffer> {
   const out: Buffer[] = [];
   const err: Buffer[] = [];
-  const { exitCode } = await container.exec(argv, { onStdout: (c) => out.push(c), onStderr: (c) => err.push(c), ...(signal ? { signal } : {}) });
+  const { exitCode } = await container.exec(argv, {
+    onStdout: (c) => out.push(c),
+    onStderr: (c) => err.push(c),
+    ...(signal ? { signal } : {}),
+  });
   if (exitCode !== 0) {
-    throw new BuildError(`${what} failed (exit code ${exitCode}): ${Buffer.concat(err).toString("utf8").trim().slice(-2000)}`);
+    throw new BuildError(
+      `${what} failed (exit code ${exitCode}): ${Buffer.concat(err).toString("utf8").trim().slice(-2000)}`,
+    );
   }
   return Buffer.concat(out);
 }
@@ -215,7 +221,8 @@ function tarNumber(field: Buffer): number {
 function checkHeader(header: Buffer, path: string): void {
   let sum = 0;
   for (let i = 0; i < 512; i++) sum += i >= 148 && i < 156 ? 32 : header[i]!;
-  if (sum !== tarNumber(header.subarray(148, 156))) throw new BuildError(`${path}: the engine's archive has a corrupt header`);
+  if (sum !== tarNumber(header.subarray(148, 156)))
+    throw new BuildError(`${path}: the engine's archive has a corrupt header`);
 }
 
 /**
@@ -223,7 +230,14 @@ function checkHeader(header: Buffer, path: string): void {
  * a header or two and the body: read here directly rather than through a tar parser, which doubled node's share of
  * the copy.
  */
-async function copyOut(container: PackContainer, path: string, bytes: number, sink: OutputFile, hash: Hash, signal?: AbortSignal): Promise<void> {
+async function copyOut(
+  container: PackContainer,
+  path: string,
+  bytes: number,
+  sink: OutputFile,
+  hash: Hash,
+  signal?: AbortSignal,
+): Promise<void> {
   const archive = await container.getArchive(path, signal);
   let pending: Buffer = Buffer.alloc(0);
   /** Bytes of the current record still to skip (extended headers and their padding). */
@@ -345,15 +359,20 @@ export async function packInContainer(options: ContainerPackOptions): Promise<Pa
   for (const path of Object.keys(options.files ?? {})) checkGeneratedPath(path);
   const compression = options.compression ?? "gzip";
   if (!COMPRESSIONS.includes(compression)) {
-    throw new InputError(`unknown compression ${JSON.stringify(compression)}; accepted values are ${COMPRESSIONS.join(", ")}`);
+    throw new InputError(
+      `unknown compression ${JSON.stringify(compression)}; accepted values are ${COMPRESSIONS.join(", ")}`,
+    );
   }
-  if (!options.view.startsWith("/")) throw new BuildError(`the view path ${JSON.stringify(options.view)} must be absolute`);
+  if (!options.view.startsWith("/"))
+    throw new BuildError(`the view path ${JSON.stringify(options.view)} must be absolute`);
   const view = posix.normalize(options.view).replace(/(.)\/+$/, "$1");
   const work = posix.normalize(options.workDir ?? DEFAULT_WORK_DIR);
   if (view === "/") throw new BuildError("the view cannot be the container's root directory");
-  if (work === view || work.startsWith(`${view}/`)) throw new BuildError(`the pack directory ${work} is inside the view ${view}`);
+  if (work === view || work.startsWith(`${view}/`))
+    throw new BuildError(`the pack directory ${work} is inside the view ${view}`);
   // The pack directory is removed before and after: it must hold nothing but the packer's files.
-  if (work === "/" || view.startsWith(`${work}/`)) throw new BuildError(`the pack directory ${work} would hold the view ${view}`);
+  if (work === "/" || view.startsWith(`${work}/`))
+    throw new BuildError(`the pack directory ${work} would hold the view ${view}`);
   const mtime = Math.floor((options.mtime ?? defaultMtime()).getTime() / 1000);
   if (signal?.aborted) throw new CancelledError();
 
@@ -382,8 +401,12 @@ export async function packInContainer(options: ContainerPackOptions): Promise<Pa
     cleanWork = true;
     const firstNl = listing.indexOf(10);
     const secondNl = listing.indexOf(10, firstNl + 1);
-    const owner = { uid: Number(listing.subarray(0, firstNl).toString()), gid: Number(listing.subarray(firstNl + 1, secondNl).toString()) };
-    if (!Number.isInteger(owner.uid) || !Number.isInteger(owner.gid)) throw new BuildError("cannot read the container user's uid and gid");
+    const owner = {
+      uid: Number(listing.subarray(0, firstNl).toString()),
+      gid: Number(listing.subarray(firstNl + 1, secondNl).toString()),
+    };
+    if (!Number.isInteger(owner.uid) || !Number.isInteger(owner.gid))
+      throw new BuildError("cannot read the container user's uid and gid");
     const entries = parseListing(listing.subarray(secondNl + 1));
 
     // 2. The members, in the tarball's order: the top directory, install.sh, the other generated files (each after
@@ -439,12 +462,17 @@ export async function packInContainer(options: ContainerPackOptions): Promise<Pa
     let stderrBytes = 0;
     const onStdout = (chunk: Buffer): void => {
       line += chunk.toString("utf8");
-      let nl: number;
-      while ((nl = line.indexOf("\n")) >= 0) {
+      for (let nl = line.indexOf("\n"); nl >= 0; nl = line.indexOf("\n")) {
         const words = line.slice(0, nl).split(" ");
         line = line.slice(nl + 1);
         if (words[0] === "done") {
-          done = { bytes: Number(words[1]), sha256: words[2]!, files: Number(words[3]), path: words[4]!, label: words.slice(5).join(" ") };
+          done = {
+            bytes: Number(words[1]),
+            sha256: words[2]!,
+            files: Number(words[3]),
+            path: words[4]!,
+            label: words.slice(5).join(" "),
+          };
         }
       }
     };
@@ -454,11 +482,18 @@ export async function packInContainer(options: ContainerPackOptions): Promise<Pa
       stderrBytes += chunk.length;
       while (stderrBytes > STDERR_KEEP && stderr.length > 1) stderrBytes -= stderr.shift()!.length;
     };
-    const { exitCode } = await container.exec(["python3", `${work}/pack-tree.py`, `${work}/job.json`], { onStdout, onStderr, ...(signal ? { signal } : {}) });
+    const { exitCode } = await container.exec(["python3", `${work}/pack-tree.py`, `${work}/job.json`], {
+      onStdout,
+      onStderr,
+      ...(signal ? { signal } : {}),
+    });
     if (exitCode !== 0) {
-      throw new BuildError(`packing in the container failed (exit code ${exitCode}): ${Buffer.concat(stderr).toString("utf8").trim()}`);
+      throw new BuildError(
+        `packing in the container failed (exit code ${exitCode}): ${Buffer.concat(stderr).toString("utf8").trim()}`,
+      );
     }
-    if (done === undefined || !Number.isSafeInteger(done.bytes)) throw new BuildError("the packer ended without reporting the tarball");
+    if (done === undefined || !Number.isSafeInteger(done.bytes))
+      throw new BuildError("the packer ended without reporting the tarball");
     const hash = createHash("sha256");
     if (options.sharedOutDir === undefined) {
       const out = await OutputFile.open(partial);
@@ -469,9 +504,11 @@ export async function packInContainer(options: ContainerPackOptions): Promise<Pa
       for await (const chunk of createReadStream(partial, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
     }
     const sha256 = hash.digest("hex");
-    if (done.sha256 !== "-" && sha256 !== done.sha256) throw new BuildError(`the tarball copied out has sha256 ${sha256}, the container wrote ${done.sha256}`);
+    if (done.sha256 !== "-" && sha256 !== done.sha256)
+      throw new BuildError(`the tarball copied out has sha256 ${sha256}, the container wrote ${done.sha256}`);
     const { size } = await stat(partial);
-    if (size !== done.bytes) throw new BuildError(`the tarball here has ${size} bytes, the container wrote ${done.bytes}`);
+    if (size !== done.bytes)
+      throw new BuildError(`the tarball here has ${size} bytes, the container wrote ${done.bytes}`);
     if (signal?.aborted) throw new CancelledError();
     // A sidecar of an earlier tarball of the same name must not sit beside the new one, even for a moment.
     await rm(`${final}.sha256`, { force: true });

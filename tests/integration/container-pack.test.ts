@@ -49,7 +49,10 @@ function options(overrides: Partial<ContainerPackOptions> = {}): ContainerPackOp
     view: VIEW,
     top: TOP,
     outDir: join(work, "out"),
-    files: { "install.sh": { content: "#!/bin/bash\necho install\n", mode: 0o755 }, "modules/demo/1.0.lua": "-- module\n" },
+    files: {
+      "install.sh": { content: "#!/bin/bash\necho install\n", mode: 0o755 },
+      "modules/demo/1.0.lua": "-- module\n",
+    },
     manifest: buildManifest({
       stack: { name: "demo", version: "1.0", file: "/demo.yaml", description: "demo" },
       target: "x86_64_v3",
@@ -95,7 +98,12 @@ describe("packInContainer in a build container", () => {
     expect(names.slice(0, 2)).toEqual([`${TOP}/`, `${TOP}/install.sh`]);
     expect(names.slice(-2)).toEqual([`${TOP}/manifest.json`, `${TOP}/SHA256SUMS`]);
     expect(names).toContain(`${TOP}/view/share/empty/`);
-    expect((await readdir(join(work, "out"))).sort()).toEqual([`${TOP}.tar.gz`, `${TOP}.tar.gz.sha256`, `${TOP}.tar.zst`, `${TOP}.tar.zst.sha256`]);
+    expect((await readdir(join(work, "out"))).sort()).toEqual([
+      `${TOP}.tar.gz`,
+      `${TOP}.tar.gz.sha256`,
+      `${TOP}.tar.zst`,
+      `${TOP}.tar.zst.sha256`,
+    ]);
   });
 
   it("fails, leaving no tarball, when a view file cannot be read", async () => {
@@ -117,7 +125,9 @@ describe("packInContainer in a build container", () => {
     const out = join(work, "cancel");
     await mkdir(out);
     const controller = new AbortController();
-    const pending = packInContainer(options({ container: box, outDir: out, compression: "gzip", gzipProgram: "gzip", signal: controller.signal }));
+    const pending = packInContainer(
+      options({ container: box, outDir: out, compression: "gzip", gzipProgram: "gzip", signal: controller.signal }),
+    );
     setTimeout(() => controller.abort(), 1500);
     await expect(pending).rejects.toBeInstanceOf(CancelledError);
     expect(await readdir(out)).toEqual([]);

@@ -1,5 +1,18 @@
 import { createHash } from "node:crypto";
-import { chmod, link, lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, symlink, writeFile } from "node:fs/promises";
+import {
+  chmod,
+  link,
+  lstat,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  readlink,
+  rm,
+  stat,
+  symlink,
+  writeFile,
+} from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
@@ -7,7 +20,12 @@ import { execa } from "execa";
 import { pack as tarPack } from "tar-stream";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { BuildError, CancelledError } from "../../src/errors.js";
-import { manifestFrame, packInContainer, parseListing, type ContainerPackOptions } from "../../src/package/container-pack.js";
+import {
+  manifestFrame,
+  packInContainer,
+  parseListing,
+  type ContainerPackOptions,
+} from "../../src/package/container-pack.js";
 import { buildManifest } from "../../src/package/manifest.js";
 import { packTarball } from "../../src/package/pack.js";
 import { parseSpecs } from "../../src/package/specs.js";
@@ -34,7 +52,10 @@ beforeEach(async () => {
   await mkdir(join(view, LONG, ".."), { recursive: true });
   await writeFile(join(view, "bin/tool"), "#!/bin/sh\necho tool\n");
   await chmod(join(view, "bin/tool"), 0o755);
-  await writeFile(join(view, "lib/libx.so.1.2"), Buffer.from(Array.from({ length: 300_000 }, (_, i) => (i * 7919) % 251)));
+  await writeFile(
+    join(view, "lib/libx.so.1.2"),
+    Buffer.from(Array.from({ length: 300_000 }, (_, i) => (i * 7919) % 251)),
+  );
   await chmod(join(view, "lib/libx.so.1.2"), 0o555);
   await symlink("libx.so.1.2", join(view, "lib/libx.so"));
   await writeFile(join(view, "share/data.txt"), "shared data\n");
@@ -50,7 +71,9 @@ afterEach(async () => {
 });
 
 function manifest() {
-  const specs = parseSpecs([{ name: "zlib", version: "1.3.1", hash: "abcdefg", parameters: { shared: true, cflags: [] } }]);
+  const specs = parseSpecs([
+    { name: "zlib", version: "1.3.1", hash: "abcdefg", parameters: { shared: true, cflags: [] } },
+  ]);
   return buildManifest({
     stack: { name: "demo", version: "1.0", file: "/stacks/demo.yaml", description: 'a "demo"\nwith "files": {} in it' },
     target: "zen4",
@@ -107,7 +130,8 @@ async function archiveOf(dir: string): Promise<Readable> {
     const common = { mode: s.mode, mtime: s.mtime, uid: 1000, gid: 1000 };
     if (s.isDirectory()) tar.entry({ ...common, name: `${name}/`, type: "directory" });
     else if (s.isSymbolicLink()) tar.entry({ ...common, name, type: "symlink", linkname: await readlink(path) });
-    else if (s.nlink > 1 && inodes.has(s.ino)) tar.entry({ ...common, name, type: "link", linkname: inodes.get(s.ino)! });
+    else if (s.nlink > 1 && inodes.has(s.ino))
+      tar.entry({ ...common, name, type: "link", linkname: inodes.get(s.ino)! });
     else {
       inodes.set(s.ino, name);
       tar.entry({ ...common, name, type: "file", size: s.size }, await readFile(path));
@@ -121,7 +145,9 @@ const sha256 = (data: Buffer | string): string => createHash("sha256").update(da
 
 /** name, type, mode and link target of every entry, in archive order (GNU tar's verbose listing, numeric). */
 async function listing(path: string): Promise<string[]> {
-  const { stdout } = await execa("tar", ["-tvf", path, "--numeric-owner", "--quoting-style=escape"], { env: { LC_ALL: "C", TZ: "UTC" } });
+  const { stdout } = await execa("tar", ["-tvf", path, "--numeric-owner", "--quoting-style=escape"], {
+    env: { LC_ALL: "C", TZ: "UTC" },
+  });
   return stdout.split("\n").map((l) => l.replace(/^(\S+) (\S+)\s+\d+ /, "$1 $2 "));
 }
 
@@ -150,11 +176,23 @@ describe("packInContainer", () => {
 
   it("holds what packTarball holds for the same view: names, order, types, modes, links, manifest and SHA256SUMS", async () => {
     const ours = await packInContainer(options());
-    const theirs = await packTarball({ view: await archiveOf(view), top: TOP, outDir: join(work, "old"), files: generated(), manifest: manifest() });
+    const theirs = await packTarball({
+      view: await archiveOf(view),
+      top: TOP,
+      outDir: join(work, "old"),
+      files: generated(),
+      manifest: manifest(),
+    });
     expect(await listing(ours.path)).toEqual(await listing(theirs.path));
     const a = await unpack(ours.path);
     const b = await unpack(theirs.path);
-    for (const file of ["manifest.json", "SHA256SUMS", "install.sh", "view/lib/libx.so.1.2", "data/demo_assets/asset.dat"]) {
+    for (const file of [
+      "manifest.json",
+      "SHA256SUMS",
+      "install.sh",
+      "view/lib/libx.so.1.2",
+      "data/demo_assets/asset.dat",
+    ]) {
       expect((await readFile(join(a, file))).equals(await readFile(join(b, file))), file).toBe(true);
     }
     expect(ours.files).toBe(theirs.files);
@@ -169,13 +207,18 @@ describe("packInContainer", () => {
       expect((await stat(join(top, "view", rel))).mode & 0o7777).toBe((await stat(join(view, rel))).mode & 0o7777);
     }
     expect(await readlink(join(top, "view/lib/libx.so"))).toBe("libx.so.1.2");
-    expect((await stat(join(top, "view/share/data-link.txt"))).ino).toBe((await stat(join(top, "view/share/data.txt"))).ino);
+    expect((await stat(join(top, "view/share/data-link.txt"))).ino).toBe(
+      (await stat(join(top, "view/share/data.txt"))).ino,
+    );
     expect(await readdir(join(top, "view/share/empty"))).toEqual([]);
     expect((await stat(join(top, "install.sh"))).mode & 0o777).toBe(0o755);
     expect((await stat(join(top, "manifest.json"))).mode & 0o777).toBe(0o644);
     expect(await readFile(join(top, "data/demo_assets/asset.dat"), "utf8")).toBe("asset bytes\n");
     const lines = await listing(result.path);
-    expect(lines.every((line) => / 0\/0 2023-11-14 /.test(line)), lines.join("\n")).toBe(true);
+    expect(
+      lines.every((line) => / 0\/0 2023-11-14 /.test(line)),
+      lines.join("\n"),
+    ).toBe(true);
     const names = (await execa("tar", ["-tzf", result.path])).stdout.split("\n");
     expect(names.slice(0, 2)).toEqual([`${TOP}/`, `${TOP}/install.sh`]);
     expect(names.slice(-2)).toEqual([`${TOP}/manifest.json`, `${TOP}/SHA256SUMS`]);
@@ -204,14 +247,22 @@ describe("packInContainer", () => {
   it("handles names with spaces, backslashes, newlines, quotes, tabs and non-ASCII letters as packTarball does", async () => {
     for (const name of ODD) await writeFile(join(view, "share", name), `${name}\n`);
     const ours = await packInContainer(options());
-    const theirs = await packTarball({ view: await archiveOf(view), top: TOP, outDir: join(work, "old"), files: generated(), manifest: manifest() });
+    const theirs = await packTarball({
+      view: await archiveOf(view),
+      top: TOP,
+      outDir: join(work, "old"),
+      files: generated(),
+      manifest: manifest(),
+    });
     expect(await listing(ours.path)).toEqual(await listing(theirs.path));
     const a = await unpack(ours.path);
     const b = await unpack(theirs.path);
     expect(await readFile(join(a, "manifest.json"), "utf8")).toBe(await readFile(join(b, "manifest.json"), "utf8"));
     expect(await readFile(join(a, "SHA256SUMS"), "utf8")).toBe(await readFile(join(b, "SHA256SUMS"), "utf8"));
     expect((await verifyTarball(ours.path)).problems).toEqual([]);
-    expect((await execa("sha256sum", ["-c", "--strict", "--quiet", "SHA256SUMS"], { cwd: a, reject: false })).exitCode).toBe(0);
+    expect(
+      (await execa("sha256sum", ["-c", "--strict", "--quiet", "SHA256SUMS"], { cwd: a, reject: false })).exitCode,
+    ).toBe(0);
   });
 
   it("compresses with zstd into .tar.zst", async () => {
@@ -249,7 +300,9 @@ describe("packInContainer", () => {
     const big = Buffer.alloc(40 * 1024 * 1024 + 123);
     for (let i = 0; i < big.length; i += 4096) big.writeUInt32LE(i, i);
     await writeFile(join(work, "big.bin"), big);
-    const result = await packInContainer(options({ files: { ...generated(), "data/demo_assets/big.bin": { source: join(work, "big.bin") } } }));
+    const result = await packInContainer(
+      options({ files: { ...generated(), "data/demo_assets/big.bin": { source: join(work, "big.bin") } } }),
+    );
     const top = await unpack(result.path);
     expect(sha256(await readFile(join(top, "data/demo_assets/big.bin")))).toBe(sha256(big));
     expect((await verifyTarball(result.path)).problems).toEqual([]);
@@ -292,7 +345,9 @@ describe("packInContainer", () => {
 
   it("refuses a view symlink that leaves the view, or skips it when asked", async () => {
     await symlink("/etc/passwd", join(view, "share/passwd"));
-    await expect(packInContainer(options())).rejects.toThrow(/view\/share\/passwd: symlink to the absolute path \/etc\/passwd/);
+    await expect(packInContainer(options())).rejects.toThrow(
+      /view\/share\/passwd: symlink to the absolute path \/etc\/passwd/,
+    );
     expect(await readdir(out)).toEqual([]);
     const skipped = await packInContainer(options({ onUnsafe: "skip" }));
     expect(skipped.skipped).toEqual(["view/share/passwd: symlink to the absolute path /etc/passwd"]);
@@ -301,7 +356,9 @@ describe("packInContainer", () => {
 
   it("refuses generated paths that would escape or clash with the packer's own files, and a work dir in the view", async () => {
     await expect(packInContainer(options({ files: { "../x": "x" } }))).rejects.toThrow(/'\.\.'|must be relative/);
-    await expect(packInContainer(options({ files: { "manifest.json": "{}" } }))).rejects.toThrow(/written by the packer/);
+    await expect(packInContainer(options({ files: { "manifest.json": "{}" } }))).rejects.toThrow(
+      /written by the packer/,
+    );
     await expect(packInContainer(options({ top: "a/b" }))).rejects.toThrow(/one path component/);
     await expect(packInContainer(options({ workDir: join(view, "tmp") }))).rejects.toThrow(/inside the view/);
     await expect(packInContainer(options({ workDir: work }))).rejects.toThrow(/would hold the view/);
@@ -314,8 +371,16 @@ describe("packInContainer", () => {
 describe("parseListing and manifestFrame", () => {
   it("orders a find listing as a sorted walk: a directory's entries before its later siblings", () => {
     const raw = Buffer.from(["f\0a-b\0\0", "d\0a\0\0", "f\0a/z\0\0", "l\0a/l\0../a-b\0", "f\0B\0\0"].join(""));
-    expect(parseListing(raw).map((e) => `${e.type}:${e.rel}:${e.link}`)).toEqual(["file:B:", "directory:a:", "symlink:a/l:../a-b", "file:a/z:", "file:a-b:"]);
-    expect(() => parseListing(Buffer.concat([Buffer.from("f\0"), Buffer.from([0xff, 0]), Buffer.from("\0")]))).toThrow(/not UTF-8/);
+    expect(parseListing(raw).map((e) => `${e.type}:${e.rel}:${e.link}`)).toEqual([
+      "file:B:",
+      "directory:a:",
+      "symlink:a/l:../a-b",
+      "file:a/z:",
+      "file:a-b:",
+    ]);
+    expect(() => parseListing(Buffer.concat([Buffer.from("f\0"), Buffer.from([0xff, 0]), Buffer.from("\0")]))).toThrow(
+      /not UTF-8/,
+    );
   });
 
   it("splits the manifest around its files object", () => {

@@ -16,7 +16,12 @@ export class LocalContainer implements PackContainer {
   async exec(argv: string[], options: ExecOptions = {}): Promise<{ exitCode: number }> {
     if (options.signal?.aborted) throw new CancelledError();
     this.execs.push(argv);
-    const child = execa(argv[0]!, argv.slice(1), { reject: false, buffer: false, stdin: "ignore", ...(options.signal ? { cancelSignal: options.signal } : {}) });
+    const child = execa(argv[0]!, argv.slice(1), {
+      reject: false,
+      buffer: false,
+      stdin: "ignore",
+      ...(options.signal ? { cancelSignal: options.signal } : {}),
+    });
     child.stdout?.on("data", (c: Buffer) => options.onStdout?.(c));
     child.stderr?.on("data", (c: Buffer) => options.onStderr?.(c));
     const result = await child;
@@ -35,7 +40,10 @@ export class LocalContainer implements PackContainer {
   }
 
   async getArchive(path: string, signal?: AbortSignal): Promise<Readable> {
-    const child = execa("tar", ["-cf", "-", "-C", dirname(path), path.split("/").pop()!], { buffer: false, ...(signal ? { cancelSignal: signal } : {}) });
+    const child = execa("tar", ["-cf", "-", "-C", dirname(path), path.split("/").pop()!], {
+      buffer: false,
+      ...(signal ? { cancelSignal: signal } : {}),
+    });
     child.catch(() => {});
     return child.stdout as Readable;
   }
