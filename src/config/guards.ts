@@ -203,8 +203,8 @@ export const MAX_INSTALL_PREFIX = 200;
  */
 export const MAX_TOP_BYTES = 255 - ".tar.zst.sha256".length - ".tmp-4194304-xxxxxx".length;
 
-/** The upper-case stem of the module's own variables (`hello-world` → `HELLO_WORLD_ROOT`), as render/module.ts makes it. */
-function moduleStem(stackName: string): string {
+/** The upper-case stem of the module's own variables (`hello-world` → `HELLO_WORLD_ROOT`); render/module.ts uses it. */
+export function moduleStem(stackName: string): string {
   const stem = stackName.toUpperCase().replace(/[^A-Z0-9]/g, "_");
   return /^[0-9]/.test(stem) ? `_${stem}` : stem;
 }

@@ -1,4 +1,5 @@
 import { readFile } from "node:fs/promises";
+import { installPrefixProblem } from "../config/guards.js";
 import { InputError } from "../errors.js";
 import { projectRoot, render } from "./templates.js";
 
@@ -16,25 +17,13 @@ export interface InstallScriptInput {
 }
 
 /**
- * What install.sh accepts in a prefix: letters, digits and `/ . _ + , = -`. Any other character changes meaning in
- * a shell word, a sed command, a pkg-config or CMake file, a Lua string or a PATH-like list. The template checks the
- * same set (normalize_dir); `prefixProblem` says which character is refused and why.
+ * Why install.sh would refuse `prefix` (undefined when it accepts it), for messages before anything is built. The
+ * rule (letters, digits and `/ . _ + , = -` only, no `.`/`..` components, not `/`, at most 200 characters) lives
+ * with the stack file's validation, which refuses such a prefix first; the template checks the same (normalize_dir).
  */
-export const PREFIX_ALLOWED = /^[A-Za-z0-9/._+,=-]*$/;
-
-/** Why install.sh would refuse `prefix` (undefined when it accepts it), for messages before anything is built. */
 export function prefixProblem(prefix: string): string | undefined {
   if (!prefix.startsWith("/")) return "must be an absolute path";
-  const bad = [...prefix].find((c) => !PREFIX_ALLOWED.test(c));
-  if (bad !== undefined) {
-    const shown = /[\p{Cc}\s]/u.test(bad)
-      ? `U+${bad.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")}`
-      : `"${bad}"`;
-    return `must not contain ${shown}: only letters, digits and / . _ + , = - are allowed (other characters change meaning in shell, sed, pkg-config, CMake or Lua strings)`;
-  }
-  if (prefix.split("/").some((part) => part === "." || part === "..")) return 'must not contain "." or ".." components';
-  if (prefix.replace(/\/+$/, "") === "") return "must not be /";
-  return undefined;
+  return installPrefixProblem(prefix);
 }
 
 /** The install script template path, relative to the project root. */

@@ -1,6 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { InputError } from "../errors.js";
 import { projectRoot, render } from "./templates.js";
+import { moduleStem } from "../config/guards.js";
 import { ENV_NAME } from "../config/schema.js";
 
 /** What the Lmod module of one stack build needs to know. */
@@ -34,8 +35,7 @@ export async function loadModuleTemplate(root = projectRoot): Promise<string> {
  * (`<NAME>_ROOT`, `<NAME>_INSTALL_PREFIX`). A leading digit gets a `_` in front, as a variable name needs.
  */
 export function envStem(stackName: string): string {
-  const stem = stackName.toUpperCase().replace(/[^A-Z0-9]/g, "_");
-  return /^[0-9]/.test(stem) ? `_${stem}` : stem;
+  return moduleStem(stackName);
 }
 
 /**
