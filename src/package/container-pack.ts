@@ -175,13 +175,14 @@ class OutputFile {
     return new OutputFile(await open(path, "w"));
   }
 
-  async write(chunk: Buffer): Promise<void> {
+  /** Holds a chunk; true when enough is held to write. */
+  add(chunk: Buffer): boolean {
     this.held.push(chunk);
     this.heldBytes += chunk.length;
-    if (this.heldBytes >= WRITE_BYTES) await this.flush();
+    return this.heldBytes >= WRITE_BYTES;
   }
 
-  private async flush(): Promise<void> {
+  async flush(): Promise<void> {
     // writev, not a concatenation: copying every byte once more in node costs as much garbage collection as the copy.
     let held = this.held;
     let left = this.heldBytes;
@@ -243,46 +244,73 @@ async function copyOut(
   /** Bytes of the current record still to skip (extended headers and their padding). */
   let skip = 0;
   let body = -1;
-  try {
-    for await (const raw of archive as AsyncIterable<Buffer>) {
-      let chunk: Buffer = raw;
-      while (chunk.length > 0 && body < 0) {
-        if (skip > 0) {
-          const n = Math.min(skip, chunk.length);
-          skip -= n;
-          chunk = chunk.subarray(n);
-          continue;
-        }
-        pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
-        if (pending.length < 512) {
-          chunk = Buffer.alloc(0);
-          break;
-        }
-        const header = pending.subarray(0, 512);
-        chunk = pending.subarray(512);
-        pending = Buffer.alloc(0);
-        if (header.every((b) => b === 0)) throw new BuildError(`${path} came back as an empty archive`);
-        checkHeader(header, path);
-        const type = String.fromCharCode(header[156]!);
-        const size = tarNumber(header.subarray(124, 136));
-        if (type === "x" || type === "g" || type === "L" || type === "K") {
-          skip = Math.ceil(size / 512) * 512;
-        } else if (type === "0" || type === "\0" || type === "7") {
-          if (size !== bytes) throw new BuildError(`${path} came back with ${size} bytes, not ${bytes}`);
-          body = 0;
-        } else {
-          throw new BuildError(`${path} came back as a tar entry of type ${JSON.stringify(type)}, not a file`);
-        }
+  /** Takes one chunk of the archive; true when the file should be written before the next. */
+  const take = (raw: Buffer): boolean => {
+    let chunk: Buffer = raw;
+    while (chunk.length > 0 && body < 0) {
+      if (skip > 0) {
+        const n = Math.min(skip, chunk.length);
+        skip -= n;
+        chunk = chunk.subarray(n);
+        continue;
       }
-      if (body < 0 || chunk.length === 0) continue;
-      const take = chunk.length <= bytes - body ? chunk : chunk.subarray(0, bytes - body);
-      if (take.length > 0) {
-        hash.update(take);
-        body += take.length;
-        await sink.write(take);
+      pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
+      if (pending.length < 512) return false;
+      const header = pending.subarray(0, 512);
+      chunk = pending.subarray(512);
+      pending = Buffer.alloc(0);
+      if (header.every((b) => b === 0)) throw new BuildError(`${path} came back as an empty archive`);
+      checkHeader(header, path);
+      const type = String.fromCharCode(header[156]!);
+      const size = tarNumber(header.subarray(124, 136));
+      if (type === "x" || type === "g" || type === "L" || type === "K") {
+        skip = Math.ceil(size / 512) * 512;
+      } else if (type === "0" || type === "\0" || type === "7") {
+        if (size !== bytes) throw new BuildError(`${path} came back with ${size} bytes, not ${bytes}`);
+        body = 0;
+      } else {
+        throw new BuildError(`${path} came back as a tar entry of type ${JSON.stringify(type)}, not a file`);
       }
-      if (body === bytes) break;
     }
+    if (body < 0 || chunk.length === 0 || body === bytes) return false;
+    const data = chunk.length <= bytes - body ? chunk : chunk.subarray(0, bytes - body);
+    hash.update(data);
+    body += data.length;
+    return sink.add(data);
+  };
+  try {
+    // 'data' events, not an async iterator: the iterator concatenates whatever piled up while a write was under way,
+    // a copy and an allocation of most of the bytes.
+    await new Promise<void>((resolve, reject) => {
+      let settled = false;
+      const fail = (error: unknown): void => {
+        if (settled) return;
+        settled = true;
+        reject(error);
+      };
+      const finish = (): void => {
+        if (settled) return;
+        settled = true;
+        resolve();
+      };
+      archive.on("data", (raw: Buffer) => {
+        if (settled) return;
+        let write: boolean;
+        try {
+          write = take(raw);
+        } catch (error) {
+          fail(error);
+          return;
+        }
+        if (write) {
+          archive.pause();
+          sink.flush().then(() => (body === bytes ? finish() : archive.resume()), fail);
+        } else if (body === bytes) finish();
+      });
+      archive.on("end", finish);
+      archive.on("error", fail);
+      archive.on("close", () => fail(new BuildError(`${path}: the engine closed the archive early`)));
+    });
   } finally {
     archive.destroy();
   }
