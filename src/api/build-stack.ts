@@ -4,9 +4,10 @@
  */
 import { mkdir } from "node:fs/promises";
 import { availableParallelism, totalmem } from "node:os";
+import { loadRegistryCredentials, type BuildcacheLocation, type EngineSetting } from "../config/factory.js";
 import type { Stack } from "../config/types.js";
-import { connectEngine, type Engine } from "../docker/index.js";
-import { InputError } from "../errors.js";
+import { connectEngine, newRunId, type Engine } from "../docker/index.js";
+import { DockerError, InputError } from "../errors.js";
 import type { Compression } from "../package/compressor.js";
 import { packageTarget } from "../package/package-target.js";
 import { planBuild } from "../plan/plan.js";
@@ -15,6 +16,7 @@ import { loadTemplates } from "../render/templates.js";
 import type { SigningKey } from "../sign/key.js";
 import { signFile } from "../sign/sign-file.js";
 import { chooseConcurrency } from "../run/concurrency.js";
+import { connectEngines, describeEngine } from "../run/engines.js";
 import { buildReport, type RunReport } from "../run/report.js";
 import { runPlan, type RunResult, type TargetPacker } from "../run/run-plan.js";
 import type { Reporter } from "../ui/reporter.js";
@@ -49,6 +51,15 @@ export interface BuildStackOptions {
    * (a buildcache of its own: signed pushes, signature checks on install).
    */
   signing?: SigningKey;
+  /**
+   * The engines to build on (`--engine`, or `engines:` of the factory settings), each with its cache root and
+   * concurrency (default: `cacheRoot` and the concurrency chosen from this host). Absent: `engine` alone, as before.
+   */
+  engines?: readonly EngineSetting[];
+  /** The buildcache every engine shares (factory settings `buildcache:`). */
+  buildcache?: BuildcacheLocation;
+  /** The registry credentials file (factory settings `credentials:`), read here and never passed on as a value. */
+  credentialsFile?: string;
 }
 
 export interface BuildStackResult {
@@ -95,8 +106,23 @@ export async function buildStack(stack: Stack, options: BuildStackOptions): Prom
       throw new InputError(`output directory ${outDir}: cannot create it (${error.code ?? error.message})`);
     });
   }
-  const engine = options.engine ?? (await connectEngine());
-  options.reporter.emit({ type: "info", message: `${concurrency} container(s) at once, ${jobs} job(s) each (${reason})` });
+  const credentials =
+    options.credentialsFile !== undefined && options.buildcache?.kind === "oci" ? await loadRegistryCredentials(options.credentialsFile) : undefined;
+  const several = options.engines !== undefined;
+  const connected = several
+    ? await connectEngines(options.engines ?? [], { runId: newRunId(), defaultCacheRoot: options.cacheRoot, defaultConcurrency: concurrency })
+    : undefined;
+  if (connected !== undefined && connected.up.length === 0) {
+    throw new DockerError(`no engine answers: ${connected.down.map((d) => `${d.name} (${d.where}): ${d.reason}`).join("; ")}`);
+  }
+  const engine = connected?.up[0]?.engine ?? options.engine ?? (await connectEngine());
+  if (connected === undefined) {
+    options.reporter.emit({ type: "info", message: `${concurrency} container(s) at once, ${jobs} job(s) each (${reason})` });
+  } else {
+    for (const e of connected.up) options.reporter.emit({ type: "info", message: `engine ${describeEngine(e)}: ${e.concurrency} container(s) at once, cache ${e.cacheRoot}` });
+    for (const d of connected.down) options.reporter.emit({ type: "info", message: `engine ${d.name} (${d.where}) does not answer: it gets no targets (${d.reason})` });
+    options.reporter.emit({ type: "info", message: `${jobs} job(s) per container` });
+  }
   const packer: TargetPacker | undefined =
     mode === "build"
       ? {
@@ -123,6 +149,9 @@ export async function buildStack(stack: Stack, options: BuildStackOptions): Prom
   try {
     result = await runPlan(plan, {
       engine,
+      ...(connected === undefined ? {} : { engines: connected.up, downEngines: connected.down }),
+      ...(options.buildcache === undefined ? {} : { buildcache: options.buildcache }),
+      ...(credentials === undefined ? {} : { credentials }),
       reporter: options.reporter,
       signal: options.signal,
       cacheRoot: options.cacheRoot,
@@ -139,6 +168,7 @@ export async function buildStack(stack: Stack, options: BuildStackOptions): Prom
   } catch (error) {
     throw new RunStartError(engine.runId, plan, error);
   }
-  const report = await buildReport(plan, result, { mode, concurrency, jobs, seconds: (performance.now() - started) / 1000 });
+  const total = connected === undefined ? concurrency : connected.up.reduce((n, e) => n + e.concurrency, 0);
+  const report = await buildReport(plan, result, { mode, concurrency: total, jobs, seconds: (performance.now() - started) / 1000 });
   return { plan, result, report };
 }

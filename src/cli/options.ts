@@ -11,6 +11,12 @@ export function cacheRoot(flag: string | undefined): string {
   return chooseCacheRoot(flag, projectRoot);
 }
 
+/** `--engine URL` (repeatable) → the URLs, in order; [] when not given. */
+export function engineUrls(flag: unknown): string[] {
+  if (flag === undefined || flag === null || flag === true) return [];
+  return (Array.isArray(flag) ? flag : [flag]).map(String);
+}
+
 /** `--target a,b --target c` → [a, b, c]; undefined when not given. */
 export function targetList(flag: unknown): string[] | undefined {
   if (flag === undefined || flag === null || flag === true) return undefined;

@@ -20,6 +20,8 @@ export interface TargetReport {
   warnings?: string[];
   /** "reused lock", or "concretized: <why the earlier concretization could not be reused>". */
   concretization?: string;
+  /** The engine that built it (runs over several engines). */
+  engine?: string;
   logPath: string;
   steps: StepTiming[];
   error?: string;
@@ -89,6 +91,7 @@ export async function buildReport(
       ...(t.tarballBytes === undefined ? {} : { tarballBytes: t.tarballBytes }),
       ...(t.warnings === undefined ? {} : { warnings: t.warnings }),
       ...(t.lock === undefined ? {} : { concretization: t.lock.reused ? "reused lock" : `concretized: ${t.lock.reason}` }),
+      ...(t.engine === undefined ? {} : { engine: t.engine }),
       logPath: t.logPath,
       steps: t.steps.map((s) => ({ ...s, seconds: round(s.seconds) })),
       ...(t.error === undefined ? {} : { error: t.error }),
@@ -112,9 +115,11 @@ export async function buildReport(
 
 /** The end-of-run table: one row per target. */
 export function reportTable(report: RunReport): string {
-  const header = ["target", "status", "time", "built", "from cache", report.mode === "build" ? "tarball" : "", "log"];
+  const engines = report.targets.some((t) => t.engine !== undefined);
+  const header = ["target", engines ? "engine" : "", "status", "time", "built", "from cache", report.mode === "build" ? "tarball" : "", "log"];
   const rows = report.targets.map((t) => [
     t.target,
+    engines ? (t.engine ?? "-") : "",
     t.status,
     `${t.seconds.toFixed(1)} s`,
     String(t.built.length),

@@ -1,14 +1,17 @@
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
-import PQueue from "p-queue";
+import type { BuildcacheLocation } from "../config/factory.js";
 import {
-  ensureImage,
   removeByLabel,
   removeDeadRuns,
   type BuildContainer,
   type Engine,
 } from "../docker/index.js";
 import { BuildError, CancelledError, FactoryError } from "../errors.js";
+import { ANY_ARCH, dispatch, eligibleEngines, familyOfEngineArch } from "../plan/dispatch.js";
+import { placeTarget, type RegistryCredentials } from "../plan/placement.js";
+import { ensureImages, type EngineImage } from "./engine-images.js";
+import type { DownEngine, RunEngine } from "./engines.js";
 import type { BuildPlan, TargetPlan } from "../plan/types.js";
 import type { Reporter } from "../ui/reporter.js";
 import { CACHE_LAYOUT } from "../cache/layout.js";
@@ -25,7 +28,8 @@ import type { TargetLog } from "./target-log.js";
 import type { FileSigningKey } from "../sign/key.js";
 
 export interface RunOptions {
-  engine: Engine;
+  /** The one engine of a run over a single engine (absent when `engines` is given). */
+  engine?: Engine;
   reporter: Reporter;
   signal: AbortSignal;
   cacheRoot: string;
@@ -42,6 +46,17 @@ export interface RunOptions {
   packer?: TargetPacker;
   /** The secret key of a plan that signs its buildcache pushes (targets' `signing`). */
   signingKey?: FileSigningKey;
+  /**
+   * Several engines, each with its cache root (on its host) and concurrency; targets go to engines of their
+   * architecture. Absent: `engine` alone, with `cacheRoot` and `concurrency`, taking every target as before.
+   */
+  engines?: RunEngine[];
+  /** Engines of the settings that did not answer: they get no targets, and targets only they could build fail. */
+  downEngines?: DownEngine[];
+  /** The buildcache every engine shares (a registry or a path every engine's host sees); absent: under each cache root. */
+  buildcache?: BuildcacheLocation;
+  /** The registry's credentials, for an oci:// buildcache that needs them. */
+  credentials?: RegistryCredentials;
 }
 
 /** What a packer knows of the run besides the target. */
@@ -71,6 +86,8 @@ export interface TargetResult extends TargetExtra {
   captured: Record<string, string>;
   /** Whether the target's concretization was reused from an earlier run, and why or why not. */
   lock?: LockOutcome;
+  /** The engine that built it (runs over several engines). */
+  engine?: string;
   error?: string;
 }
 
@@ -85,123 +102,200 @@ export interface RunResult {
 
 /** Carry out a build plan: image, Spack checkout, one container per target, `concurrency` at a time. */
 export async function runPlan(plan: BuildPlan, options: RunOptions): Promise<RunResult> {
-  const { engine, reporter, signal } = options;
-  // The engine labels everything it creates with this run's id, pid and host.
-  const runId = engine.runId;
-  reporter.emit({ type: "run-start", runId, targets: plan.targets.map((t) => t.target), concurrency: options.concurrency });
+  const { reporter, signal } = options;
+  const several = options.engines !== undefined;
+  const engines: RunEngine[] = options.engines ?? (options.engine === undefined ? [] : [
+    { name: options.engine.name, engine: options.engine, cacheRoot: options.cacheRoot, concurrency: options.concurrency, arch: ANY_ARCH },
+  ]);
+  if (engines[0] === undefined) throw new BuildError("runPlan: no engine to build on (give engine or engines)");
+  // Every engine labels what it creates with this run's id, pid and host.
+  const runId = engines[0].engine.runId;
+  // Engines that went down: they take no more targets. Those of the settings that never answered are down already.
+  const down = new Map<string, string>((options.downEngines ?? []).map((d) => [d.name, `did not answer at ${d.where}: ${d.reason}`]));
+  // A target no engine builds is refused before anything runs (unless an engine that did not answer might have).
+  if (down.size === 0) eligibleEngines(plan.targets, engines);
+  reporter.emit({
+    type: "run-start",
+    runId,
+    targets: plan.targets.map((t) => t.target),
+    concurrency: engines.reduce((n, e) => n + e.concurrency, 0),
+  });
 
-  const leftovers = await removeDeadRuns(engine);
-  if (leftovers.length > 0) reporter.emit({ type: "info", message: `removed ${leftovers.length} container(s) left by dead runs` });
+  for (const e of engines) {
+    const leftovers = await removeDeadRuns(e.engine).catch((error: unknown) => void down.set(e.name, String((error as Error).message ?? error)));
+    if (leftovers !== undefined && leftovers.length > 0) {
+      reporter.emit({ type: "info", message: `removed ${leftovers.length} container(s) left by dead runs${several ? ` on engine ${e.name}` : ""}` });
+    }
+  }
 
   const entries = [...new Set(plan.targets.flatMap((t) => t.mounts.filter((m) => !m.hostIsAbsolute).map((m) => m.host)))];
-  let unregister = async (): Promise<void> => {};
+  const unregisters: (() => Promise<void>)[] = [];
+  // The cache root of every engine of this host, and the factory's own (logs, records, locks).
+  const engineRoots = [...new Set(engines.filter((e) => e.engine.local).map((e) => e.cacheRoot))];
+  const roots = [...new Set([...engineRoots, options.cacheRoot])];
+  // A buildcache the settings put elsewhere is no cache directory of the engines.
+  const hostPlan: BuildPlan =
+    options.buildcache === undefined ? plan : { ...plan, targets: plan.targets.map((t) => ({ ...t, mounts: t.mounts.filter((m) => m.kind !== "buildcache") })) };
   try {
     // Registered first, so that a concurrent `cache prune` leaves alone what this run is about to use.
-    await mkdir(options.cacheRoot, { recursive: true });
-    unregister = await registerRun(options.cacheRoot, runId, entries);
-    const { spackCommit, spackPackagesCommit } = await prepareHost(plan, options.cacheRoot, reporter, signal);
+    for (const root of roots) {
+      await mkdir(root, { recursive: true });
+      unregisters.push(await registerRun(root, runId, entries));
+    }
+    const { spackCommit, spackPackagesCommit } = await prepareHost(hostPlan, engineRoots[0] ?? options.cacheRoot, reporter, signal);
+    for (const root of engineRoots.slice(1)) await prepareHost(hostPlan, root, reporter, signal);
+    const shared = options.buildcache;
+    if (shared?.kind === "path") {
+      for (const t of plan.targets) {
+        await prepareCacheDirs(t.mounts.filter((m) => m.kind === "buildcache").map((m) => ({ ...m, host: t.buildcacheKey })), shared.path);
+      }
+    }
+    for (const e of engines.filter((x) => !x.engine.local)) {
+      down.set(e.name, `its cache root ${e.cacheRoot} is on another host, and preparing a remote cache root (cache directories, Spack checkout) is not implemented yet`);
+    }
     await noteForeignTargets(plan, reporter);
-    const image = await ensureImage(engine, {
-      tag: plan.builder.tag,
-      files: plan.builder.files,
-      signal,
-      onLine: (line: string) => reporter.emit({ type: "image-line", line }),
-    });
-    reporter.emit({ type: "image", tag: plan.builder.tag, built: image.built });
+    const images = await ensureImages(engines.filter((e) => !down.has(e.name)), plan.builder, { reporter, signal });
+    const firstImage = [...images.values()].find((i): i is EngineImage => !(i instanceof Error));
+    if (firstImage === undefined) {
+      // No engine has the builder image: the run cannot start (as with one engine whose image build failed).
+      throw [...images.values()].find((i) => i instanceof Error) ?? new BuildError("no engine can build: every engine is down");
+    }
+    for (const [name, image] of images) if (image instanceof Error) down.set(name, `has no builder image: ${image.message}`);
+    reporter.emit({ type: "image", tag: plan.builder.tag, built: [...images.values()].some((i) => !(i instanceof Error) && i.built) });
+    const imageOf = (name: string): EngineImage => images.get(name) as EngineImage;
     const repoDigests = await digestRepos(plan);
     // What the checkouts hold rather than their commits: a checkout inside a larger repository keeps its identity
     // while only other files of that repository change, and uncommitted changes count.
     const identityOf = async (kind: "spack" | "spack-packages"): Promise<string | undefined> => {
       const mount = plan.targets[0]?.mounts.find((m) => m.kind === kind);
-      return mount === undefined ? undefined : treeIdentity(hostPathOf(mount, options.cacheRoot));
+      return mount === undefined ? undefined : treeIdentity(hostPathOf(mount, engineRoots[0] ?? options.cacheRoot));
     };
     const spackIdentity = (await identityOf("spack")) ?? "unknown";
     const packagesIdentity = await identityOf("spack-packages");
-    const lockKeyOf = (target: TargetPlan): LockKey =>
+    const lockKeyOf = (target: TargetPlan, imageId: string): LockKey =>
       concretizationKey({
         environments: Object.fromEntries(Object.entries(target.files).filter(([p]) => p.endsWith("/spack.yaml"))),
         spackCommit: spackIdentity,
         ...(packagesIdentity === undefined ? {} : { spackPackagesCommit: packagesIdentity }),
         repoDigests,
-        imageId: image.id,
+        imageId,
       });
 
-    const queue = new PQueue({ concurrency: options.concurrency });
     const failFast = new AbortController();
     const targetSignal = AbortSignal.any([signal, failFast.signal]);
-    const results = await Promise.all(
-      plan.targets.map((target) =>
-        queue.add(async (): Promise<TargetResult> => {
-          const logPath = join(options.cacheRoot, CACHE_LAYOUT.targetLog(runId, target.target));
-          if (targetSignal.aborted) {
-            return { target: target.target, status: signal.aborted ? "cancelled" : "skipped", seconds: 0, logPath, steps: [], captured: {} };
-          }
-          reporter.emit({ type: "target-start", target: target.target });
-          const started = performance.now();
-          let extra: TargetExtra = {};
-          try {
-            const outcome = await runTarget(target, {
-              engine,
-              image: plan.builder.tag,
-              cacheRoot: options.cacheRoot,
-              logPath,
-              workDir: join(options.cacheRoot, CACHE_LAYOUT.targetRecord(runId, target.target)),
-              reporter,
-              signal: targetSignal,
-              ...pick(options, ["keepContainer", "cpus", "memory", "extraEnv", "signingKey"]),
-              ...(options.reuseLocks === false ? {} : { lockKey: lockKeyOf(target) }),
-              ...(options.packer === undefined
-                ? {}
-                : {
-                    afterSteps: async (c: BuildContainer, log: TargetLog, captured: Record<string, string>) =>
-                      void (extra = await options.packer!.pack(target, c, log, {
-                        spackCommit,
-                        ...(spackPackagesCommit === undefined ? {} : { spackPackagesCommit }),
-                        imageId: image.id,
-                        captured,
-                      })),
-                  }),
-            });
-            const seconds = (performance.now() - started) / 1000;
-            reporter.emit({ type: "target-done", target: target.target, ok: true, seconds, detail: extra.tarball ?? "" });
-            return {
-              target: target.target,
-              status: "ok",
-              seconds,
-              logPath,
-              steps: outcome.steps,
-              captured: outcome.captured,
-              ...(outcome.lock === undefined ? {} : { lock: outcome.lock }),
-              ...extra,
-            };
-          } catch (error) {
-            const seconds = (performance.now() - started) / 1000;
-            const cancelled = error instanceof CancelledError || signal.aborted;
-            // Any error fails this target only; one that is not the factory's own says where it came from.
-            const message =
-              error instanceof FactoryError || !(error instanceof Error)
-                ? String(error instanceof Error ? error.message : error)
-                : `target ${target.target}: ${error.stack ?? error.message}`;
-            reporter.emit({ type: "target-done", target: target.target, ok: false, seconds, detail: cancelled ? "cancelled" : message });
-            if (options.failFast === true) failFast.abort();
-            const steps = (error as { steps?: StepTiming[] }).steps ?? [];
-            return { target: target.target, status: cancelled ? "cancelled" : "failed", seconds, logPath, steps, captured: {}, error: message };
-          }
-        }) as Promise<TargetResult>,
-      ),
-    );
+    const byName = new Map(engines.map((e) => [e.name, e]));
+    const buildOn = async (planned: TargetPlan, runEngine: RunEngine): Promise<TargetResult> => {
+      const target = planned;
+      const engine = runEngine.engine;
+      const image = imageOf(runEngine.name);
+      const onEngine = several ? { engine: runEngine.name } : {};
+      const logPath = join(options.cacheRoot, CACHE_LAYOUT.targetLog(runId, target.target));
+      if (targetSignal.aborted) {
+        return { target: target.target, status: signal.aborted ? "cancelled" : "skipped", seconds: 0, logPath, steps: [], captured: {}, ...onEngine };
+      }
+      reporter.emit({ type: "target-start", target: target.target });
+      const started = performance.now();
+      let extra: TargetExtra = {};
+      // The target as it runs there: caches under that engine's cache root, the shared buildcache, credentials.
+      const placed = placeTarget(target, {
+        engine: runEngine.name,
+        cacheRoot: runEngine.cacheRoot,
+        factoryCacheRoot: options.cacheRoot,
+        ...(options.buildcache === undefined ? {} : { buildcache: options.buildcache }),
+        ...(options.credentials === undefined ? {} : { credentials: options.credentials }),
+      });
+      try {
+        const outcome = await runTarget(placed, {
+          engine,
+          image: plan.builder.tag,
+          cacheRoot: options.cacheRoot,
+          logPath,
+          workDir: join(options.cacheRoot, CACHE_LAYOUT.targetRecord(runId, target.target)),
+          reporter,
+          signal: targetSignal,
+          ...pick(options, ["keepContainer", "cpus", "memory", "extraEnv", "signingKey"]),
+          ...(options.reuseLocks === false ? {} : { lockKey: lockKeyOf(placed, image.id) }),
+          ...(options.packer === undefined
+            ? {}
+            : {
+                afterSteps: async (c: BuildContainer, log: TargetLog, captured: Record<string, string>) =>
+                  void (extra = await options.packer!.pack(target, c, log, {
+                    spackCommit,
+                    ...(spackPackagesCommit === undefined ? {} : { spackPackagesCommit }),
+                    imageId: image.id,
+                    captured,
+                  })),
+              }),
+        });
+        const seconds = (performance.now() - started) / 1000;
+        reporter.emit({ type: "target-done", target: target.target, ok: true, seconds, detail: extra.tarball ?? "" });
+        return {
+          target: target.target,
+          status: "ok",
+          seconds,
+          logPath,
+          steps: outcome.steps,
+          captured: outcome.captured,
+          ...(outcome.lock === undefined ? {} : { lock: outcome.lock }),
+          ...onEngine,
+          ...extra,
+        };
+      } catch (error) {
+        const seconds = (performance.now() - started) / 1000;
+        const cancelled = error instanceof CancelledError || signal.aborted;
+        // Any error fails this target only; one that is not the factory's own says where it came from.
+        let message =
+          error instanceof FactoryError || !(error instanceof Error)
+            ? String(error instanceof Error ? error.message : error)
+            : `target ${target.target}: ${error.stack ?? error.message}`;
+        // An engine that stopped answering takes no more targets; the failure names it.
+        if (several && !cancelled) {
+          const gone = await engine.unreachable();
+          if (gone !== undefined) down.set(runEngine.name, gone);
+          message = `on engine ${runEngine.name}${gone === undefined ? "" : ` (it ${gone})`}: ${message}`;
+        }
+        reporter.emit({ type: "target-done", target: target.target, ok: false, seconds, detail: cancelled ? "cancelled" : message });
+        if (options.failFast === true) failFast.abort();
+        const steps = (error as { steps?: StepTiming[] }).steps ?? [];
+        return { target: target.target, status: cancelled ? "cancelled" : "failed", seconds, logPath, steps, captured: {}, ...onEngine, error: message };
+      }
+    };
+    // Targets only engines that are down could have built fail now; the others take the next free slot of their family.
+    const failedEarly = (target: TargetPlan, reason: string): TargetResult => {
+      const message = `target ${target.target}: ${reason}`;
+      reporter.emit({ type: "target-done", target: target.target, ok: false, seconds: 0, detail: message });
+      const logPath = join(options.cacheRoot, CACHE_LAYOUT.targetLog(runId, target.target));
+      return { target: target.target, status: "failed", seconds: 0, logPath, steps: [], captured: {}, error: message };
+    };
+    const planned = new Map(plan.targets.map((t) => [t.target, t]));
+    const live = engines.filter((e) => !down.has(e.name));
+    const orphans = plan.targets.filter((t) => !live.some((e) => e.arch === ANY_ARCH || familyOfEngineArch(e.arch) === t.family));
+    const dispatched = await dispatch<TargetResult>({
+      targets: plan.targets.filter((t) => !orphans.includes(t)),
+      engines: live.map((e) => ({ name: e.name, arch: e.arch, concurrency: e.concurrency })),
+      run: (t, name) => buildOn(planned.get(t.target) as TargetPlan, byName.get(name) as RunEngine),
+      down: (name) => down.get(name),
+      stranded: (t, reason) => failedEarly(planned.get(t.target) as TargetPlan, reason),
+    });
+    const unbuildableReason = (t: TargetPlan): string =>
+      `no engine that builds ${t.family} targets is up; engines down: ${[...down].map(([n, why]) => `${n} ${why}`).join("; ")}`;
+    const byTarget = new Map(dispatched.map((r) => [r.target, r]));
+    const results = plan.targets.map((t) => byTarget.get(t.target) ?? failedEarly(t, unbuildableReason(t)));
+    const image = firstImage;
     return {
       runId,
-      image: { tag: plan.builder.tag, built: image.built, id: image.id },
+      image: { tag: plan.builder.tag, built: [...images.values()].some((i) => !(i instanceof Error) && i.built), id: image.id },
       spackCommit,
       ...(spackPackagesCommit === undefined ? {} : { spackPackagesCommit }),
       targets: results,
       cancelled: signal.aborted,
     };
   } finally {
-    // Whatever happened, no container of this run outlives it (unless kept on purpose for inspection).
-    if (options.keepContainer !== true || signal.aborted) await removeByLabel(engine, { run: runId }).catch(() => []);
-    await unregister();
+    // Whatever happened, no container of this run outlives it on any engine (unless kept on purpose for inspection).
+    if (options.keepContainer !== true || signal.aborted) {
+      await Promise.all(engines.map((e) => removeByLabel(e.engine, { run: runId }).catch(() => [])));
+    }
+    for (const unregister of unregisters) await unregister();
   }
 }
 

@@ -1,5 +1,6 @@
 import { resolve } from "node:path";
 import { buildStack, RunStartError } from "../../api/build-stack.js";
+import { chooseEngines, loadFactorySettings } from "../../config/factory.js";
 import { loadStack } from "../../config/index.js";
 import { InputError } from "../../errors.js";
 import { writeFileAtomic } from "../../fs/write-atomic.js";
@@ -7,7 +8,7 @@ import { COMPRESSIONS, type Compression } from "../../package/compressor.js";
 import { failedRunReport, reportMarkdown, reportTable } from "../../run/report.js";
 import { loadSigningKey } from "../../sign/key.js";
 import { chooseReporter } from "../../ui/live.js";
-import { cacheRoot, envPairs, memoryBytes, positiveInt, positiveNumber, targetList } from "../options.js";
+import { cacheRoot, engineUrls, envPairs, memoryBytes, positiveInt, positiveNumber, targetList } from "../options.js";
 import { abortOnSignals } from "../signals.js";
 
 export interface BuildFlags {
@@ -29,6 +30,8 @@ export interface BuildFlags {
   signKey?: string;
   signPassphraseFile?: string;
   signKeyId?: string;
+  engine?: unknown;
+  factory?: string;
 }
 
 /** `build` and `warm`: flags into options for `buildStack`, then the report. Returns the exit code. */
@@ -48,6 +51,10 @@ export async function buildCommand(stackFile: string, flags: BuildFlags, mode: "
   if (mode === "warm" && signing?.kind === "agent") {
     throw new InputError("warm --sign-key-id: the buildcache is signed inside the build containers, which need the key as a file: give --sign-key FILE");
   }
+  // Engines and the shared buildcache belong to the factory host: --engine URL..., or the --factory settings file.
+  const settings = flags.factory === undefined ? undefined : await loadFactorySettings(flags.factory);
+  const urls = engineUrls(flags.engine);
+  const engines = settings === undefined && urls.length === 0 ? undefined : chooseEngines(settings, urls);
   const reporter = chooseReporter(process.stderr, { verbose: flags.verbose === true });
   const { signal, dispose } = abortOnSignals((sig) =>
     reporter.emit({ type: "info", message: `${sig}: stopping, removing this run's containers` }),
@@ -72,6 +79,9 @@ export async function buildCommand(stackFile: string, flags: BuildFlags, mode: "
         ...(flags.keepContainer === true ? { keepContainer: true } : {}),
         ...(flags.fresh === true ? { fresh: true } : {}),
         ...(signing === undefined ? {} : { signing }),
+        ...(engines === undefined ? {} : { engines }),
+        ...(settings?.buildcache === undefined ? {} : { buildcache: settings.buildcache }),
+        ...(settings?.credentials === undefined ? {} : { credentialsFile: settings.credentials }),
       });
     } catch (error) {
       // The run failed before any target finished (image build, Spack clone, Ctrl-C early): still leave a report.

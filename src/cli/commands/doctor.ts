@@ -7,7 +7,7 @@ import { familyOfEngineArch } from "../../plan/dispatch.js";
 import { connectEngines } from "../../run/engines.js";
 import { findExecutable } from "../../package/which.js";
 import { CACHE_KINDS } from "../../cache/layout.js";
-import { cacheRoot } from "../options.js";
+import { cacheRoot, engineUrls } from "../options.js";
 
 /** Below this much free space under the cache root a real stack build is likely to run out. */
 const MIN_FREE_BYTES = 20 * 1024 ** 3;
@@ -28,7 +28,7 @@ export async function doctorCommand(flags: { cacheDir?: string; engine?: unknown
 
   // Every engine of the factory: without --engine or --factory, the local engine as always.
   const settings = flags.factory === undefined ? undefined : await loadFactorySettings(flags.factory);
-  checks.push(...(await engineChecks(settings, engineFlags(flags.engine), root)));
+  checks.push(...(await engineChecks(settings, engineUrls(flags.engine), root)));
   if (settings?.buildcache?.kind === "oci") checks.push(await registryCheck(settings));
 
   try {
@@ -67,12 +67,6 @@ export async function doctorCommand(flags: { cacheDir?: string; engine?: unknown
   }
   if (!checks.every((c) => c.ok)) return 1;
   return stackFile === undefined ? 0 : imageChecks(stackFile);
-}
-
-/** `--engine URL` (repeatable) as a list. */
-export function engineFlags(flag: unknown): string[] {
-  if (flag === undefined || flag === null || flag === true) return [];
-  return (Array.isArray(flag) ? flag : [flag]).map(String);
 }
 
 /** Every engine: reachable, its version and architecture, the free disk of its cache root (on its own host). */

@@ -1,0 +1,88 @@
+/**
+ * Scheduling over two engines: N targets whose builds take a fixed time (the Spack stand-in sleeps in each build),
+ * c slots on each of two engines, against the ideal ceil(N / 2c) × the time of one target alone, measured in the
+ * same run. Needs the main engine and the second one (scripts/ensure-docker.sh, scripts/ensure-second-engine.sh)
+ * and the test image (scripts/make-test-image.sh).
+ *   BENCH_TARGETS (default 8), BENCH_CONCURRENCY per engine (default 2), BENCH_SLEEP seconds per build (default 8)
+ *   STACK_FACTORY_SECOND_ENGINE (default unix:///var/run/stack-factory-docker2.sock)
+ */
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import type { EngineSetting } from "../src/config/factory.js";
+import { loadStack } from "../src/config/index.js";
+import { newRunId } from "../src/docker/index.js";
+import { planBuild } from "../src/plan/plan.js";
+import { loadTemplates } from "../src/render/templates.js";
+import { connectEngines } from "../src/run/engines.js";
+import { runPlan } from "../src/run/run-plan.js";
+
+const ALL_TARGETS = ["x86_64", "x86_64_v2", "x86_64_v3", "haswell", "broadwell", "skylake", "zen", "zen2", "zen3", "icelake"];
+const n = Number(process.env["BENCH_TARGETS"] ?? 8);
+const c = Number(process.env["BENCH_CONCURRENCY"] ?? 2);
+const sleep = Number(process.env["BENCH_SLEEP"] ?? 8);
+const image = process.env["STACK_FACTORY_TEST_IMAGE"] ?? "stack-factory-test/debian:bookworm";
+const second = process.env["STACK_FACTORY_SECOND_ENGINE"] ?? "unix:///var/run/stack-factory-docker2.sock";
+
+async function timeRun(targets: string[], engineCount: 1 | 2, concurrency: number): Promise<{ seconds: number; perEngine: Record<string, number> }> {
+  const dir = await mkdtemp(join(tmpdir(), "sf-bench-engines-"));
+  try {
+    const file = join(dir, "bench.yaml");
+    await writeFile(
+      file,
+      [
+        "name: bench",
+        'version: "1"',
+        "specs: [zlib]",
+        `targets: ${JSON.stringify(targets)}`,
+        `base_image: ${image}`,
+        "compiler: { os: { packages: [gcc] } }",
+        `spack: { source: ${JSON.stringify(resolve("tests/fixtures/spack-standin"))}, builtin: { source: ${JSON.stringify(resolve("tests/fixtures/spack-packages"))} } }`,
+      ].join("\n"),
+    );
+    const plan = planBuild(await loadStack(file), targets, { templates: await loadTemplates(), jobs: 1, mode: "warm" });
+    const settings: EngineSetting[] = [
+      { name: "main", endpoint: { url: "unix:///var/run/docker.sock" }, cacheRoot: join(dir, "cache-main"), concurrency },
+      { name: "second", endpoint: { url: second }, cacheRoot: join(dir, "cache-second"), concurrency },
+    ].slice(0, engineCount);
+    const { up, down } = await connectEngines(settings, { runId: newRunId(), defaultCacheRoot: join(dir, "cache"), defaultConcurrency: concurrency });
+    if (down.length > 0) throw new Error(`engines down: ${down.map((d) => `${d.name}: ${d.reason}`).join("; ")}`);
+    const started = performance.now();
+    const result = await runPlan(plan, {
+      engines: up,
+      reporter: { emit() {}, close() {} },
+      signal: new AbortController().signal,
+      cacheRoot: join(dir, "cache"),
+      concurrency,
+      extraEnv: { SPACK_STANDIN_SLEEP: String(sleep) },
+      // Every run concretizes: the measure is scheduling, not lock reuse.
+      reuseLocks: false,
+    });
+    const seconds = (performance.now() - started) / 1000;
+    const bad = result.targets.filter((t) => t.status !== "ok");
+    if (bad.length > 0) throw new Error(`benchmark build failed: ${bad.map((t) => `${t.target}: ${t.error}`).join("; ")}`);
+    const perEngine: Record<string, number> = {};
+    for (const t of result.targets) perEngine[t.engine ?? "?"] = (perEngine[t.engine ?? "?"] ?? 0) + 1;
+    return { seconds, perEngine };
+  } finally {
+    await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+  }
+}
+
+const targets = ALL_TARGETS.slice(0, n);
+// Warm-up: the builder image is built (or found) on the main engine and copied to the second, outside the measure.
+await timeRun(targets.slice(0, 2), 2, 1);
+const single = await timeRun(targets.slice(0, 1), 1, 1);
+const wall = await timeRun(targets, 2, c);
+const ideal = Math.ceil(n / (2 * c)) * single.seconds;
+const rows = [
+  ["measure", "seconds"],
+  ["one target alone (one engine)", single.seconds.toFixed(1)],
+  [`${n} targets over 2 engines × ${c} slots`, wall.seconds.toFixed(1)],
+  [`ideal ceil(${n}/${2 * c}) × one target`, ideal.toFixed(1)],
+  ["wall / ideal", (wall.seconds / ideal).toFixed(3)],
+];
+const width = Math.max(...rows.map((r) => r[0]!.length));
+for (const r of rows) console.log(`${r[0]!.padEnd(width)}  ${r[1]}`);
+console.log(`targets per engine: ${Object.entries(wall.perEngine).map(([e, k]) => `${e} ${k}`).join(", ")}`);
+console.log(`overhead over ideal: ${((wall.seconds / ideal - 1) * 100).toFixed(1)}% (goal: within 15%)`);
