@@ -122,7 +122,12 @@ export async function runPlan(plan: BuildPlan, options: RunOptions): Promise<Run
   });
 
   for (const e of engines) {
-    const leftovers = await removeDeadRuns(e.engine).catch((error: unknown) => void down.set(e.name, String((error as Error).message ?? error)));
+    const leftovers = await removeDeadRuns(e.engine).catch((error: unknown) => {
+      // One engine: its failure is the run's, as ever. Several: that engine is down, the others go on.
+      if (!several) throw error;
+      down.set(e.name, error instanceof Error ? error.message : String(error));
+      return undefined;
+    });
     if (leftovers !== undefined && leftovers.length > 0) {
       reporter.emit({ type: "info", message: `removed ${leftovers.length} container(s) left by dead runs${several ? ` on engine ${e.name}` : ""}` });
     }
@@ -158,7 +163,10 @@ export async function runPlan(plan: BuildPlan, options: RunOptions): Promise<Run
     const firstImage = [...images.values()].find((i): i is EngineImage => !(i instanceof Error));
     if (firstImage === undefined) {
       // No engine has the builder image: the run cannot start (as with one engine whose image build failed).
-      throw [...images.values()].find((i) => i instanceof Error) ?? new BuildError("no engine can build: every engine is down");
+      throw (
+        [...images.values()].find((i) => i instanceof Error) ??
+        new BuildError(`no engine can build: ${[...down].map(([name, why]) => `${name} ${why}`).join("; ")}`)
+      );
     }
     for (const [name, image] of images) if (image instanceof Error) down.set(name, `has no builder image: ${image.message}`);
     reporter.emit({ type: "image", tag: plan.builder.tag, built: [...images.values()].some((i) => !(i instanceof Error) && i.built) });
