@@ -44,14 +44,12 @@ export type BuildcacheLocation =
 export interface FactorySettings {
   /** The settings file, absolute; undefined when none was given. */
   file?: string;
+  /** Empty when the file names none: the local engine, as without settings (see chooseEngines). */
   engines: EngineSetting[];
   buildcache?: BuildcacheLocation;
   /** The registry's credentials file (`username:`/`password:`), absolute. Read only when a build needs it. */
   credentials?: string;
 }
-
-/** The default: the local engine, exactly as without any settings. */
-export const LOCAL_ENGINE_URL = "unix:///var/run/docker.sock";
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,62}$/;
 const OCI = /^oci(\+http)?:\/\/([A-Za-z0-9.-]+(?::\d{1,5})?|\[[0-9a-fA-F:]+\](?::\d{1,5})?)\/([a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*)$/;
@@ -151,7 +149,7 @@ function toSettings(input: FactoryInput, file: string): FactorySettings {
   const resolve = (p: string): string => path.resolve(path.dirname(absFile), p);
   return {
     file: absFile,
-    engines: (input.engines ?? [{ url: LOCAL_ENGINE_URL }]).map((e) => ({
+    engines: (input.engines ?? []).map((e) => ({
       name: e.name ?? defaultEngineName(e.url),
       endpoint: { url: e.url, ...(e.tls === undefined ? {} : { tlsDir: resolve(e.tls) }) },
       ...(e.cache === undefined ? {} : { cacheRoot: e.cache }),

@@ -77,9 +77,10 @@ describe("factory settings file", () => {
     });
   });
 
-  it("without engines, the local engine as without settings", () => {
+  it("without engines, the local engine as without settings (DOCKER_HOST or the local socket)", () => {
     const settings = parseFactorySettings("buildcache: /shared/sf/buildcache\n", "f.yaml");
-    expect(settings.engines).toEqual([{ name: "local", endpoint: { url: "unix:///var/run/docker.sock" } }]);
+    expect(settings.engines).toEqual([]);
+    expect(chooseEngines(settings, [])).toEqual([{ name: "local" }]);
     expect(settings.buildcache).toEqual({ kind: "path", path: "/shared/sf/buildcache" });
   });
 
