@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { buildcacheLocation, chooseEngines, loadFactorySettings, loadRegistryCredentials, parseFactorySettings } from "../../src/config/factory.js";
-import { defaultEngineName, parseEndpoint } from "../../src/docker/engine.js";
+import { connectEngine, defaultEngineName, parseEndpoint } from "../../src/docker/engine.js";
 import { ConfigError, InputError } from "../../src/errors.js";
 
 function issuesOf(text: string, file = "/etc/sf/factory.yaml"): readonly string[] {
@@ -37,6 +37,24 @@ describe("engine endpoints", () => {
       expect(() => parseEndpoint(url)).toThrow(why);
     }
     expect(() => parseEndpoint("tcp://host")).toThrow(/unix:\/\/\/path\/to\/docker.sock, tcp:\/\/host:port or ssh:\/\/user@host/);
+  });
+
+  it("reads TLS material from the certificate directory and says which file is missing", async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), "sf-tls-"));
+    try {
+      const missing = await connectEngine({ endpoint: { url: "tcp://127.0.0.1:9", tlsDir: dir } }).catch((e: unknown) => e);
+      expect(missing).toBeInstanceOf(InputError);
+      expect((missing as Error).message).toMatch(/tcp:\/\/127\.0\.0\.1:9: cannot read .*sf-tls-[^/]+\/ca\.pem/);
+      expect((missing as InputError).hint).toMatch(/ca\.pem, cert\.pem and key\.pem/);
+      for (const f of ["ca.pem", "cert.pem", "key.pem"]) await writeFile(path.join(dir, f), "not a certificate\n");
+      // With the files there, the TLS connection is attempted (and nothing listens on port 9).
+      const refused = await connectEngine({ endpoint: { url: "tcp://127.0.0.1:9", tlsDir: dir }, timeoutMs: 2000 }).catch((e: unknown) => e);
+      expect((refused as Error).message).toMatch(/tcp:\/\/127\.0\.0\.1:9/);
+      const unixTls = await connectEngine({ endpoint: { url: "unix:///var/run/docker.sock", tlsDir: dir } }).catch((e: unknown) => e);
+      expect((unixTls as Error).message).toMatch(/tls applies to tcp:\/\/ engines only/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it("names engines after their socket or host", () => {
