@@ -194,7 +194,7 @@ describe("every environment", () => {
 
 describe("honest counts from real Spack output", () => {
   it("counts a rebuild where every package came from the buildcache as nothing built (0.23 and 1.1)", async () => {
-    for (const name of ["v0-install-from-cache.log", "v1-install-cache-only.log"]) {
+    for (const name of ["v0-install-from-cache.txt", "v1-install-cache-only.txt"]) {
       const summary = summariseInstallLog(await log(name));
       expect(summary.built).toEqual([]);
       expect(summary.fromCache.length).toBe(3);
@@ -202,10 +202,10 @@ describe("honest counts from real Spack output", () => {
   });
 
   it("counts a build from source as built", async () => {
-    const first = summariseInstallLog(await log("v0-install-first.log"));
+    const first = summariseInstallLog(await log("v0-install-first.txt"));
     expect(first.built.map((p) => p.replace(/-[a-z0-9]{32}$/, ""))).toEqual(["gcc-runtime-12.2.0", "lz4-1.10.0", "factory-hello-1.0"]);
     expect(first.fromCache).toEqual([]);
-    const v1 = summariseInstallLog(await log("v1-install.log"));
+    const v1 = summariseInstallLog(await log("v1-install.txt"));
     expect(v1.built.length).toBe(4);
     expect(v1.fromCache).toEqual([]);
   });
