@@ -21,6 +21,17 @@ pidfile=$root/registry.pid
 log=${REGISTRY_LOG:-/var/log/stack-factory-registry.log}
 user=stack-factory
 
+# python3 checks the registry and writes the bcrypt htpasswd entry; a minimal Debian may lack it.
+if ! command -v python3 >/dev/null 2>&1; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "ensure-registry: python3 is missing and this is not root; install python3" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq python3 >/dev/null
+fi
+
 # Any answer from the API root means the registry is up (401 when authentication is on).
 answers() {
   local code

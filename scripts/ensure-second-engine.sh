@@ -44,6 +44,7 @@ if ! answers; then
   mkdir -p "$data_root" "$exec_root" "$(dirname "$log")"
   # A bridge of its own: dockerd started with `--bridge none` deletes the host's docker0 interface, which the main
   # engine's containers need. No NAT and no iptables rules on it: containers that need the network use the host's.
+  command -v ip >/dev/null 2>&1 || { export DEBIAN_FRONTEND=noninteractive; apt-get update -qq; apt-get install -y -qq iproute2 >/dev/null; }
   bridge=$(printf '%s' "sf-$name" | cut -c1-15)
   if ! ip link show "$bridge" >/dev/null 2>&1; then
     ip link add "$bridge" type bridge
