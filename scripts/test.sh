@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The test command: host tools the tests use for real (installed when missing), type check, fast unit tests,
-# then integration tests against a real Docker engine (started here when none answers) and the local test base
+# The test command: host tools the tests use for real (installed when missing), type check, lint, fast unit
+# tests, tests of real host programs, then integration tests against a real Docker engine (started here when none answers) and the local test base
 # image (made here when missing). Always ends with the line "N passed, N failed, N skipped".
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -15,8 +15,15 @@ echo "== type check"
 typecheck=0
 npx tsc -p tsconfig.json --noEmit || typecheck=1
 
+echo "== lint"
+lint=0
+npm run --silent lint || lint=1
+
 echo "== unit tests"
 npx vitest run --project unit --reporter=default --reporter=json --outputFile.json="$results/unit.json" || status=1
+
+echo "== host tests (node, gcc, python3, gpg, tar on this machine)"
+npx vitest run --project host --reporter=default --reporter=json --outputFile.json="$results/host.json" || status=1
 
 echo "== engine and test image"
 if bash scripts/ensure-docker.sh && bash scripts/make-test-image.sh; then
@@ -28,5 +35,5 @@ else
 fi
 
 # A missing report counts as a failure; so does a failed type check.
-node scripts/summarise-tests.mjs --extra-failed "$typecheck" "$results/unit.json" "$results/integration.json"
-[ "$status" -eq 0 ] && [ "$typecheck" -eq 0 ]
+node scripts/summarise-tests.mjs --extra-failed "$((typecheck + lint))" "$results/unit.json" "$results/host.json" "$results/integration.json"
+[ "$status" -eq 0 ] && [ "$typecheck" -eq 0 ] && [ "$lint" -eq 0 ]
