@@ -108,6 +108,39 @@ describe("three targets over two engines, one OCI buildcache", () => {
     expect(all).toMatch(/nothing to build/);
   });
 
+  it("build over both engines with a buildcache on a shared path: the tarballs of both come home and verify", async () => {
+    const shared = join(work, "shared-buildcache");
+    const factory = join(work, "shared-path.yaml");
+    await writeFile(
+      factory,
+      [
+        "engines:",
+        `  - { url: unix:///var/run/docker.sock, name: main, cache: ${join(work, "cache-main")}, concurrency: 1 }`,
+        `  - { url: ${SECOND}, name: second, cache: ${join(work, "cache-second")}, concurrency: 1 }`,
+        `buildcache: ${shared}`,
+        "",
+      ].join("\n"),
+    );
+    const file = await writeTestStack(work, { name: "duo", specs: ["zlib"], targets: ["x86_64_v2", "x86_64_v3"] });
+    const out = join(work, "out");
+    const reportPath = join(work, "duo.json");
+    const run = await runCli(["build", file, "--factory", factory, "--cache-dir", join(work, "cache"), "--out", out, "--jobs", "1", "--report", reportPath]);
+    expect(run.exitCode, run.all).toBe(0);
+    const report = JSON.parse(await readFile(reportPath, "utf8")) as RunReport;
+    expect(assignment(report)).toEqual({ x86_64_v2: "main", x86_64_v3: "second" });
+    expect(run.stdout).toMatch(/^target\s+engine\s+status/m);
+    for (const t of report.targets) {
+      expect(t.tarball).toBe(join(out, `duo-1.0-${t.target}.tar.gz`));
+      const verify = await runCli(["verify", t.tarball!]);
+      expect(verify.exitCode, verify.all).toBe(0);
+    }
+    // One buildcache directory for the key, under the shared path, written by both engines.
+    const keys = await readdir(shared);
+    expect(keys).toHaveLength(1);
+    const specs = (await readdir(join(shared, keys[0]!, "build_cache"))).filter((f) => f.startsWith("zlib-") && f.endsWith(".spec.json"));
+    expect(specs).toHaveLength(2);
+  });
+
   it("a target of an architecture no engine has is refused before anything runs", async () => {
     const file = await writeTestStack(work, { name: "grace", specs: ["hello"], targets: ["x86_64_v3", "neoverse_v2"] });
     const started = Date.now();
