@@ -17,14 +17,29 @@ import { loadTemplates } from "../src/render/templates.js";
 import { connectEngines } from "../src/run/engines.js";
 import { runPlan } from "../src/run/run-plan.js";
 
-const ALL_TARGETS = ["x86_64", "x86_64_v2", "x86_64_v3", "haswell", "broadwell", "skylake", "zen", "zen2", "zen3", "icelake"];
+const ALL_TARGETS = [
+  "x86_64",
+  "x86_64_v2",
+  "x86_64_v3",
+  "haswell",
+  "broadwell",
+  "skylake",
+  "zen",
+  "zen2",
+  "zen3",
+  "icelake",
+];
 const n = Number(process.env["BENCH_TARGETS"] ?? 8);
 const c = Number(process.env["BENCH_CONCURRENCY"] ?? 2);
 const sleep = Number(process.env["BENCH_SLEEP"] ?? 8);
 const image = process.env["STACK_FACTORY_TEST_IMAGE"] ?? "stack-factory-test/debian:bookworm";
 const second = process.env["STACK_FACTORY_SECOND_ENGINE"] ?? "unix:///var/run/stack-factory-docker2.sock";
 
-async function timeRun(targets: string[], engineCount: 1 | 2, concurrency: number): Promise<{ seconds: number; perEngine: Record<string, number> }> {
+async function timeRun(
+  targets: string[],
+  engineCount: 1 | 2,
+  concurrency: number,
+): Promise<{ seconds: number; perEngine: Record<string, number> }> {
   const dir = await mkdtemp(join(tmpdir(), "sf-bench-engines-"));
   try {
     const file = join(dir, "bench.yaml");
@@ -42,10 +57,19 @@ async function timeRun(targets: string[], engineCount: 1 | 2, concurrency: numbe
     );
     const plan = planBuild(await loadStack(file), targets, { templates: await loadTemplates(), jobs: 1, mode: "warm" });
     const settings: EngineSetting[] = [
-      { name: "main", endpoint: { url: "unix:///var/run/docker.sock" }, cacheRoot: join(dir, "cache-main"), concurrency },
+      {
+        name: "main",
+        endpoint: { url: "unix:///var/run/docker.sock" },
+        cacheRoot: join(dir, "cache-main"),
+        concurrency,
+      },
       { name: "second", endpoint: { url: second }, cacheRoot: join(dir, "cache-second"), concurrency },
     ].slice(0, engineCount);
-    const { up, down } = await connectEngines(settings, { runId: newRunId(), defaultCacheRoot: join(dir, "cache"), defaultConcurrency: concurrency });
+    const { up, down } = await connectEngines(settings, {
+      runId: newRunId(),
+      defaultCacheRoot: join(dir, "cache"),
+      defaultConcurrency: concurrency,
+    });
     if (down.length > 0) throw new Error(`engines down: ${down.map((d) => `${d.name}: ${d.reason}`).join("; ")}`);
     const started = performance.now();
     const result = await runPlan(plan, {
@@ -60,7 +84,8 @@ async function timeRun(targets: string[], engineCount: 1 | 2, concurrency: numbe
     });
     const seconds = (performance.now() - started) / 1000;
     const bad = result.targets.filter((t) => t.status !== "ok");
-    if (bad.length > 0) throw new Error(`benchmark build failed: ${bad.map((t) => `${t.target}: ${t.error}`).join("; ")}`);
+    if (bad.length > 0)
+      throw new Error(`benchmark build failed: ${bad.map((t) => `${t.target}: ${t.error}`).join("; ")}`);
     const perEngine: Record<string, number> = {};
     for (const t of result.targets) perEngine[t.engine ?? "?"] = (perEngine[t.engine ?? "?"] ?? 0) + 1;
     return { seconds, perEngine };
@@ -84,5 +109,9 @@ const rows = [
 ];
 const width = Math.max(...rows.map((r) => r[0]!.length));
 for (const r of rows) console.log(`${r[0]!.padEnd(width)}  ${r[1]}`);
-console.log(`targets per engine: ${Object.entries(wall.perEngine).map(([e, k]) => `${e} ${k}`).join(", ")}`);
+console.log(
+  `targets per engine: ${Object.entries(wall.perEngine)
+    .map(([e, k]) => `${e} ${k}`)
+    .join(", ")}`,
+);
 console.log(`overhead over ideal: ${((wall.seconds / ideal - 1) * 100).toFixed(1)}% (goal: within 15%)`);

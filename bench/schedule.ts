@@ -47,7 +47,8 @@ async function timeRun(targets: string[], concurrency: number): Promise<number> 
     });
     const seconds = (performance.now() - started) / 1000;
     const bad = result.targets.filter((t) => t.status !== "ok");
-    if (bad.length > 0) throw new Error(`benchmark build failed: ${bad.map((t) => `${t.target}: ${t.error}`).join("; ")}`);
+    if (bad.length > 0)
+      throw new Error(`benchmark build failed: ${bad.map((t) => `${t.target}: ${t.error}`).join("; ")}`);
     return seconds;
   } finally {
     await rm(dir, { recursive: true, force: true }).catch(() => undefined);

@@ -11,14 +11,20 @@ export function prng(seed: number): () => number {
   };
 }
 
-const WORDS = "include define static const return library module spack view prefix build target compiler lib share bin optimize vector kernel solver matrix mesh thread".split(" ");
+const WORDS =
+  "include define static const return library module spack view prefix build target compiler lib share bin optimize vector kernel solver matrix mesh thread".split(
+    " ",
+  );
 
 /** About `size` bytes of compressible, source-like text. */
 export function textBlock(random: () => number, size: number): Buffer {
   const parts: string[] = [];
   let length = 0;
   while (length < size) {
-    const line = Array.from({ length: 4 + Math.floor(random() * 10) }, () => WORDS[Math.floor(random() * WORDS.length)]).join(" ");
+    const line = Array.from(
+      { length: 4 + Math.floor(random() * 10) },
+      () => WORDS[Math.floor(random() * WORDS.length)],
+    ).join(" ");
     parts.push(line);
     length += line.length + 1;
   }

@@ -25,7 +25,8 @@ const file = join(dir, "bench.yaml");
 const snapshot = async (from: string, name: string): Promise<string> => {
   const to = join(dir, name);
   await cp(resolve(from), to, { recursive: true });
-  const git = (...args: string[]) => execa("git", ["-C", to, "-c", "user.email=b@example.invalid", "-c", "user.name=b", ...args]);
+  const git = (...args: string[]) =>
+    execa("git", ["-C", to, "-c", "user.email=b@example.invalid", "-c", "user.name=b", ...args]);
   await git("init", "--quiet");
   await git("add", "-A");
   await git("commit", "--quiet", "-m", "snapshot");
@@ -58,11 +59,13 @@ async function warm(reuseLocks: boolean): Promise<RunResult> {
     extraEnv: { SPACK_STANDIN_CONCRETIZE_SECONDS: String(concretize) },
   });
   const bad = result.targets.filter((t) => t.status !== "ok");
-  if (bad.length > 0) throw new Error(`benchmark build failed: ${bad.map((t) => `${t.target}: ${t.error}`).join("; ")}`);
+  if (bad.length > 0)
+    throw new Error(`benchmark build failed: ${bad.map((t) => `${t.target}: ${t.error}`).join("; ")}`);
   return result;
 }
 /** Seconds spent in Spack commands (every step but packing). */
-const spackSeconds = (r: RunResult): number => r.targets[0]!.steps.filter((s) => s.step !== "package").reduce((n, s) => n + s.seconds, 0);
+const spackSeconds = (r: RunResult): number =>
+  r.targets[0]!.steps.filter((s) => s.step !== "package").reduce((n, s) => n + s.seconds, 0);
 const stepsOf = (r: RunResult): string =>
   r.targets[0]!.steps.map((s) => `${s.step} ${s.seconds.toFixed(1)}${s.reused === true ? " (reused)" : ""}`).join(", ");
 
@@ -80,8 +83,12 @@ try {
   const w0 = Math.max(...rows.map((r) => r[0]!.length));
   const w1 = Math.max(...rows.map((r) => r[1]!.length));
   for (const r of rows) console.log(`${r[0]!.padEnd(w0)}  ${r[1]!.padStart(w1)}  ${r[2]}`);
-  console.log(`concretization time per concretize: ${concretize} s (stand-in); goal: under 10 s of Spack time with the lock`);
-  console.log(`lock reused: ${reused.targets[0]!.lock?.reused === true ? "yes" : `no (${reused.targets[0]!.lock?.reason ?? "?"})`}`);
+  console.log(
+    `concretization time per concretize: ${concretize} s (stand-in); goal: under 10 s of Spack time with the lock`,
+  );
+  console.log(
+    `lock reused: ${reused.targets[0]!.lock?.reused === true ? "yes" : `no (${reused.targets[0]!.lock?.reason ?? "?"})`}`,
+  );
 } finally {
   await rm(dir, { recursive: true, force: true }).catch(() => undefined);
 }

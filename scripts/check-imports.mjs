@@ -68,7 +68,9 @@ function strong(v) {
         const [a, b] = k.split("->");
         return set.has(a) && set.has(b);
       });
-      problems.push(`import cycle between src/ folders ${component.sort().join(", ")}:\n${edges.map(([, why]) => `    ${why}`).join("\n")}`);
+      problems.push(
+        `import cycle between src/ folders ${component.sort().join(", ")}:\n${edges.map(([, why]) => `    ${why}`).join("\n")}`,
+      );
     }
   }
 }

@@ -24,7 +24,9 @@ export class InputError extends FactoryError {
 export class ConfigError extends InputError {
   readonly issues: readonly string[];
   constructor(file: string, issues: readonly string[]) {
-    super(`${file}: ${issues.length} problem${issues.length === 1 ? "" : "s"}\n${issues.map((i) => `  ${i}`).join("\n")}`);
+    super(
+      `${file}: ${issues.length} problem${issues.length === 1 ? "" : "s"}\n${issues.map((i) => `  ${i}`).join("\n")}`,
+    );
     this.issues = issues;
   }
 }

@@ -107,20 +107,39 @@ export async function buildStack(stack: Stack, options: BuildStackOptions): Prom
     });
   }
   const credentials =
-    options.credentialsFile !== undefined && options.buildcache?.kind === "oci" ? await loadRegistryCredentials(options.credentialsFile) : undefined;
+    options.credentialsFile !== undefined && options.buildcache?.kind === "oci"
+      ? await loadRegistryCredentials(options.credentialsFile)
+      : undefined;
   const several = options.engines !== undefined;
   const connected = several
-    ? await connectEngines(options.engines ?? [], { runId: newRunId(), defaultCacheRoot: options.cacheRoot, defaultConcurrency: concurrency })
+    ? await connectEngines(options.engines ?? [], {
+        runId: newRunId(),
+        defaultCacheRoot: options.cacheRoot,
+        defaultConcurrency: concurrency,
+      })
     : undefined;
   if (connected !== undefined && connected.up.length === 0) {
-    throw new DockerError(`no engine answers: ${connected.down.map((d) => `${d.name} (${d.where}): ${d.reason}`).join("; ")}`);
+    throw new DockerError(
+      `no engine answers: ${connected.down.map((d) => `${d.name} (${d.where}): ${d.reason}`).join("; ")}`,
+    );
   }
   const engine = connected?.up[0]?.engine ?? options.engine ?? (await connectEngine());
   if (connected === undefined) {
-    options.reporter.emit({ type: "info", message: `${concurrency} container(s) at once, ${jobs} job(s) each (${reason})` });
+    options.reporter.emit({
+      type: "info",
+      message: `${concurrency} container(s) at once, ${jobs} job(s) each (${reason})`,
+    });
   } else {
-    for (const e of connected.up) options.reporter.emit({ type: "info", message: `engine ${describeEngine(e)}: ${e.concurrency} container(s) at once, cache ${e.cacheRoot}` });
-    for (const d of connected.down) options.reporter.emit({ type: "info", message: `engine ${d.name} (${d.where}) does not answer: it gets no targets (${d.reason})` });
+    for (const e of connected.up)
+      options.reporter.emit({
+        type: "info",
+        message: `engine ${describeEngine(e)}: ${e.concurrency} container(s) at once, cache ${e.cacheRoot}`,
+      });
+    for (const d of connected.down)
+      options.reporter.emit({
+        type: "info",
+        message: `engine ${d.name} (${d.where}) does not answer: it gets no targets (${d.reason})`,
+      });
     options.reporter.emit({ type: "info", message: `${jobs} job(s) per container` });
   }
   const packer: TargetPacker | undefined =
@@ -132,7 +151,9 @@ export async function buildStack(stack: Stack, options: BuildStackOptions): Prom
               compression: options.compression ?? "gzip",
               signal: options.signal,
               spackCommit: context.spackCommit,
-              ...(context.spackPackagesCommit === undefined ? {} : { spackPackagesCommit: context.spackPackagesCommit }),
+              ...(context.spackPackagesCommit === undefined
+                ? {}
+                : { spackPackagesCommit: context.spackPackagesCommit }),
               imageId: context.imageId,
               specsJson: context.captured["specs.json"] ?? "",
               ...(options.signing === undefined ? {} : { signingFingerprint: options.signing.fingerprint }),
@@ -169,6 +190,11 @@ export async function buildStack(stack: Stack, options: BuildStackOptions): Prom
     throw new RunStartError(engine.runId, plan, error);
   }
   const total = connected === undefined ? concurrency : connected.up.reduce((n, e) => n + e.concurrency, 0);
-  const report = await buildReport(plan, result, { mode, concurrency: total, jobs, seconds: (performance.now() - started) / 1000 });
+  const report = await buildReport(plan, result, {
+    mode,
+    concurrency: total,
+    jobs,
+    seconds: (performance.now() - started) / 1000,
+  });
   return { plan, result, report };
 }

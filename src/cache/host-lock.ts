@@ -50,7 +50,9 @@ export async function acquireLock(path: string, options: LockOptions = {}): Prom
     if (state === undefined) continue; // Released meanwhile: try again at once.
     const { holder } = state;
     const stale =
-      holder === undefined ? Date.now() - state.mtimeMs > unreadableStaleMs : holder.host === me.host && !isProcessAlive(holder.pid);
+      holder === undefined
+        ? Date.now() - state.mtimeMs > unreadableStaleMs
+        : holder.host === me.host && !isProcessAlive(holder.pid);
     if (stale) {
       await takeOver(path, state.ino);
       continue;

@@ -45,7 +45,8 @@ export function choosePrunable(entries: CacheEntry[], options: PruneOptions, inU
   const result: PruneResult = { removed: [], kept: [], inUse: [] };
   for (const e of entries) {
     if (!doomed.has(e)) result.kept.push(e);
-    else if ([...inUse].some((p) => e.path === p || e.path.startsWith(`${p}/`) || p.startsWith(`${e.path}/`))) result.inUse.push(e);
+    else if ([...inUse].some((p) => e.path === p || e.path.startsWith(`${p}/`) || p.startsWith(`${e.path}/`)))
+      result.inUse.push(e);
     else result.removed.push(e);
   }
   return result;

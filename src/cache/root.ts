@@ -15,7 +15,11 @@ export function defaultCacheRoot(projectRoot: string): string {
 }
 
 /** `--cache-dir`, else `$STACK_FACTORY_CACHE`, else the default. */
-export function chooseCacheRoot(flag: string | undefined, projectRoot: string, env: NodeJS.ProcessEnv = process.env): string {
+export function chooseCacheRoot(
+  flag: string | undefined,
+  projectRoot: string,
+  env: NodeJS.ProcessEnv = process.env,
+): string {
   const chosen = flag ?? env["STACK_FACTORY_CACHE"];
   return chosen !== undefined && chosen !== "" ? resolve(chosen) : defaultCacheRoot(projectRoot);
 }

@@ -51,7 +51,10 @@ export function describeFailure(error: unknown): Failure {
   const reason = typeof system?.code === "string" ? ENVIRONMENT.get(system.code) : undefined;
   if (reason !== undefined) {
     const doing = DOING[system!.syscall ?? ""] ?? system!.syscall ?? "write";
-    const where = typeof system!.path === "string" ? ` ${system!.path}${typeof system!.dest === "string" ? ` to ${system!.dest}` : ""}` : "";
+    const where =
+      typeof system!.path === "string"
+        ? ` ${system!.path}${typeof system!.dest === "string" ? ` to ${system!.dest}` : ""}`
+        : "";
     return { text: `stack-factory: cannot ${doing}${where}: ${reason} (${system!.code})\n`, exitCode: 1 };
   }
   const detail = error instanceof Error ? (error.stack ?? error.message) : String(error);

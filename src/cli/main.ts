@@ -2,7 +2,14 @@
 import { readFileSync } from "node:fs";
 import { cac } from "cac";
 import { describeFailure } from "./failure.js";
-import { cacheRoot, checkInputFile, checkOutputDir, checkOutputFile, rawOptionValues, repeatedOption } from "./options.js";
+import {
+  cacheRoot,
+  checkInputFile,
+  checkOutputDir,
+  checkOutputFile,
+  rawOptionValues,
+  repeatedOption,
+} from "./options.js";
 
 const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
 
@@ -24,7 +31,15 @@ async function run(action: () => Promise<number | void>): Promise<void> {
  */
 async function checkRunPaths(
   stack: string,
-  flags: { out?: string; report?: string; summary?: string; cacheDir?: string; signKey?: string; signPassphraseFile?: string; factory?: string },
+  flags: {
+    out?: string;
+    report?: string;
+    summary?: string;
+    cacheDir?: string;
+    signKey?: string;
+    signPassphraseFile?: string;
+    factory?: string;
+  },
 ): Promise<void> {
   await checkInputFile(stack, "stack file");
   await checkOutputDir(cacheRoot(flags.cacheDir), "--cache-dir");
@@ -58,13 +73,25 @@ const runFlags = (command: ReturnType<typeof cli.command>) =>
     .option("--keep-container", "Keep a failed build's container for inspection")
     .option("--env <NAME=VALUE>", "Extra environment variable for the build containers (repeatable), e.g. a proxy")
     .option("--report <file>", "Write the run report as JSON")
-    .option("--engine <url>", "A Docker engine to build on (repeatable): unix:///path, tcp://host:port or ssh://user@host")
-    .option("--factory <file>", "Factory settings: engines (cache root and concurrency each), shared buildcache, registry credentials")
+    .option(
+      "--engine <url>",
+      "A Docker engine to build on (repeatable): unix:///path, tcp://host:port or ssh://user@host",
+    )
+    .option(
+      "--factory <file>",
+      "Factory settings: engines (cache root and concurrency each), shared buildcache, registry credentials",
+    )
     .option("--verbose", "Print every line of the builds and the image build as it comes")
     .option("--fresh", "Concretize afresh even when an earlier run's spack.lock has the same inputs")
-    .option("--sign-key <file>", "Sign with this armored OpenPGP secret key file (tarballs: <tarball>.asc; the buildcache: signed pushes)")
+    .option(
+      "--sign-key <file>",
+      "Sign with this armored OpenPGP secret key file (tarballs: <tarball>.asc; the buildcache: signed pushes)",
+    )
     .option("--sign-passphrase-file <file>", "The --sign-key's passphrase: the first line of this file")
-    .option("--sign-key-id <id>", "Sign tarballs with this key of your own gpg keyring and agent (the buildcache stays unsigned)");
+    .option(
+      "--sign-key-id <id>",
+      "Sign tarballs with this key of your own gpg keyring and agent (the buildcache stays unsigned)",
+    );
 
 runFlags(cli.command("build <stack>", "Build the stack for its targets in Docker"))
   .option("--out <dir>", "Output directory for tarballs", { default: "dist" })
@@ -103,8 +130,14 @@ cli
   .command("verify <tarball>", "Check a stack tarball: checksums, manifest, unsafe entries")
   .option("--install-test", "Also install it at two prefixes in a fresh container and run its self-test")
   .option("--image <image>", "Image for --install-test (default: the base image recorded in the manifest)")
-  .option("--node", "Also check that this machine can run the tree: its ELF machine, the system libraries and symbol versions it needs")
-  .option("--keyring <file>", "Also check <tarball>.asc, its detached signature, against this public key file (armored or binary)")
+  .option(
+    "--node",
+    "Also check that this machine can run the tree: its ELF machine, the system libraries and symbol versions it needs",
+  )
+  .option(
+    "--keyring <file>",
+    "Also check <tarball>.asc, its detached signature, against this public key file (armored or binary)",
+  )
   .action((tarball: string, flags) =>
     run(async () => {
       if (flags.keyring !== undefined) await checkInputFile(flags.keyring, "--keyring");
@@ -113,8 +146,13 @@ cli
   );
 
 cli
-  .command("keys <action> <dir>", "Signing keys: `init DIR` makes a site's key pair (secret.asc for --sign-key, public.asc for the clusters)")
-  .option("--name <user-id>", "User id of the new key", { default: "stack-factory signing key <stack-factory@localhost>" })
+  .command(
+    "keys <action> <dir>",
+    "Signing keys: `init DIR` makes a site's key pair (secret.asc for --sign-key, public.asc for the clusters)",
+  )
+  .option("--name <user-id>", "User id of the new key", {
+    default: "stack-factory signing key <stack-factory@localhost>",
+  })
   .option("--passphrase-file <file>", "Protect the secret key with the first line of this file")
   .action((action: string, dir: string, flags) =>
     run(async () => {
@@ -131,7 +169,10 @@ cli
   .action((flags) => run(async () => (await import("./commands/targets.js")).targetsCommand(flags)));
 
 cli
-  .command("doctor [stack]", "Check the Docker engine, disk space and cache directories; with a stack, its builder image (python3, clingo)")
+  .command(
+    "doctor [stack]",
+    "Check the Docker engine, disk space and cache directories; with a stack, its builder image (python3, clingo)",
+  )
   .option("--cache-dir <dir>", "Host cache root to check")
   .option("--engine <url>", "An engine to check (repeatable); default: the --factory file's, else the local one")
   .option("--factory <file>", "Factory settings: check every engine and the buildcache registry")
@@ -167,7 +208,10 @@ try {
     const raw = rawOptionValues(process.argv.slice(2), definitions);
     for (const [key, values] of raw) cli.options[key] = values.length === 1 ? values[0] : values;
     const empty = [...raw].find(([, values]) => values.includes(""));
-    const repeated = empty !== undefined ? `--${empty[0].replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} needs a value, got an empty string` : repeatedOption(cli.options);
+    const repeated =
+      empty !== undefined
+        ? `--${empty[0].replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} needs a value, got an empty string`
+        : repeatedOption(cli.options);
     if (repeated !== undefined) {
       process.stderr.write(`stack-factory: ${repeated}\n`);
       process.exitCode = 2;

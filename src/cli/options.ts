@@ -21,14 +21,18 @@ export function engineUrls(flag: unknown): string[] {
 export function targetList(flag: unknown): string[] | undefined {
   if (flag === undefined || flag === null || flag === true) return undefined;
   const values = (Array.isArray(flag) ? flag : [flag]).map(String);
-  const list = values.flatMap((v) => v.split(",")).map((v) => v.trim()).filter((v) => v !== "");
+  const list = values
+    .flatMap((v) => v.split(","))
+    .map((v) => v.trim())
+    .filter((v) => v !== "");
   return list.length > 0 ? list : undefined;
 }
 
 export function positiveInt(flag: unknown, name: string): number | undefined {
   if (flag === undefined) return undefined;
   const n = Number(flag);
-  if (!Number.isInteger(n) || n < 1) throw new InputError(`--${name}: expected a positive integer, got "${String(flag)}"`);
+  if (!Number.isInteger(n) || n < 1)
+    throw new InputError(`--${name}: expected a positive integer, got "${String(flag)}"`);
   return n;
 }
 
@@ -40,14 +44,16 @@ export function memoryBytes(flag: unknown): number | undefined {
   const unit = { "": 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 }[(m[2] ?? "").toLowerCase()] ?? 1;
   const bytes = Math.floor(Number(m[1]) * unit);
   // Docker's own floor for a container's memory is 6 MiB; anything less is a typo.
-  if (bytes < 6 * 1024 ** 2) throw new InputError(`--memory: ${String(flag)} is too small for a build container (at least 6m)`);
+  if (bytes < 6 * 1024 ** 2)
+    throw new InputError(`--memory: ${String(flag)} is too small for a build container (at least 6m)`);
   return bytes;
 }
 
 export function positiveNumber(flag: unknown, name: string): number | undefined {
   if (flag === undefined) return undefined;
   const n = Number(flag);
-  if (!Number.isFinite(n) || n <= 0) throw new InputError(`--${name}: expected a positive number, got "${String(flag)}"`);
+  if (!Number.isFinite(n) || n <= 0)
+    throw new InputError(`--${name}: expected a positive number, got "${String(flag)}"`);
   return n;
 }
 
@@ -122,7 +128,8 @@ async function existingDirAbove(path: string, what: string): Promise<string> {
     dir = parent;
   }
   const fs = VIRTUAL_FILE_SYSTEMS.get(Number((await statfs(dir)).type));
-  if (fs !== undefined) throw new InputError(`${what}: ${path} is on ${fs}, a file system of the kernel's; give a directory on a disk`);
+  if (fs !== undefined)
+    throw new InputError(`${what}: ${path} is on ${fs}, a file system of the kernel's; give a directory on a disk`);
   return dir;
 }
 
@@ -135,7 +142,8 @@ export async function checkOutputDir(path: string, what: string): Promise<void> 
 export async function checkOutputFile(path: string, what: string): Promise<void> {
   const full = resolve(path);
   const stats = await statOrUndefined(full);
-  if (stats !== undefined && !stats.isFile()) throw new InputError(`${what}: ${path} is ${kindOf(stats)}, not a regular file`);
+  if (stats !== undefined && !stats.isFile())
+    throw new InputError(`${what}: ${path} is ${kindOf(stats)}, not a regular file`);
   await existingDirAbove(dirname(full), what);
 }
 
@@ -167,13 +175,17 @@ export interface OptionDefinition {
   required?: boolean;
 }
 
-const camel = (name: string): string => name.replace(/([a-z])-([a-z])/g, (_, a: string, b: string) => a + b.toUpperCase());
+const camel = (name: string): string =>
+  name.replace(/([a-z])-([a-z])/g, (_, a: string, b: string) => a + b.toUpperCase());
 
 /**
  * The values of the options that take one, exactly as typed, by option key. The parser under cac turns values
  * that look like numbers into numbers (`--out 0x10` would be 16, `--out ''` 0): these are the strings instead.
  */
-export function rawOptionValues(argv: readonly string[], definitions: readonly OptionDefinition[]): Map<string, string[]> {
+export function rawOptionValues(
+  argv: readonly string[],
+  definitions: readonly OptionDefinition[],
+): Map<string, string[]> {
   const keys = new Map<string, string>();
   for (const definition of definitions) {
     if (definition.required === undefined) continue;

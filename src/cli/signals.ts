@@ -2,7 +2,10 @@
  * An AbortController that SIGINT and SIGTERM abort. A second signal while the run is cleaning up exits at once
  * (containers are then left for `stack-factory clean`).
  */
-export function abortOnSignals(onFirst?: (signal: NodeJS.Signals) => void): { signal: AbortSignal; dispose: () => void } {
+export function abortOnSignals(onFirst?: (signal: NodeJS.Signals) => void): {
+  signal: AbortSignal;
+  dispose: () => void;
+} {
   const controller = new AbortController();
   const handler = (sig: NodeJS.Signals): void => {
     if (controller.signal.aborted) {

@@ -52,25 +52,36 @@ export interface FactorySettings {
 }
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,62}$/;
-const OCI = /^oci(\+http)?:\/\/([A-Za-z0-9.-]+(?::\d{1,5})?|\[[0-9a-fA-F:]+\](?::\d{1,5})?)\/([a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*)$/;
+const OCI =
+  /^oci(\+http)?:\/\/([A-Za-z0-9.-]+(?::\d{1,5})?|\[[0-9a-fA-F:]+\](?::\d{1,5})?)\/([a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*)$/;
 
 const engineUrl = v.pipe(
   v.string("an engine URL"),
-  v.check((url) => {
-    try {
-      parseEndpoint(url);
-      return true;
-    } catch {
-      return false;
-    }
-  }, (issue) => `not an engine URL: ${JSON.stringify(issue.input)} (expected ${ENDPOINT_FORMS})`),
+  v.check(
+    (url) => {
+      try {
+        parseEndpoint(url);
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    (issue) => `not an engine URL: ${JSON.stringify(issue.input)} (expected ${ENDPOINT_FORMS})`,
+  ),
 );
 
 const EngineSchema = v.strictObject({
   url: engineUrl,
   name: v.optional(v.pipe(v.string(), v.regex(NAME, "a name of letters, digits, '.', '_', ':' and '-'"))),
-  cache: v.optional(v.pipe(v.string(), v.check((p) => p.startsWith("/"), "the cache root on the engine's host must be an absolute path"))),
-  concurrency: v.optional(v.pipe(v.number("a positive integer"), v.integer("a positive integer"), v.minValue(1, "a positive integer"))),
+  cache: v.optional(
+    v.pipe(
+      v.string(),
+      v.check((p) => p.startsWith("/"), "the cache root on the engine's host must be an absolute path"),
+    ),
+  ),
+  concurrency: v.optional(
+    v.pipe(v.number("a positive integer"), v.integer("a positive integer"), v.minValue(1, "a positive integer")),
+  ),
   tls: v.optional(v.pipe(v.string(), v.minLength(1, "a directory with ca.pem, cert.pem and key.pem"))),
   network: v.optional(v.pipe(v.string(), v.regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, "a Docker network name (e.g. host)"))),
 });
@@ -110,12 +121,18 @@ export function parseFactorySettings(text: string, file: string): FactorySetting
     const { line, col } = lines.linePos(offset);
     return `${file}:${line}:${col}`;
   };
-  if (doc.errors.length > 0) throw new ConfigError(file, doc.errors.map((e) => `${at(e.pos[0])}: ${e.message}`));
+  if (doc.errors.length > 0)
+    throw new ConfigError(
+      file,
+      doc.errors.map((e) => `${at(e.pos[0])}: ${e.message}`),
+    );
   if (doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null)) {
     throw new ConfigError(file, [`${at(0)}: the factory settings file is empty; it needs engines and/or buildcache`]);
   }
   if (!isMap(doc.contents)) {
-    throw new ConfigError(file, [`${at(doc.contents.range?.[0] ?? 0)}: the factory settings file must be a map (engines, buildcache, credentials)`]);
+    throw new ConfigError(file, [
+      `${at(doc.contents.range?.[0] ?? 0)}: the factory settings file must be a map (engines, buildcache, credentials)`,
+    ]);
   }
   const issueAt = (segments: readonly Segment[], message: string, anchor: Anchor = "value"): string => {
     const where = at(offsetOf(doc, segments, anchor));
@@ -132,10 +149,16 @@ export function parseFactorySettings(text: string, file: string): FactorySetting
     const name = e.name ?? defaultEngineName(e.url);
     const before = seen.get(name);
     if (before !== undefined) {
-      problems.push(issueAt(["engines", i, e.name === undefined ? "url" : "name"], `engine name "${name}" is taken by engines[${before}]; give each engine its own name`));
+      problems.push(
+        issueAt(
+          ["engines", i, e.name === undefined ? "url" : "name"],
+          `engine name "${name}" is taken by engines[${before}]; give each engine its own name`,
+        ),
+      );
     }
     seen.set(name, i);
-    if (e.tls !== undefined && parseEndpoint(e.url).kind !== "tcp") problems.push(issueAt(["engines", i, "tls"], "tls applies to tcp:// engines only", "key"));
+    if (e.tls !== undefined && parseEndpoint(e.url).kind !== "tcp")
+      problems.push(issueAt(["engines", i, "tls"], "tls applies to tcp:// engines only", "key"));
   });
   if (input.credentials !== undefined && !(input.buildcache ?? "").startsWith("oci")) {
     problems.push(issueAt(["credentials"], "credentials are for an oci:// buildcache, and there is none", "key"));
@@ -165,7 +188,13 @@ function toSettings(input: FactoryInput, file: string): FactorySettings {
 export function buildcacheLocation(text: string): BuildcacheLocation {
   const m = OCI.exec(text);
   if (m === null) return { kind: "path", path: path.posix.normalize(text) };
-  return { kind: "oci", url: text, registry: m[2] as string, repository: m[3] as string, plainHttp: m[1] !== undefined };
+  return {
+    kind: "oci",
+    url: text,
+    registry: m[2] as string,
+    repository: m[3] as string,
+    plainHttp: m[1] !== undefined,
+  };
 }
 
 /**
@@ -208,9 +237,12 @@ export async function loadRegistryCredentials(file: string): Promise<{ username:
     throw new InputError(`cannot read the registry credentials file ${file}: ${readFailure(error)}`, { cause: error });
   }
   if ((mode & 0o077) !== 0) {
-    throw new InputError(`the registry credentials file ${file} is readable by others (mode ${(mode & 0o777).toString(8)})`, {
-      hint: `chmod 600 ${file}`,
-    });
+    throw new InputError(
+      `the registry credentials file ${file} is readable by others (mode ${(mode & 0o777).toString(8)})`,
+      {
+        hint: `chmod 600 ${file}`,
+      },
+    );
   }
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false });
@@ -219,7 +251,11 @@ export async function loadRegistryCredentials(file: string): Promise<{ username:
     return `${file}:${line}:${col}`;
   };
   // YAML errors quote the text around them: say where only.
-  if (doc.errors.length > 0) throw new ConfigError(file, doc.errors.map((e) => `${at(e.pos[0])}: not valid YAML (${e.code})`));
+  if (doc.errors.length > 0)
+    throw new ConfigError(
+      file,
+      doc.errors.map((e) => `${at(e.pos[0])}: not valid YAML (${e.code})`),
+    );
   const result = v.safeParse(CredentialsSchema, doc.toJS());
   if (!result.success) {
     const issueAt = (segments: readonly Segment[], message: string, anchor: Anchor = "value"): string => {

@@ -62,7 +62,8 @@ export function nestingIssue(text: string, file: string): string | undefined {
     const isSeqLike = token.type === "block-seq" || (token.type === "flow-collection" && token.start.source === "[");
     token.items.forEach((item, index) => {
       const name = isSeqLike ? index : (keyOf(item.key) ?? index);
-      if (item.key !== undefined && item.key !== null) todo.push({ token: item.key, depth: depth + 1, path: [...path, name] });
+      if (item.key !== undefined && item.key !== null)
+        todo.push({ token: item.key, depth: depth + 1, path: [...path, name] });
       if (item.value !== undefined) todo.push({ token: item.value, depth: depth + 1, path: [...path, name] });
     });
   }
@@ -83,7 +84,9 @@ export function documentIssues(doc: Document, where: Where): string[] {
   const offsetOf = (node: unknown): number => (node as Node | null | undefined)?.range?.[0] ?? 0;
   const at = (node: unknown, path: readonly Segment[], message: string): void => {
     const field = pathText(path);
-    issues.push(field === "" ? `${where(offsetOf(node))}: ${message}` : `${where(offsetOf(node))} ${field}: ${message}`);
+    issues.push(
+      field === "" ? `${where(offsetOf(node))}: ${message}` : `${where(offsetOf(node))} ${field}: ${message}`,
+    );
   };
 
   /**
@@ -117,16 +120,28 @@ export function documentIssues(doc: Document, where: Where): string[] {
     if (isAlias(node)) {
       const target = node.resolve(doc);
       if (target !== undefined && ancestors.has(target)) {
-        at(node, path, `the alias *${node.source} refers to the map or list that contains it (a recursive alias); write the value out`);
+        at(
+          node,
+          path,
+          `the alias *${node.source} refers to the map or list that contains it (a recursive alias); write the value out`,
+        );
         return;
       }
       const nodes = target === undefined ? 1 : size(target, new Set());
       expanded += nodes;
       if (nodes === Infinity) {
-        at(node, path, `the alias *${node.source} names a value that contains itself (a recursive alias); write the value out`);
+        at(
+          node,
+          path,
+          `the alias *${node.source} names a value that contains itself (a recursive alias); write the value out`,
+        );
       } else if (expanded > MAX_ALIAS_NODES && !bombReported) {
         bombReported = true;
-        at(node, path, `the aliases up to here expand to more than ${MAX_ALIAS_NODES} values (an alias bomb?); write the values out`);
+        at(
+          node,
+          path,
+          `the aliases up to here expand to more than ${MAX_ALIAS_NODES} values (an alias bomb?); write the values out`,
+        );
       }
       return;
     }
@@ -184,7 +199,9 @@ export function documentValues(doc: Document, where: Where): { value: unknown } 
       }
     };
     find(doc.contents);
-    return { issue: `${where(first?.range?.[0] ?? 0)}: the aliases in this file expand to too many values (an alias bomb?); write the values out` };
+    return {
+      issue: `${where(first?.range?.[0] ?? 0)}: the aliases in this file expand to too many values (an alias bomb?); write the values out`,
+    };
   }
 }
 
@@ -214,9 +231,12 @@ const MODULE_OWN = ["PATH", "MANPATH", "PKG_CONFIG_PATH", "CMAKE_PREFIX_PATH", "
 
 export function moduleEnvProblem(name: string, stackName: string): string | undefined {
   const stem = moduleStem(stackName);
-  if (name.startsWith("LD_")) return `${name} is for the dynamic linker (LD_*); the view's RPATHs make it unnecessary and it breaks other software`;
-  if (MODULE_OWN.includes(name)) return `${name} is set by the module itself (${MODULE_OWN.join(", ")} cannot be set by a stack)`;
-  if (name === `${stem}_ROOT` || name === `${stem}_INSTALL_PREFIX`) return `${name} is the module's own prefix variable (${stem}_ROOT and ${stem}_INSTALL_PREFIX are reserved)`;
+  if (name.startsWith("LD_"))
+    return `${name} is for the dynamic linker (LD_*); the view's RPATHs make it unnecessary and it breaks other software`;
+  if (MODULE_OWN.includes(name))
+    return `${name} is set by the module itself (${MODULE_OWN.join(", ")} cannot be set by a stack)`;
+  if (name === `${stem}_ROOT` || name === `${stem}_INSTALL_PREFIX`)
+    return `${name} is the module's own prefix variable (${stem}_ROOT and ${stem}_INSTALL_PREFIX are reserved)`;
   return undefined;
 }
 
@@ -224,13 +244,16 @@ export function moduleEnvProblem(name: string, stackName: string): string | unde
 export function installPrefixProblem(prefix: string): string | undefined {
   const bad = [...prefix].find((c) => !/^[A-Za-z0-9/._+,=-]$/.test(c));
   if (bad !== undefined) {
-    const shown = /[\p{Cc}\s]/u.test(bad) ? `U+${bad.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")}` : `"${bad}"`;
+    const shown = /[\p{Cc}\s]/u.test(bad)
+      ? `U+${bad.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")}`
+      : `"${bad}"`;
     return `must not contain ${shown}: install.sh takes letters, digits and / . _ + , = - only`;
   }
   if (prefix.split("/").some((part) => part === "." || part === "..")) return 'must not contain "." or ".." components';
   const normal = prefix.replace(/\/+/g, "/").replace(/\/$/, "");
   if (normal === "") return "must not be /: install.sh refuses to install over the root directory";
-  if (normal.length > MAX_INSTALL_PREFIX) return `is ${normal.length} characters; install.sh takes at most ${MAX_INSTALL_PREFIX}`;
+  if (normal.length > MAX_INSTALL_PREFIX)
+    return `is ${normal.length} characters; install.sh takes at most ${MAX_INSTALL_PREFIX}`;
   return undefined;
 }
 
@@ -290,7 +313,8 @@ export function stackIssues(stack: StackFields): StackIssue[] {
   } else {
     const prefix = `/opt/${stack.name}/${stack.version}`;
     const problem = installPrefixProblem(prefix);
-    if (problem !== undefined) issues.push({ segments: ["name"], message: `the default prefix ${short(prefix)} ${problem}; set prefix` });
+    if (problem !== undefined)
+      issues.push({ segments: ["name"], message: `the default prefix ${short(prefix)} ${problem}; set prefix` });
   }
   for (const name of Object.keys(stack.modules?.env ?? {})) {
     const problem = moduleEnvProblem(name, stack.name);

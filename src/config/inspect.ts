@@ -36,7 +36,11 @@ export async function inspectSpackSources(
       delete spack.builtin;
       if (builtinGiven) {
         issues.push(
-          issueAt(["spack", "builtin"], `${root} is Spack 0.2x, which keeps its builtin packages inside the checkout: remove spack.builtin`, "key"),
+          issueAt(
+            ["spack", "builtin"],
+            `${root} is Spack 0.2x, which keeps its builtin packages inside the checkout: remove spack.builtin`,
+            "key",
+          ),
         );
       }
     } else {
@@ -79,7 +83,9 @@ export async function inspectSpackSources(
       continue;
     }
     if (namespace === "builtin") {
-      issues.push(issueAt(where, `${repo.path} has namespace builtin: give Spack's builtin packages as spack.builtin.source`));
+      issues.push(
+        issueAt(where, `${repo.path} has namespace builtin: give Spack's builtin packages as spack.builtin.source`),
+      );
       continue;
     }
     const first = seen.get(namespace);

@@ -33,7 +33,8 @@ export async function loadStack(file: string): Promise<Stack> {
   let text: string;
   // A FIFO (or a device) would block the read, or never end it.
   const special = await specialKind(file);
-  if (special !== undefined) throw new InputError(`cannot read stack file ${file}: it is ${special}, not a regular file`);
+  if (special !== undefined)
+    throw new InputError(`cannot read stack file ${file}: it is ${special}, not a regular file`);
   try {
     text = await readFile(file, "utf8");
   } catch (error) {
@@ -81,7 +82,11 @@ function parseWithPositions(text: string, file: string): Parsed {
     return `${file}:${line}:${col}`;
   };
 
-  if (doc.errors.length > 0) throw new ConfigError(file, doc.errors.map((e) => `${at(e.pos[0])}: ${e.message}`));
+  if (doc.errors.length > 0)
+    throw new ConfigError(
+      file,
+      doc.errors.map((e) => `${at(e.pos[0])}: ${e.message}`),
+    );
   if (doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null)) {
     throw new ConfigError(file, [
       `${at(0)}: the stack file is empty; it needs at least name, version, specs and targets`,
@@ -109,11 +114,15 @@ function parseWithPositions(text: string, file: string): Parsed {
   const result = v.safeParse(StackSchema, values.value);
   if (!result.success) throw new ConfigError(file, locateIssues(doc, result.issues, issueAt));
   // What install.sh, the module, Docker and file names would refuse later, across fields.
-  const offsetOfIssue = (issue: { segments: Segment[]; anchor?: Anchor }) => offsetOf(doc, issue.segments, issue.anchor ?? "value");
+  const offsetOfIssue = (issue: { segments: Segment[]; anchor?: Anchor }) =>
+    offsetOf(doc, issue.segments, issue.anchor ?? "value");
   const across = stackIssues(result.output).sort((a, b) => offsetOfIssue(a) - offsetOfIssue(b));
-  if (across.length > 0) throw new ConfigError(file, across.map((i) => issueAt(i.segments, i.message, i.anchor)));
-  const offsetAt = (segments: readonly Segment[], anchor: Anchor = "value"): number =>
-    offsetOf(doc, segments, anchor);
+  if (across.length > 0)
+    throw new ConfigError(
+      file,
+      across.map((i) => issueAt(i.segments, i.message, i.anchor)),
+    );
+  const offsetAt = (segments: readonly Segment[], anchor: Anchor = "value"): number => offsetOf(doc, segments, anchor);
   const stack = toStack(result.output, file);
   const builtinGiven = result.output.spack?.builtin !== undefined;
   if (builtinGiven && stack.spack.generation === "v0") {
@@ -294,24 +303,26 @@ function spackCompiler(spec: string): CompilerChoice {
 }
 
 /** Local paths the stack names that are missing on this host, as located issues. */
-async function missingPaths(
-  stack: Stack,
-  issueAt: Parsed["issueAt"],
-  offsetAt: Parsed["offsetAt"],
-): Promise<string[]> {
+async function missingPaths(stack: Stack, issueAt: Parsed["issueAt"], offsetAt: Parsed["offsetAt"]): Promise<string[]> {
   const checks: { segments: Segment[]; where: string; kind: "file" | "directory"; what: string }[] = [];
-  stack.assets.forEach((where, i) => checks.push({ segments: ["assets", i], where, kind: "file", what: "asset" }));
+  for (const [i, where] of stack.assets.entries())
+    checks.push({ segments: ["assets", i], where, kind: "file", what: "asset" });
   if (stack.spack.origin.kind === "local") {
     const where = stack.spack.origin.path;
     checks.push({ segments: ["spack", "source"], where, kind: "directory", what: "Spack checkout" });
   }
   const builtin = stack.spack.builtin;
   if (builtin?.kind === "local") {
-    checks.push({ segments: ["spack", "builtin", "source"], where: builtin.path, kind: "directory", what: "spack-packages checkout" });
+    checks.push({
+      segments: ["spack", "builtin", "source"],
+      where: builtin.path,
+      kind: "directory",
+      what: "spack-packages checkout",
+    });
   }
-  stack.spack.repos.forEach(({ path: where }, i) =>
-    checks.push({ segments: ["spack", "repos", i], where, kind: "directory", what: "package repository" }),
-  );
+  for (const [i, { path: where }] of stack.spack.repos.entries()) {
+    checks.push({ segments: ["spack", "repos", i], where, kind: "directory", what: "package repository" });
+  }
   for (const [name, where] of Object.entries(stack.spack.mirrors)) {
     if (isUrl(where)) continue;
     checks.push({ segments: ["spack", "mirrors", name], where, kind: "directory", what: "mirror" });
@@ -322,7 +333,10 @@ async function missingPaths(
       // An asset is shipped as the file it names: a symlink would ship whatever it points to when packed.
       if (kind === "file" && (await lstat(where).catch(() => undefined))?.isSymbolicLink() === true) {
         const target = await realpath(where).catch(() => undefined);
-        return issueAt(segments, `${what} ${where} is a symlink; name the file itself${target !== undefined ? ` (${target})` : ""}`);
+        return issueAt(
+          segments,
+          `${what} ${where} is a symlink; name the file itself${target !== undefined ? ` (${target})` : ""}`,
+        );
       }
       const info = await stat(where).catch(() => undefined);
       if (info === undefined) return issueAt(segments, `${what} ${where} does not exist`);

@@ -47,10 +47,7 @@ function strict<const E extends v.ObjectEntries>(entries: E) {
 }
 
 /** `v.record` that refuses lists (which valibot would take as maps with keys "0", "1", ...). */
-function map<
-  K extends v.GenericSchema<string, string | number | symbol>,
-  V extends v.GenericSchema<unknown, unknown>,
->(
+function map<K extends v.GenericSchema<string, string | number | symbol>, V extends v.GenericSchema<unknown, unknown>>(
   key: K,
   value: V,
   message: (input: unknown) => string,
@@ -72,12 +69,18 @@ const nonEmptyString = (what = "a string") =>
 /** A Debian/Ubuntu package name (optionally `=version`): it becomes an argument of `apt-get install` in the image. */
 const osPackageName = v.pipe(
   nonEmptyString("an OS package name"),
-  v.regex(/^[a-z0-9][a-z0-9+.-]*(=[A-Za-z0-9.+~:-]+)?$/, (issue) => `${describeValue(issue.input)} is not a Debian package name such as g++-13`),
+  v.regex(
+    /^[a-z0-9][a-z0-9+.-]*(=[A-Za-z0-9.+~:-]+)?$/,
+    (issue) => `${describeValue(issue.input)} is not a Debian package name such as g++-13`,
+  ),
 );
 
 /** A value handed to a tool as an argument must not read as one of its options. */
 const notAnOption = <T extends v.GenericSchema<unknown, string>>(schema: T) =>
-  v.pipe(schema, v.check((s: string) => !s.startsWith("-"), "must not start with '-'"));
+  v.pipe(
+    schema,
+    v.check((s: string) => !s.startsWith("-"), "must not start with '-'"),
+  );
 
 function list<T extends v.GenericSchema<unknown, unknown>>(item: T, what: string) {
   return v.array(item, (issue) => `expected a list of ${what}, got ${describeValue(issue.input)}`);
@@ -166,9 +169,7 @@ const compilerObject = v.pipe(
     spec: v.optional(compilerSpec),
     os: v.optional(
       strict({
-        packages: v.optional(
-          v.pipe(nonEmptyList(osPackageName, "OS package names"), distinct("package")),
-        ),
+        packages: v.optional(v.pipe(nonEmptyList(osPackageName, "OS package names"), distinct("package"))),
       }),
     ),
   }),
@@ -204,7 +205,8 @@ const mirrorName = v.pipe(
  * Git transports a clone may use: https, ssh, git, file, and scp-like `host:path`. Command transports (`ext::`,
  * `fd::`) and anything else git would hand to a helper are refused here; the clone pins GIT_ALLOW_PROTOCOL too.
  */
-export const GIT_URL = /^(?:(?:https|ssh|git|file):\/\/[^\s]+|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s:][^\s]*|[A-Za-z0-9.-]+\.[A-Za-z]{2,}:[^\s:][^\s]*)$/;
+export const GIT_URL =
+  /^(?:(?:https|ssh|git|file):\/\/[^\s]+|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s:][^\s]*|[A-Za-z0-9.-]+\.[A-Za-z]{2,}:[^\s:][^\s]*)$/;
 export function isAllowedGitUrl(url: string): boolean {
   return GIT_URL.test(url) && !url.includes("::") && !/[\x00-\x1f\x7f]/.test(url);
 }
@@ -240,19 +242,19 @@ const builtinObject = strict({
 const builtin = v.pipe(builtinObject, originChecks<v.InferOutput<typeof builtinObject>>("a spack-packages checkout"));
 
 const spackObject = strict({
-    url: v.optional(gitUrl),
-    ref: v.optional(gitRef),
-    source: v.optional(nonEmptyString("a path to a Spack checkout")),
-    builtin: v.optional(builtin),
-    repos: v.optional(v.pipe(list(nonEmptyString("a path"), "repository paths"), distinct("repository"))),
-    mirrors: v.optional(
-      map(
-        mirrorName,
-        nonEmptyString("a mirror URL or path"),
-        (input) => `expected a map of mirror name to URL or path, got ${describeValue(input)}`,
-      ),
+  url: v.optional(gitUrl),
+  ref: v.optional(gitRef),
+  source: v.optional(nonEmptyString("a path to a Spack checkout")),
+  builtin: v.optional(builtin),
+  repos: v.optional(v.pipe(list(nonEmptyString("a path"), "repository paths"), distinct("repository"))),
+  mirrors: v.optional(
+    map(
+      mirrorName,
+      nonEmptyString("a mirror URL or path"),
+      (input) => `expected a map of mirror name to URL or path, got ${describeValue(input)}`,
     ),
-  });
+  ),
+});
 const spack = v.pipe(spackObject, originChecks<v.InferOutput<typeof spackObject>>("a Spack checkout"));
 
 const packages = map(
@@ -294,31 +296,32 @@ const prefix = v.pipe(
 );
 
 /** Top-level keys, in the order of the documentation (examples/slurm.yaml). */
-export const StackSchema = strict(
-  {
-    name: safeName("name"),
-    version: safeName("version"),
-    description: v.optional(string()),
-    specs: nonEmptyList(nonEmptyString("a Spack spec"), "Spack specs"),
-    targets: v.pipe(nonEmptyList(targetName, "microarchitecture names"), distinct("target")),
-    base_image: v.optional(
-      v.pipe(
-        nonEmptyString("an image reference such as ubuntu:24.04"),
-        v.check((s) => !/\s/.test(s), "must not contain whitespace"),
-      ),
+export const StackSchema = strict({
+  name: safeName("name"),
+  version: safeName("version"),
+  description: v.optional(string()),
+  specs: nonEmptyList(nonEmptyString("a Spack spec"), "Spack specs"),
+  targets: v.pipe(nonEmptyList(targetName, "microarchitecture names"), distinct("target")),
+  base_image: v.optional(
+    v.pipe(
+      nonEmptyString("an image reference such as ubuntu:24.04"),
+      v.check((s) => !/\s/.test(s), "must not contain whitespace"),
     ),
-    compiler: v.optional(compiler),
-    spack: v.optional(spack),
-    packages: v.optional(packages),
-    externals: v.optional(v.pipe(list(packageName, "Spack package names"), distinct("external"))),
-    prefix: v.optional(prefix),
-    modules: v.optional(modules),
-    // Assets are shipped side by side under data/<name>_assets/: two with one file name would collide.
-    assets: v.optional(
-      v.pipe(list(nonEmptyString("a file path"), "file paths"), distinct("asset file name", (p) => basename(p))),
+  ),
+  compiler: v.optional(compiler),
+  spack: v.optional(spack),
+  packages: v.optional(packages),
+  externals: v.optional(v.pipe(list(packageName, "Spack package names"), distinct("external"))),
+  prefix: v.optional(prefix),
+  modules: v.optional(modules),
+  // Assets are shipped side by side under data/<name>_assets/: two with one file name would collide.
+  assets: v.optional(
+    v.pipe(
+      list(nonEmptyString("a file path"), "file paths"),
+      distinct("asset file name", (p) => basename(p)),
     ),
-  },
-);
+  ),
+});
 
 export type StackInput = v.InferOutput<typeof StackSchema>;
 

@@ -16,7 +16,10 @@ export function onAbort(signal: AbortSignal | undefined, action: () => void): ()
 }
 
 /** A promise that rejects with CancelledError when `signal` aborts, after running `action`; never settles otherwise. */
-export function abortion(signal: AbortSignal | undefined, action: () => void): { promise: Promise<never>; stop: () => void } {
+export function abortion(
+  signal: AbortSignal | undefined,
+  action: () => void,
+): { promise: Promise<never>; stop: () => void } {
   let stop = (): void => {};
   const promise = new Promise<never>((_, reject) => {
     stop = onAbort(signal, () => {

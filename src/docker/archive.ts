@@ -13,7 +13,6 @@ export interface PackOptions {
   gid?: number;
 }
 
-
 function normalise(name: string): string {
   const clean = name.replace(/^\.?\/+/, "");
   if (clean === "" || clean.split("/").some((p) => p === ".." || p === "")) {

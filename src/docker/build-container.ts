@@ -72,7 +72,8 @@ class StartedBuildContainer implements BuildContainer {
   }
 
   async putFiles(dir: string, files: Record<string, FileEntry>, owner?: FileOwner): Promise<void> {
-    if (!dir.startsWith("/")) throw new DockerError(`putFiles needs an absolute container directory, got ${JSON.stringify(dir)}`);
+    if (!dir.startsWith("/"))
+      throw new DockerError(`putFiles needs an absolute container directory, got ${JSON.stringify(dir)}`);
     const stderr: Buffer[] = [];
     const mkdir = await this.exec(["mkdir", "-p", "--", dir], { onStderr: (c) => stderr.push(c) });
     if (mkdir.exitCode !== 0) {

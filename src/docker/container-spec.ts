@@ -41,8 +41,14 @@ export function hostConfig(resources: Resources): Docker.HostConfig {
     return { Type: "bind", Source: m.host, Target: m.container, ReadOnly: m.readOnly };
   });
   for (const target of resources.tmpfs ?? []) {
-    if (!target.startsWith("/")) throw new DockerError(`tmpfs target must be an absolute container path, got ${JSON.stringify(target)}`);
-    mounts.push({ Type: "tmpfs", Source: "", Target: target, TmpfsOptions: { SizeBytes: 16 * 1024 * 1024, Mode: 0o1777 } });
+    if (!target.startsWith("/"))
+      throw new DockerError(`tmpfs target must be an absolute container path, got ${JSON.stringify(target)}`);
+    mounts.push({
+      Type: "tmpfs",
+      Source: "",
+      Target: target,
+      TmpfsOptions: { SizeBytes: 16 * 1024 * 1024, Mode: 0o1777 },
+    });
   }
   const config: Docker.HostConfig = { Init: true, Mounts: mounts, Privileged: false };
   if (resources.cpus !== undefined) {
@@ -50,7 +56,8 @@ export function hostConfig(resources: Resources): Docker.HostConfig {
     config.NanoCpus = Math.round(resources.cpus * 1e9);
   }
   if (resources.memory !== undefined) {
-    if (!(resources.memory > 0)) throw new DockerError(`memory must be a positive number of bytes, got ${resources.memory}`);
+    if (!(resources.memory > 0))
+      throw new DockerError(`memory must be a positive number of bytes, got ${resources.memory}`);
     config.Memory = Math.round(resources.memory);
   }
   return config;

@@ -31,7 +31,8 @@ export const ENDPOINT_FORMS = "unix:///path/to/docker.sock, tcp://host:port or s
 
 /** Parse `unix:///var/run/docker.sock`, `tcp://host:2376`, `ssh://user@host[:22]`. Pure; throws InputError. */
 export function parseEndpoint(url: string): ParsedEndpoint {
-  const bad = (why: string): InputError => new InputError(`engine ${JSON.stringify(url)}: ${why} (expected ${ENDPOINT_FORMS})`);
+  const bad = (why: string): InputError =>
+    new InputError(`engine ${JSON.stringify(url)}: ${why} (expected ${ENDPOINT_FORMS})`);
   if (url.startsWith("unix://")) {
     const socketPath = url.slice("unix://".length);
     if (!socketPath.startsWith("/")) throw bad("a unix socket needs an absolute path");
@@ -49,12 +50,18 @@ export function parseEndpoint(url: string): ParsedEndpoint {
   if (parsed.search !== "" || parsed.hash !== "") throw bad("unexpected query or fragment");
   if (parsed.protocol === "tcp:") {
     if (parsed.port === "") throw bad("a tcp endpoint needs a port (2376 with TLS, 2375 without)");
-    if (parsed.username !== "" || parsed.password !== "") throw bad("a tcp endpoint takes no user; use tls: for authentication");
+    if (parsed.username !== "" || parsed.password !== "")
+      throw bad("a tcp endpoint takes no user; use tls: for authentication");
     return { kind: "tcp", host, port: Number(parsed.port) };
   }
   if (parsed.protocol === "ssh:") {
     if (parsed.password !== "") throw bad("no passwords in engine URLs; ssh uses the ssh agent (SSH_AUTH_SOCK)");
-    return { kind: "ssh", host, port: parsed.port === "" ? 22 : Number(parsed.port), username: parsed.username === "" ? undefined : decodeURIComponent(parsed.username) };
+    return {
+      kind: "ssh",
+      host,
+      port: parsed.port === "" ? 22 : Number(parsed.port),
+      username: parsed.username === "" ? undefined : decodeURIComponent(parsed.username),
+    };
   }
   throw bad(`unsupported scheme ${parsed.protocol.replace(/:$/, "")}`);
 }
@@ -62,7 +69,8 @@ export function parseEndpoint(url: string): ParsedEndpoint {
 /** A short name for an engine when none is given: the socket's file name or the host (with a port that is not the default). */
 export function defaultEngineName(url: string): string {
   const p = parseEndpoint(url);
-  if (p.kind === "unix") return p.socketPath === "/var/run/docker.sock" ? "local" : basename(p.socketPath).replace(/\.sock$/, "");
+  if (p.kind === "unix")
+    return p.socketPath === "/var/run/docker.sock" ? "local" : basename(p.socketPath).replace(/\.sock$/, "");
   return p.kind === "ssh" && p.port === 22 ? p.host : `${p.host}:${p.port}`;
 }
 
@@ -74,11 +82,13 @@ export function isLocalEndpoint(endpoint: Endpoint | undefined): boolean {
 async function dockerOptions(endpoint: Endpoint): Promise<Docker.DockerOptions> {
   const p = parseEndpoint(endpoint.url);
   if (p.kind === "unix") {
-    if (endpoint.tlsDir !== undefined) throw new InputError(`engine ${endpoint.url}: tls applies to tcp:// engines only`);
+    if (endpoint.tlsDir !== undefined)
+      throw new InputError(`engine ${endpoint.url}: tls applies to tcp:// engines only`);
     return { socketPath: p.socketPath };
   }
   if (p.kind === "ssh") {
-    if (endpoint.tlsDir !== undefined) throw new InputError(`engine ${endpoint.url}: tls applies to tcp:// engines only`);
+    if (endpoint.tlsDir !== undefined)
+      throw new InputError(`engine ${endpoint.url}: tls applies to tcp:// engines only`);
     return {
       protocol: "ssh",
       host: p.host,
@@ -92,9 +102,12 @@ async function dockerOptions(endpoint: Endpoint): Promise<Docker.DockerOptions> 
     try {
       return await readFile(join(endpoint.tlsDir as string, file));
     } catch (error) {
-      throw new InputError(`engine ${endpoint.url}: cannot read ${join(endpoint.tlsDir as string, file)}: ${reasonOf(error)}`, {
-        hint: "tls: names a directory with ca.pem, cert.pem and key.pem (as `docker --tlsverify` uses)",
-      });
+      throw new InputError(
+        `engine ${endpoint.url}: cannot read ${join(endpoint.tlsDir as string, file)}: ${reasonOf(error)}`,
+        {
+          hint: "tls: names a directory with ca.pem, cert.pem and key.pem (as `docker --tlsverify` uses)",
+        },
+      );
     }
   };
   const [ca, cert, key] = await Promise.all([read("ca.pem"), read("cert.pem"), read("key.pem")]);
@@ -173,7 +186,10 @@ export async function connectEngine(options: ConnectOptions = {}): Promise<Engin
       : process.env.DOCKER_HOST
         ? `DOCKER_HOST=${process.env.DOCKER_HOST}`
         : "/var/run/docker.sock";
-  const hint = endpoint === undefined ? START_ENGINE_HINT : `check that the engine at ${endpoint.url} is running and reachable from this host`;
+  const hint =
+    endpoint === undefined
+      ? START_ENGINE_HINT
+      : `check that the engine at ${endpoint.url} is running and reachable from this host`;
   let docker: Docker;
   try {
     docker = endpoint === undefined ? new Docker() : new Docker(await dockerOptions(endpoint));

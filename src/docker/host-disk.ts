@@ -8,7 +8,11 @@ import { runOneShot } from "./one-shot.js";
  * `df` in a one-shot container of one of the factory's images there, with `path` mounted read-only. Undefined when
  * the engine has no factory image yet (the first build makes one). Throws when the path is missing on that host.
  */
-export async function freeBytesOnEngineHost(engine: Engine, path: string, signal?: AbortSignal): Promise<number | undefined> {
+export async function freeBytesOnEngineHost(
+  engine: Engine,
+  path: string,
+  signal?: AbortSignal,
+): Promise<number | undefined> {
   let images: { RepoTags?: string[] | null; Id: string }[];
   try {
     images = await engine.docker.listImages({ filters: { label: [`${LABEL.factory}=1`] } });
@@ -31,7 +35,10 @@ export async function freeBytesOnEngineHost(engine: Engine, path: string, signal
   const fields = (lines[1] ?? "").trim().split(/\s+/);
   const available = Number(fields[3]);
   if (exitCode !== 0 || !Number.isFinite(available)) {
-    throw dockerError(`measuring free disk under ${path} on ${engine.name}`, new Error(Buffer.concat(err).toString("utf8").trim() || `df exited ${exitCode}`));
+    throw dockerError(
+      `measuring free disk under ${path} on ${engine.name}`,
+      new Error(Buffer.concat(err).toString("utf8").trim() || `df exited ${exitCode}`),
+    );
   }
   return available * 1024;
 }

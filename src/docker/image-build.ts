@@ -75,7 +75,11 @@ function followBuild(stream: Readable, tag: string, log: LineLog): Promise<void>
       try {
         event = JSON.parse(text) as BuildEvent;
       } catch (error) {
-        fail(new DockerError(`building image ${tag}: the engine sent an unreadable progress line: ${text}`, { cause: error }));
+        fail(
+          new DockerError(`building image ${tag}: the engine sent an unreadable progress line: ${text}`, {
+            cause: error,
+          }),
+        );
         return;
       }
       if (typeof event.stream === "string") log.push(event.stream);
@@ -88,14 +92,15 @@ function followBuild(stream: Readable, tag: string, log: LineLog): Promise<void>
     };
     stream.on("data", (chunk: Buffer) => {
       buffered += decoder.write(chunk);
-      let newline: number;
-      while (!settled && (newline = buffered.indexOf("\n")) >= 0) {
+      for (let newline = buffered.indexOf("\n"); !settled && newline >= 0; newline = buffered.indexOf("\n")) {
         handle(buffered.slice(0, newline));
         buffered = buffered.slice(newline + 1);
       }
     });
     stream.on("error", (error) => fail(dockerError(`building image ${tag}`, error)));
-    stream.on("close", () => fail(new DockerError(`building image ${tag}: the engine closed the progress stream early`)));
+    stream.on("close", () =>
+      fail(new DockerError(`building image ${tag}: the engine closed the progress stream early`)),
+    );
     stream.on("end", () => {
       buffered += decoder.end();
       if (!settled) handle(buffered);
@@ -112,7 +117,9 @@ export async function buildImage(engine: Engine, options: BuildImageOptions): Pr
   const { tag, signal } = options;
   throwIfAborted(signal);
   if (!("Dockerfile" in options.files)) {
-    throw new DockerError(`building image ${tag}: the context has no Dockerfile (files: ${Object.keys(options.files).join(", ") || "none"})`);
+    throw new DockerError(
+      `building image ${tag}: the context has no Dockerfile (files: ${Object.keys(options.files).join(", ") || "none"})`,
+    );
   }
   const context = packFiles(options.files, { mtime: CONTEXT_MTIME });
   const log = new LineLog(options.onLine);

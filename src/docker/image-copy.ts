@@ -41,5 +41,9 @@ export async function copyImage(from: Engine, to: Engine, tag: string, signal?: 
     if (signal?.aborted) throw new CancelledError();
     throw dockerError(`copying image ${tag} from ${from.name} to ${to.name}`, error);
   }
-  if (!(await imageExists(to, tag))) throw dockerError(`copying image ${tag} from ${from.name} to ${to.name}`, new Error("the image is not there after the load"));
+  if (!(await imageExists(to, tag)))
+    throw dockerError(
+      `copying image ${tag} from ${from.name} to ${to.name}`,
+      new Error("the image is not there after the load"),
+    );
 }

@@ -15,7 +15,8 @@ export async function removeContainer(container: Docker.Container, timeoutMs = 1
     } catch (error) {
       const status = statusCodeOf(error);
       if (status === 404) return;
-      if (status !== 409 || Date.now() > deadline) throw dockerError(`removing container ${container.id.slice(0, 12)}`, error);
+      if (status !== 409 || Date.now() > deadline)
+        throw dockerError(`removing container ${container.id.slice(0, 12)}`, error);
     }
     // Another removal (or a start racing with it) is under way: wait for the container to go, then try again.
     await new Promise((resolve) => setTimeout(resolve, 100));

@@ -15,7 +15,8 @@ export async function writeFileAtomic(path: string, content: string | Buffer): P
     await rm(tmp, { force: true });
     // A write that fails on its descriptor (a full disk) carries no path: name the file it was writing.
     const failure = error as NodeJS.ErrnoException;
-    if (typeof failure.code === "string" && (typeof failure.path !== "string" || failure.path === tmp)) failure.path = path;
+    if (typeof failure.code === "string" && (typeof failure.path !== "string" || failure.path === tmp))
+      failure.path = path;
     throw error;
   }
 }

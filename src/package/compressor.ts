@@ -35,9 +35,14 @@ const TOOLS: Record<Compression, { tool: string; args: string[] }> = {
   zstd: { tool: "zstd", args: ["-3", "-T0", "-q", "-c"] },
 };
 
-export async function openCompressor(compression: Compression, preference: CompressorPreference = "auto"): Promise<Compressor> {
+export async function openCompressor(
+  compression: Compression,
+  preference: CompressorPreference = "auto",
+): Promise<Compressor> {
   if (!COMPRESSIONS.includes(compression)) {
-    throw new InputError(`unknown compression ${JSON.stringify(compression)}; accepted values are ${COMPRESSIONS.join(", ")}`);
+    throw new InputError(
+      `unknown compression ${JSON.stringify(compression)}; accepted values are ${COMPRESSIONS.join(", ")}`,
+    );
   }
   const { tool, args } = TOOLS[compression];
   const found = preference === "auto" ? await findExecutable(tool) : undefined;
@@ -58,7 +63,9 @@ export async function openCompressor(compression: Compression, preference: Compr
   const exited = child.then(
     () => undefined,
     (error: unknown) => {
-      throw new Error(`${tool} failed: ${(error as { shortMessage?: string }).shortMessage ?? String(error)}`, { cause: error });
+      throw new Error(`${tool} failed: ${(error as { shortMessage?: string }).shortMessage ?? String(error)}`, {
+        cause: error,
+      });
     },
   );
   exited.catch(() => {});

@@ -4,7 +4,11 @@ import { lstat, readdir } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { InputError } from "../errors.js";
 
-export type GeneratedFile = string | Buffer | { content: string | Buffer; mode?: number } | { source: string; mode?: number };
+export type GeneratedFile =
+  | string
+  | Buffer
+  | { content: string | Buffer; mode?: number }
+  | { source: string; mode?: number };
 
 export interface OpenedFile {
   size: number;
@@ -28,10 +32,16 @@ export async function openGenerated(path: string, file: GeneratedFile): Promise<
   try {
     stats = await lstat(file.source);
   } catch (error) {
-    throw new InputError(`cannot read ${file.source} (to ship as ${path}): ${(error as Error).message}`, { cause: error });
+    throw new InputError(`cannot read ${file.source} (to ship as ${path}): ${(error as Error).message}`, {
+      cause: error,
+    });
   }
   if (!stats.isFile()) throw new InputError(`${file.source} (to ship as ${path}) is not a regular file`);
-  return { size: stats.size, mode: file.mode ?? normalMode(stats.mode), body: createReadStream(file.source, { highWaterMark: 1 << 20 }) };
+  return {
+    size: stats.size,
+    mode: file.mode ?? normalMode(stats.mode),
+    body: createReadStream(file.source, { highWaterMark: 1 << 20 }),
+  };
 }
 
 /** The tarball paths of a stack's assets: `data/<name>_assets/<basename>`, directories walked recursively. */

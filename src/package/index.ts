@@ -1,7 +1,15 @@
 export * from "./layout.js";
 export { packTarball, defaultMtime, type PackTarballOptions, type PackResult } from "./pack.js";
 export { verifyTarball, type VerifyReport } from "./verify.js";
-export { buildManifest, withFiles, MANIFEST_KEYS, MANIFEST_FORMAT_VERSION, type Manifest, type ManifestInput, type ManifestSpec } from "./manifest.js";
+export {
+  buildManifest,
+  withFiles,
+  MANIFEST_KEYS,
+  MANIFEST_FORMAT_VERSION,
+  type Manifest,
+  type ManifestInput,
+  type ManifestSpec,
+} from "./manifest.js";
 export { buildSbom, type SbomSubject } from "./sbom.js";
 export { parseSpecs, type SpecRecord } from "./specs.js";
 export { parseRelocateIndex, type RelocateEntry } from "./relocation-index.js";

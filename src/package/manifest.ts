@@ -76,7 +76,12 @@ export interface ManifestInput {
 export function buildManifest(input: ManifestInput, files: Record<string, string> = {}): Manifest {
   return {
     format_version: MANIFEST_FORMAT_VERSION,
-    stack: { name: input.stack.name, version: input.stack.version, file: input.stack.file, description: input.stack.description },
+    stack: {
+      name: input.stack.name,
+      version: input.stack.version,
+      file: input.stack.file,
+      description: input.stack.description,
+    },
     target: input.target,
     compiler: input.compiler,
     base_image: input.baseImage,
@@ -100,7 +105,10 @@ export function buildManifest(input: ManifestInput, files: Record<string, string
 }
 
 /** The manifest with its file checksums filled in, keys in their fixed order. */
-export function withFiles(manifest: Omit<Manifest, "files"> & { files?: Record<string, string> }, files: Record<string, string>): Manifest {
+export function withFiles(
+  manifest: Omit<Manifest, "files"> & { files?: Record<string, string> },
+  files: Record<string, string>,
+): Manifest {
   const { created_by, ...rest } = manifest;
   return { ...rest, files, created_by } as Manifest;
 }

@@ -15,7 +15,13 @@ import { pipeline } from "node:stream/promises";
 import { extract, pack as createPack, type Header, type Pack } from "tar-stream";
 import { BuildError, CancelledError, FactoryError, InputError } from "../errors.js";
 import { byteOrder, formatSums } from "./checksums.js";
-import { extensionOf, openCompressor, type Compression, type Compressor, type CompressorPreference } from "./compressor.js";
+import {
+  extensionOf,
+  openCompressor,
+  type Compression,
+  type Compressor,
+  type CompressorPreference,
+} from "./compressor.js";
 import { cleanName, entryProblem, nameProblem } from "./entry-safety.js";
 import { openGenerated, type GeneratedFile } from "./generated-files.js";
 import { CHECKSUMS_FILE, INSTALL_SCRIPT, MANIFEST_FILE } from "./layout.js";
@@ -70,7 +76,6 @@ export function defaultMtime(env: NodeJS.ProcessEnv = process.env): Date {
   return new Date(0);
 }
 
-
 /** install.sh first, then the rest in byte order. */
 export function generatedOrder(a: string, b: string): number {
   if (a === INSTALL_SCRIPT) return -1;
@@ -80,17 +85,23 @@ export function generatedOrder(a: string, b: string): number {
 
 export function checkTop(top: string): void {
   if (top === "" || top === "." || top === ".." || top.includes("/") || top.includes("\0")) {
-    throw new InputError(`tarball top directory ${JSON.stringify(top)} must be one path component (like name-1.0-zen4)`);
+    throw new InputError(
+      `tarball top directory ${JSON.stringify(top)} must be one path component (like name-1.0-zen4)`,
+    );
   }
 }
 
 export function checkGeneratedPath(path: string): void {
   const problem = nameProblem(path);
   if (problem !== undefined || cleanName(path) !== path) {
-    throw new InputError(`generated file path ${JSON.stringify(path)} must be relative, without '..', './' or a trailing '/'`);
+    throw new InputError(
+      `generated file path ${JSON.stringify(path)} must be relative, without '..', './' or a trailing '/'`,
+    );
   }
-  if (RESERVED.has(path)) throw new InputError(`${path} is written by the packer; it cannot be passed as a generated file`);
-  if (path === "view" || path.startsWith("view/")) throw new InputError(`generated file ${path} would land inside the view`);
+  if (RESERVED.has(path))
+    throw new InputError(`${path} is written by the packer; it cannot be passed as a generated file`);
+  if (path === "view" || path.startsWith("view/"))
+    throw new InputError(`generated file ${path} would land inside the view`);
 }
 
 class ViewRenamer {
@@ -108,7 +119,9 @@ class ViewRenamer {
     const [first, ...rest] = cleanName(name).split("/");
     this.root ??= first;
     if (first !== this.root) {
-      throw new BuildError(`the view archive has more than one top-level entry (${this.root} and ${first}); archive the view directory itself`);
+      throw new BuildError(
+        `the view archive has more than one top-level entry (${this.root} and ${first}); archive the view directory itself`,
+      );
     }
     return rest.length > 0 ? `${this.top}/view/${rest.join("/")}` : `${this.top}/view`;
   }
@@ -120,7 +133,13 @@ interface Collected {
   skipped: string[];
 }
 
-async function packEntries(pack: Pack, entries: AsyncIterator<unknown>, options: PackTarballOptions, mtime: Date, collected: Collected): Promise<void> {
+async function packEntries(
+  pack: Pack,
+  entries: AsyncIterator<unknown>,
+  options: PackTarballOptions,
+  mtime: Date,
+  collected: Collected,
+): Promise<void> {
   const { top } = options;
   const relative = (name: string): string => name.slice(top.length + 1);
   const dirs = new Set<string>();
@@ -165,18 +184,38 @@ async function packEntries(pack: Pack, entries: AsyncIterator<unknown>, options:
       collected.sums.set(path, await writeFile(pack, { name, type, mode, size: header.size ?? 0 }, entry, mtime));
     } else {
       if (type === "link") collected.sums.set(relative(name), collected.sums.get(relative(linkname!))!);
-      await writeEmpty(pack, { name, type: type as EntryHeader["type"], mode, ...(linkname !== undefined ? { linkname } : {}) }, mtime);
+      await writeEmpty(
+        pack,
+        { name, type: type as EntryHeader["type"], mode, ...(linkname !== undefined ? { linkname } : {}) },
+        mtime,
+      );
       entry.resume();
     }
   }
 
-  if (!renamer.seen) throw new BuildError("the view archive is empty: archive the prepared view directory (its real path, not the symlink)");
+  if (!renamer.seen)
+    throw new BuildError(
+      "the view archive is empty: archive the prepared view directory (its real path, not the symlink)",
+    );
   const files: Record<string, string> = {};
   for (const [path, hex] of [...collected.sums].sort(([a], [b]) => byteOrder(a, b))) files[path] = hex;
   const manifest = Buffer.from(`${JSON.stringify(withFiles(options.manifest, files), null, 2)}\n`);
-  collected.sums.set(MANIFEST_FILE, await writeFile(pack, { name: `${top}/${MANIFEST_FILE}`, type: "file", mode: 0o644, size: manifest.length }, manifest, mtime));
+  collected.sums.set(
+    MANIFEST_FILE,
+    await writeFile(
+      pack,
+      { name: `${top}/${MANIFEST_FILE}`, type: "file", mode: 0o644, size: manifest.length },
+      manifest,
+      mtime,
+    ),
+  );
   const sums = Buffer.from(formatSums(collected.sums));
-  await writeFile(pack, { name: `${top}/${CHECKSUMS_FILE}`, type: "file", mode: 0o644, size: sums.length }, sums, mtime);
+  await writeFile(
+    pack,
+    { name: `${top}/${CHECKSUMS_FILE}`, type: "file", mode: 0o644, size: sums.length },
+    sums,
+    mtime,
+  );
   pack.finalize();
 }
 
@@ -236,7 +275,9 @@ export async function packTarball(options: PackTarballOptions): Promise<PackResu
       throw error;
     };
     const producing = packEntries(pack, entries, options, mtime, collected).catch(stopOnError);
-    const writing = pipeline(pack as unknown as Readable, compressor.stream, hashing, createWriteStream(partial)).catch(stopOnError);
+    const writing = pipeline(pack as unknown as Readable, compressor.stream, hashing, createWriteStream(partial)).catch(
+      stopOnError,
+    );
     const results = await Promise.allSettled([producing, writing, compressor.exited.catch(stopOnError)]);
     const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
     if (failed) throw failed.reason;
@@ -257,5 +298,12 @@ export async function packTarball(options: PackTarballOptions): Promise<PackResu
   const sidecar = `${final}.sha256`;
   await writeFileAtomic(sidecar, `${sha256}  ${basename(final)}\n`);
   const { size } = await stat(final);
-  return { path: final, sha256, bytes: size, files: collected.sums.size + 1, skipped: collected.skipped, compressor: compressor.label };
+  return {
+    path: final,
+    sha256,
+    bytes: size,
+    files: collected.sums.size + 1,
+    skipped: collected.skipped,
+    compressor: compressor.label,
+  };
 }

@@ -74,25 +74,48 @@ export async function packageTarget(
   const { signal } = options;
   const top = target.outputs.dirName;
 
-  const prepare = ["python3", pkg.prepareScript, "--view", target.paths.viewRoot, "--stage", CONTAINER.stage, "--top", top];
+  const prepare = [
+    "python3",
+    pkg.prepareScript,
+    "--view",
+    target.paths.viewRoot,
+    "--stage",
+    CONTAINER.stage,
+    "--top",
+    top,
+  ];
   log.note(`step package: ${prepare.join(" ")}`);
-  const prepared = await container.exec(prepare, { signal, onStdout: (c) => log.write(c), onStderr: (c) => log.write(c) });
+  const prepared = await container.exec(prepare, {
+    signal,
+    onStdout: (c) => log.write(c),
+    onStderr: (c) => log.write(c),
+  });
   if (prepared.exitCode !== 0) {
-    throw new BuildError(`target ${target.target}: step "package" failed with exit code ${prepared.exitCode} preparing the view for relocation\nfull log: ${log.path}`);
+    throw new BuildError(
+      `target ${target.target}: step "package" failed with exit code ${prepared.exitCode} preparing the view for relocation\nfull log: ${log.path}`,
+    );
   }
   const relocateIndex = (await container.readFile(`${CONTAINER.stage}/relocate.tsv`, signal)).toString("utf8");
-  const report = JSON.parse((await container.readFile(`${CONTAINER.stage}/prepare.json`, signal)).toString("utf8")) as PrepareReport;
+  const report = JSON.parse(
+    (await container.readFile(`${CONTAINER.stage}/prepare.json`, signal)).toString("utf8"),
+  ) as PrepareReport;
   for (const entry of report.outsideRpaths) log.note(`warning: RPATH entry outside the view: ${JSON.stringify(entry)}`);
   for (const entry of report.escapingSymlinks) log.note(`warning: symlink leaving the view: ${JSON.stringify(entry)}`);
-  for (const entry of report.textLeftAlone ?? []) log.note(`warning: build prefix left in a text file (not at a word start): ${JSON.stringify(entry)}`);
+  for (const entry of report.textLeftAlone ?? [])
+    log.note(`warning: build prefix left in a text file (not at a word start): ${JSON.stringify(entry)}`);
   for (const file of report.placeholderFiles ?? []) log.note(`warning: Spack placeholder still in ${file}`);
   const portability = report.portability === undefined ? undefined : portabilityFromPrepare(report.portability);
   const warnings = portability === undefined ? [] : portabilityWarnings(portability);
   for (const warning of warnings) log.note(`warning: ${warning}`);
-  const nodeRequirements = (await container.readFile(`${CONTAINER.stage}/node-requirements.tsv`, signal)).toString("utf8");
+  const nodeRequirements = (await container.readFile(`${CONTAINER.stage}/node-requirements.tsv`, signal)).toString(
+    "utf8",
+  );
 
   const specs = parseSpecs(await readFile(options.specsJson, "utf8"));
-  const files = { ...(await generatedFiles(plan, pkg, target, relocateIndex, report.buildPrefix, specs)), [NODE_REQUIREMENTS_FILE]: nodeRequirements };
+  const files = {
+    ...(await generatedFiles(plan, pkg, target, relocateIndex, report.buildPrefix, specs)),
+    [NODE_REQUIREMENTS_FILE]: nodeRequirements,
+  };
   const manifest = buildManifest({
     stack: plan.stack,
     target: target.target,
@@ -137,7 +160,8 @@ async function generatedFiles(
 ): Promise<Record<string, GeneratedFile>> {
   const { name, version } = plan.stack;
   // Rendered at plan time: they depend on the plan alone.
-  if (target.packageFiles === undefined) throw new BuildError(`target ${target.target}: the plan has no install script (a warm plan)`);
+  if (target.packageFiles === undefined)
+    throw new BuildError(`target ${target.target}: the plan has no install script (a warm plan)`);
   const { installScript, module } = target.packageFiles;
   return {
     [INSTALL_SCRIPT]: { content: installScript, mode: 0o755 },
@@ -145,7 +169,10 @@ async function generatedFiles(
     [SBOM_FILE]: `${JSON.stringify(buildSbom(specs, { name, version }), null, 2)}\n`,
     [RELOCATE_INDEX]: relocateIndex,
     [BUILD_PREFIX_FILE]: `${buildPrefix}\n`,
-    [VERIFY_SIGNATURE_SCRIPT]: { content: await readFile(posix.join(projectRoot, "templates", "verify-signature.sh"), "utf8"), mode: 0o755 },
+    [VERIFY_SIGNATURE_SCRIPT]: {
+      content: await readFile(posix.join(projectRoot, "templates", "verify-signature.sh"), "utf8"),
+      mode: 0o755,
+    },
     ...(await assetFiles(name, pkg.assets)),
   };
 }

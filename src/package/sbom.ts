@@ -35,7 +35,13 @@ export function buildSbom(specs: SpecRecord[], subject?: SbomSubject): Record<st
   const metadata: Record<string, unknown> = {
     tools: { components: [{ type: "application", name: "stack-factory" }] },
   };
-  if (subject) metadata["component"] = { type: "application", "bom-ref": `stack:${subject.name}@${subject.version}`, name: subject.name, version: subject.version };
+  if (subject)
+    metadata["component"] = {
+      type: "application",
+      "bom-ref": `stack:${subject.name}@${subject.version}`,
+      name: subject.name,
+      version: subject.version,
+    };
   return {
     bomFormat: "CycloneDX",
     specVersion: "1.5",

@@ -99,7 +99,9 @@ export function parseSpecs(input: unknown): SpecRecord[] {
     }
   }
   if (!Array.isArray(data)) {
-    throw new InputError(`spack find --json output must be a JSON array of specs, got ${data === null ? "null" : typeof data}`);
+    throw new InputError(
+      `spack find --json output must be a JSON array of specs, got ${data === null ? "null" : typeof data}`,
+    );
   }
   const seen = new Set<string>();
   const records: SpecRecord[] = [];

@@ -10,7 +10,15 @@
 /** Why the archive as a whole cannot be judged the way GNU tar will extract it. */
 export class TarProblem extends Error {}
 
-export type TarEntryType = "file" | "directory" | "symlink" | "link" | "character-device" | "block-device" | "fifo" | "contiguous-file";
+export type TarEntryType =
+  | "file"
+  | "directory"
+  | "symlink"
+  | "link"
+  | "character-device"
+  | "block-device"
+  | "fifo"
+  | "contiguous-file";
 
 export interface TarEntry {
   /** The name GNU tar would use, as written (not normalised). */
@@ -64,7 +72,8 @@ const SPECIAL = new Map<string, string>([
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
 function text(bytes: Uint8Array, what: string, at: number): string {
-  if (bytes.includes(0)) throw new TarProblem(`${what} at byte ${at} contains a NUL byte (GNU tar would cut the name there)`);
+  if (bytes.includes(0))
+    throw new TarProblem(`${what} at byte ${at} contains a NUL byte (GNU tar would cut the name there)`);
   try {
     return utf8.decode(bytes);
   } catch {
@@ -89,7 +98,10 @@ function number(block: Buffer, offset: number, length: number, what: string, at:
     return value;
   }
   const match = /^ *([0-7]+)[ \0]*$/.exec(slice.toString("latin1"));
-  if (match === null) throw new TarProblem(`the ${what} of the header at byte ${at} is not an octal number (${JSON.stringify(slice.toString("latin1"))})`);
+  if (match === null)
+    throw new TarProblem(
+      `the ${what} of the header at byte ${at} is not an octal number (${JSON.stringify(slice.toString("latin1"))})`,
+    );
   const value = parseInt(match[1]!, 8);
   if (!Number.isSafeInteger(value)) throw new TarProblem(`the ${what} of the header at byte ${at} is too large`);
   return value;
@@ -123,7 +135,9 @@ function paxRecords(data: Buffer, at: number): Map<string, string> {
     if (equals <= 0) throw new TarProblem(`the pax header at byte ${at} has a record without a keyword`);
     const key = record.subarray(0, equals).toString("latin1");
     if (!PAX_KEYS.has(key)) {
-      throw new TarProblem(`the pax header at byte ${at} has the keyword ${JSON.stringify(key)}, which GNU tar would act on (only ${[...PAX_KEYS].join(", ")} are allowed)`);
+      throw new TarProblem(
+        `the pax header at byte ${at} has the keyword ${JSON.stringify(key)}, which GNU tar would act on (only ${[...PAX_KEYS].join(", ")} are allowed)`,
+      );
     }
     if (records.has(key)) throw new TarProblem(`the pax header at byte ${at} gives ${key} twice`);
     records.set(key, text(record.subarray(equals + 1), `the pax ${key}`, at));
@@ -209,7 +223,8 @@ class ByteReader {
 
 function paxNumber(value: string | undefined, what: string, at: number): number | undefined {
   if (value === undefined) return undefined;
-  if (!/^[0-9]+$/.test(value) || !Number.isSafeInteger(Number(value))) throw new TarProblem(`the pax ${what} of the entry at byte ${at} is not a number`);
+  if (!/^[0-9]+$/.test(value) || !Number.isSafeInteger(Number(value)))
+    throw new TarProblem(`the pax ${what} of the entry at byte ${at} is not a number`);
   return Number(value);
 }
 
@@ -240,27 +255,34 @@ export class TarReader {
       const { data: block, partial } = await this.bytes.exact(BLOCK);
       if (block === undefined) {
         if (partial) throw new TarProblem(`the archive ends in the middle of the header at byte ${at}`);
-        if (pax !== undefined || longName !== undefined || longLink !== undefined) throw new TarProblem("the archive ends after an extended header, before its entry");
+        if (pax !== undefined || longName !== undefined || longLink !== undefined)
+          throw new TarProblem("the archive ends after an extended header, before its entry");
         return;
       }
       if (isZeroBlock(block)) {
-        if (pax !== undefined || longName !== undefined || longLink !== undefined) throw new TarProblem(`the end-of-archive block at byte ${at} follows an extended header`);
+        if (pax !== undefined || longName !== undefined || longLink !== undefined)
+          throw new TarProblem(`the end-of-archive block at byte ${at} follows an extended header`);
         if (await this.bytes.drain()) {
-          throw new TarProblem(`there is data after the end-of-archive block at byte ${at} (tar --ignore-zeros would extract it)`);
+          throw new TarProblem(
+            `there is data after the end-of-archive block at byte ${at} (tar --ignore-zeros would extract it)`,
+          );
         }
         return;
       }
       if (!checksumOk(block, at)) throw new TarProblem(`the header at byte ${at} has a wrong checksum`);
       const magic = block.subarray(257, 265).toString("latin1");
       const ustar = magic.startsWith("ustar\0");
-      if (!ustar && magic !== "ustar  \0") throw new TarProblem(`the header at byte ${at} is neither POSIX ustar nor GNU tar`);
+      if (!ustar && magic !== "ustar  \0")
+        throw new TarProblem(`the header at byte ${at} is neither POSIX ustar nor GNU tar`);
 
       const flag = String.fromCharCode(block[156]!);
       const size = number(block, 124, 12, "size", at);
       if (flag === "x" || flag === "L" || flag === "K") {
-        if (size > MAX_EXTENDED_BYTES) throw new TarProblem(`the extended header at byte ${at} is larger than ${MAX_EXTENDED_BYTES} bytes`);
+        if (size > MAX_EXTENDED_BYTES)
+          throw new TarProblem(`the extended header at byte ${at} is larger than ${MAX_EXTENDED_BYTES} bytes`);
         const { data } = await this.bytes.exact(size);
-        if (data === undefined) throw new TarProblem(`the archive ends in the middle of the extended header at byte ${at}`);
+        if (data === undefined)
+          throw new TarProblem(`the archive ends in the middle of the extended header at byte ${at}`);
         await this.bytes.skip(padding(size));
         if (flag === "x") {
           if (pax !== undefined) throw new TarProblem(`two pax headers in a row at byte ${at}`);
@@ -269,7 +291,9 @@ export class TarReader {
           const end = data.indexOf(0);
           const value = end === -1 ? data : data.subarray(0, end);
           if (end !== -1 && data.subarray(end).some((byte) => byte !== 0)) {
-            throw new TarProblem(`the GNU long name at byte ${at} has bytes after its NUL (GNU tar would cut the name there)`);
+            throw new TarProblem(
+              `the GNU long name at byte ${at} has bytes after its NUL (GNU tar would cut the name there)`,
+            );
           }
           const decoded = text(value, "the GNU long name", at);
           if (flag === "L") {
@@ -286,7 +310,9 @@ export class TarReader {
       if (special !== undefined) throw new TarProblem(`the entry at byte ${at} is ${special}`);
       const type = TYPES.get(flag);
       if (type === undefined) {
-        throw new TarProblem(`the entry at byte ${at} has the unknown type ${JSON.stringify(flag)} (GNU tar would extract it as a regular file)`);
+        throw new TarProblem(
+          `the entry at byte ${at} has the unknown type ${JSON.stringify(flag)} (GNU tar would extract it as a regular file)`,
+        );
       }
 
       let name = text(field(block, 0, 100), "the name", at);
@@ -294,13 +320,16 @@ export class TarReader {
       if (ustar && prefix.length > 0) name = `${text(prefix, "the name prefix", at)}/${name}`;
       let linkname = text(field(block, 157, 100), "the link name", at);
       let length = size;
-      if (longName !== undefined && pax?.has("path") === true) throw new TarProblem(`the entry at byte ${at} has both a GNU long name and a pax path`);
-      if (longLink !== undefined && pax?.has("linkpath") === true) throw new TarProblem(`the entry at byte ${at} has both a GNU long link name and a pax linkpath`);
+      if (longName !== undefined && pax?.has("path") === true)
+        throw new TarProblem(`the entry at byte ${at} has both a GNU long name and a pax path`);
+      if (longLink !== undefined && pax?.has("linkpath") === true)
+        throw new TarProblem(`the entry at byte ${at} has both a GNU long link name and a pax linkpath`);
       name = pax?.get("path") ?? longName ?? name;
       linkname = pax?.get("linkpath") ?? longLink ?? linkname;
       const paxSize = pax?.get("size");
       if (paxSize !== undefined) {
-        if (!/^[0-9]+$/.test(paxSize) || !Number.isSafeInteger(Number(paxSize))) throw new TarProblem(`the pax size of the entry at byte ${at} is not a number`);
+        if (!/^[0-9]+$/.test(paxSize) || !Number.isSafeInteger(Number(paxSize)))
+          throw new TarProblem(`the pax size of the entry at byte ${at} is not a number`);
         length = Number(paxSize);
       }
       const paxOwner = pax;
@@ -310,10 +339,14 @@ export class TarReader {
 
       const isFile = type === "file" || type === "contiguous-file";
       if (isFile && name.endsWith("/")) {
-        throw new TarProblem(`${JSON.stringify(name)}: a regular file whose name ends in '/' (GNU tar would make it a directory)`);
+        throw new TarProblem(
+          `${JSON.stringify(name)}: a regular file whose name ends in '/' (GNU tar would make it a directory)`,
+        );
       }
       if (!isFile && length !== 0) {
-        throw new TarProblem(`${JSON.stringify(name)}: a ${type} entry with ${length} bytes of data (GNU tar would read that data as headers)`);
+        throw new TarProblem(
+          `${JSON.stringify(name)}: a ${type} entry with ${length} bytes of data (GNU tar would read that data as headers)`,
+        );
       }
       const mode = number(block, 100, 8, "mode", at) & 0o7777;
       const owner = {

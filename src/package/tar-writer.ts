@@ -38,11 +38,18 @@ export async function writeEmpty(pack: Pack, header: EntryHeader, mtime: Date): 
  * Streams a file body into the pack, waiting whenever the pack is full, and returns the body's sha256 (hex).
  * `header.size` must be the exact body length.
  */
-export async function writeFile(pack: Pack, header: EntryHeader, body: AsyncIterable<Uint8Array> | Uint8Array, mtime: Date): Promise<string> {
+export async function writeFile(
+  pack: Pack,
+  header: EntryHeader,
+  body: AsyncIterable<Uint8Array> | Uint8Array,
+  mtime: Date,
+): Promise<string> {
   const hash = createHash("sha256");
   let sink!: NodeJS.WritableStream & { write(chunk: Uint8Array): boolean };
   const done = new Promise<void>((resolve, reject) => {
-    sink = pack.entry(fullHeader({ ...header, type: "file" }, mtime), (error) => (error ? reject(error) : resolve())) as typeof sink;
+    sink = pack.entry(fullHeader({ ...header, type: "file" }, mtime), (error) =>
+      error ? reject(error) : resolve(),
+    ) as typeof sink;
   });
   done.catch(() => {});
   // A destroyed pack destroys its entry too; that failure reaches the caller through `done`.

@@ -15,7 +15,15 @@ import { createGunzip } from "node:zlib";
 import { execa } from "execa";
 import { InputError } from "../errors.js";
 import { parseSums } from "./checksums.js";
-import { cleanName, entryProblem, modeProblem, nameProblem, ownerProblem, symlinkAbove, symlinkEscape } from "./entry-safety.js";
+import {
+  cleanName,
+  entryProblem,
+  modeProblem,
+  nameProblem,
+  ownerProblem,
+  symlinkAbove,
+  symlinkEscape,
+} from "./entry-safety.js";
 import { CHECKSUMS_FILE, MANIFEST_FILE } from "./layout.js";
 import { MANIFEST_KEYS } from "./manifest.js";
 import { TarProblem, TarReader } from "./tar-read.js";
@@ -64,7 +72,12 @@ async function decompressor(handle: FileHandle): Promise<{ stream: Duplex; exite
   if (head.equals(ZSTD_MAGIC)) {
     const zstd = await findExecutable("zstd");
     if (zstd === undefined) return "the archive is zstd-compressed and the zstd program is not on PATH";
-    const child = execa(zstd, ["-dc", "-q"], { stdin: "pipe", stdout: "pipe", stderr: "pipe", buffer: { stdout: false, stderr: true } });
+    const child = execa(zstd, ["-dc", "-q"], {
+      stdin: "pipe",
+      stdout: "pipe",
+      stderr: "pipe",
+      buffer: { stdout: false, stderr: true },
+    });
     const exited = child.then(
       () => undefined,
       (error: unknown) => {
@@ -138,13 +151,20 @@ async function scanEntries(reader: TarReader, problems: Problems): Promise<Scan>
         problems.add(`${JSON.stringify(raw)}: a second top-level entry (the first is ${scan.top})`);
       } else if (bad === undefined) {
         rel = name === scan.top ? "" : name.slice(scan.top!.length + 1);
-        if (seen.has(name)) problems.add(`${name}: appears twice in the archive${raw !== name && raw !== `${name}/` ? ` (as ${JSON.stringify(raw)})` : ""}`);
+        if (seen.has(name))
+          problems.add(
+            `${name}: appears twice in the archive${raw !== name && raw !== `${name}/` ? ` (as ${JSON.stringify(raw)})` : ""}`,
+          );
         seen.add(name);
-        const problem = entryProblem({ name, type, linkname: entry.linkname }, scan.top!) ?? modeProblem(type, entry.mode) ?? ownerProblem(entry);
+        const problem =
+          entryProblem({ name, type, linkname: entry.linkname }, scan.top!) ??
+          modeProblem(type, entry.mode) ??
+          ownerProblem(entry);
         // Every symlink counts when others are resolved through it, the refused ones too.
         if (type === "symlink") links.set(name, entry.linkname);
         if (problem !== undefined) problems.add(`${name}: ${problem}`);
-        else if (rel === "" && type !== "directory") problems.add(`${name}: the top-level entry is a ${type}, not a directory`);
+        else if (rel === "" && type !== "directory")
+          problems.add(`${name}: the top-level entry is a ${type}, not a directory`);
         else if (type === "symlink") checkLinks.push(name);
         else if (type === "link") {
           const target = cleanName(entry.linkname).slice(scan.top!.length + 1);
@@ -181,8 +201,8 @@ async function scanEntries(reader: TarReader, problems: Problems): Promise<Scan>
       if (above !== undefined) problems.add(`${name}: lies under ${above}, a symlink (tar would write through it)`);
     }
     for (const name of checkLinks) {
-      const escape = symlinkEscape(name, links, scan.top);
-      if (escape !== undefined) problems.add(`${name}: symlink to ${links.get(name)!} ${escape}`);
+      const outside = symlinkEscape(name, links, scan.top);
+      if (outside !== undefined) problems.add(`${name}: symlink to ${links.get(name)!} ${outside}`);
     }
   }
   return scan;
@@ -309,9 +329,14 @@ async function verifyOpen(path: string, handle: FileHandle): Promise<VerifyRepor
   let scan: Scan | undefined;
   try {
     await Promise.all([
-      pipeline(handle.createReadStream({ start: 0, autoClose: false }), hashing, decompress.stream, async (source: AsyncIterable<Uint8Array>) => {
-        scan = await scanEntries(new TarReader(source), problems);
-      }),
+      pipeline(
+        handle.createReadStream({ start: 0, autoClose: false }),
+        hashing,
+        decompress.stream,
+        async (source: AsyncIterable<Uint8Array>) => {
+          scan = await scanEntries(new TarReader(source), problems);
+        },
+      ),
       decompress.exited,
     ]);
   } catch (error) {
@@ -320,7 +345,8 @@ async function verifyOpen(path: string, handle: FileHandle): Promise<VerifyRepor
   }
   if (sidecar !== undefined && typeof sidecar !== "string" && scan !== undefined) {
     const actual = fileHash.digest("hex");
-    if (actual !== sidecar.hex) problems.add(`${basename(path)}: sha256 ${actual} does not match ${basename(path)}.sha256 (${sidecar.hex})`);
+    if (actual !== sidecar.hex)
+      problems.add(`${basename(path)}: sha256 ${actual} does not match ${basename(path)}.sha256 (${sidecar.hex})`);
   }
   if (scan === undefined) return { ok: false, problems: problems.all, files: 0 };
   const found: Scan = scan;

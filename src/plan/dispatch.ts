@@ -45,11 +45,16 @@ export interface DispatchTarget {
  * The engines each target can go to, in engine order. Refuses, all at once and with the reason, every target no
  * engine can build.
  */
-export function eligibleEngines(targets: readonly DispatchTarget[], engines: readonly DispatchEngine[]): Map<string, string[]> {
+export function eligibleEngines(
+  targets: readonly DispatchTarget[],
+  engines: readonly DispatchEngine[],
+): Map<string, string[]> {
   const out = new Map<string, string[]>();
   const refused: string[] = [];
   for (const t of targets) {
-    const able = engines.filter((e) => e.arch === ANY_ARCH || familyOfEngineArch(e.arch) === t.family).map((e) => e.name);
+    const able = engines
+      .filter((e) => e.arch === ANY_ARCH || familyOfEngineArch(e.arch) === t.family)
+      .map((e) => e.name);
     if (able.length === 0) {
       const wanted = ARCH_OF_FAMILY[t.family as Family];
       const have = engines.map((e) => `${e.name} (${e.arch})`).join(", ");
@@ -125,7 +130,10 @@ export async function dispatch<R>(options: DispatchOptions<R>): Promise<R[]> {
         const reasons = able.map((name) => [name, down(name)] as const);
         if (reasons.every(([, why]) => why !== undefined)) {
           waiting.splice(k, 1);
-          results[index] = options.stranded(target, `no ${target.family} engine left: ${reasons.map(([name, why]) => `${name} ${why}`).join("; ")}`);
+          results[index] = options.stranded(
+            target,
+            `no ${target.family} engine left: ${reasons.map(([name, why]) => `${name} ${why}`).join("; ")}`,
+          );
         }
       }
       if (waiting.length === 0 && running === 0) resolve(results);

@@ -39,4 +39,3 @@ export const INSTALL_PADDED_LENGTH = 220;
  * fits in place of it: sites with long shared paths included.
  */
 export const BUILD_PREFIX_MIN_LENGTH = MAX_INSTALL_PREFIX + "/view".length;
-

@@ -19,7 +19,14 @@ export const REGISTRY_PASSWORD_VARIABLE = "STACK_FACTORY_REGISTRY_PASSWORD";
 export const REGISTRY_CREDENTIALS_FILE = `${CONTAINER.workRoot}/secrets/registry.env`;
 
 /** Steps that may talk to the buildcache: concretization reuses from it, installs read it, pushes write it. */
-const REGISTRY_STEPS: ReadonlySet<StepId> = new Set(["compiler-install", "compiler-push", "concretize", "fetch", "install", "push"]);
+const REGISTRY_STEPS: ReadonlySet<StepId> = new Set([
+  "compiler-install",
+  "compiler-push",
+  "concretize",
+  "fetch",
+  "install",
+  "push",
+]);
 
 export interface RegistryCredentials {
   username: string;
@@ -40,7 +47,11 @@ export interface Placement {
 
 /** The registry repository of a buildcache key: the key in the lowercase form OCI names allow. */
 export function ociRepositoryOf(location: Extract<BuildcacheLocation, { kind: "oci" }>, key: string): string {
-  const component = key.toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-+|-+$/g, "") || "default";
+  const component =
+    key
+      .toLowerCase()
+      .replace(/[^a-z0-9]+/g, "-")
+      .replace(/^-+|-+$/g, "") || "default";
   return `${location.url}/${component}`;
 }
 
@@ -50,7 +61,8 @@ export function placeTarget(target: TargetPlan, placement: Placement): TargetPla
   for (const m of target.mounts) {
     if (m.kind === "buildcache" && location !== undefined) {
       // A registry needs no mount; a shared path keeps the key as the directory under it.
-      if (location.kind === "path") mounts.push({ ...m, host: join(location.path, target.buildcacheKey), hostIsAbsolute: true });
+      if (location.kind === "path")
+        mounts.push({ ...m, host: join(location.path, target.buildcacheKey), hostIsAbsolute: true });
       continue;
     }
     mounts.push(m.hostIsAbsolute ? { ...m } : { ...m, host: join(placement.cacheRoot, m.host), hostIsAbsolute: true });
@@ -67,11 +79,14 @@ export function placeTarget(target: TargetPlan, placement: Placement): TargetPla
           source: false,
           ...(placement.credentials === undefined
             ? {}
-            : { access_pair: { id_variable: REGISTRY_USERNAME_VARIABLE, secret_variable: REGISTRY_PASSWORD_VARIABLE } }),
+            : {
+                access_pair: { id_variable: REGISTRY_USERNAME_VARIABLE, secret_variable: REGISTRY_PASSWORD_VARIABLE },
+              }),
         };
   const files: Record<string, string> = {};
   for (const [path, content] of Object.entries(target.files)) {
-    files[path] = mirror !== undefined && posix.basename(path) === "spack.yaml" ? withBuildcacheMirror(content, mirror) : content;
+    files[path] =
+      mirror !== undefined && posix.basename(path) === "spack.yaml" ? withBuildcacheMirror(content, mirror) : content;
   }
   const spackYaml = mirror === undefined ? target.spackYaml : withBuildcacheMirror(target.spackYaml, mirror);
 
@@ -79,7 +94,10 @@ export function placeTarget(target: TargetPlan, placement: Placement): TargetPla
   const secret = oci !== undefined && placement.credentials !== undefined ? placement.credentials : undefined;
   if (secret !== undefined) files[REGISTRY_CREDENTIALS_FILE] = credentialsEnvFile(secret);
   const steps = target.steps.map((step): Step => {
-    const lock = step.lock === LOCKS.sourceCache && ownSourceCache ? `${LOCKS.sourceCache}-${lockSlug(placement.engine)}` : step.lock;
+    const lock =
+      step.lock === LOCKS.sourceCache && ownSourceCache
+        ? `${LOCKS.sourceCache}-${lockSlug(placement.engine)}`
+        : step.lock;
     const argv = secret !== undefined && REGISTRY_STEPS.has(step.id) ? withCredentials(step.argv) : step.argv;
     return { ...step, argv: [...argv], ...(lock === undefined ? {} : { lock }) };
   });

@@ -64,7 +64,6 @@ export const BUILDER_PACKAGES = [
   "zstd",
 ] as const;
 
-
 /**
  * Turn a stack and the chosen targets into a build plan. Pure: the same input gives the same plan, byte for byte.
  * `targets` defaults to every target of the stack; each must be one of them.
@@ -228,7 +227,11 @@ function planTarget(stack: Stack, target: string, options: PlanOptions): TargetP
   const signingKey = options.signing?.fingerprint;
   if (options.signing !== undefined) {
     files[SIGNING_PATHS.publicKey] = options.signing.publicKey;
-    steps.push({ id: "trust", title: "trust the buildcache's signing key", argv: spackCommands.gpgTrust(paths, SIGNING_PATHS.publicKey) });
+    steps.push({
+      id: "trust",
+      title: "trust the buildcache's signing key",
+      argv: spackCommands.gpgTrust(paths, SIGNING_PATHS.publicKey),
+    });
   }
   const signs = signingKey === undefined ? {} : { secretKey: true };
   if (stack.compiler.kind === "spack") {
@@ -248,10 +251,24 @@ function planTarget(stack: Stack, target: string, options: PlanOptions): TargetP
       { lineWidth: 0 },
     );
     steps.push(
-      { id: "compiler-install", title: `build the compiler ${stack.compiler.spec}`, argv: spackCommands.install(compilerPaths, options.jobs) },
-      { id: "compiler-push", title: "push the compiler to the buildcache", argv: spackCommands.push(compilerPaths, signingKey), lock: pushLock, ...signs },
+      {
+        id: "compiler-install",
+        title: `build the compiler ${stack.compiler.spec}`,
+        argv: spackCommands.install(compilerPaths, options.jobs),
+      },
+      {
+        id: "compiler-push",
+        title: "push the compiler to the buildcache",
+        argv: spackCommands.push(compilerPaths, signingKey),
+        lock: pushLock,
+        ...signs,
+      },
       { id: "compiler-view", title: "make the compiler's view", argv: spackCommands.viewRegenerate(compilerPaths) },
-      { id: "compiler", title: "register the compiler", argv: spackCommands.compilerFind(paths, [`${CONTAINER.compilerView}/bin`]) },
+      {
+        id: "compiler",
+        title: "register the compiler",
+        argv: spackCommands.compilerFind(paths, [`${CONTAINER.compilerView}/bin`]),
+      },
     );
   } else {
     steps.push({ id: "compiler", title: "set up the compiler", argv: spackCommands.compilerFind(paths) });
@@ -270,7 +287,13 @@ function planTarget(stack: Stack, target: string, options: PlanOptions): TargetP
     { id: "fetch", title: "fetch sources", argv: spackCommands.fetch(paths), lock: LOCKS.sourceCache, optional: true },
     { id: "install", title: "install", argv: spackCommands.install(paths, options.jobs) },
     // Pushes update the buildcache index: one writer at a time per buildcache.
-    { id: "push", title: "push to the buildcache", argv: spackCommands.push(paths, signingKey), lock: pushLock, ...signs },
+    {
+      id: "push",
+      title: "push to the buildcache",
+      argv: spackCommands.push(paths, signingKey),
+      lock: pushLock,
+      ...signs,
+    },
   );
   if (options.mode !== "warm") {
     steps.push(
@@ -292,7 +315,9 @@ function planTarget(stack: Stack, target: string, options: PlanOptions): TargetP
     paths: { installRoot: CONTAINER.installRoot, viewRoot, buildPrefix: viewRoot },
     outputs: { dirName },
     ...(options.mode === "warm" ? {} : { packageFiles: packageFiles(stack, target, options.templates) }),
-    ...(signingKey === undefined ? {} : { signing: { fingerprint: signingKey, tmpfs: SIGNING_PATHS.tmpfs, gnupgHome: SIGNING_PATHS.gnupgHome } }),
+    ...(signingKey === undefined
+      ? {}
+      : { signing: { fingerprint: signingKey, tmpfs: SIGNING_PATHS.tmpfs, gnupgHome: SIGNING_PATHS.gnupgHome } }),
   };
 }
 
@@ -342,7 +367,13 @@ function planMounts(stack: Stack, buildcacheKey: string): Mount[] {
   const mounts: Mount[] = [
     origin.kind === "local"
       ? { kind: "spack", host: origin.path, hostIsAbsolute: true, container: CONTAINER.spack, readOnly: true }
-      : { kind: "spack", host: CACHE_LAYOUT.spack(checkoutKey as string), hostIsAbsolute: false, container: CONTAINER.spack, readOnly: true },
+      : {
+          kind: "spack",
+          host: CACHE_LAYOUT.spack(checkoutKey as string),
+          hostIsAbsolute: false,
+          container: CONTAINER.spack,
+          readOnly: true,
+        },
     cache("buildcache", CACHE_LAYOUT.buildcache(buildcacheKey), CONTAINER.buildcache),
     cache("source", CACHE_LAYOUT.source, CONTAINER.sourceCache),
     cache("spack-user", CACHE_LAYOUT.spackUser(userCacheKey), CONTAINER.userCache),
@@ -351,32 +382,65 @@ function planMounts(stack: Stack, buildcacheKey: string): Mount[] {
   const builtin = stack.spack.builtin;
   if (builtin?.kind === "local") {
     // The directory holding builtin's repo.yaml, at a path ending spack_repo/builtin.
-    mounts.push({ kind: "spack-packages", host: builtin.path, hostIsAbsolute: true, container: CONTAINER.builtinRepo, readOnly: true });
+    mounts.push({
+      kind: "spack-packages",
+      host: builtin.path,
+      hostIsAbsolute: true,
+      container: CONTAINER.builtinRepo,
+      readOnly: true,
+    });
   } else if (builtin?.kind === "git") {
     const key = cloneKey(builtin) as string;
-    mounts.push({ kind: "spack-packages", host: CACHE_LAYOUT.spackPackages(key), hostIsAbsolute: false, container: CONTAINER.spackPackages, readOnly: true });
+    mounts.push({
+      kind: "spack-packages",
+      host: CACHE_LAYOUT.spackPackages(key),
+      hostIsAbsolute: false,
+      container: CONTAINER.spackPackages,
+      readOnly: true,
+    });
   }
   for (const repo of stack.spack.repos) {
-    mounts.push({ kind: "repo", host: repo.path, hostIsAbsolute: true, container: repoMountPath(CONTAINER.repos, repo.namespace), readOnly: true });
+    mounts.push({
+      kind: "repo",
+      host: repo.path,
+      hostIsAbsolute: true,
+      container: repoMountPath(CONTAINER.repos, repo.namespace),
+      readOnly: true,
+    });
   }
   for (const name of Object.keys(stack.spack.mirrors).sort()) {
     const url = stack.spack.mirrors[name] as string;
     if (url.startsWith("/")) {
-      mounts.push({ kind: "mirror", host: url, hostIsAbsolute: true, container: `${CONTAINER.mirrors}/${name}`, readOnly: true });
+      mounts.push({
+        kind: "mirror",
+        host: url,
+        hostIsAbsolute: true,
+        container: `${CONTAINER.mirrors}/${name}`,
+        readOnly: true,
+      });
     }
   }
   return mounts;
 }
 
 function slug(text: string): string {
-  return text.replace(/[^A-Za-z0-9._-]+/g, "-").replace(/^-+|-+$/g, "").slice(0, 48) || "x";
+  return (
+    text
+      .replace(/[^A-Za-z0-9._-]+/g, "-")
+      .replace(/^-+|-+$/g, "")
+      .slice(0, 48) || "x"
+  );
 }
 
 /** sha256 of a record of files/fields, order-independent, 16 hex characters. */
 export function contentHash(record: Record<string, string>): string {
   const hash = createHash("sha256");
   for (const key of Object.keys(record).sort()) {
-    hash.update(key).update("\0").update(record[key] as string).update("\0");
+    hash
+      .update(key)
+      .update("\0")
+      .update(record[key] as string)
+      .update("\0");
   }
   return hash.digest("hex").slice(0, 16);
 }

@@ -45,7 +45,15 @@ export interface ImagePlan {
 }
 
 /** What kind of host cache a mount carries. */
-export type CacheKind = "buildcache" | "source" | "spack-user" | "ccache" | "spack" | "spack-packages" | "repo" | "mirror";
+export type CacheKind =
+  | "buildcache"
+  | "source"
+  | "spack-user"
+  | "ccache"
+  | "spack"
+  | "spack-packages"
+  | "repo"
+  | "mirror";
 
 export interface Mount {
   kind: CacheKind;

@@ -25,7 +25,6 @@ export const MODULE_TEMPLATE = "modules-templates/module.lua.eta";
 /** Variables the module never sets: the view's RPATHs make them unnecessary and they break other software. */
 const FORBIDDEN_VARS = ["LD_LIBRARY_PATH", "LD_PRELOAD", "LD_RUN_PATH"];
 
-
 export async function loadModuleTemplate(root = projectRoot): Promise<string> {
   return readFile(`${root}/${MODULE_TEMPLATE}`, "utf8");
 }
@@ -78,10 +77,14 @@ function checkEnvVars(envVars: Record<string, string>, stem: string): Array<[str
   const reserved = [...FORBIDDEN_VARS, `${stem}_ROOT`, `${stem}_INSTALL_PREFIX`];
   return Object.entries(envVars).map(([name, value]) => {
     if (!ENV_NAME.test(name)) {
-      throw new InputError(`module environment variable ${JSON.stringify(name)} is not a valid name (letters, digits, '_', not starting with a digit)`);
+      throw new InputError(
+        `module environment variable ${JSON.stringify(name)} is not a valid name (letters, digits, '_', not starting with a digit)`,
+      );
     }
     if (reserved.includes(name)) {
-      throw new InputError(`module environment variable ${name} cannot be set by a stack; reserved: ${reserved.join(", ")}`);
+      throw new InputError(
+        `module environment variable ${name} cannot be set by a stack; reserved: ${reserved.join(", ")}`,
+      );
     }
     return [name, value];
   });

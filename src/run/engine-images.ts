@@ -61,7 +61,10 @@ export async function ensureImages(
           return { built: false, id: await imageId(e.engine, image.tag) };
         });
         if (copied !== undefined) {
-          reporter.emit({ type: "info", message: `builder image ${image.tag} copied from engine ${source.name} to ${e.name}` });
+          reporter.emit({
+            type: "info",
+            message: `builder image ${image.tag} copied from engine ${source.name} to ${e.name}`,
+          });
           out.set(e.name, copied);
           continue;
         }

@@ -13,7 +13,11 @@ export interface ImageReadiness {
  * Builds (or reuses) the builder image and asks it for python3 and clingo. Spack's concretizer needs the clingo
  * module: without it Spack bootstraps clingo from the network, which an air-gapped factory cannot do.
  */
-export async function checkBuilderImage(engine: Engine, image: ImagePlan, signal?: AbortSignal): Promise<ImageReadiness> {
+export async function checkBuilderImage(
+  engine: Engine,
+  image: ImagePlan,
+  signal?: AbortSignal,
+): Promise<ImageReadiness> {
   await ensureImage(engine, { tag: image.tag, files: image.files, ...(signal === undefined ? {} : { signal }) });
   const out: Buffer[] = [];
   const probe =

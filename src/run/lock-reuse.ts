@@ -31,7 +31,8 @@ export type LockKey = { key: string } | { unusable: string };
 
 export function concretizationKey(inputs: ConcretizationInputs): LockKey {
   if (inputs.spackCommit === "unknown") return { unusable: "the Spack checkout has no git commit to compare" };
-  if (inputs.spackPackagesCommit === "unknown") return { unusable: "the spack-packages checkout has no git commit to compare" };
+  if (inputs.spackPackagesCommit === "unknown")
+    return { unusable: "the spack-packages checkout has no git commit to compare" };
   if (inputs.imageId === "") return { unusable: "the builder image id is unknown" };
   const hash = createHash("sha256");
   const field = (name: string, value: string) => hash.update(name).update("\0").update(value).update("\0");
@@ -51,9 +52,13 @@ export function concretizationKey(inputs: ConcretizationInputs): LockKey {
 export async function treeIdentity(dir: string): Promise<string> {
   const tree = await execa("git", ["-C", dir, "rev-parse", "HEAD:./"], { reject: false });
   if (tree.exitCode !== 0) return "unknown";
-  const diff = await execa("git", ["-C", dir, "diff", "--no-ext-diff", "--binary", "HEAD", "--", "."], { reject: false, encoding: "buffer" });
+  const diff = await execa("git", ["-C", dir, "diff", "--no-ext-diff", "--binary", "HEAD", "--", "."], {
+    reject: false,
+    encoding: "buffer",
+  });
   if (diff.exitCode !== 0) return "unknown";
-  const dirty = diff.stdout.length === 0 ? "" : `+${createHash("sha256").update(diff.stdout).digest("hex").slice(0, 16)}`;
+  const dirty =
+    diff.stdout.length === 0 ? "" : `+${createHash("sha256").update(diff.stdout).digest("hex").slice(0, 16)}`;
   return `${String(tree.stdout).trim()}${dirty}`;
 }
 

@@ -90,7 +90,9 @@ export async function buildReport(
       ...(t.tarball === undefined ? {} : { tarball: t.tarball }),
       ...(t.tarballBytes === undefined ? {} : { tarballBytes: t.tarballBytes }),
       ...(t.warnings === undefined ? {} : { warnings: t.warnings }),
-      ...(t.lock === undefined ? {} : { concretization: t.lock.reused ? "reused lock" : `concretized: ${t.lock.reason}` }),
+      ...(t.lock === undefined
+        ? {}
+        : { concretization: t.lock.reused ? "reused lock" : `concretized: ${t.lock.reason}` }),
       ...(t.engine === undefined ? {} : { engine: t.engine }),
       logPath: t.logPath,
       steps: t.steps.map((s) => ({ ...s, seconds: round(s.seconds) })),
@@ -116,7 +118,16 @@ export async function buildReport(
 /** The end-of-run table: one row per target. */
 export function reportTable(report: RunReport): string {
   const engines = report.targets.some((t) => t.engine !== undefined);
-  const header = ["target", engines ? "engine" : "", "status", "time", "built", "from cache", report.mode === "build" ? "tarball" : "", "log"];
+  const header = [
+    "target",
+    engines ? "engine" : "",
+    "status",
+    "time",
+    "built",
+    "from cache",
+    report.mode === "build" ? "tarball" : "",
+    "log",
+  ];
   const rows = report.targets.map((t) => [
     t.target,
     engines ? (t.engine ?? "-") : "",
@@ -124,13 +135,24 @@ export function reportTable(report: RunReport): string {
     `${t.seconds.toFixed(1)} s`,
     String(t.built.length),
     String(t.fromCache.length),
-    report.mode === "build" ? (t.tarball === undefined ? "-" : `${t.tarball} (${formatBytes(t.tarballBytes ?? 0)})`) : "",
+    report.mode === "build"
+      ? t.tarball === undefined
+        ? "-"
+        : `${t.tarball} (${formatBytes(t.tarballBytes ?? 0)})`
+      : "",
     t.logPath,
   ]);
   const keep = header.map((h, i) => h !== "" || rows.some((r) => r[i] !== ""));
   const table = [header, ...rows].map((r) => r.filter((_, i) => keep[i]));
   const widths = (table[0] ?? []).map((_, i) => Math.max(...table.map((r) => (r[i] ?? "").length)));
-  return `${table.map((r) => r.map((c, i) => c.padEnd(widths[i] ?? 0)).join("  ").trimEnd()).join("\n")}\n`;
+  return `${table
+    .map((r) =>
+      r
+        .map((c, i) => c.padEnd(widths[i] ?? 0))
+        .join("  ")
+        .trimEnd(),
+    )
+    .join("\n")}\n`;
 }
 
 /** A short Markdown summary for CI job pages. */
@@ -146,7 +168,10 @@ export function reportMarkdown(report: RunReport): string {
     "",
     "| target | status | built | reused | time |",
     "| --- | --- | ---: | ---: | ---: |",
-    ...report.targets.map((t) => `| ${t.target} | ${t.status === "ok" ? "ok" : `**${t.status}**`} | ${t.built.length} | ${t.fromCache.length} | ${t.seconds.toFixed(0)} s |`),
+    ...report.targets.map(
+      (t) =>
+        `| ${t.target} | ${t.status === "ok" ? "ok" : `**${t.status}**`} | ${t.built.length} | ${t.fromCache.length} | ${t.seconds.toFixed(0)} s |`,
+    ),
   ];
   const failed = report.targets.filter((t) => t.status === "failed");
   if (failed.length > 0) lines.push("", ...failed.map((t) => `- ${t.target} failed: see \`${t.logPath}\``));

@@ -1,12 +1,7 @@
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { BuildcacheLocation } from "../config/factory.js";
-import {
-  removeByLabel,
-  removeDeadRuns,
-  type BuildContainer,
-  type Engine,
-} from "../docker/index.js";
+import { removeByLabel, removeDeadRuns, type BuildContainer, type Engine } from "../docker/index.js";
 import { BuildError, CancelledError, FactoryError } from "../errors.js";
 import { ANY_ARCH, dispatch, eligibleEngines, familyOfEngineArch } from "../plan/dispatch.js";
 import { placeTarget, type RegistryCredentials } from "../plan/placement.js";
@@ -104,14 +99,26 @@ export interface RunResult {
 export async function runPlan(plan: BuildPlan, options: RunOptions): Promise<RunResult> {
   const { reporter, signal } = options;
   const several = options.engines !== undefined;
-  const engines: RunEngine[] = options.engines ?? (options.engine === undefined ? [] : [
-    { name: options.engine.name, engine: options.engine, cacheRoot: options.cacheRoot, concurrency: options.concurrency, arch: ANY_ARCH },
-  ]);
+  const engines: RunEngine[] =
+    options.engines ??
+    (options.engine === undefined
+      ? []
+      : [
+          {
+            name: options.engine.name,
+            engine: options.engine,
+            cacheRoot: options.cacheRoot,
+            concurrency: options.concurrency,
+            arch: ANY_ARCH,
+          },
+        ]);
   if (engines[0] === undefined) throw new BuildError("runPlan: no engine to build on (give engine or engines)");
   // Every engine labels what it creates with this run's id, pid and host.
   const runId = engines[0].engine.runId;
   // Engines that went down: they take no more targets. Those of the settings that never answered are down already.
-  const down = new Map<string, string>((options.downEngines ?? []).map((d) => [d.name, `did not answer at ${d.where}: ${d.reason}`]));
+  const down = new Map<string, string>(
+    (options.downEngines ?? []).map((d) => [d.name, `did not answer at ${d.where}: ${d.reason}`]),
+  );
   // A target no engine builds is refused before anything runs (unless an engine that did not answer might have).
   if (down.size === 0) eligibleEngines(plan.targets, engines);
   reporter.emit({
@@ -129,37 +136,62 @@ export async function runPlan(plan: BuildPlan, options: RunOptions): Promise<Run
       return undefined;
     });
     if (leftovers !== undefined && leftovers.length > 0) {
-      reporter.emit({ type: "info", message: `removed ${leftovers.length} container(s) left by dead runs${several ? ` on engine ${e.name}` : ""}` });
+      reporter.emit({
+        type: "info",
+        message: `removed ${leftovers.length} container(s) left by dead runs${several ? ` on engine ${e.name}` : ""}`,
+      });
     }
   }
 
-  const entries = [...new Set(plan.targets.flatMap((t) => t.mounts.filter((m) => !m.hostIsAbsolute).map((m) => m.host)))];
+  const entries = [
+    ...new Set(plan.targets.flatMap((t) => t.mounts.filter((m) => !m.hostIsAbsolute).map((m) => m.host))),
+  ];
   const unregisters: (() => Promise<void>)[] = [];
   // The cache root of every engine of this host, and the factory's own (logs, records, locks).
   const engineRoots = [...new Set(engines.filter((e) => e.engine.local).map((e) => e.cacheRoot))];
   const roots = [...new Set([...engineRoots, options.cacheRoot])];
   // A buildcache the settings put elsewhere is no cache directory of the engines.
   const hostPlan: BuildPlan =
-    options.buildcache === undefined ? plan : { ...plan, targets: plan.targets.map((t) => ({ ...t, mounts: t.mounts.filter((m) => m.kind !== "buildcache") })) };
+    options.buildcache === undefined
+      ? plan
+      : {
+          ...plan,
+          targets: plan.targets.map((t) => ({ ...t, mounts: t.mounts.filter((m) => m.kind !== "buildcache") })),
+        };
   try {
     // Registered first, so that a concurrent `cache prune` leaves alone what this run is about to use.
     for (const root of roots) {
       await mkdir(root, { recursive: true });
       unregisters.push(await registerRun(root, runId, entries));
     }
-    const { spackCommit, spackPackagesCommit } = await prepareHost(hostPlan, engineRoots[0] ?? options.cacheRoot, reporter, signal);
+    const { spackCommit, spackPackagesCommit } = await prepareHost(
+      hostPlan,
+      engineRoots[0] ?? options.cacheRoot,
+      reporter,
+      signal,
+    );
     for (const root of engineRoots.slice(1)) await prepareHost(hostPlan, root, reporter, signal);
     const shared = options.buildcache;
     if (shared?.kind === "path") {
       for (const t of plan.targets) {
-        await prepareCacheDirs(t.mounts.filter((m) => m.kind === "buildcache").map((m) => ({ ...m, host: t.buildcacheKey })), shared.path);
+        await prepareCacheDirs(
+          t.mounts.filter((m) => m.kind === "buildcache").map((m) => ({ ...m, host: t.buildcacheKey })),
+          shared.path,
+        );
       }
     }
     for (const e of engines.filter((x) => !x.engine.local)) {
-      down.set(e.name, `its cache root ${e.cacheRoot} is on another host, and preparing a remote cache root (cache directories, Spack checkout) is not implemented yet`);
+      down.set(
+        e.name,
+        `its cache root ${e.cacheRoot} is on another host, and preparing a remote cache root (cache directories, Spack checkout) is not implemented yet`,
+      );
     }
     await noteForeignTargets(plan, reporter);
-    const images = await ensureImages(engines.filter((e) => !down.has(e.name)), plan.builder, { reporter, signal });
+    const images = await ensureImages(
+      engines.filter((e) => !down.has(e.name)),
+      plan.builder,
+      { reporter, signal },
+    );
     const firstImage = [...images.values()].find((i): i is EngineImage => !(i instanceof Error));
     if (firstImage === undefined) {
       // No engine has the builder image: the run cannot start (as with one engine whose image build failed).
@@ -168,8 +200,13 @@ export async function runPlan(plan: BuildPlan, options: RunOptions): Promise<Run
         new BuildError(`no engine can build: ${[...down].map(([name, why]) => `${name} ${why}`).join("; ")}`)
       );
     }
-    for (const [name, image] of images) if (image instanceof Error) down.set(name, `has no builder image: ${image.message}`);
-    reporter.emit({ type: "image", tag: plan.builder.tag, built: [...images.values()].some((i) => !(i instanceof Error) && i.built) });
+    for (const [name, image] of images)
+      if (image instanceof Error) down.set(name, `has no builder image: ${image.message}`);
+    reporter.emit({
+      type: "image",
+      tag: plan.builder.tag,
+      built: [...images.values()].some((i) => !(i instanceof Error) && i.built),
+    });
     const imageOf = (name: string): EngineImage => images.get(name) as EngineImage;
     const repoDigests = await digestRepos(plan);
     // What the checkouts hold rather than their commits: a checkout inside a larger repository keeps its identity
@@ -199,7 +236,15 @@ export async function runPlan(plan: BuildPlan, options: RunOptions): Promise<Run
       const onEngine = several ? { engine: runEngine.name } : {};
       const logPath = join(options.cacheRoot, CACHE_LAYOUT.targetLog(runId, target.target));
       if (targetSignal.aborted) {
-        return { target: target.target, status: signal.aborted ? "cancelled" : "skipped", seconds: 0, logPath, steps: [], captured: {}, ...onEngine };
+        return {
+          target: target.target,
+          status: signal.aborted ? "cancelled" : "skipped",
+          seconds: 0,
+          logPath,
+          steps: [],
+          captured: {},
+          ...onEngine,
+        };
       }
       reporter.emit({ type: "target-start", target: target.target });
       const started = performance.now();
@@ -226,13 +271,14 @@ export async function runPlan(plan: BuildPlan, options: RunOptions): Promise<Run
           ...(options.packer === undefined
             ? {}
             : {
-                afterSteps: async (c: BuildContainer, log: TargetLog, captured: Record<string, string>) =>
-                  void (extra = await options.packer!.pack(target, c, log, {
+                afterSteps: async (c: BuildContainer, log: TargetLog, captured: Record<string, string>) => {
+                  extra = await options.packer!.pack(target, c, log, {
                     spackCommit,
                     ...(spackPackagesCommit === undefined ? {} : { spackPackagesCommit }),
                     imageId: image.id,
                     captured,
-                  })),
+                  });
+                },
               }),
         });
         const seconds = (performance.now() - started) / 1000;
@@ -262,10 +308,25 @@ export async function runPlan(plan: BuildPlan, options: RunOptions): Promise<Run
           if (gone !== undefined) down.set(runEngine.name, gone);
           message = `on engine ${runEngine.name}${gone === undefined ? "" : ` (it ${gone})`}: ${message}`;
         }
-        reporter.emit({ type: "target-done", target: target.target, ok: false, seconds, detail: cancelled ? "cancelled" : message });
+        reporter.emit({
+          type: "target-done",
+          target: target.target,
+          ok: false,
+          seconds,
+          detail: cancelled ? "cancelled" : message,
+        });
         if (options.failFast === true) failFast.abort();
         const steps = (error as { steps?: StepTiming[] }).steps ?? [];
-        return { target: target.target, status: cancelled ? "cancelled" : "failed", seconds, logPath, steps, captured: {}, ...onEngine, error: message };
+        return {
+          target: target.target,
+          status: cancelled ? "cancelled" : "failed",
+          seconds,
+          logPath,
+          steps,
+          captured: {},
+          ...onEngine,
+          error: message,
+        };
       }
     };
     // Targets only engines that are down could have built fail now; the others take the next free slot of their family.
@@ -277,7 +338,9 @@ export async function runPlan(plan: BuildPlan, options: RunOptions): Promise<Run
     };
     const planned = new Map(plan.targets.map((t) => [t.target, t]));
     const live = engines.filter((e) => !down.has(e.name));
-    const orphans = plan.targets.filter((t) => !live.some((e) => e.arch === ANY_ARCH || familyOfEngineArch(e.arch) === t.family));
+    const orphans = plan.targets.filter(
+      (t) => !live.some((e) => e.arch === ANY_ARCH || familyOfEngineArch(e.arch) === t.family),
+    );
     const dispatched = await dispatch<TargetResult>({
       targets: plan.targets.filter((t) => !orphans.includes(t)),
       engines: live.map((e) => ({ name: e.name, arch: e.arch, concurrency: e.concurrency })),
@@ -292,7 +355,11 @@ export async function runPlan(plan: BuildPlan, options: RunOptions): Promise<Run
     const image = firstImage;
     return {
       runId,
-      image: { tag: plan.builder.tag, built: [...images.values()].some((i) => !(i instanceof Error) && i.built), id: image.id },
+      image: {
+        tag: plan.builder.tag,
+        built: [...images.values()].some((i) => !(i instanceof Error) && i.built),
+        id: image.id,
+      },
       spackCommit,
       ...(spackPackagesCommit === undefined ? {} : { spackPackagesCommit }),
       targets: results,
@@ -318,37 +385,60 @@ export interface SourceCommits {
  * Cache directories, the Spack checkout and Spack v1.x's builtin package repository on the host, so that no build
  * clones anything; poisoned package-repository clones in Spack's user caches are cleared.
  */
-async function prepareHost(plan: BuildPlan, cacheRoot: string, reporter: Reporter, signal: AbortSignal): Promise<SourceCommits> {
+async function prepareHost(
+  plan: BuildPlan,
+  cacheRoot: string,
+  reporter: Reporter,
+  signal: AbortSignal,
+): Promise<SourceCommits> {
   for (const target of plan.targets) {
     await prepareCacheDirs(target.mounts, cacheRoot);
     for (const mount of target.mounts.filter((m) => m.kind === "spack-user")) {
       const cleared = await clearPoisonedPackageRepos(hostPathOf(mount, cacheRoot));
       for (const name of cleared) {
-        reporter.emit({ type: "info", message: `removed a failed package repository clone (package_repos/${name}) from Spack's user cache` });
+        reporter.emit({
+          type: "info",
+          message: `removed a failed package repository clone (package_repos/${name}) from Spack's user cache`,
+        });
       }
     }
   }
   const mounts = plan.targets[0]?.mounts ?? [];
-  const fetch = async (kind: "spack" | "spack-packages", origin: Origin, what: string, marker?: string): Promise<string> => {
+  const fetch = async (
+    kind: "spack" | "spack-packages",
+    origin: Origin,
+    what: string,
+    marker?: string,
+  ): Promise<string> => {
     const mount = mounts.find((m) => m.kind === kind);
     if (mount === undefined) return "unknown";
     const path = hostPathOf(mount, cacheRoot);
     if (origin.kind === "local") return headOf(path);
-    const checkout = await ensureSpackCheckout(path, origin.url, origin.ref, signal, marker, what).catch((error: unknown) => {
-      if (error instanceof BuildError && kind === "spack-packages") {
-        throw new BuildError(`Spack's builtin packages: ${error.message}`, {
-          cause: error,
-          hint: "an offline factory needs a local spack-packages checkout: set spack.builtin.source in the stack file",
-        });
-      }
-      throw error;
+    const checkout = await ensureSpackCheckout(path, origin.url, origin.ref, signal, marker, what).catch(
+      (error: unknown) => {
+        if (error instanceof BuildError && kind === "spack-packages") {
+          throw new BuildError(`Spack's builtin packages: ${error.message}`, {
+            cause: error,
+            hint: "an offline factory needs a local spack-packages checkout: set spack.builtin.source in the stack file",
+          });
+        }
+        throw error;
+      },
+    );
+    reporter.emit({
+      type: "info",
+      message: `${kind} ${origin.ref}: ${checkout.cloned ? "cloned" : "reused the clone"} in ${path}`,
     });
-    reporter.emit({ type: "info", message: `${kind} ${origin.ref}: ${checkout.cloned ? "cloned" : "reused the clone"} in ${path}` });
     return checkout.commit;
   };
   const spackCommit = await fetch("spack", plan.spack, "a Spack checkout");
   if (plan.builtin === undefined) return { spackCommit };
-  const spackPackagesCommit = await fetch("spack-packages", plan.builtin, "a spack-packages checkout", BUILTIN_IN_CHECKOUT + "/repo.yaml");
+  const spackPackagesCommit = await fetch(
+    "spack-packages",
+    plan.builtin,
+    "a spack-packages checkout",
+    `${BUILTIN_IN_CHECKOUT}/repo.yaml`,
+  );
   return { spackCommit, spackPackagesCommit };
 }
 

@@ -78,7 +78,11 @@ export async function runTarget(plan: TargetPlan, options: TargetRunOptions): Pr
     container = await startContainer(options.engine, {
       image: options.image,
       env: { ...plan.env, ...options.extraEnv },
-      mounts: plan.mounts.map((m) => ({ host: hostPathOf(m, options.cacheRoot), container: m.container, readOnly: m.readOnly })),
+      mounts: plan.mounts.map((m) => ({
+        host: hostPathOf(m, options.cacheRoot),
+        container: m.container,
+        readOnly: m.readOnly,
+      })),
       user: `${user.uid}:${user.gid}`,
       labels: { "stack-factory.target": target, ...(options.keepContainer === true ? { [LABEL.keep]: "1" } : {}) },
       workingDir: CONTAINER.workRoot,
@@ -91,7 +95,10 @@ export async function runTarget(plan: TargetPlan, options: TargetRunOptions): Pr
     // One call per directory, so that each directory is made by the build user and the files are theirs.
     for (const [dir, files] of byDirectory(plan.files)) await container.putFiles(dir, files, user);
     if (plan.signing !== undefined) {
-      if (options.signingKey === undefined) throw new BuildError(`target ${target}: the plan signs with ${plan.signing.fingerprint}, but no signing key was given`);
+      if (options.signingKey === undefined)
+        throw new BuildError(
+          `target ${target}: the plan signs with ${plan.signing.fingerprint}, but no signing key was given`,
+        );
       await prepareGnupgHome(container, plan.signing, signal);
     }
     await mkdir(options.workDir, { recursive: true });
@@ -118,7 +125,8 @@ export async function runTarget(plan: TargetPlan, options: TargetRunOptions): Pr
           onStdout: (chunk) => (step.captureStdout === undefined ? log.write(chunk) : stdout.push(chunk)),
           onStderr: (chunk) => log.write(chunk),
         });
-      const exec = step.secretKey === true ? () => withSecretKey(container!, plan, options, log, step.id, runStep) : runStep;
+      const exec =
+        step.secretKey === true ? () => withSecretKey(container!, plan, options, log, step.id, runStep) : runStep;
       const { exitCode } =
         step.lock === undefined
           ? await exec()
@@ -139,7 +147,9 @@ export async function runTarget(plan: TargetPlan, options: TargetRunOptions): Pr
           const text = (await container.readFile(`${plan.envDir}/spack.lock`, signal)).toString("utf8");
           await saveLock(options.cacheRoot, options.lockKey.key, text);
         } catch (error) {
-          log.note(`step concretize: could not keep spack.lock for reuse: ${error instanceof Error ? error.message : String(error)}`);
+          log.note(
+            `step concretize: could not keep spack.lock for reuse: ${error instanceof Error ? error.message : String(error)}`,
+          );
         }
       }
       if (exitCode !== 0 && step.optional === true && !signal.aborted) {
@@ -162,7 +172,13 @@ export async function runTarget(plan: TargetPlan, options: TargetRunOptions): Pr
     return { target, logPath: log.path, steps, captured, ...(lock === undefined ? {} : { lock }) };
   } catch (error) {
     // Packing failures keep the container on request too (step failures have already said so).
-    if (options.keepContainer === true && !keep && container !== undefined && !signal.aborted && error instanceof Error) {
+    if (
+      options.keepContainer === true &&
+      !keep &&
+      container !== undefined &&
+      !signal.aborted &&
+      error instanceof Error
+    ) {
       keep = true;
       error.message += `\ncontainer kept for inspection: docker exec -it ${container.id.slice(0, 12)} bash (remove it with stack-factory clean --run ${options.engine.runId})`;
     }
@@ -218,9 +234,12 @@ async function saveStageLogs(container: BuildContainer, log: TargetLog, dest: st
   for (const stage of failedStageDirs(log.lastLines().join("\n"))) {
     try {
       const saved = await copyStageLogs(container, stage, join(dest, posix.basename(stage)));
-      if (saved.length > 0) log.note(`build logs of ${posix.basename(stage)} saved in ${posix.dirname(saved[0] as string)}`);
+      if (saved.length > 0)
+        log.note(`build logs of ${posix.basename(stage)} saved in ${posix.dirname(saved[0] as string)}`);
     } catch (error) {
-      log.note(`could not copy the build logs out of ${stage}: ${error instanceof Error ? error.message : String(error)}`);
+      log.note(
+        `could not copy the build logs out of ${stage}: ${error instanceof Error ? error.message : String(error)}`,
+      );
     }
   }
 }
@@ -234,8 +253,18 @@ function byDirectory(files: Record<string, string>): Map<string, Record<string, 
   return out;
 }
 
-function stepFailure(target: string, step: string, exitCode: number, log: TargetLog, keptId: string | undefined, runId: string): BuildError {
-  const tail = log.lastLines().map((l) => `    ${l}`).join("\n");
+function stepFailure(
+  target: string,
+  step: string,
+  exitCode: number,
+  log: TargetLog,
+  keptId: string | undefined,
+  runId: string,
+): BuildError {
+  const tail = log
+    .lastLines()
+    .map((l) => `    ${l}`)
+    .join("\n");
   const kept =
     keptId === undefined
       ? ""

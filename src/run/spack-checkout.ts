@@ -36,19 +36,29 @@ export async function ensureSpackCheckout(
   if (await exists(join(dir, marker))) return { path: dir, commit: await headOf(dir), cloned: false };
   // The stack file's schema refuses these already; a caller that skipped it must not reach git with one.
   if (!isAllowedGitUrl(url)) {
-    throw new InputError(`${JSON.stringify(url)} is not a git URL the factory clones: use https://, ssh://, git://, file:// or user@host:path`);
+    throw new InputError(
+      `${JSON.stringify(url)} is not a git URL the factory clones: use https://, ssh://, git://, file:// or user@host:path`,
+    );
   }
   await mkdir(dirname(dir), { recursive: true });
   const tmp = `${dir}.tmp-${process.pid}-${Date.now()}`;
   try {
     // `--` and `--end-of-options`: the URL and the ref are data, never options of git.
-    const shallow = await execa("git", ["clone", "--quiet", "--depth", "1", `--branch=${ref}`, "--", url, tmp], { reject: false, env: GIT_ENV, ...cancel(signal) });
+    const shallow = await execa("git", ["clone", "--quiet", "--depth", "1", `--branch=${ref}`, "--", url, tmp], {
+      reject: false,
+      env: GIT_ENV,
+      ...cancel(signal),
+    });
     if (signal?.aborted) throw new CancelledError();
     if (shallow.exitCode !== 0) {
       // A commit rather than a branch or tag: full clone, then check it out.
       await rm(tmp, { recursive: true, force: true });
       await git(["clone", "--quiet", "--", url, tmp], `clone ${url}`, signal);
-      await git(["-C", tmp, "checkout", "--quiet", "--detach", "--end-of-options", ref], `check out ${ref} of ${url}`, signal);
+      await git(
+        ["-C", tmp, "checkout", "--quiet", "--detach", "--end-of-options", ref],
+        `check out ${ref} of ${url}`,
+        signal,
+      );
     }
     try {
       await rename(tmp, dir);

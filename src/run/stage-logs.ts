@@ -6,7 +6,6 @@ import { extract } from "tar-stream";
 import type { BuildContainer } from "../docker/index.js";
 import { STAGE_LOG_FILES } from "../spack/contract.js";
 
-
 /**
  * Copy the logs of a failed build's stage directory out of the container before it goes, into `dest`.
  * Only regular files with known log names are written, each under its base name: nothing in the archive can

@@ -34,7 +34,9 @@ export class TargetLog {
       log.failure = error;
       // Said once, where the build's output is shown: which file could not be written, and why.
       const reason = error.code === "ENOSPC" ? "no space left on the device (ENOSPC)" : error.message;
-      log.push(`==> [stack-factory] cannot write the log ${path}: ${reason}; the build goes on, its output is no longer logged to the file`);
+      log.push(
+        `==> [stack-factory] cannot write the log ${path}: ${reason}; the build goes on, its output is no longer logged to the file`,
+      );
     });
     return log;
   }

@@ -64,7 +64,14 @@ export const spackCommands = {
     env(p, "install", "--fail-fast", "--use-buildcache", "auto", "-j", String(jobs)),
   /** Push to the factory's buildcache: unsigned, or signed with the key of this fingerprint. */
   push: (p: SpackPaths, key?: string): string[] =>
-    env(p, "buildcache", "push", ...(key === undefined ? ["--unsigned"] : ["--key", key]), "--update-index", BUILDCACHE_MIRROR),
+    env(
+      p,
+      "buildcache",
+      "push",
+      ...(key === undefined ? ["--unsigned"] : ["--key", key]),
+      "--update-index",
+      BUILDCACHE_MIRROR,
+    ),
   /** Trust a public key for buildcache signatures (imported into `$SPACK_GNUPGHOME`). Not an environment command. */
   gpgTrust: (p: SpackPaths, keyFile: string): string[] => [p.spack, "gpg", "trust", keyFile],
   viewRegenerate: (p: SpackPaths): string[] => env(p, "env", "view", "regenerate"),

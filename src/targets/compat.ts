@@ -89,12 +89,24 @@ export function compilerCanTarget(target: string, compiler: Compiler): CompilerV
 /** Default `gcc` package version (as `gcc -dumpfullversion` prints it) of Debian-family base images, by release. */
 const DISTRO_GCC: Record<string, Record<string, string>> = {
   ubuntu: {
-    "18.04": "7.5.0", bionic: "7.5.0", "20.04": "9.4.0", focal: "9.4.0",
-    "22.04": "11.4.0", jammy: "11.4.0", "24.04": "13.3.0", noble: "13.3.0",
+    "18.04": "7.5.0",
+    bionic: "7.5.0",
+    "20.04": "9.4.0",
+    focal: "9.4.0",
+    "22.04": "11.4.0",
+    jammy: "11.4.0",
+    "24.04": "13.3.0",
+    noble: "13.3.0",
   },
   debian: {
-    "10": "8.3.0", buster: "8.3.0", "11": "10.2.1", bullseye: "10.2.1",
-    "12": "12.2.0", bookworm: "12.2.0", "13": "14.2.0", trixie: "14.2.0",
+    "10": "8.3.0",
+    buster: "8.3.0",
+    "11": "10.2.1",
+    bullseye: "10.2.1",
+    "12": "12.2.0",
+    bookworm: "12.2.0",
+    "13": "14.2.0",
+    trixie: "14.2.0",
   },
 };
 

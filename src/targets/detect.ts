@@ -5,9 +5,24 @@ import type { Family } from "./types.js";
 
 /** archspec's table from the `CPU implementer` code of aarch64 /proc/cpuinfo to a vendor name. */
 const ARM_VENDORS: Record<string, string> = {
-  "0x41": "ARM", "0x42": "Broadcom", "0x43": "Cavium", "0x44": "DEC", "0x46": "Fujitsu", "0x48": "HiSilicon",
-  "0x49": "Infineon Technologies AG", "0x4d": "Motorola", "0x4e": "Nvidia", "0x50": "APM", "0x51": "Qualcomm",
-  "0x53": "Samsung", "0x56": "Marvell", "0x61": "Apple", "0x66": "Faraday", "0x68": "HXT", "0x69": "Intel", "0xc0": "Ampere",
+  "0x41": "ARM",
+  "0x42": "Broadcom",
+  "0x43": "Cavium",
+  "0x44": "DEC",
+  "0x46": "Fujitsu",
+  "0x48": "HiSilicon",
+  "0x49": "Infineon Technologies AG",
+  "0x4d": "Motorola",
+  "0x4e": "Nvidia",
+  "0x50": "APM",
+  "0x51": "Qualcomm",
+  "0x53": "Samsung",
+  "0x56": "Marvell",
+  "0x61": "Apple",
+  "0x66": "Faraday",
+  "0x68": "HXT",
+  "0x69": "Intel",
+  "0xc0": "Ampere",
 };
 
 /** `uname -m` and Node's `process.arch` spellings of the two families. */
@@ -49,7 +64,8 @@ function familyOf(machine: string): Family {
 function hostInfo(cpuinfo: string, family: Family): HostInfo {
   const fields = parseCpuinfo(cpuinfo);
   const words = (key: string): Set<string> => new Set((fields.get(key) ?? "").split(/\s+/).filter((w) => w !== ""));
-  if (family === "x86_64") return { family, vendor: fields.get("vendor_id") || "generic", features: words("flags"), cpuPart: "" };
+  if (family === "x86_64")
+    return { family, vendor: fields.get("vendor_id") || "generic", features: words("flags"), cpuPart: "" };
   const code = fields.get("CPU implementer")?.toLowerCase();
   const vendor = code === undefined || code === "" ? "generic" : (ARM_VENDORS[code] ?? code);
   return { family, vendor, features: words("Features"), cpuPart: (fields.get("CPU part") ?? "").toLowerCase() };

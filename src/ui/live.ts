@@ -72,7 +72,10 @@ export class LiveReporter implements Reporter {
  * ora in a terminal, plain lines without a TTY or with CI set. `verbose` streams every build and image line, as
  * plain lines (a spinner cannot share the terminal with them).
  */
-export function chooseReporter(stream: NodeJS.WriteStream = process.stderr, options: { verbose?: boolean } = {}): Reporter {
+export function chooseReporter(
+  stream: NodeJS.WriteStream = process.stderr,
+  options: { verbose?: boolean } = {},
+): Reporter {
   const ci = process.env["CI"] !== undefined && process.env["CI"] !== "" && process.env["CI"] !== "false";
   if (options.verbose === true) return new PlainReporter(stream, true);
   return stream.isTTY === true && !ci ? new LiveReporter(stream) : new PlainReporter(stream);

@@ -2,7 +2,7 @@ import { mkdtemp, readFile, readdir, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { execa } from "execa";
-import { Readable } from "node:stream";
+import type { Readable } from "node:stream";
 import { pack as tarPack } from "tar-stream";
 import { beforeAll, describe, expect, it } from "vitest";
 import { buildManifest } from "../../src/package/manifest.js";
@@ -10,7 +10,8 @@ import { packTarball } from "../../src/package/pack.js";
 
 const CLI = resolve("dist-js/cli/main.js");
 // A time limit: a command that hangs (on a FIFO, say) fails its test instead of stalling the suite.
-const cli = (...args: string[]) => execa("node", [CLI, ...args], { reject: false, all: true, env: { CI: "true" }, timeout: 15_000 });
+const cli = (...args: string[]) =>
+  execa("node", [CLI, ...args], { reject: false, all: true, env: { CI: "true" }, timeout: 15_000 });
 
 beforeAll(async () => {
   await execa("npm", ["run", "build"], { stdio: "ignore" });
@@ -54,9 +55,15 @@ describe("stack-factory CLI", () => {
   const badInputs: [string, RegExp][] = [
     ["tests/fixtures/stacks/bad-types.yaml", /bad-types\.yaml:\d+:\d+ name: /],
     ["tests/fixtures/stacks/bad-unknown-keys.yaml", /bad-unknown-keys\.yaml:5:1 colour: unknown key "colour"/],
-    ["tests/fixtures/stacks/bad-targets.yaml", /bad-targets\.yaml:7:5 targets\[2\]: unknown microarchitecture "zen7" \(did you mean/],
+    [
+      "tests/fixtures/stacks/bad-targets.yaml",
+      /bad-targets\.yaml:7:5 targets\[2\]: unknown microarchitecture "zen7" \(did you mean/,
+    ],
     ["tests/fixtures/stacks/bad-syntax.yaml", /bad-syntax\.yaml:\d+:\d+/],
-    ["tests/fixtures/stacks/does-not-exist.yaml", /cannot read stack file tests\/fixtures\/stacks\/does-not-exist\.yaml/],
+    [
+      "tests/fixtures/stacks/does-not-exist.yaml",
+      /cannot read stack file tests\/fixtures\/stacks\/does-not-exist\.yaml/,
+    ],
   ];
   for (const [file, message] of badInputs) {
     it(`exits 2 with file:line:column for ${file.split("/").pop()}`, async () => {
@@ -90,7 +97,9 @@ describe("stack-factory CLI", () => {
     const text = await cli("targets");
     expect(text.stdout).toMatch(/^zen4\s+x86_64/m);
     const json = JSON.parse((await cli("targets", "--json")).stdout) as { name: string }[];
-    expect(json.map((m) => m.name)).toEqual(expect.arrayContaining(["x86_64_v3", "zen4", "icelake", "neoverse_v2", "a64fx"]));
+    expect(json.map((m) => m.name)).toEqual(
+      expect.arrayContaining(["x86_64_v3", "zen4", "icelake", "neoverse_v2", "a64fx"]),
+    );
     const host = (await cli("targets", "--host")).stdout.trim();
     expect(json.map((m) => m.name)).toContain(host);
   });
@@ -99,7 +108,10 @@ describe("stack-factory CLI", () => {
     const noTrace = (text: string) => expect(text).not.toMatch(/\n\s+at .*\.js:\d+/);
 
     it.each([
-      [["plan", "examples/hello.yaml", "--out", "a", "--out", "b"], /--out is given 2 times \("a", "b"\); give it once/],
+      [
+        ["plan", "examples/hello.yaml", "--out", "a", "--out", "b"],
+        /--out is given 2 times \("a", "b"\); give it once/,
+      ],
       [["plan", "examples/hello.yaml", "--json", "--json"], /--json is given 2 times/],
       [["build", "examples/hello.yaml", "--report", "a.json", "--report", "b.json"], /--report is given 2 times/],
       [["cache", "stats", "--cache-dir", "a", "--cache-dir", "b"], /--cache-dir is given 2 times/],
@@ -113,7 +125,12 @@ describe("stack-factory CLI", () => {
 
     it("takes option values as typed: --out 0x10 is a directory named 0x10, and an empty value is exit 2", async () => {
       const dir = await mkdtemp(join(tmpdir(), "sf-raw-"));
-      const run = await execa("node", [CLI, "plan", resolve("examples/hello.yaml"), "--out", "0x10"], { cwd: dir, reject: false, all: true, timeout: 15_000 });
+      const run = await execa("node", [CLI, "plan", resolve("examples/hello.yaml"), "--out", "0x10"], {
+        cwd: dir,
+        reject: false,
+        all: true,
+        timeout: 15_000,
+      });
       expect(run.exitCode, run.all).toBe(0);
       expect(await readdir(dir)).toEqual(["0x10"]);
       for (const args of [["--out", ""], ["--out="]]) {
@@ -179,7 +196,12 @@ describe("stack-factory CLI", () => {
         buildPrefix: "/sf/view/._default/h",
         relocateIndex: "",
       });
-      const { path } = await packTarball({ view: view as unknown as Readable, top: "demo-1-x86_64_v3", outDir: dir, manifest });
+      const { path } = await packTarball({
+        view: view as unknown as Readable,
+        top: "demo-1-x86_64_v3",
+        outDir: dir,
+        manifest,
+      });
       const run = await cli("verify", path, "--install-test", "--image=--privileged");
       expect(run.exitCode, run.all).toBe(2);
       expect(run.stderr).toMatch(/--image: "--privileged" is not an image reference/);

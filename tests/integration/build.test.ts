@@ -26,7 +26,10 @@ beforeAll(async () => {
 });
 
 /** Build a stack file through the programmatic API, with a fresh engine (one engine: one run id). */
-async function build(stackFile: string, extraEnv: Record<string, string> = {}): Promise<{ result: RunResult; events: RunEvent[] }> {
+async function build(
+  stackFile: string,
+  extraEnv: Record<string, string> = {},
+): Promise<{ result: RunResult; events: RunEvent[] }> {
   const stack = await loadStack(stackFile);
   const plan = planBuild(stack, undefined, { templates: await loadTemplates(), jobs: 2 });
   const events: RunEvent[] = [];
@@ -126,7 +129,12 @@ describe("build of one target with the Spack stand-in", () => {
     expect(log1).toMatch(/gcc: Successfully installed gcc-13\.3\.0-/);
     expect(log1).toMatch(/Added 1 new compiler/);
     // Spack 1.x records the compiler as a dependency on the gcc node providing "c".
-    type Rec = { name: string; version: string; hash: string; dependencies?: { name: string; hash: string; parameters?: { virtuals?: string[] } }[] };
+    type Rec = {
+      name: string;
+      version: string;
+      hash: string;
+      dependencies?: { name: string; hash: string; parameters?: { virtuals?: string[] } }[];
+    };
     const specs = JSON.parse(await readFile(t1.captured["specs.json"]!, "utf8")) as Rec[];
     const zlib = specs.find((s) => s.name === "zlib");
     const cDep = zlib?.dependencies?.find((d) => d.parameters?.virtuals?.includes("c"));
@@ -160,7 +168,15 @@ describe("build of one target with the Spack stand-in", () => {
   it("keeps a failed build's container with --keep-container, says how to enter it, and clean --run removes it", async () => {
     // hwloc: built nowhere else in this file, so not in the buildcache, so really compiled (and failing).
     const stackFile = await writeTestStack(work, { name: "kept", specs: ["hwloc"] });
-    const run = await runCli(["build", stackFile, "--cache-dir", cacheRoot, "--keep-container", "--env", "SPACK_STANDIN_FAIL=hwloc"]);
+    const run = await runCli([
+      "build",
+      stackFile,
+      "--cache-dir",
+      cacheRoot,
+      "--keep-container",
+      "--env",
+      "SPACK_STANDIN_FAIL=hwloc",
+    ]);
     expect(run.exitCode, run.all).toBe(1);
     const id = /container kept for inspection: docker exec -it (\w+) bash/.exec(run.all)?.[1];
     expect(id, run.all).toBeDefined();
@@ -190,11 +206,23 @@ describe("build of one target with the Spack stand-in", () => {
 
   it("stops on SIGINT during install: exit 130 within 10 s, no container left, the next build succeeds", async () => {
     const stackFile = await writeTestStack(work, { name: "interrupted", specs: ["hello"] });
-    const child = execa("node", [join(process.cwd(), "dist-js/cli/main.js"), "build", stackFile, "--cache-dir", cacheRoot, "--env", "SPACK_STANDIN_SLEEP=60"], {
-      reject: false,
-      all: true,
-      env: { CI: "true" },
-    });
+    const child = execa(
+      "node",
+      [
+        join(process.cwd(), "dist-js/cli/main.js"),
+        "build",
+        stackFile,
+        "--cache-dir",
+        cacheRoot,
+        "--env",
+        "SPACK_STANDIN_SLEEP=60",
+      ],
+      {
+        reject: false,
+        all: true,
+        env: { CI: "true" },
+      },
+    );
     let output = "";
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`install step not reached:\n${output}`)), 300_000);

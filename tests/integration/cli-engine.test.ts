@@ -31,11 +31,16 @@ describe("doctor and clean against a real engine", () => {
       (
         await execa("docker", [
           "create",
-          "--label", "stack-factory=1",
-          "--label", `stack-factory.run=test-clean-${pid}`,
-          "--label", `stack-factory.pid=${pid}`,
-          "--label", `stack-factory.host=${hostname()}`,
-          TEST_IMAGE, "true",
+          "--label",
+          "stack-factory=1",
+          "--label",
+          `stack-factory.run=test-clean-${pid}`,
+          "--label",
+          `stack-factory.pid=${pid}`,
+          "--label",
+          `stack-factory.host=${hostname()}`,
+          TEST_IMAGE,
+          "true",
         ])
       ).stdout.trim();
     const dead = await create(2 ** 22 + 17);

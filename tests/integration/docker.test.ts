@@ -88,7 +88,11 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const e of [engine, ...extraEngines]) if (e) await removeByLabel(e, { run: e.runId });
-  for (const tag of builtTags) await engine?.docker.getImage(tag).remove({ force: true }).catch(() => {});
+  for (const tag of builtTags)
+    await engine?.docker
+      .getImage(tag)
+      .remove({ force: true })
+      .catch(() => {});
   for (const dir of tempDirs) await rm(dir, { recursive: true, force: true });
 });
 
@@ -174,7 +178,11 @@ describe("one-shot containers", () => {
     const err = collect();
     const result = await runOneShot(engine, {
       image: base,
-      cmd: ["sh", "-c", 'echo to-stdout; echo to-stderr >&2; cat /data/input.txt > /data/result.txt; echo "$GREETING" >> /data/result.txt; exit 3'],
+      cmd: [
+        "sh",
+        "-c",
+        'echo to-stdout; echo to-stderr >&2; cat /data/input.txt > /data/result.txt; echo "$GREETING" >> /data/result.txt; exit 3',
+      ],
       env: { GREETING: "hi there" },
       mounts: [{ host: dir, container: "/data", readOnly: false }],
       workdir: "/data",
@@ -227,7 +235,9 @@ describe("one-shot containers", () => {
   });
 
   it("reports a missing image as a DockerError with the engine's 404", async () => {
-    const error = await runOneShot(engine, { image: "stack-factory-test/absent:none", cmd: ["true"] }).catch((e: unknown) => e);
+    const error = await runOneShot(engine, { image: "stack-factory-test/absent:none", cmd: ["true"] }).catch(
+      (e: unknown) => e,
+    );
     expect(error).toBeInstanceOf(DockerError);
     expect(statusCodeOf(error)).toBe(404);
     expect((error as DockerError).message).toContain("stack-factory-test/absent:none");
@@ -254,7 +264,9 @@ describe("build containers", () => {
 
   it("passes an argument vector through untouched, without a shell", async () => {
     const out = collect();
-    const result = await box.exec(["printf", "%s\\n", "a b", "x;y", "'q'", '"d"', "$HOME", "*"], { onStdout: out.sink });
+    const result = await box.exec(["printf", "%s\\n", "a b", "x;y", "'q'", '"d"', "$HOME", "*"], {
+      onStdout: out.sink,
+    });
     expect(result.exitCode).toBe(0);
     expect(out.text()).toBe(`a b\nx;y\n'q'\n"d"\n$HOME\n*\n`);
   });
@@ -262,19 +274,22 @@ describe("build containers", () => {
   it("reports exit codes, stderr, environment, user and working directory", async () => {
     const out = collect();
     const err = collect();
-    const result = await box.exec(["sh", "-c", 'echo "$FROM_CONTAINER $EXTRA $(id -u) $(pwd)"; echo oops >&2; exit 5'], {
-      env: { EXTRA: "exec-env" },
-      user: "65534",
-      onStdout: out.sink,
-      onStderr: err.sink,
-    });
+    const result = await box.exec(
+      ["sh", "-c", 'echo "$FROM_CONTAINER $EXTRA $(id -u) $(pwd)"; echo oops >&2; exit 5'],
+      {
+        env: { EXTRA: "exec-env" },
+        user: "65534",
+        onStdout: out.sink,
+        onStderr: err.sink,
+      },
+    );
     expect(result.exitCode).toBe(5);
     expect(out.text()).toBe("container-env exec-env 65534 /tmp\n");
     expect(err.text()).toBe("oops\n");
   });
 
   it("writes files with putFiles and reads them back with readFile and getArchive", async () => {
-    const script = "#!/bin/sh\necho script-ran \"$1\"\n";
+    const script = '#!/bin/sh\necho script-ran "$1"\n';
     await box.putFiles("/work/env", {
       "spack.yaml": "spack:\n  specs: [zlib]\n",
       "bin/run.sh": { content: script, mode: 0o755 },

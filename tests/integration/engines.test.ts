@@ -30,14 +30,22 @@ const tag = `stack-factory-test/copy:${Date.now().toString(36)}`;
 beforeAll(async () => {
   main = await requireEngine();
   await requireTestImage(main);
-  second = await connectEngine({ endpoint: { url: SECOND_ENGINE }, runId: main.runId, network: "host" }).catch((error: unknown) => {
-    throw new Error(`integration tests need the second engine at ${SECOND_ENGINE}: ${(error as Error).message}; start it with scripts/ensure-second-engine.sh`);
-  });
+  second = await connectEngine({ endpoint: { url: SECOND_ENGINE }, runId: main.runId, network: "host" }).catch(
+    (error: unknown) => {
+      throw new Error(
+        `integration tests need the second engine at ${SECOND_ENGINE}: ${(error as Error).message}; start it with scripts/ensure-second-engine.sh`,
+      );
+    },
+  );
   await requireTestImage(second);
 });
 
 afterAll(async () => {
-  for (const e of [main, second]) await e?.docker.getImage(tag).remove({ force: true }).catch(() => undefined);
+  for (const e of [main, second])
+    await e?.docker
+      .getImage(tag)
+      .remove({ force: true })
+      .catch(() => undefined);
 });
 
 describe("two engines on one machine", () => {
@@ -65,7 +73,9 @@ describe("two engines on one machine", () => {
     await copyImage(main, second, tag);
     expect(await imageExists(second, tag)).toBe(true);
     const missing = await copyImage(main, second, "stack-factory-test/none:missing").catch((e: Error) => e);
-    expect((missing as Error).message).toMatch(/copying image stack-factory-test\/none:missing from local to stack-factory-docker2/);
+    expect((missing as Error).message).toMatch(
+      /copying image stack-factory-test\/none:missing from local to stack-factory-docker2/,
+    );
   });
 
   it("measure free disk on the engine's host in a container, and say when the path is missing there", async () => {
@@ -77,14 +87,21 @@ describe("two engines on one machine", () => {
       await expect(freeBytesOnEngineHost(second, join(dir, "missing"))).rejects.toThrow(/missing/);
     } finally {
       await rm(dir, { recursive: true, force: true });
-      await second.docker.getImage(`${tag}-probe`).remove({ force: true }).catch(() => undefined);
+      await second.docker
+        .getImage(`${tag}-probe`)
+        .remove({ force: true })
+        .catch(() => undefined);
     }
   });
 
   it("an engine's network reaches the loopback registry from its containers (host network)", async () => {
     const registry = await requireRegistry();
     const [host, port] = registry.address.split(":");
-    const probe = ["bash", "-c", `exec 3<>/dev/tcp/${host}/${port} && printf 'GET /v2/ HTTP/1.0\\r\\n\\r\\n' >&3 && head -n1 <&3`];
+    const probe = [
+      "bash",
+      "-c",
+      `exec 3<>/dev/tcp/${host}/${port} && printf 'GET /v2/ HTTP/1.0\\r\\n\\r\\n' >&3 && head -n1 <&3`,
+    ];
     const { startContainer } = await import("../../src/docker/index.js");
     const c = await startContainer(second, { image: TEST_IMAGE });
     try {

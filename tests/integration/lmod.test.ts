@@ -115,7 +115,9 @@ describe("the module under real Lmod", () => {
   });
 
   it("is listed by spider, whatis and help with its escaped description", async () => {
-    const result = await lmod(`module use ${shellQuote(`${p1}/modules`)}\nmodule spider hello\necho "RC=$?"\nmodule whatis hello 2>&1\nmodule help hello 2>&1`);
+    const result = await lmod(
+      `module use ${shellQuote(`${p1}/modules`)}\nmodule spider hello\necho "RC=$?"\nmodule whatis hello 2>&1\nmodule help hello 2>&1`,
+    );
     expect(values(result.stdout).RC).toBe("0");
     const all = `${result.stdout}\n${result.stderr}`;
     expect(all).toContain("hello/1.0");
@@ -151,7 +153,9 @@ describe("the module under real Lmod", () => {
 
     const load = await lmod(`${use}module load hello/1.0\necho "RC=$?"`);
     expect(values(load.stdout).RC).toBe("1");
-    expect(folded(load.stderr)).toContain(`hello/1.0: no installation at ${p3} (set HELLO_INSTALL_PREFIX or reinstall)`);
+    expect(folded(load.stderr)).toContain(
+      `hello/1.0: no installation at ${p3} (set HELLO_INSTALL_PREFIX or reinstall)`,
+    );
 
     const spider = await lmod(`${use}module spider hello`);
     expect(spider.exitCode, spider.stderr).toBe(0);

@@ -29,9 +29,18 @@ beforeAll(async () => {
   const stackFile = await writeTestStack(work, {
     name: "tiny",
     specs: ["hello", "zlib"],
-    extra: "prefix: /opt/tiny/1.0\nmodules: { env: { TINY_DATA: \"${PREFIX}/data\" } }",
+    extra: 'prefix: /opt/tiny/1.0\nmodules: { env: { TINY_DATA: "${PREFIX}/data" } }',
   });
-  const run = await runCli(["build", stackFile, "--cache-dir", cacheRoot, "--out", dist, "--report", join(work, "report.json")]);
+  const run = await runCli([
+    "build",
+    stackFile,
+    "--cache-dir",
+    cacheRoot,
+    "--out",
+    dist,
+    "--report",
+    join(work, "report.json"),
+  ]);
   expect(run.exitCode, run.all).toBe(0);
   tarball = join(dist, "tiny-1.0-x86_64_v3.tar.gz");
   const unpacked = join(work, "unpacked");
@@ -41,7 +50,10 @@ beforeAll(async () => {
 });
 
 async function install(prefix: string): Promise<void> {
-  const run = await execa("bash", [join(work, "unpacked/tiny-1.0-x86_64_v3/install.sh"), "--prefix", prefix], { reject: false, all: true });
+  const run = await execa("bash", [join(work, "unpacked/tiny-1.0-x86_64_v3/install.sh"), "--prefix", prefix], {
+    reject: false,
+    all: true,
+  });
   expect(run.exitCode, run.all).toBe(0);
 }
 
@@ -81,7 +93,11 @@ async function checkInstalled(prefix: string): Promise<void> {
       }
     }
   }
-  const grep = await execa("grep", ["-rlF", "--exclude-dir=.stack-factory", "--exclude=manifest.json", buildPrefix, prefix], { reject: false });
+  const grep = await execa(
+    "grep",
+    ["-rlF", "--exclude-dir=.stack-factory", "--exclude=manifest.json", buildPrefix, prefix],
+    { reject: false },
+  );
   expect(grep.stdout).toBe("");
   const pc = await readFile(join(prefix, "view/lib/pkgconfig/hello.pc"), "utf8").catch(() => "");
   if (pc !== "") expect(pc).toContain(`${prefix}/view`);
@@ -93,14 +109,25 @@ describe("relocatable tarball of a stack built in Docker", () => {
     const { stdout } = await execa("tar", ["-tzf", tarball]);
     const names = stdout.split("\n").filter(Boolean);
     expect(new Set(names.map((n) => n.split("/")[0]))).toEqual(new Set(["tiny-1.0-x86_64_v3"]));
-    for (const required of ["install.sh", "manifest.json", "SHA256SUMS", "sbom.cdx.json", "modules/tiny/1.0.lua", "view/bin/hello"]) {
+    for (const required of [
+      "install.sh",
+      "manifest.json",
+      "SHA256SUMS",
+      "sbom.cdx.json",
+      "modules/tiny/1.0.lua",
+      "view/bin/hello",
+    ]) {
       expect(names, required).toContain(`tiny-1.0-x86_64_v3/${required}`);
     }
-    const manifest = JSON.parse(await readFile(join(work, "unpacked/tiny-1.0-x86_64_v3/manifest.json"), "utf8")) as Record<string, any>;
+    const manifest = JSON.parse(
+      await readFile(join(work, "unpacked/tiny-1.0-x86_64_v3/manifest.json"), "utf8"),
+    ) as Record<string, any>;
     expect(manifest["build_prefix"]).toBe(buildPrefix);
     expect(manifest["image_id"]).toMatch(/^sha256:[0-9a-f]{64}$/);
     expect(manifest["base_image"]).toBe(TEST_IMAGE);
-    expect(manifest["specs"].map((s: { name: string }) => s.name)).toEqual(expect.arrayContaining(["hello", "libgreet", "zlib"]));
+    expect(manifest["specs"].map((s: { name: string }) => s.name)).toEqual(
+      expect.arrayContaining(["hello", "libgreet", "zlib"]),
+    );
     const report = JSON.parse(await readFile(join(work, "report.json"), "utf8")) as RunReport;
     expect(report.targets[0]!.tarball).toBe(tarball);
     expect(report.targets[0]!.tarballBytes).toBe((await stat(tarball)).size);
@@ -139,7 +166,10 @@ describe("relocatable tarball of a stack built in Docker", () => {
     await install(prefix);
     const run = await execa(
       "bash",
-      ["-c", `source ${LMOD_INIT}\nmodule use ${prefix}/modules\nmodule load tiny\necho "PATH=$PATH"\necho "LD=\${LD_LIBRARY_PATH-unset}"\necho "DATA=$TINY_DATA"\nhello`],
+      [
+        "-c",
+        `source ${LMOD_INIT}\nmodule use ${prefix}/modules\nmodule load tiny\necho "PATH=$PATH"\necho "LD=\${LD_LIBRARY_PATH-unset}"\necho "DATA=$TINY_DATA"\nhello`,
+      ],
       { env: { PATH: "/usr/bin:/bin", HOME: work }, extendEnv: false, reject: false, all: true },
     );
     expect(run.exitCode, run.all).toBe(0);
@@ -152,12 +182,28 @@ describe("relocatable tarball of a stack built in Docker", () => {
 describe("one failing target among three", () => {
   it("lets the other two produce their tarballs, reports the failure with its log, exits 1", async () => {
     const dir = await tempDir("partial");
-    const stackFile = await writeTestStack(dir, { name: "trio", specs: ["hello"], targets: ["x86_64", "x86_64_v2", "x86_64_v3"] });
+    const stackFile = await writeTestStack(dir, {
+      name: "trio",
+      specs: ["hello"],
+      targets: ["x86_64", "x86_64_v2", "x86_64_v3"],
+    });
     const out = join(dir, "dist");
     const reportPath = join(dir, "report.json");
     const run = await runCli([
-      "build", stackFile, "--cache-dir", cacheRoot, "--out", out, "--concurrency", "3", "--jobs", "1",
-      "--report", reportPath, "--env", "SPACK_STANDIN_FAIL=hello:x86_64_v2",
+      "build",
+      stackFile,
+      "--cache-dir",
+      cacheRoot,
+      "--out",
+      out,
+      "--concurrency",
+      "3",
+      "--jobs",
+      "1",
+      "--report",
+      reportPath,
+      "--env",
+      "SPACK_STANDIN_FAIL=hello:x86_64_v2",
     ]);
     expect(run.exitCode, run.all).toBe(1);
     const report = JSON.parse(await readFile(reportPath, "utf8")) as RunReport;
@@ -165,10 +211,22 @@ describe("one failing target among three", () => {
     expect(byTarget["x86_64_v2"]!.status).toBe("failed");
     expect(byTarget["x86_64_v2"]!.error).toContain(byTarget["x86_64_v2"]!.logPath);
     expect(byTarget["x86_64_v2"]!.steps.at(-1)).toMatchObject({ step: "install", exitCode: 1 });
-    expect(byTarget["x86_64"]!.steps.map((s) => s.step)).toEqual(["compiler", "concretize", "fetch", "install", "push", "view", "find", "package"]);
+    expect(byTarget["x86_64"]!.steps.map((s) => s.step)).toEqual([
+      "compiler",
+      "concretize",
+      "fetch",
+      "install",
+      "push",
+      "view",
+      "find",
+      "package",
+    ]);
     expect(byTarget["x86_64"]!.status).toBe("ok");
     expect(byTarget["x86_64_v3"]!.status).toBe("ok");
-    expect((await readdir(out)).filter((f) => f.endsWith(".tar.gz")).sort()).toEqual(["trio-1.0-x86_64.tar.gz", "trio-1.0-x86_64_v3.tar.gz"]);
+    expect((await readdir(out)).filter((f) => f.endsWith(".tar.gz")).sort()).toEqual([
+      "trio-1.0-x86_64.tar.gz",
+      "trio-1.0-x86_64_v3.tar.gz",
+    ]);
     expect(run.stdout).toMatch(/x86_64_v2\s+failed/);
   });
 });

@@ -21,9 +21,24 @@ beforeAll(async () => {
   stackFile = await writeTestStack(work, { name: "wide", specs: ["hello"], targets: TARGETS });
 });
 
-async function warm(reportName: string, extra: string[] = []): Promise<{ exitCode: number; report: RunReport; all: string }> {
+async function warm(
+  reportName: string,
+  extra: string[] = [],
+): Promise<{ exitCode: number; report: RunReport; all: string }> {
   const reportPath = join(work, `${reportName}.json`);
-  const run = await runCli(["warm", stackFile, "--cache-dir", cacheRoot, "--concurrency", "3", "--jobs", "1", "--report", reportPath, ...extra]);
+  const run = await runCli([
+    "warm",
+    stackFile,
+    "--cache-dir",
+    cacheRoot,
+    "--concurrency",
+    "3",
+    "--jobs",
+    "1",
+    "--report",
+    reportPath,
+    ...extra,
+  ]);
   const report = JSON.parse(await readFile(reportPath, "utf8")) as RunReport;
   return { exitCode: run.exitCode ?? -1, report, all: run.all ?? "" };
 }
@@ -33,7 +48,9 @@ async function buildcacheState(): Promise<{ indexed: string[]; specFiles: string
   const keys = await readdir(join(cacheRoot, "buildcache"));
   expect(keys).toHaveLength(1);
   const dir = join(cacheRoot, "buildcache", keys[0]!, "build_cache");
-  const index = JSON.parse(await readFile(join(dir, "index.json"), "utf8")) as { database: { installs: Record<string, unknown> } };
+  const index = JSON.parse(await readFile(join(dir, "index.json"), "utf8")) as {
+    database: { installs: Record<string, unknown> };
+  };
   const specFiles = (await readdir(dir)).filter((f) => f.endsWith(".spec.json"));
   for (const f of specFiles) JSON.parse(await readFile(join(dir, f), "utf8"));
   return { indexed: Object.keys(index.database.installs).sort(), specFiles };
@@ -66,20 +83,39 @@ describe("several targets at once on one shared cache", () => {
     expect(report.targets.reduce((n, t) => n + t.built.length, 0)).toBe(0);
     expect(report.targets.reduce((n, t) => n + t.fromCache.length, 0)).toBe(12);
     expect(all).toMatch(/nothing to build/);
-    expect(await readFile(summary, "utf8")).toMatch(/Nothing to build: all 12 package installs came from the buildcache/);
+    expect(await readFile(summary, "utf8")).toMatch(
+      /Nothing to build: all 12 package installs came from the buildcache/,
+    );
   });
 
   it("two warm processes started together on the same cache both succeed and leave a consistent buildcache", async () => {
-    const other = await writeTestStack(work, { name: "twin", specs: ["hello", "munge"], targets: ["x86_64_v2", "x86_64_v3"] });
+    const other = await writeTestStack(work, {
+      name: "twin",
+      specs: ["hello", "munge"],
+      targets: ["x86_64_v2", "x86_64_v3"],
+    });
     const start = (file: string, name: string) =>
-      runCli(["warm", file, "--cache-dir", cacheRoot, "--concurrency", "2", "--jobs", "1", "--report", join(work, `${name}.json`)]);
+      runCli([
+        "warm",
+        file,
+        "--cache-dir",
+        cacheRoot,
+        "--concurrency",
+        "2",
+        "--jobs",
+        "1",
+        "--report",
+        join(work, `${name}.json`),
+      ]);
     const [a, b] = await Promise.all([start(other, "twin-a"), start(other, "twin-b")]);
     expect(a.exitCode, a.all).toBe(0);
     expect(b.exitCode, b.all).toBe(0);
     const { indexed, specFiles } = await buildcacheState();
     expect(indexed).toEqual([...new Set(indexed)]);
     expect(indexed.length).toBe(specFiles.length);
-    const reports = await Promise.all(["twin-a", "twin-b"].map(async (r) => JSON.parse(await readFile(join(work, `${r}.json`), "utf8")) as RunReport));
+    const reports = await Promise.all(
+      ["twin-a", "twin-b"].map(async (r) => JSON.parse(await readFile(join(work, `${r}.json`), "utf8")) as RunReport),
+    );
     // Whatever either process installed (built or taken from the cache) is in the index, by hash.
     const installed = reports.flatMap((r) => r.targets.flatMap((t) => [...t.built, ...t.fromCache]));
     const hashes = [...new Set(installed.map((s) => s.slice(s.lastIndexOf("-") + 1)))];
@@ -89,11 +125,27 @@ describe("several targets at once on one shared cache", () => {
 
   it("Ctrl-C cancels every running target: exit 130, no container of the run left", async () => {
     const file = await writeTestStack(work, { name: "cancelled", specs: ["json-c"], targets: TARGETS });
-    const child = execa("node", [CLI, "warm", file, "--cache-dir", cacheRoot, "--concurrency", "3", "--jobs", "1", "--env", "SPACK_STANDIN_SLEEP=120"], {
-      reject: false,
-      all: true,
-      env: { CI: "true" },
-    });
+    const child = execa(
+      "node",
+      [
+        CLI,
+        "warm",
+        file,
+        "--cache-dir",
+        cacheRoot,
+        "--concurrency",
+        "3",
+        "--jobs",
+        "1",
+        "--env",
+        "SPACK_STANDIN_SLEEP=120",
+      ],
+      {
+        reject: false,
+        all: true,
+        env: { CI: "true" },
+      },
+    );
     let output = "";
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`the three installs did not start:\n${output}`)), 240_000);
@@ -123,7 +175,8 @@ describe("several targets at once on one shared cache", () => {
     await utimes(stale, old, old);
     const runs = await readdir(join(cacheRoot, "logs"));
     const oldRun = runs[0]!;
-    for (const f of await readdir(join(cacheRoot, "logs", oldRun))) await utimes(join(cacheRoot, "logs", oldRun, f), old, old);
+    for (const f of await readdir(join(cacheRoot, "logs", oldRun)))
+      await utimes(join(cacheRoot, "logs", oldRun, f), old, old);
 
     const prune = await runCli(["cache", "prune", "--older-than", "7", "--cache-dir", cacheRoot]);
     expect(prune.exitCode, prune.all).toBe(0);

@@ -28,20 +28,50 @@ let stackFile: string;
 /** A factory settings file with the two engines in this order (the first takes the first targets). */
 async function factoryFile(name: string, order: ("main" | "second")[]): Promise<string> {
   const engines = {
-    main: ["  - url: unix:///var/run/docker.sock", "    name: main", `    cache: ${join(work, "cache-main")}`, "    concurrency: 2", "    network: host"],
-    second: ["  - url: " + SECOND, "    name: second", `    cache: ${join(work, "cache-second")}`, "    concurrency: 1", "    network: host"],
+    main: [
+      "  - url: unix:///var/run/docker.sock",
+      "    name: main",
+      `    cache: ${join(work, "cache-main")}`,
+      "    concurrency: 2",
+      "    network: host",
+    ],
+    second: [
+      `  - url: ${SECOND}`,
+      "    name: second",
+      `    cache: ${join(work, "cache-second")}`,
+      "    concurrency: 1",
+      "    network: host",
+    ],
   };
   const file = join(work, `${name}.yaml`);
   await writeFile(
     file,
-    ["engines:", ...order.flatMap((e) => engines[e]), `buildcache: ${buildcache}`, `credentials: ${registry.credentialsFile}`, ""].join("\n"),
+    [
+      "engines:",
+      ...order.flatMap((e) => engines[e]),
+      `buildcache: ${buildcache}`,
+      `credentials: ${registry.credentialsFile}`,
+      "",
+    ].join("\n"),
   );
   return file;
 }
 
 async function warm(file: string, factory: string, report: string, extra: string[] = []) {
   const reportPath = join(work, `${report}.json`);
-  const run = await runCli(["warm", file, "--factory", factory, "--cache-dir", join(work, "cache"), "--jobs", "1", "--report", reportPath, ...extra]);
+  const run = await runCli([
+    "warm",
+    file,
+    "--factory",
+    factory,
+    "--cache-dir",
+    join(work, "cache"),
+    "--jobs",
+    "1",
+    "--report",
+    reportPath,
+    ...extra,
+  ]);
   const parsed = JSON.parse(await readFile(reportPath, "utf8")) as RunReport;
   return { exitCode: run.exitCode ?? -1, report: parsed, all: run.all ?? "" };
 }
@@ -51,7 +81,9 @@ const assignment = (report: RunReport) => Object.fromEntries(report.targets.map(
 beforeAll(async () => {
   await requireTestImage(await requireEngine());
   const second = await connectEngine({ endpoint: { url: SECOND } }).catch((error: unknown) => {
-    throw new Error(`this test needs the second engine at ${SECOND}: ${(error as Error).message}; start it with scripts/ensure-second-engine.sh`);
+    throw new Error(
+      `this test needs the second engine at ${SECOND}: ${(error as Error).message}; start it with scripts/ensure-second-engine.sh`,
+    );
   });
   await requireTestImage(second);
   registry = await requireRegistry();
@@ -68,7 +100,11 @@ afterAll(async () => {
 
 describe("three targets over two engines, one OCI buildcache", () => {
   it("both engines build; the report names each target's engine; nothing lands in a local buildcache; no secret in logs or report", async () => {
-    const { exitCode, report, all } = await warm(stackFile, await factoryFile("main-first", ["main", "second"]), "first");
+    const { exitCode, report, all } = await warm(
+      stackFile,
+      await factoryFile("main-first", ["main", "second"]),
+      "first",
+    );
     expect(exitCode, all).toBe(0);
     expect(assignment(report)).toEqual({ x86_64: "main", x86_64_v2: "main", x86_64_v3: "second" });
     for (const t of report.targets) {
@@ -93,12 +129,20 @@ describe("three targets over two engines, one OCI buildcache", () => {
     // Each engine's own caches live under its own cache root.
     expect(await readdir(join(work, "cache-second"))).toEqual(expect.arrayContaining(["source", "spack-user"]));
     // The password reaches neither the report nor any log.
-    const text = [JSON.stringify(report), ...(await Promise.all(report.targets.map((t) => readFile(t.logPath, "utf8")))), all].join("\n");
+    const text = [
+      JSON.stringify(report),
+      ...(await Promise.all(report.targets.map((t) => readFile(t.logPath, "utf8")))),
+      all,
+    ].join("\n");
     expect(text).not.toContain(registry.password);
   });
 
   it("the other assignment builds nothing: every package comes from the registry", async () => {
-    const { exitCode, report, all } = await warm(stackFile, await factoryFile("second-first", ["second", "main"]), "second");
+    const { exitCode, report, all } = await warm(
+      stackFile,
+      await factoryFile("second-first", ["second", "main"]),
+      "second",
+    );
     expect(exitCode, all).toBe(0);
     expect(assignment(report)).toEqual({ x86_64: "second", x86_64_v2: "main", x86_64_v3: "main" });
     for (const t of report.targets) {
@@ -124,7 +168,20 @@ describe("three targets over two engines, one OCI buildcache", () => {
     const file = await writeTestStack(work, { name: "duo", specs: ["zlib"], targets: ["x86_64_v2", "x86_64_v3"] });
     const out = join(work, "out");
     const reportPath = join(work, "duo.json");
-    const run = await runCli(["build", file, "--factory", factory, "--cache-dir", join(work, "cache"), "--out", out, "--jobs", "1", "--report", reportPath]);
+    const run = await runCli([
+      "build",
+      file,
+      "--factory",
+      factory,
+      "--cache-dir",
+      join(work, "cache"),
+      "--out",
+      out,
+      "--jobs",
+      "1",
+      "--report",
+      reportPath,
+    ]);
     expect(run.exitCode, run.all).toBe(0);
     const report = JSON.parse(await readFile(reportPath, "utf8")) as RunReport;
     expect(assignment(report)).toEqual({ x86_64_v2: "main", x86_64_v3: "second" });
@@ -137,7 +194,9 @@ describe("three targets over two engines, one OCI buildcache", () => {
     // One buildcache directory for the key, under the shared path, written by both engines.
     const keys = await readdir(shared);
     expect(keys).toHaveLength(1);
-    const specs = (await readdir(join(shared, keys[0]!, "build_cache"))).filter((f) => f.startsWith("zlib-") && f.endsWith(".spec.json"));
+    const specs = (await readdir(join(shared, keys[0]!, "build_cache"))).filter(
+      (f) => f.startsWith("zlib-") && f.endsWith(".spec.json"),
+    );
     expect(specs).toHaveLength(2);
   });
 
@@ -161,7 +220,19 @@ describe("three targets over two engines, one OCI buildcache", () => {
     const factory = await factoryFile("interrupt", ["main", "second"]);
     const child = execa(
       "node",
-      [CLI, "warm", file, "--factory", factory, "--cache-dir", join(work, "cache"), "--jobs", "1", "--env", "SPACK_STANDIN_SLEEP=120"],
+      [
+        CLI,
+        "warm",
+        file,
+        "--factory",
+        factory,
+        "--cache-dir",
+        join(work, "cache"),
+        "--jobs",
+        "1",
+        "--env",
+        "SPACK_STANDIN_SLEEP=120",
+      ],
       { reject: false, all: true, env: { CI: "true" } },
     );
     let output = "";
@@ -193,7 +264,21 @@ describe("three targets over two engines, one OCI buildcache", () => {
     const factory = await factoryFile("kill", ["main", "second"]);
     const child = execa(
       "node",
-      [CLI, "warm", file, "--factory", factory, "--cache-dir", join(work, "cache"), "--jobs", "1", "--report", reportPath, "--env", "SPACK_STANDIN_SLEEP=25"],
+      [
+        CLI,
+        "warm",
+        file,
+        "--factory",
+        factory,
+        "--cache-dir",
+        join(work, "cache"),
+        "--jobs",
+        "1",
+        "--report",
+        reportPath,
+        "--env",
+        "SPACK_STANDIN_SLEEP=25",
+      ],
       { reject: false, all: true, env: { CI: "true" } },
     );
     let output = "";
@@ -217,7 +302,9 @@ describe("three targets over two engines, one OCI buildcache", () => {
     expect(byTarget["x86_64"]).toMatchObject({ engine: "main", status: "ok" });
     expect(byTarget["x86_64_v2"]).toMatchObject({ engine: "main", status: "ok" });
     expect(byTarget["x86_64_v3"]).toMatchObject({ engine: "second", status: "failed" });
-    expect(byTarget["x86_64_v3"]!.error).toMatch(/^on engine second \(it stopped answering at unix:\/\/\/var\/run\/stack-factory-docker2\.sock/);
+    expect(byTarget["x86_64_v3"]!.error).toMatch(
+      /^on engine second \(it stopped answering at unix:\/\/\/var\/run\/stack-factory-docker2\.sock/,
+    );
     const { stdout } = await execa("docker", ["ps", "-aq", "--filter", `label=stack-factory.run=${report.runId}`]);
     expect(stdout.trim()).toBe("");
   });

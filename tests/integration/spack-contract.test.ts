@@ -27,7 +27,10 @@ const FIXTURES = fileURLToPath(new URL("../fixtures/", import.meta.url));
 const STANDIN = path.join(FIXTURES, "spack-standin");
 const BUILTIN = path.join(FIXTURES, "spack-packages", "repos", "spack_repo", "builtin");
 const CLINGO = path.join(FIXTURES, "clingo-standin");
-const REAL = JSON.parse(fs.readFileSync(path.join(STANDIN, "real-spack-lines.json"), "utf8")) as Record<string, string[] | string>;
+const REAL = JSON.parse(fs.readFileSync(path.join(STANDIN, "real-spack-lines.json"), "utf8")) as Record<
+  string,
+  string[] | string
+>;
 
 type Command = keyof typeof spackCommands;
 interface Sample {
@@ -59,7 +62,8 @@ function paths(name: string): SpackPaths {
 function publicKeyFile(p: SpackPaths): string {
   const home = fs.mkdtempSync(path.join(os.tmpdir(), "sf-gpg-"));
   try {
-    const gpg = (...args: string[]) => execFileSync("gpg", ["--homedir", home, "--batch", ...args], { stdio: ["ignore", "pipe", "ignore"] });
+    const gpg = (...args: string[]) =>
+      execFileSync("gpg", ["--homedir", home, "--batch", ...args], { stdio: ["ignore", "pipe", "ignore"] });
     gpg("--passphrase", "", "--quick-generate-key", "Contract Test <contract@example.org>", "ed25519", "sign", "never");
     const file = path.join(path.dirname(p.envDir), "public.asc");
     fs.writeFileSync(file, gpg("--armor", "--export"));
@@ -98,7 +102,8 @@ function run(argv: string[], p: SpackPaths) {
   });
 }
 
-const readYaml = (p: SpackPaths) => YAML.parse(fs.readFileSync(path.join(p.envDir, "spack.yaml"), "utf8")) as { spack: any };
+const readYaml = (p: SpackPaths) =>
+  YAML.parse(fs.readFileSync(path.join(p.envDir, "spack.yaml"), "utf8")) as { spack: any };
 const lockOf = (p: SpackPaths) =>
   JSON.parse(fs.readFileSync(path.join(p.envDir, "spack.lock"), "utf8")) as {
     concrete_specs: Record<string, { name: string; version: string; hash: string; external?: unknown }>;
@@ -123,13 +128,19 @@ const SAMPLES: Record<Command, Sample> = {
     argv: (p) => spackCommands.concretize(p),
     check: (p, out) => {
       expect(out.stdout).toContain("==> Concretized 1 spec:");
-      expect(built(p).map((n) => n.name).sort()).toEqual(["gcc-runtime", "zlib"]);
+      expect(
+        built(p)
+          .map((n) => n.name)
+          .sort(),
+      ).toEqual(["gcc-runtime", "zlib"]);
     },
   },
   fetch: {
     argv: (p) => spackCommands.fetch(p),
     check: (p) => {
-      const archives = fs.readdirSync(path.join(p.sourceCache, "_source-cache", "archive"), { recursive: true }) as string[];
+      const archives = fs.readdirSync(path.join(p.sourceCache, "_source-cache", "archive"), {
+        recursive: true,
+      }) as string[];
       expect(archives.filter((f) => f.endsWith(".tar.gz"))).toHaveLength(1);
     },
   },
@@ -145,7 +156,11 @@ const SAMPLES: Record<Command, Sample> = {
     argv: (p) => spackCommands.push(p),
     check: (p) => {
       const index = JSON.parse(fs.readFileSync(path.join(p.buildcache, "build_cache", "index.json"), "utf8"));
-      expect(Object.keys(index.database.installs).sort()).toEqual(built(p).map((n) => n.hash).sort());
+      expect(Object.keys(index.database.installs).sort()).toEqual(
+        built(p)
+          .map((n) => n.hash)
+          .sort(),
+      );
     },
   },
   gpgTrust: {
@@ -193,7 +208,10 @@ describe("the contract's commands against the Spack stand-in", () => {
     expect(yaml.spack.concretizer.targets).toEqual({ host_compatible: false });
     for (const command of Object.keys(spackCommands) as Command[]) {
       const sample = SAMPLES[command];
-      expect(sample, `no sample for spackCommands.${command}: add one here and make the stand-in implement it`).toBeDefined();
+      expect(
+        sample,
+        `no sample for spackCommands.${command}: add one here and make the stand-in implement it`,
+      ).toBeDefined();
       const out = await run(sample.argv(p), p);
       expect(out.exitCode, `${command}: ${out.stderr}`).toBe(0);
       expect(out.stderr, command).not.toContain("==> Error");
@@ -219,15 +237,21 @@ describe("the contract's commands against the Spack stand-in", () => {
     const repo = repoMountPath(path.join(tmp, "extra-repo", "repos"), "site");
     fs.mkdirSync(path.join(repo, "packages", "site_tool"), { recursive: true });
     fs.writeFileSync(path.join(repo, "repo.yaml"), "repo:\n  namespace: site\n  api: v2.0\n");
-    fs.writeFileSync(path.join(repo, "packages", "site_tool", "package.py"),
-      `version("1.0", sha256="${"0".repeat(64)}")\ndepends_on("zlib")\ndepends_on("c", type="build")\n`);
+    fs.writeFileSync(
+      path.join(repo, "packages", "site_tool", "package.py"),
+      `version("1.0", sha256="${"0".repeat(64)}")\ndepends_on("zlib")\ndepends_on("c", type="build")\n`,
+    );
     writeEnv(p, ["site-tool"], { generation: "v1", builtin: BUILTIN, extra: [{ namespace: "site", path: repo }] });
     for (const argv of [spackCommands.compilerFind(p), spackCommands.concretize(p)]) {
       const out = await run(argv, p);
       expect(out.exitCode, out.stderr).toBe(0);
       expect(out.stderr).toBe("");
     }
-    expect(built(p).map((n) => n.name).sort()).toEqual(["gcc-runtime", "site-tool", "zlib"]);
+    expect(
+      built(p)
+        .map((n) => n.name)
+        .sort(),
+    ).toEqual(["gcc-runtime", "site-tool", "zlib"]);
   });
 });
 
@@ -245,7 +269,9 @@ describe("Spack 1.1 offline without builtin", () => {
       fs.writeFileSync(path.join(repo, "packages", "site_tool", "package.py"), `version("1.0")\ndepends_on("c")\n`);
       writeEnv(p, ["site-tool"], repos(repo));
       const clone = `${p.userCache}/package_repos/fncqgg4`;
-      const [fatal, cloneWarning] = (REAL["cloneFailed"] as string[]).map((l) => l.split("<user-cache>").join(p.userCache));
+      const [fatal, cloneWarning] = (REAL["cloneFailed"] as string[]).map((l) =>
+        l.split("<user-cache>").join(p.userCache),
+      );
 
       const compiler = await run(spackCommands.compilerFind(p), p);
       expect(compiler.stderr.split("\n")).toEqual(expect.arrayContaining([fatal, cloneWarning]));

@@ -20,7 +20,10 @@ const SPACK_PACKAGES = path.join(FIXTURES, "spack-packages");
 const BUILTIN = path.join(SPACK_PACKAGES, "repos", "spack_repo", "builtin");
 /** A stand-in `clingo` module (the test base image carries it too): the stand-in only needs `import clingo` to work. */
 const CLINGO_STUB = path.join(FIXTURES, "clingo-standin");
-const REAL = JSON.parse(fs.readFileSync(path.join(STANDIN, "real-spack-lines.json"), "utf8")) as Record<string, string | string[]>;
+const REAL = JSON.parse(fs.readFileSync(path.join(STANDIN, "real-spack-lines.json"), "utf8")) as Record<
+  string,
+  string | string[]
+>;
 const HASH = /^[a-z2-7]{32}$/;
 const USER = os.userInfo().username;
 const GCC_VERSION = execFileSync("gcc", ["-dumpfullversion"], { encoding: "utf8" }).trim();
@@ -93,7 +96,12 @@ function writeEnv(p: SpackPaths, specs: string[], o: EnvOptions = {}): void {
   fs.writeFileSync(path.join(p.envDir, "spack.yaml"), YAML.stringify(envConfig(p, specs, o)));
 }
 
-async function run(argv: string[], p?: SpackPaths, extraEnv: Record<string, string> = {}, options: { uid?: number } = {}) {
+async function run(
+  argv: string[],
+  p?: SpackPaths,
+  extraEnv: Record<string, string> = {},
+  options: { uid?: number } = {},
+) {
   const [file, ...args] = argv;
   return execa(file!, args, {
     reject: false,
@@ -147,11 +155,16 @@ interface LockNode {
   external?: { path: string; extra_attributes?: Record<string, unknown> };
   dependencies?: { name: string; hash: string; parameters: { deptypes: string[]; virtuals: string[] } }[];
 }
-function readLock(p: SpackPaths): { roots: { hash: string; spec: string }[]; concrete_specs: Record<string, LockNode> } {
+function readLock(p: SpackPaths): {
+  roots: { hash: string; spec: string }[];
+  concrete_specs: Record<string, LockNode>;
+} {
   return JSON.parse(fs.readFileSync(path.join(p.envDir, "spack.lock"), "utf8"));
 }
 function nodeNamed(p: SpackPaths, name: string): LockNode {
-  const node = Object.values(readLock(p).concrete_specs).find((n) => n.name === name && !(name === "gcc" && n.external));
+  const node = Object.values(readLock(p).concrete_specs).find(
+    (n) => n.name === name && !(name === "gcc" && n.external),
+  );
   expect(node, `${name} in spack.lock`).toBeDefined();
   return node!;
 }
@@ -237,7 +250,9 @@ describe("spack stand-in: compilers in spack.yaml (Spack 1.x)", () => {
   it("compiler find writes gcc as an external into spack.yaml and keeps everything else", async () => {
     const p = pathsFor("compiler-find");
     writeEnv(p, ["zlib"], { packages: { zlib: { variants: "~pic" } } });
-    const before = YAML.parse(fs.readFileSync(path.join(p.envDir, "spack.yaml"), "utf8")) as { spack: Record<string, any> };
+    const before = YAML.parse(fs.readFileSync(path.join(p.envDir, "spack.yaml"), "utf8")) as {
+      spack: Record<string, any>;
+    };
     const found = await run(spackCommands.compilerFind(p), p);
     expect(found.exitCode, found.stderr).toBe(0);
     expect(found.stdout).toContain(real("compilerFound", { env: p.envDir }, 0));
@@ -251,7 +266,9 @@ describe("spack stand-in: compilers in spack.yaml (Spack 1.x)", () => {
     expect(real("compilerExternal")).toMatch(/^- spec: gcc@\S+ languages:='c,c\+\+/);
     const after = YAML.parse(text) as { spack: Record<string, any> };
     const gcc = after.spack["packages"]["gcc"]["externals"][0];
-    expect(gcc.prefix).toBe(path.dirname(path.dirname(execFileSync("sh", ["-c", "command -v gcc"], { encoding: "utf8" }).trim())));
+    expect(gcc.prefix).toBe(
+      path.dirname(path.dirname(execFileSync("sh", ["-c", "command -v gcc"], { encoding: "utf8" }).trim())),
+    );
     expect(gcc.extra_attributes.compilers.c).toMatch(/\/gcc$/);
     expect(gcc.extra_attributes.compilers.cxx).toMatch(/\/g\+\+$/);
     expect(after.spack["compilers"]).toBeUndefined();
@@ -260,7 +277,9 @@ describe("spack stand-in: compilers in spack.yaml (Spack 1.x)", () => {
 
     const again = await run(spackCommands.compilerFind(p), p);
     expect(again.stdout).toContain("Found no new compilers");
-    expect(YAML.parse(fs.readFileSync(path.join(p.envDir, "spack.yaml"), "utf8")).spack.packages.gcc.externals).toHaveLength(1);
+    expect(
+      YAML.parse(fs.readFileSync(path.join(p.envDir, "spack.yaml"), "utf8")).spack.packages.gcc.externals,
+    ).toHaveLength(1);
 
     // Concretization takes the compiler from there: an external gcc node the packages depend on for `c`.
     const conc = await run(spackCommands.concretize(p), p);
@@ -271,7 +290,9 @@ describe("spack stand-in: compilers in spack.yaml (Spack 1.x)", () => {
     const compiler = readLock(p).concrete_specs[compilerEdge.hash]!;
     expect(compiler.version).toBe(GCC_VERSION);
     expect(compiler.external?.path).toBe(gcc.prefix);
-    expect(conc.stdout).toMatch(new RegExp(`zlib@1\\.3\\.1~pic\\+shared platform=linux os=\\S+ target=x86_64 %c=gcc@${GCC_VERSION}`));
+    expect(conc.stdout).toMatch(
+      new RegExp(`zlib@1\\.3\\.1~pic\\+shared platform=linux os=\\S+ target=x86_64 %c=gcc@${GCC_VERSION}`),
+    );
   });
 
   it("external find writes the package into spack.yaml as not buildable, or warns", async () => {
@@ -284,7 +305,9 @@ describe("spack stand-in: compilers in spack.yaml (Spack 1.x)", () => {
       expect(none.stderr).toContain("==> Warning:");
       const found = await run(spackCommands.externalFind(p, ["hwloc"]), p);
       expect(found.exitCode, found.stderr).toBe(0);
-      expect(found.stdout).toContain(`==> The following specs have been detected on this system and added to ${p.envDir}/spack.yaml`);
+      expect(found.stdout).toContain(
+        `==> The following specs have been detected on this system and added to ${p.envDir}/spack.yaml`,
+      );
       const hwloc = YAML.parse(fs.readFileSync(path.join(p.envDir, "spack.yaml"), "utf8")).spack.packages.hwloc;
       expect(hwloc).toEqual({ externals: [{ spec: "hwloc@2.9.1", prefix: tmp }], buildable: false });
     } finally {
@@ -320,8 +343,10 @@ describe("spack stand-in: the builtin repository (Spack 1.x)", () => {
     const factory = path.join(tmp, "no-builtin", "repos", "spack_repo", "factory");
     fs.mkdirSync(path.join(factory, "packages", "factory_hello"), { recursive: true });
     fs.writeFileSync(path.join(factory, "repo.yaml"), "repo:\n  namespace: factory\n  api: v2.0\n");
-    fs.writeFileSync(path.join(factory, "packages", "factory_hello", "package.py"),
-      `version("1.0", sha256="${"0".repeat(64)}")\ndepends_on("c", type="build")\n`);
+    fs.writeFileSync(
+      path.join(factory, "packages", "factory_hello", "package.py"),
+      `version("1.0", sha256="${"0".repeat(64)}")\ndepends_on("c", type="build")\n`,
+    );
     writeEnv(p, ["factory-hello"], { repos: { factory } });
 
     const first = await run(spackCommands.compilerFind(p), p);
@@ -352,8 +377,10 @@ describe("spack stand-in: the builtin repository (Spack 1.x)", () => {
     const repo = path.join(tmp, "v2-path", "repos", "1");
     fs.mkdirSync(path.join(repo, "packages", "site_tool"), { recursive: true });
     fs.writeFileSync(path.join(repo, "repo.yaml"), "repo:\n  namespace: site\n  api: v2.0\n");
-    fs.writeFileSync(path.join(repo, "packages", "site_tool", "package.py"),
-      `version("1.0", sha256="${"0".repeat(64)}")\ndepends_on("c", type="build")\n`);
+    fs.writeFileSync(
+      path.join(repo, "packages", "site_tool", "package.py"),
+      `version("1.0", sha256="${"0".repeat(64)}")\ndepends_on("c", type="build")\n`,
+    );
     writeEnv(p, ["site-tool"], { repos: { builtin: BUILTIN, site: repo } });
     await withCompiler(p);
     const r = await run(spackCommands.concretize(p), p);
@@ -376,8 +403,10 @@ describe("spack stand-in: the builtin repository (Spack 1.x)", () => {
     const repo = path.join(tmp, "v1-repo", "repos", "0");
     fs.mkdirSync(path.join(repo, "packages", "old-tool"), { recursive: true });
     fs.writeFileSync(path.join(repo, "repo.yaml"), "repo:\n  namespace: oldsite\n");
-    fs.writeFileSync(path.join(repo, "packages", "old-tool", "package.py"),
-      `version("1.0", sha256="${"0".repeat(64)}")\ndepends_on("zlib")\ndepends_on("c", type="build")\n`);
+    fs.writeFileSync(
+      path.join(repo, "packages", "old-tool", "package.py"),
+      `version("1.0", sha256="${"0".repeat(64)}")\ndepends_on("zlib")\ndepends_on("c", type="build")\n`,
+    );
     writeEnv(p, ["old-tool"], { repos: { builtin: BUILTIN, oldsite: repo } });
     await withCompiler(p);
     const ok = await run(spackCommands.concretize(p), p);
@@ -403,19 +432,31 @@ describe("spack stand-in: what the build host imposes", () => {
     const r = await run(spackCommands.concretize(p), p, { PYTHONPATH: empty, SPACK_PYTHON: "/usr/bin/python3" });
     if (r.exitCode === 0) {
       // This host's /usr/bin/python3 has a real clingo: nothing to show here.
-      expect(execFileSync("/usr/bin/python3", ["-c", "import clingo; print('ok')"], { encoding: "utf8" }).trim()).toBe("ok");
+      expect(execFileSync("/usr/bin/python3", ["-c", "import clingo; print('ok')"], { encoding: "utf8" }).trim()).toBe(
+        "ok",
+      );
       return;
     }
     expect(r.exitCode).toBe(3);
-    expect(r.stderr).toContain('==> Error: cannot bootstrap the "clingo" Python module from spec "clingo-bootstrap@spack+python');
+    expect(r.stderr).toContain(
+      '==> Error: cannot bootstrap the "clingo" Python module from spec "clingo-bootstrap@spack+python',
+    );
     expect(fs.existsSync(path.join(p.envDir, "spack.lock"))).toBe(false);
 
     // A clingo in Spack's bootstrap store (under SPACK_USER_CACHE_PATH) is found there.
     const pyver = execFileSync("/usr/bin/python3", ["-c", "import sys; print('python%d.%d' % sys.version_info[:2])"], {
       encoding: "utf8",
     }).trim();
-    const site = path.join(p.userCache, "bootstrap", "store", "linux-x86_64", "clingo-bootstrap-spack-abcdefg", "lib", pyver,
-      "site-packages");
+    const site = path.join(
+      p.userCache,
+      "bootstrap",
+      "store",
+      "linux-x86_64",
+      "clingo-bootstrap-spack-abcdefg",
+      "lib",
+      pyver,
+      "site-packages",
+    );
     fs.mkdirSync(site, { recursive: true });
     fs.cpSync(path.join(CLINGO_STUB, "clingo"), path.join(site, "clingo"), { recursive: true });
     const ok = await run(spackCommands.concretize(p), p, { PYTHONPATH: empty, SPACK_PYTHON: "/usr/bin/python3" });
@@ -454,7 +495,11 @@ describe("spack stand-in: what the build host imposes", () => {
     const noEntry = (key: string, index = 0): string => real(key, {}, index).replace("4242", String(uid));
     const base = path.join(tmp, "no-passwd");
     fs.mkdirSync(base, { recursive: true });
-    const p = { ...pathsFor("no-passwd"), sourceCache: path.join(base, "source-cache"), ccache: path.join(base, "ccache") };
+    const p = {
+      ...pathsFor("no-passwd"),
+      sourceCache: path.join(base, "source-cache"),
+      ccache: path.join(base, "ccache"),
+    };
     writeEnv(p, ["zlib"]);
     await withCompiler(p);
     expect((await run(spackCommands.concretize(p), p)).exitCode).toBe(0);
@@ -469,7 +514,9 @@ describe("spack stand-in: what the build host imposes", () => {
 
     const install = await run(spackCommands.install(p, 2), p, asUid, { uid });
     expect(install.exitCode).toBe(1);
-    expect(install.stderr).toContain(`${noEntry("noPasswdEntryInstall (v0.23.1)", 0)}\n${noEntry("noPasswdEntryInstall (v0.23.1)", 1)}\n`);
+    expect(install.stderr).toContain(
+      `${noEntry("noPasswdEntryInstall (v0.23.1)", 0)}\n${noEntry("noPasswdEntryInstall (v0.23.1)", 1)}\n`,
+    );
     expect(install.stdout).not.toContain("Successfully installed");
   });
 
@@ -484,7 +531,9 @@ describe("spack stand-in: what the build host imposes", () => {
       const r = await run(spackCommands.install(p, 2), p, { SPACK_STANDIN_FAIL: "zlib" });
       expect(r.exitCode).toBe(1);
       const zlib = nodeNamed(p, "zlib");
-      expect(r.stderr).toContain(`See build log for details:\n  ${expected}/spack-stage-${short(zlib)}/spack-build-out.txt`);
+      expect(r.stderr).toContain(
+        `See build log for details:\n  ${expected}/spack-stage-${short(zlib)}/spack-build-out.txt`,
+      );
     }
   });
 });
@@ -547,7 +596,12 @@ describe("spack stand-in: build, buildcache, view", () => {
     expect(fs.existsSync(path.join(prefix, ".spack", "spec.json"))).toBe(true);
     expect(fs.existsSync(path.join(prefix, ".spack", "spack-build-out.txt.gz"))).toBe(true);
     const times = JSON.parse(fs.readFileSync(path.join(prefix, ".spack", "install_times.json"), "utf8"));
-    expect(times).toMatchObject({ cache: false, name: "hello", hash: hello.hash, total: { seconds: expect.any(Number) } });
+    expect(times).toMatchObject({
+      cache: false,
+      name: "hello",
+      hash: hello.hash,
+      total: { seconds: expect.any(Number) },
+    });
     expect(Array.isArray(times.phases)).toBe(true);
     expect(fs.readFileSync(path.join(p.ccache, "used.log"), "utf8")).toContain("hello.c");
     // Sources land in the source cache under their checksum, as Spack keeps them.
@@ -580,7 +634,9 @@ describe("spack stand-in: build, buildcache, view", () => {
     expect(r.stdout).toContain(`==> Pushed hello-2.12-${hello.hash}`);
     expect(r.stdout).toContain(`==> Pushed ${short(runtime)}`);
     const index = JSON.parse(fs.readFileSync(path.join(p.buildcache, "build_cache", "index.json"), "utf8"));
-    const built = Object.values(readLock(p).concrete_specs).filter((n) => !n.external).map((n) => n.hash);
+    const built = Object.values(readLock(p).concrete_specs)
+      .filter((n) => !n.external)
+      .map((n) => n.hash);
     expect(Object.keys(index.database.installs).sort()).toEqual(built.sort());
     const again = await run(spackCommands.push(p), p);
     expect(again.stdout).not.toContain("==> Pushed");
@@ -602,7 +658,9 @@ describe("spack stand-in: build, buildcache, view", () => {
     expect(dyn).toContain(`${realView}/lib`);
     expect(dyn).not.toContain("__spack_path_placeholder__");
     expect(fs.existsSync(path.join(realView, "lib", "libgcc_s.so.1"))).toBe(true);
-    expect(fs.readFileSync(path.join(realView, "lib", "pkgconfig", "zlib.pc"), "utf8")).toContain(`prefix=${realView}\n`);
+    expect(fs.readFileSync(path.join(realView, "lib", "pkgconfig", "zlib.pc"), "utf8")).toContain(
+      `prefix=${realView}\n`,
+    );
     const compiled = execFileSync(path.join(realView, "bin", "hello"), ["--prefix"], { encoding: "utf8" }).trim();
     expect(compiled).toMatch(/^\/{2,}/);
     expect(compiled.replace(/^\/+/, "/")).toBe(realView);
@@ -623,8 +681,12 @@ describe("spack stand-in: build, buildcache, view", () => {
     for (const node of [runtime, libgreet, hello]) {
       const fill = { name: node.name, short: short(node) };
       expect(r.stdout).toContain(`${real("fromBuildcache", fill, 0)}\n${real("fromBuildcache", fill, 1)}\n`);
-      const times = JSON.parse(fs.readFileSync(path.join(findPrefix(p.installRoot, node.name, node.hash), ".spack",
-        "install_times.json"), "utf8"));
+      const times = JSON.parse(
+        fs.readFileSync(
+          path.join(findPrefix(p.installRoot, node.name, node.hash), ".spack", "install_times.json"),
+          "utf8",
+        ),
+      );
       expect(times.cache).toBe(true);
     }
     expect(r.stdout).not.toContain("Executing phase");
@@ -632,7 +694,9 @@ describe("spack stand-in: build, buildcache, view", () => {
     expect(execFileSync(path.join(prefix, "bin", "hello"), { encoding: "utf8" })).toContain("hello@2.12");
     // sbang came back with the install tree, and the relocated script runs.
     const config = findPrefix(p.installRoot, "libgreet", libgreet.hash);
-    expect(execFileSync(path.join(config, "bin", "libgreet-config"), ["--prefix"], { encoding: "utf8" }).trim()).toBe(config);
+    expect(execFileSync(path.join(config, "bin", "libgreet-config"), ["--prefix"], { encoding: "utf8" }).trim()).toBe(
+      config,
+    );
   });
 
   it("relocates binaries and sbang lines from the buildcache into another install root", async () => {
@@ -668,8 +732,14 @@ describe("spack stand-in: build, buildcache, view", () => {
 
   it("fetches checksummed sources from a mirror only at _source-cache/archive/<sha[:2]>/<sha>", async () => {
     const mirror = path.join(tmp, "source-mirror");
-    const q = { ...pathsFor("mirror-source", path.join(tmp, "empty-buildcache-3")), sourceCache: path.join(tmp, "sc-2") };
-    const mirrors = { "stack-factory": { url: `file://${q.buildcache}`, signed: false }, site: { url: `file://${mirror}`, signed: false } };
+    const q = {
+      ...pathsFor("mirror-source", path.join(tmp, "empty-buildcache-3")),
+      sourceCache: path.join(tmp, "sc-2"),
+    };
+    const mirrors = {
+      "stack-factory": { url: `file://${q.buildcache}`, signed: false },
+      site: { url: `file://${mirror}`, signed: false },
+    };
     writeEnv(q, ["zlib"], { mirrors });
     await withCompiler(q);
     const sha = sha256Of("zlib", "1.3.1");
@@ -699,7 +769,14 @@ describe("spack stand-in: build, buildcache, view", () => {
     expect(r.exitCode).toBe(1);
     expect(r.stderr).toContain("==> Error: ProcessError: Command exited with status 2:");
     const lib = nodeNamed(q, "libgreet");
-    const log = path.join(tmp, "stage-tmp", USER, "spack-stage", `spack-stage-libgreet-1.1-${lib.hash}`, "spack-build-out.txt");
+    const log = path.join(
+      tmp,
+      "stage-tmp",
+      USER,
+      "spack-stage",
+      `spack-stage-libgreet-1.1-${lib.hash}`,
+      "spack-build-out.txt",
+    );
     expect(r.stderr).toContain(`See build log for details:\n  ${log}`);
     expect(fs.readFileSync(log, "utf8")).toContain("injected build failure");
     // --fail-fast: zlib was installed, hello never started.

@@ -29,7 +29,15 @@ async function ensureDockerGroupUser(): Promise<void> {
   const known = await execa("id", ["-u", BUILDER.name], { reject: false });
   if (known.exitCode !== 0) {
     await execa("groupadd", ["--force", "docker"]);
-    await execa("useradd", ["--uid", String(BUILDER.uid), "--user-group", "--groups", "docker", "--no-create-home", BUILDER.name]);
+    await execa("useradd", [
+      "--uid",
+      String(BUILDER.uid),
+      "--user-group",
+      "--groups",
+      "docker",
+      "--no-create-home",
+      BUILDER.name,
+    ]);
   }
   // The engine's socket belongs to the docker group, as on a packaged install.
   await execa("chgrp", ["docker", "/var/run/docker.sock"]);
@@ -49,7 +57,11 @@ describe("a build as an ordinary member of the docker group", () => {
     if (isRoot) {
       await ensureDockerGroupUser();
       await chown(dir, BUILDER.uid, BUILDER.uid);
-      run = await execa("runuser", ["-u", BUILDER.name, "--", process.execPath, ...argv], { reject: false, all: true, env: { CI: "1" } });
+      run = await execa("runuser", ["-u", BUILDER.name, "--", process.execPath, ...argv], {
+        reject: false,
+        all: true,
+        env: { CI: "1" },
+      });
     } else {
       run = await execa(process.execPath, argv, { reject: false, all: true, env: { CI: "1" } });
     }
@@ -66,20 +78,43 @@ describe("targets the build host cannot run", () => {
   it("builds x86_64_v3 and a foreign target on one host, saying once that the host cannot run it", async () => {
     const host = await detectHostFromSystem();
     // icelake on an AMD host, as a site building for its Intel partition would; else any target this host lacks.
-    const candidates = [...["icelake", "sapphirerapids", "zen4"].map((n) => MICROARCHS.find((m) => m.name === n)!), ...MICROARCHS];
+    const candidates = [
+      ...["icelake", "sapphirerapids", "zen4"].map((n) => MICROARCHS.find((m) => m.name === n)!),
+      ...MICROARCHS,
+    ];
     const foreign = candidates.find(
-      (m) => m.family === "x86_64" && !canRun(host, m.name) && compilerCanTarget(m.name, { name: "gcc", version: "12.2.0" }).ok,
+      (m) =>
+        m.family === "x86_64" &&
+        !canRun(host, m.name) &&
+        compilerCanTarget(m.name, { name: "gcc", version: "12.2.0" }).ok,
     );
     expect(foreign, `a target ${host} cannot run`).toBeDefined();
     const dir = join(work, "foreign");
     await mkdir(dir, { recursive: true });
-    const stackFile = await writeTestStack(dir, { name: "foreign", specs: ["zlib"], targets: ["x86_64_v3", foreign!.name] });
+    const stackFile = await writeTestStack(dir, {
+      name: "foreign",
+      specs: ["zlib"],
+      targets: ["x86_64_v3", foreign!.name],
+    });
     const report = join(dir, "report.json");
-    const run = await runCli(["warm", stackFile, "--cache-dir", join(dir, "cache"), "--report", report, "--concurrency", "2", "--jobs", "1"]);
+    const run = await runCli([
+      "warm",
+      stackFile,
+      "--cache-dir",
+      join(dir, "cache"),
+      "--report",
+      report,
+      "--concurrency",
+      "2",
+      "--jobs",
+      "1",
+    ]);
     expect(run.exitCode, run.all).toBe(0);
     const said = run.all.split("\n").filter((l) => l.includes(`this host (${host}) cannot run ${foreign!.name} code`));
     expect(said.length, run.all).toBe(1);
-    const parsed = JSON.parse(await readFile(report, "utf8")) as { targets: { target: string; status: string; built: string[] }[] };
+    const parsed = JSON.parse(await readFile(report, "utf8")) as {
+      targets: { target: string; status: string; built: string[] }[];
+    };
     expect(parsed.targets.map((t) => [t.target, t.status])).toEqual([
       ["x86_64_v3", "ok"],
       [foreign!.name, "ok"],
@@ -102,7 +137,13 @@ describe("honest counts", () => {
     expect(warm.exitCode, warm.all).toBe(0);
     expect(warm.all).toContain("nothing to build: the buildcache already had everything");
     const parsed = JSON.parse(await readFile(report, "utf8")) as {
-      targets: { built: string[]; fromCache: string[]; logPath: string; concretization?: string; steps: { step: string; reused?: boolean }[] }[];
+      targets: {
+        built: string[];
+        fromCache: string[];
+        logPath: string;
+        concretization?: string;
+        steps: { step: string; reused?: boolean }[];
+      }[];
     };
     const t = parsed.targets[0]!;
     expect(t.built).toEqual([]);
@@ -142,7 +183,11 @@ describe("Spack's builtin packages", () => {
   it("without spack.builtin, a v1 checkout's pinned spack-packages is cloned on the host; offline that fails clearly", async () => {
     const dir = join(work, "nobuiltin");
     await mkdir(dir, { recursive: true });
-    const stackFile = await writeTestStack(dir, { name: "nobuiltin", specs: ["zlib"], spack: `spack: { source: ${JSON.stringify(STANDIN)} }` });
+    const stackFile = await writeTestStack(dir, {
+      name: "nobuiltin",
+      specs: ["zlib"],
+      spack: `spack: { source: ${JSON.stringify(STANDIN)} }`,
+    });
     const run = await runCli(["build", stackFile, "--cache-dir", join(dir, "cache"), "--out", join(dir, "out")]);
     expect(run.exitCode).not.toBe(0);
     expect(run.all).toMatch(/spack-packages/);

@@ -109,12 +109,20 @@ describe("stand-in: oci:// buildcache in a real registry", () => {
     expect(built.exitCode, built.stderr).toBe(0);
     const push = await run(spackCommands.push(p), p);
     expect(push.exitCode, push.stderr).toBe(0);
-    expect(push.stdout).toMatch(new RegExp(`==> Pushed hello-2\\.12-[a-z2-7]{32} to oci\\+http://${registry.address.replace(/\./g, "\\.")}/${repository}`));
+    expect(push.stdout).toMatch(
+      new RegExp(
+        `==> Pushed hello-2\\.12-[a-z2-7]{32} to oci\\+http://${registry.address.replace(/\./g, "\\.")}/${repository}`,
+      ),
+    );
     expect(push.stdout).toContain("==> Updated the buildcache index: 4 specs");
 
     const { tags } = (await registry.get(`/v2/${repository}/tags/list`)) as { tags: string[] };
     expect(tags.sort()).toEqual(
-      expect.arrayContaining(["index.spack", expect.stringMatching(/^hello-2\.12-[a-z2-7]{32}\.spack$/), expect.stringMatching(/^zlib-/)]),
+      expect.arrayContaining([
+        "index.spack",
+        expect.stringMatching(/^hello-2\.12-[a-z2-7]{32}\.spack$/),
+        expect.stringMatching(/^zlib-/),
+      ]),
     );
     expect(tags).toHaveLength(5);
     const helloTag = tags.find((t) => t.startsWith("hello-"))!;
@@ -147,7 +155,11 @@ describe("stand-in: oci:// buildcache in a real registry", () => {
     const r = await installed(q);
     expect(r.exitCode, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/==> Extracting hello-2\.12-[a-z2-7]{32} from binary cache/);
-    expect(r.stdout).toMatch(new RegExp(`==> Fetching http://${registry.address.replace(/\./g, "\\.")}/v2/${repository}/blobs/sha256:[0-9a-f]{64}`));
+    expect(r.stdout).toMatch(
+      new RegExp(
+        `==> Fetching http://${registry.address.replace(/\./g, "\\.")}/v2/${repository}/blobs/sha256:[0-9a-f]{64}`,
+      ),
+    );
     expect(r.stdout).not.toContain("Executing phase");
   });
 
@@ -156,7 +168,10 @@ describe("stand-in: oci:// buildcache in a real registry", () => {
     const p = pathsFor("unindexed-push");
     writeEnv(p, mirrorAt(repo));
     expect((await installed(p)).exitCode).toBe(0);
-    const push = await run(spackCommands.push(p).filter((a) => a !== "--update-index"), p);
+    const push = await run(
+      spackCommands.push(p).filter((a) => a !== "--update-index"),
+      p,
+    );
     expect(push.exitCode, push.stderr).toBe(0);
     const q = pathsFor("unindexed-install");
     writeEnv(q, mirrorAt(repo));

@@ -90,9 +90,16 @@ describe("every field set", () => {
         { path: path.join(fixtures, "repos/site"), namespace: "site" },
         { path: "/srv/spack/repos/extra", namespace: "extra" },
       ],
-      mirrors: { local: path.join(fixtures, "mirror-dir"), site: "https://mirror.example.org/spack", nfs: "/srv/mirror" },
+      mirrors: {
+        local: path.join(fixtures, "mirror-dir"),
+        site: "https://mirror.example.org/spack",
+        nfs: "/srv/mirror",
+      },
     });
-    expect(stack.packages).toEqual({ all: { prefer: ["%gcc"] }, openmpi: { variants: "+internal-pmix", require: ["@5"] } });
+    expect(stack.packages).toEqual({
+      all: { prefer: ["%gcc"] },
+      openmpi: { variants: "+internal-pmix", require: ["@5"] },
+    });
     expect(stack.externals).toEqual(["cmake", "perl"]);
     expect(stack.prefix).toBe("/sw/full");
     expect(stack.modules).toEqual({ name: "full-stack", env: { FULL_HOME: "/sw/full", OMP_NUM_THREADS: "4" } });
@@ -100,11 +107,11 @@ describe("every field set", () => {
   });
 
   it("keeps version and name as written when YAML would read them as numbers", () => {
-    const stack = parseStack('name: 2024\nversion: 25.05\nspecs: [zlib]\ntargets: [x86_64_v3]\n', "s.yaml");
+    const stack = parseStack("name: 2024\nversion: 25.05\nspecs: [zlib]\ntargets: [x86_64_v3]\n", "s.yaml");
     expect(stack.version).toBe("25.05");
     expect(stack.name).toBe("2024");
     expect(stack.prefix).toBe("/opt/2024/25.05");
-    expect(parseStack('name: a\nversion: 1.10\nspecs: [zlib]\ntargets: [x86_64_v3]\n', "s.yaml").version).toBe("1.10");
+    expect(parseStack("name: a\nversion: 1.10\nspecs: [zlib]\ntargets: [x86_64_v3]\n", "s.yaml").version).toBe("1.10");
   });
 
   it("accepts each compiler form", () => {
@@ -137,7 +144,9 @@ describe("errors", () => {
       'bad-unknown-keys.yaml:5:1 colour: unknown key "colour" (allowed keys: name, version, description, specs, targets, ' +
         "base_image, compiler, spack, packages, externals, prefix, modules, assets)",
     );
-    expect(found[1]).toBe('bad-unknown-keys.yaml:8:3 spack.branch: unknown key "branch" (allowed keys: url, ref, source, builtin, repos, mirrors)');
+    expect(found[1]).toBe(
+      'bad-unknown-keys.yaml:8:3 spack.branch: unknown key "branch" (allowed keys: url, ref, source, builtin, repos, mirrors)',
+    );
     expect(found[2]).toBe('bad-unknown-keys.yaml:12:3 modules.path: unknown key "path" (allowed keys: name, env)');
   });
 
@@ -157,7 +166,9 @@ describe("errors", () => {
   it("reports an unknown target with suggestions and a duplicate target, each at its own entry", () => {
     const issues = issuesOf(() => parseStack(textOf("bad-targets.yaml"), "bad-targets.yaml"));
     expect(issues).toHaveLength(2);
-    expect(issues[0]).toMatch(/^bad-targets\.yaml:7:5 targets\[2\]: unknown microarchitecture "zen7" \(did you mean .*zen4.*\?\)$/);
+    expect(issues[0]).toMatch(
+      /^bad-targets\.yaml:7:5 targets\[2\]: unknown microarchitecture "zen7" \(did you mean .*zen4.*\?\)$/,
+    );
     expect(issues[1]).toBe('bad-targets.yaml:8:5 targets[3]: duplicate target "zen4" (already at index 1)');
   });
 
@@ -229,7 +240,9 @@ describe("errors", () => {
     expect(issuesOf(() => parse("spack:\n  url: https://x/spack.git\n  source: ./spack\n"))).toEqual([
       'stack.yaml:6:3 spack: takes either "url" (with "ref") or "source" (a Spack checkout), not both',
     ]);
-    expect(issuesOf(() => parse("spack:\n  ref: v1.0.0\n  source: ./spack\n"))[0]).toContain('"ref" applies to a git "url"');
+    expect(issuesOf(() => parse("spack:\n  ref: v1.0.0\n  source: ./spack\n"))[0]).toContain(
+      '"ref" applies to a git "url"',
+    );
     expect(issuesOf(() => parse("spack:\n  mirrors:\n    stack-factory: /m\n"))).toEqual([
       'stack.yaml:7:5 spack.mirrors.stack-factory: mirror name "stack-factory" is reserved for the factory\'s buildcache',
     ]);
@@ -239,9 +252,9 @@ describe("errors", () => {
   });
 
   it("refuses empty specs, duplicate externals and assets that would collide", () => {
-    expect(issuesOf(() => parseStack('name: s\nversion: "1"\nspecs: [zlib, ""]\ntargets: [x86_64_v3]\n', "s.yaml"))).toEqual([
-      "s.yaml:3:15 specs[1]: expected a Spack spec, got an empty string",
-    ]);
+    expect(
+      issuesOf(() => parseStack('name: s\nversion: "1"\nspecs: [zlib, ""]\ntargets: [x86_64_v3]\n', "s.yaml")),
+    ).toEqual(["s.yaml:3:15 specs[1]: expected a Spack spec, got an empty string"]);
     expect(issuesOf(() => parse("externals: [cmake, perl, cmake]\n"))).toEqual([
       'stack.yaml:5:26 externals[2]: duplicate external "cmake" (already at index 0)',
     ]);
@@ -358,14 +371,19 @@ describe("values that reach other tools", () => {
     } catch (error) {
       message = (error as Error).message;
     }
-    expect(message).toMatch(/tools\.yaml:5:30 compiler\.os\.packages\[0\]: "gcc; curl x\|sh" is not a Debian package name/);
+    expect(message).toMatch(
+      /tools\.yaml:5:30 compiler\.os\.packages\[0\]: "gcc; curl x\|sh" is not a Debian package name/,
+    );
     expect(message).toMatch(/tools\.yaml:6:15 spack\.url: must not start with '-'/);
     expect(message).toMatch(/tools\.yaml:6:42 spack\.ref: must not start with '-'/);
     expect(message).toMatch(/tools\.yaml:7:9 prefix: must not contain quotes/);
   });
 
   it("accepts ordinary package names with versions", () => {
-    const stack = parseStack('name: x\nversion: "1"\nspecs: [zlib]\ntargets: [x86_64_v3]\ncompiler: { os: { packages: [g++-13, "gfortran=4:12.2.0-3"] } }\n', "ok.yaml");
+    const stack = parseStack(
+      'name: x\nversion: "1"\nspecs: [zlib]\ntargets: [x86_64_v3]\ncompiler: { os: { packages: [g++-13, "gfortran=4:12.2.0-3"] } }\n',
+      "ok.yaml",
+    );
     expect(stack.compiler).toEqual({ kind: "os", packages: ["g++-13", "gfortran=4:12.2.0-3"] });
   });
 });

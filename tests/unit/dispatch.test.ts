@@ -46,7 +46,10 @@ describe("which engines can build a target", () => {
   });
 
   it("the one default engine (any architecture) takes every target, as before engines had architectures", () => {
-    const able = eligibleEngines([target("zen4"), target("neoverse_v2")], [{ name: "local", arch: "*", concurrency: 1 }]);
+    const able = eligibleEngines(
+      [target("zen4"), target("neoverse_v2")],
+      [{ name: "local", arch: "*", concurrency: 1 }],
+    );
     expect(Object.fromEntries(able)).toEqual({ zen4: ["local"], neoverse_v2: ["local"] });
   });
 

@@ -2,7 +2,13 @@ import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { buildcacheLocation, chooseEngines, loadFactorySettings, loadRegistryCredentials, parseFactorySettings } from "../../src/config/factory.js";
+import {
+  buildcacheLocation,
+  chooseEngines,
+  loadFactorySettings,
+  loadRegistryCredentials,
+  parseFactorySettings,
+} from "../../src/config/factory.js";
 import { connectEngine, defaultEngineName, parseEndpoint } from "../../src/docker/engine.js";
 import { ConfigError, InputError } from "../../src/errors.js";
 
@@ -20,8 +26,18 @@ describe("engine endpoints", () => {
   it("takes unix, tcp and ssh URLs apart", () => {
     expect(parseEndpoint("unix:///var/run/docker.sock")).toEqual({ kind: "unix", socketPath: "/var/run/docker.sock" });
     expect(parseEndpoint("tcp://build2.example:2376")).toEqual({ kind: "tcp", host: "build2.example", port: 2376 });
-    expect(parseEndpoint("ssh://builder@grace01")).toEqual({ kind: "ssh", host: "grace01", port: 22, username: "builder" });
-    expect(parseEndpoint("ssh://grace01:2222")).toEqual({ kind: "ssh", host: "grace01", port: 2222, username: undefined });
+    expect(parseEndpoint("ssh://builder@grace01")).toEqual({
+      kind: "ssh",
+      host: "grace01",
+      port: 22,
+      username: "builder",
+    });
+    expect(parseEndpoint("ssh://grace01:2222")).toEqual({
+      kind: "ssh",
+      host: "grace01",
+      port: 2222,
+      username: undefined,
+    });
   });
 
   it("refuses what dockerode cannot reach, saying what is expected", () => {
@@ -36,21 +52,30 @@ describe("engine endpoints", () => {
       expect(() => parseEndpoint(url)).toThrow(InputError);
       expect(() => parseEndpoint(url)).toThrow(why);
     }
-    expect(() => parseEndpoint("tcp://host")).toThrow(/unix:\/\/\/path\/to\/docker.sock, tcp:\/\/host:port or ssh:\/\/user@host/);
+    expect(() => parseEndpoint("tcp://host")).toThrow(
+      /unix:\/\/\/path\/to\/docker.sock, tcp:\/\/host:port or ssh:\/\/user@host/,
+    );
   });
 
   it("reads TLS material from the certificate directory and says which file is missing", async () => {
     const dir = await mkdtemp(path.join(tmpdir(), "sf-tls-"));
     try {
-      const missing = await connectEngine({ endpoint: { url: "tcp://127.0.0.1:9", tlsDir: dir } }).catch((e: unknown) => e);
+      const missing = await connectEngine({ endpoint: { url: "tcp://127.0.0.1:9", tlsDir: dir } }).catch(
+        (e: unknown) => e,
+      );
       expect(missing).toBeInstanceOf(InputError);
       expect((missing as Error).message).toMatch(/tcp:\/\/127\.0\.0\.1:9: cannot read .*sf-tls-[^/]+\/ca\.pem/);
       expect((missing as InputError).hint).toMatch(/ca\.pem, cert\.pem and key\.pem/);
       for (const f of ["ca.pem", "cert.pem", "key.pem"]) await writeFile(path.join(dir, f), "not a certificate\n");
       // With the files there, the TLS connection is attempted (and nothing listens on port 9).
-      const refused = await connectEngine({ endpoint: { url: "tcp://127.0.0.1:9", tlsDir: dir }, timeoutMs: 2000 }).catch((e: unknown) => e);
+      const refused = await connectEngine({
+        endpoint: { url: "tcp://127.0.0.1:9", tlsDir: dir },
+        timeoutMs: 2000,
+      }).catch((e: unknown) => e);
       expect((refused as Error).message).toMatch(/tcp:\/\/127\.0\.0\.1:9/);
-      const unixTls = await connectEngine({ endpoint: { url: "unix:///var/run/docker.sock", tlsDir: dir } }).catch((e: unknown) => e);
+      const unixTls = await connectEngine({ endpoint: { url: "unix:///var/run/docker.sock", tlsDir: dir } }).catch(
+        (e: unknown) => e,
+      );
       expect((unixTls as Error).message).toMatch(/tls applies to tcp:\/\/ engines only/);
     } finally {
       await rm(dir, { recursive: true, force: true });
@@ -87,10 +112,26 @@ describe("factory settings file", () => {
     expect(settings).toEqual({
       file: "/etc/sf/factory.yaml",
       engines: [
-        { name: "local", endpoint: { url: "unix:///var/run/docker.sock" }, cacheRoot: "/srv/sf/cache", concurrency: 3, network: "host" },
-        { name: "grace", endpoint: { url: "tcp://grace01:2376", tlsDir: "/etc/sf/certs/grace01" }, cacheRoot: "/scratch/sf" },
+        {
+          name: "local",
+          endpoint: { url: "unix:///var/run/docker.sock" },
+          cacheRoot: "/srv/sf/cache",
+          concurrency: 3,
+          network: "host",
+        },
+        {
+          name: "grace",
+          endpoint: { url: "tcp://grace01:2376", tlsDir: "/etc/sf/certs/grace01" },
+          cacheRoot: "/scratch/sf",
+        },
       ],
-      buildcache: { kind: "oci", url: "oci://registry.example:5000/site/buildcache", registry: "registry.example:5000", repository: "site/buildcache", plainHttp: false },
+      buildcache: {
+        kind: "oci",
+        url: "oci://registry.example:5000/site/buildcache",
+        registry: "registry.example:5000",
+        repository: "site/buildcache",
+        plainHttp: false,
+      },
       credentials: "/etc/sf/registry.yaml",
     });
   });
@@ -118,7 +159,9 @@ describe("factory settings file", () => {
     expect(issues).toEqual([
       expect.stringMatching(/^\/etc\/sf\/factory\.yaml:2:10 engines\[0\]\.url: not an engine URL: "http:\/\/nope:80"/),
       expect.stringMatching(/^\/etc\/sf\/factory\.yaml:3:18 engines\[0\]\.concurrency: a positive integer/),
-      expect.stringMatching(/^\/etc\/sf\/factory\.yaml:5:12 engines\[1\]\.cache: the cache root on the engine's host must be an absolute path/),
+      expect.stringMatching(
+        /^\/etc\/sf\/factory\.yaml:5:12 engines\[1\]\.cache: the cache root on the engine's host must be an absolute path/,
+      ),
       expect.stringMatching(/^\/etc\/sf\/factory\.yaml:6:5 engines\[1\]\.colour: /),
       expect.stringMatching(/^\/etc\/sf\/factory\.yaml:7:13 buildcache: oci:\/\/host\[:port\]\/repository/),
     ]);
@@ -145,9 +188,13 @@ describe("factory settings file", () => {
   it("says so when the file is missing, empty or not a map", async () => {
     const dir = await mkdtemp(path.join(tmpdir(), "sf-factory-"));
     try {
-      await expect(loadFactorySettings(path.join(dir, "none.yaml"))).rejects.toThrow(/cannot read factory settings file .*none\.yaml: no such file/);
+      await expect(loadFactorySettings(path.join(dir, "none.yaml"))).rejects.toThrow(
+        /cannot read factory settings file .*none\.yaml: no such file/,
+      );
       await writeFile(path.join(dir, "empty.yaml"), "");
-      await expect(loadFactorySettings(path.join(dir, "empty.yaml"))).rejects.toThrow(/empty\.yaml:1:1: the factory settings file is empty/);
+      await expect(loadFactorySettings(path.join(dir, "empty.yaml"))).rejects.toThrow(
+        /empty\.yaml:1:1: the factory settings file is empty/,
+      );
       await writeFile(path.join(dir, "list.yaml"), "- a\n");
       await expect(loadFactorySettings(path.join(dir, "list.yaml"))).rejects.toThrow(/must be a map/);
     } finally {

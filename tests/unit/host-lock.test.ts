@@ -15,12 +15,16 @@ async function overlap(path: string, count: number, holdMs: number): Promise<num
   let maxInside = 0;
   await Promise.all(
     Array.from({ length: count }, () =>
-      withLock(path, async () => {
-        inside += 1;
-        maxInside = Math.max(maxInside, inside);
-        await new Promise((r) => setTimeout(r, holdMs));
-        inside -= 1;
-      }, { pollMs: 1 }),
+      withLock(
+        path,
+        async () => {
+          inside += 1;
+          maxInside = Math.max(maxInside, inside);
+          await new Promise((r) => setTimeout(r, holdMs));
+          inside -= 1;
+        },
+        { pollMs: 1 },
+      ),
     ),
   );
   return maxInside;
@@ -34,13 +38,17 @@ describe("host lock", () => {
     const order: number[] = [];
     await Promise.all(
       [1, 2, 3, 4].map((i) =>
-        withLock(path, async () => {
-          inside += 1;
-          maxInside = Math.max(maxInside, inside);
-          await new Promise((r) => setTimeout(r, 30));
-          order.push(i);
-          inside -= 1;
-        }, { pollMs: 5 }),
+        withLock(
+          path,
+          async () => {
+            inside += 1;
+            maxInside = Math.max(maxInside, inside);
+            await new Promise((r) => setTimeout(r, 30));
+            order.push(i);
+            inside -= 1;
+          },
+          { pollMs: 5 },
+        ),
       ),
     );
     expect(maxInside).toBe(1);

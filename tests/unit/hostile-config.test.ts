@@ -27,9 +27,13 @@ const issues = (text: string) => issuesOf(() => parseStack(text, "stack.yaml"));
 describe("YAML built to exhaust the reader", () => {
   it("reports a recursive alias at the alias, naming the field", () => {
     expect(issues(`${REQUIRED}packages:\n  zlib: &a { require: [*a] }\n`)).toEqual([
-      expect.stringMatching(/^stack\.yaml:6:24 packages\.zlib\.require\[0\]: the alias \*a refers to the map or list that contains it \(a recursive alias\)/),
+      expect.stringMatching(
+        /^stack\.yaml:6:24 packages\.zlib\.require\[0\]: the alias \*a refers to the map or list that contains it \(a recursive alias\)/,
+      ),
     ]);
-    expect(issues(`${REQUIRED}packages:\n  zlib: &a [*a]\n`)).toEqual([expect.stringMatching(/^stack\.yaml:6:13 packages\.zlib\[0\]: the alias \*a .*recursive alias/)]);
+    expect(issues(`${REQUIRED}packages:\n  zlib: &a [*a]\n`)).toEqual([
+      expect.stringMatching(/^stack\.yaml:6:13 packages\.zlib\[0\]: the alias \*a .*recursive alias/),
+    ]);
   });
 
   it("reports an alias bomb with its location instead of an internal error", () => {
@@ -40,13 +44,27 @@ describe("YAML built to exhaust the reader", () => {
     }
     const found = issues(`${REQUIRED}packages:\n${levels.map((l) => `  ${l}`).join("\n")}\n`);
     expect(found).toHaveLength(1);
-    expect(found[0]).toMatch(/^stack\.yaml:\d+:\d+ packages\.[a-f]\[\d\]: the aliases up to here expand to more than 10000 values \(an alias bomb\?\)/);
+    expect(found[0]).toMatch(
+      /^stack\.yaml:\d+:\d+ packages\.[a-f]\[\d\]: the aliases up to here expand to more than 10000 values \(an alias bomb\?\)/,
+    );
   });
 
   it.each([
-    ["flow", `${REQUIRED}packages:\n  zlib: ${"[".repeat(20000)}${"]".repeat(20000)}\n`, /^stack\.yaml:6:\d+ packages\.zlib\[0\]\[0\]…: nested more than 64 levels deep/],
-    ["block", `${REQUIRED}packages:\n${Array.from({ length: 3000 }, (_, i) => `${" ".repeat(i + 1)}k${i}:`).join("\n")} x\n`, /^stack\.yaml:\d+:\d+ packages\.k0\.k1\.k2…: nested more than 64 levels deep/],
-    ["just too deep", `${REQUIRED}packages:\n  zlib: ${"{a: ".repeat(70)}1${"}".repeat(70)}\n`, /^stack\.yaml:6:\d+ packages\.zlib\.a\.a…: nested more than 64 levels deep/],
+    [
+      "flow",
+      `${REQUIRED}packages:\n  zlib: ${"[".repeat(20000)}${"]".repeat(20000)}\n`,
+      /^stack\.yaml:6:\d+ packages\.zlib\[0\]\[0\]…: nested more than 64 levels deep/,
+    ],
+    [
+      "block",
+      `${REQUIRED}packages:\n${Array.from({ length: 3000 }, (_, i) => `${" ".repeat(i + 1)}k${i}:`).join("\n")} x\n`,
+      /^stack\.yaml:\d+:\d+ packages\.k0\.k1\.k2…: nested more than 64 levels deep/,
+    ],
+    [
+      "just too deep",
+      `${REQUIRED}packages:\n  zlib: ${"{a: ".repeat(70)}1${"}".repeat(70)}\n`,
+      /^stack\.yaml:6:\d+ packages\.zlib\.a\.a…: nested more than 64 levels deep/,
+    ],
   ])("names the field of %s nesting that is too deep", (_what, text, pattern) => {
     const found = issues(text);
     expect(found).toHaveLength(1);
@@ -54,7 +72,10 @@ describe("YAML built to exhaust the reader", () => {
   });
 
   it("still takes ordinary nesting and anchors", () => {
-    const stack = parseStack(`${REQUIRED}packages:\n  base: &b { require: ["%gcc"] }\n  zlib: *b\n  mpi: { require: [{ one_of: [[a, b]] }] }\n`, "stack.yaml");
+    const stack = parseStack(
+      `${REQUIRED}packages:\n  base: &b { require: ["%gcc"] }\n  zlib: *b\n  mpi: { require: [{ one_of: [[a, b]] }] }\n`,
+      "stack.yaml",
+    );
     expect(stack.packages["zlib"]).toEqual({ require: ["%gcc"] });
   });
 });
@@ -63,16 +84,26 @@ describe("text that would reach manifests, modules and logs", () => {
   it.each([
     ['description: "a\\0b"', /^stack\.yaml:5:14 description: contains the control character U\+0000 \(NUL\)/],
     ['description: "red \\e[31m"', /^stack\.yaml:5:14 description: contains the control character U\+001B/],
-    ['modules:\n  env:\n    SITE: "x\\ry"', /^stack\.yaml:7:11 modules\.env\.SITE: contains the control character U\+000D/],
+    [
+      'modules:\n  env:\n    SITE: "x\\ry"',
+      /^stack\.yaml:7:11 modules\.env\.SITE: contains the control character U\+000D/,
+    ],
     ['specs: ["zlib\\x07"]', /^stack\.yaml:4:9 specs\[0\]: contains the control character U\+0007/],
-    ['packages:\n  "zl\\x01ib": {}', /^stack\.yaml:6:3 packages\["zl\\u0001ib"\]: the key contains the control character U\+0001/],
+    [
+      'packages:\n  "zl\\x01ib": {}',
+      /^stack\.yaml:6:3 packages\["zl\\u0001ib"\]: the key contains the control character U\+0001/,
+    ],
   ])("refuses %s", (yaml, pattern) => {
-    const text = yaml.startsWith("specs") ? REQUIRED.replace("specs: [zlib]\n", "") + yaml + "\n" : `${REQUIRED}${yaml}\n`;
+    const text = yaml.startsWith("specs")
+      ? `${REQUIRED.replace("specs: [zlib]\n", "") + yaml}\n`
+      : `${REQUIRED}${yaml}\n`;
     expect(issues(text)).toEqual([expect.stringMatching(pattern)]);
   });
 
   it("keeps tabs and newlines in a description", () => {
-    expect(parseStack(`${REQUIRED}description: "one\\ttwo\\nthree"\n`, "stack.yaml").description).toBe("one\ttwo\nthree");
+    expect(parseStack(`${REQUIRED}description: "one\\ttwo\\nthree"\n`, "stack.yaml").description).toBe(
+      "one\ttwo\nthree",
+    );
   });
 });
 
@@ -85,7 +116,9 @@ describe("values install.sh, the module, Docker or the file system would refuse"
     ["S_ROOT", /modules\.env\.S_ROOT: S_ROOT is the module's own prefix variable/],
     ["S_INSTALL_PREFIX", /modules\.env\.S_INSTALL_PREFIX: S_INSTALL_PREFIX is the module's own prefix variable/],
   ])("refuses modules.env %s at its key", (name, pattern) => {
-    expect(issues(`${REQUIRED}modules:\n  env:\n    ${name}: /x\n`)).toEqual([expect.stringMatching(new RegExp(`^stack\\.yaml:7:5 ${pattern.source}`))]);
+    expect(issues(`${REQUIRED}modules:\n  env:\n    ${name}: /x\n`)).toEqual([
+      expect.stringMatching(new RegExp(`^stack\\.yaml:7:5 ${pattern.source}`)),
+    ]);
   });
 
   it("takes other module variables, and the _ROOT of another name", () => {
@@ -110,12 +143,20 @@ describe("values install.sh, the module, Docker or the file system would refuse"
 
   it("refuses a name and version whose default prefix install.sh would refuse", () => {
     const text = `name: ${"n".repeat(120)}\nversion: "${"1".repeat(80)}"\nspecs: [zlib]\ntargets: [x86_64_v3]\n`;
-    expect(issues(text)).toEqual([expect.stringMatching(/^stack\.yaml:1:7 name: the default prefix \/opt\/n+… is 206 characters; install\.sh takes at most 200; set prefix/)]);
+    expect(issues(text)).toEqual([
+      expect.stringMatching(
+        /^stack\.yaml:1:7 name: the default prefix \/opt\/n+… is 206 characters; install\.sh takes at most 200; set prefix/,
+      ),
+    ]);
   });
 
   it("refuses a name and version that make a tarball name over 255 bytes", () => {
     const text = `name: ${"n".repeat(200)}\nversion: "${"1".repeat(30)}"\nspecs: [zlib]\ntargets: [x86_64_v3, icelake]\nprefix: /opt/x\n`;
-    expect(issues(text)).toEqual([expect.stringMatching(/^stack\.yaml:1:7 name: name, version and target x86_64_v3 make the tarball directory n+… 241 bytes long; at most 221 fit/)]);
+    expect(issues(text)).toEqual([
+      expect.stringMatching(
+        /^stack\.yaml:1:7 name: name, version and target x86_64_v3 make the tarball directory n+… 241 bytes long; at most 221 fit/,
+      ),
+    ]);
     const fits = `name: ${"n".repeat(190)}\nversion: "${"1".repeat(20)}"\nspecs: [zlib]\ntargets: [x86_64_v3]\nprefix: /opt/x\n`;
     expect(parseStack(fits, "stack.yaml").name).toHaveLength(190);
   });
@@ -127,7 +168,9 @@ describe("values install.sh, the module, Docker or the file system would refuse"
     ['"ubuntu:"'],
     ['"ubuntu@sha256:abc"'],
   ])("refuses base_image %s", (image) => {
-    expect(issues(`${REQUIRED}base_image: ${image}\n`)).toEqual([expect.stringMatching(/^stack\.yaml:5:13 base_image: /)]);
+    expect(issues(`${REQUIRED}base_image: ${image}\n`)).toEqual([
+      expect.stringMatching(/^stack\.yaml:5:13 base_image: /),
+    ]);
   });
 
   it.each([
@@ -177,6 +220,8 @@ describe("files a stack names", () => {
     const file = path.join(dir, "stack.yaml");
     await writeFile(file, `${REQUIRED}assets: [pipe]\n`);
     const error = await loadStack(file).catch((e: unknown) => e);
-    expect((error as ConfigError).issues).toEqual([`${file}:5:10 assets[0]: asset ${path.join(dir, "pipe")} is not a file`]);
+    expect((error as ConfigError).issues).toEqual([
+      `${file}:5:10 assets[0]: asset ${path.join(dir, "pipe")} is not a file`,
+    ]);
   });
 });

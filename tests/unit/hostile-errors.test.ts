@@ -43,19 +43,31 @@ describe("errors the machine causes", () => {
       (e: unknown) => e,
     );
     const failure = describeFailure(error);
-    expect(failure).toEqual({ text: `stack-factory: cannot write ${path}: no space left on the device (ENOSPC)\n`, exitCode: 1 });
+    expect(failure).toEqual({
+      text: `stack-factory: cannot write ${path}: no space left on the device (ENOSPC)\n`,
+      exitCode: 1,
+    });
   });
 
   it.each([
     [systemError("EROFS", "open", "/ro/x"), "stack-factory: cannot open /ro/x: read-only file system (EROFS)\n"],
-    [systemError("EDQUOT", "write", "/home/u/t.tar.gz"), "stack-factory: cannot write /home/u/t.tar.gz: disk quota exceeded (EDQUOT)\n"],
-    [systemError("EACCES", "mkdir", "/srv/cache"), "stack-factory: cannot create the directory /srv/cache: permission denied (EACCES)\n"],
+    [
+      systemError("EDQUOT", "write", "/home/u/t.tar.gz"),
+      "stack-factory: cannot write /home/u/t.tar.gz: disk quota exceeded (EDQUOT)\n",
+    ],
+    [
+      systemError("EACCES", "mkdir", "/srv/cache"),
+      "stack-factory: cannot create the directory /srv/cache: permission denied (EACCES)\n",
+    ],
   ])("%s is a plain message, exit 1", (error, text) => {
     expect(describeFailure(error)).toEqual({ text, exitCode: 1 });
   });
 
   it("keeps the factory's own errors and calls anything else an internal error (exit 70)", () => {
-    expect(describeFailure(new InputError("bad", { hint: "fix it" }))).toEqual({ text: "stack-factory: bad\nhint: fix it\n", exitCode: 2 });
+    expect(describeFailure(new InputError("bad", { hint: "fix it" }))).toEqual({
+      text: "stack-factory: bad\nhint: fix it\n",
+      exitCode: 2,
+    });
     const bug = describeFailure(new TypeError("x is undefined"));
     expect(bug.exitCode).toBe(70);
     expect(bug.text).toMatch(/^stack-factory: internal error: TypeError: x is undefined/);

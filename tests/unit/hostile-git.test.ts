@@ -37,16 +37,19 @@ describe("spack checkout git transports", () => {
     for (const value of seen) expect(value).toBe(GIT_PROTOCOLS);
   });
 
-  it.each([["ext::sh -c touch% pwned"], ["fd::3"], ["http://example.org/spack.git"], ["--upload-pack=touch pwned"], ["/local/path"]])(
-    "refuses %s before running git, even with GIT_ALLOW_PROTOCOL=ext inherited",
-    async (url) => {
-      process.env["GIT_ALLOW_PROTOCOL"] = "ext:fd:file:http";
-      const dir = join(work, "spack");
-      await expect(ensureSpackCheckout(dir, url, "v1.0.0")).rejects.toBeInstanceOf(InputError);
-      expect(existsSync(join(work, "pwned"))).toBe(false);
-      expect(existsSync(join(process.cwd(), "pwned"))).toBe(false);
-    },
-  );
+  it.each([
+    ["ext::sh -c touch% pwned"],
+    ["fd::3"],
+    ["http://example.org/spack.git"],
+    ["--upload-pack=touch pwned"],
+    ["/local/path"],
+  ])("refuses %s before running git, even with GIT_ALLOW_PROTOCOL=ext inherited", async (url) => {
+    process.env["GIT_ALLOW_PROTOCOL"] = "ext:fd:file:http";
+    const dir = join(work, "spack");
+    await expect(ensureSpackCheckout(dir, url, "v1.0.0")).rejects.toBeInstanceOf(InputError);
+    expect(existsSync(join(work, "pwned"))).toBe(false);
+    expect(existsSync(join(process.cwd(), "pwned"))).toBe(false);
+  });
 
   it("git itself refuses ext:: under the pinned allow-list (the allow-list alone, without the URL check)", async () => {
     const { execa } = await import("execa");

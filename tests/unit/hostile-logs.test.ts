@@ -44,7 +44,11 @@ describe("multi-byte UTF-8 split across chunks", () => {
       },
     } as unknown as Engine;
     const lines: string[] = [];
-    const building = buildImage(engine, { tag: "t", files: { Dockerfile: "FROM scratch\n" }, onLine: (line) => lines.push(line) });
+    const building = buildImage(engine, {
+      tag: "t",
+      files: { Dockerfile: "FROM scratch\n" },
+      onLine: (line) => lines.push(line),
+    });
     for (const chunk of bytewise(event.toString("utf8"))) stream.write(chunk);
     stream.end();
     await building;

@@ -89,7 +89,9 @@ async function naiveView(body: Buffer): Promise<Map<string, string>> {
   const extractor = extract();
   Readable.from([body]).pipe(extractor as unknown as NodeJS.WritableStream);
   const reading = (async () => {
-    for await (const entry of extractor as unknown as AsyncIterable<Readable & { header: { name: string; type: string | null } }>) {
+    for await (const entry of extractor as unknown as AsyncIterable<
+      Readable & { header: { name: string; type: string | null } }
+    >) {
       const chunks: Buffer[] = [];
       for await (const chunk of entry) chunks.push(chunk as Buffer);
       const name = entry.header.name.replace(/^(\.\/)+/, "").replace(/\/+$/, "");
@@ -125,7 +127,11 @@ afterEach(async () => {
  * `top/`, then manifest.json and SHA256SUMS listing what tar-stream sees in `body`, then `body`, then the end
  * blocks unless `ownEnd`. Returns the path of the gzipped archive.
  */
-async function hostile(name: string, body: Buffer, options: { ownEnd?: boolean; notInManifest?: string[] } = {}): Promise<string> {
+async function hostile(
+  name: string,
+  body: Buffer,
+  options: { ownEnd?: boolean; notInManifest?: string[] } = {},
+): Promise<string> {
   const view = await naiveView(Buffer.concat([body, END]));
   const files: Record<string, string> = Object.create(null) as Record<string, string>;
   for (const [path, hex] of view) if (!(options.notInManifest ?? []).includes(path)) files[path] = hex;
@@ -167,42 +173,66 @@ describe.skipIf(!gnuTar)("verify judges archives as GNU tar extracts them", () =
     expect(readFileSync(join(dir, "top/innocent"), "utf8")).toBe("fine\n");
   });
 
-  it.each([["gnu"], ["posix"]])("accepts what GNU tar writes with --format=%s (long names, long link targets, hardlinks, UTF-8)", async (format) => {
-    const tree = join(work, "tree");
-    const top = join(tree, "demo-1-x86_64_v3");
-    const long = `${"d".repeat(60)}/${"e".repeat(60)}`;
-    mkdirSync(join(top, "view", long), { recursive: true });
-    const files: Record<string, string> = {
-      "view/bin/tool": "tool\n",
-      [`view/${long}/${"f".repeat(90)}.txt`]: "deep\n",
-      "view/share/naïve-名前.txt": "utf-8\n",
-    };
-    for (const [rel, body] of Object.entries(files)) {
-      mkdirSync(join(top, rel, ".."), { recursive: true });
-      await writeFile(join(top, rel), body);
-    }
-    spawnSync("ln", ["-s", `../${long}/${"f".repeat(90)}.txt`, join(top, "view/bin/deep-link")]);
-    spawnSync("ln", [join(top, "view/bin/tool"), join(top, "view/bin/hard")]);
-    files["view/bin/hard"] = "tool\n";
-    const listed: Record<string, string> = {};
-    for (const [rel, body] of Object.entries(files)) listed[rel] = sha256(body);
-    const manifestText = JSON.stringify({ ...baseManifest, files: listed });
-    await writeFile(join(top, "manifest.json"), manifestText);
-    const sums = Object.entries({ ...listed, "manifest.json": sha256(manifestText) }).map(([p, h]) => `${h}  ${p}\n`).join("");
-    await writeFile(join(top, "SHA256SUMS"), sums);
-    const path = join(work, `gnu-${format}.tar.gz`);
-    const made = spawnSync("tar", ["-c", "-z", `--format=${format}`, "--owner=0", "--group=0", "--numeric-owner", "-f", path, "-C", tree, "demo-1-x86_64_v3"], { encoding: "utf8" });
-    expect(made.status, made.stderr).toBe(0);
-    const report = await verifyTarball(path);
-    expect(report.problems).toEqual([]);
-    expect(report.files).toBe(6);
-  });
+  it.each([["gnu"], ["posix"]])(
+    "accepts what GNU tar writes with --format=%s (long names, long link targets, hardlinks, UTF-8)",
+    async (format) => {
+      const tree = join(work, "tree");
+      const top = join(tree, "demo-1-x86_64_v3");
+      const long = `${"d".repeat(60)}/${"e".repeat(60)}`;
+      mkdirSync(join(top, "view", long), { recursive: true });
+      const files: Record<string, string> = {
+        "view/bin/tool": "tool\n",
+        [`view/${long}/${"f".repeat(90)}.txt`]: "deep\n",
+        "view/share/naïve-名前.txt": "utf-8\n",
+      };
+      for (const [rel, body] of Object.entries(files)) {
+        mkdirSync(join(top, rel, ".."), { recursive: true });
+        await writeFile(join(top, rel), body);
+      }
+      spawnSync("ln", ["-s", `../${long}/${"f".repeat(90)}.txt`, join(top, "view/bin/deep-link")]);
+      spawnSync("ln", [join(top, "view/bin/tool"), join(top, "view/bin/hard")]);
+      files["view/bin/hard"] = "tool\n";
+      const listed: Record<string, string> = {};
+      for (const [rel, body] of Object.entries(files)) listed[rel] = sha256(body);
+      const manifestText = JSON.stringify({ ...baseManifest, files: listed });
+      await writeFile(join(top, "manifest.json"), manifestText);
+      const sums = Object.entries({ ...listed, "manifest.json": sha256(manifestText) })
+        .map(([p, h]) => `${h}  ${p}\n`)
+        .join("");
+      await writeFile(join(top, "SHA256SUMS"), sums);
+      const path = join(work, `gnu-${format}.tar.gz`);
+      const made = spawnSync(
+        "tar",
+        [
+          "-c",
+          "-z",
+          `--format=${format}`,
+          "--owner=0",
+          "--group=0",
+          "--numeric-owner",
+          "-f",
+          path,
+          "-C",
+          tree,
+          "demo-1-x86_64_v3",
+        ],
+        { encoding: "utf8" },
+      );
+      expect(made.status, made.stderr).toBe(0);
+      const report = await verifyTarball(path);
+      expect(report.problems).toEqual([]);
+      expect(report.files).toBe(6);
+    },
+  );
 
   it.each([
     ["a Solaris X header", "X", /Solaris extended header \('X'\)/],
     ["a pax global header", "g", /pax global header \('g'\)/],
   ])("refuses %s naming .profile, which tar writes outside top/", async (_what, flag, pattern) => {
-    const body = Buffer.concat([member({ name: "top/PaxHeaders/x", type: flag }, paxData([["path", ".profile"]])), member({ name: "top/innocent" }, evil)]);
+    const body = Buffer.concat([
+      member({ name: "top/PaxHeaders/x", type: flag }, paxData([["path", ".profile"]])),
+      member({ name: "top/innocent" }, evil),
+    ]);
     const path = await hostile(`ext-${flag}`, body);
     expect((await problemsOf(path)).some((p) => pattern.test(p))).toBe(true);
     const dir = gnuExtract(path);
@@ -211,7 +241,10 @@ describe.skipIf(!gnuTar)("verify judges archives as GNU tar extracts them", () =
   });
 
   it("refuses pax keywords GNU tar acts on (GNU.sparse.name renames the entry)", async () => {
-    const body = Buffer.concat([member({ name: "top/PaxHeaders/x", type: "x" }, paxData([["GNU.sparse.name", ".profile"]])), member({ name: "top/innocent" }, evil)]);
+    const body = Buffer.concat([
+      member({ name: "top/PaxHeaders/x", type: "x" }, paxData([["GNU.sparse.name", ".profile"]])),
+      member({ name: "top/innocent" }, evil),
+    ]);
     const path = await hostile("sparse-name", body);
     expect((await problemsOf(path)).some((p) => p.includes('keyword "GNU.sparse.name"'))).toBe(true);
     expect(readFileSync(join(gnuExtract(path), ".profile"), "utf8")).toBe(evil);
@@ -229,7 +262,10 @@ describe.skipIf(!gnuTar)("verify judges archives as GNU tar extracts them", () =
   });
 
   it("refuses symlinks that escape together (a -> ., a/b -> ..)", async () => {
-    const body = Buffer.concat([member({ name: "top/a", type: "2", linkname: "." }), member({ name: "top/a/b", type: "2", linkname: ".." })]);
+    const body = Buffer.concat([
+      member({ name: "top/a", type: "2", linkname: "." }),
+      member({ name: "top/a/b", type: "2", linkname: ".." }),
+    ]);
     const path = await hostile("chain", body);
     expect((await problemsOf(path)).some((p) => p.startsWith("top/a/b: lies under top/a, a symlink"))).toBe(true);
     const dir = gnuExtract(path);
@@ -243,13 +279,18 @@ describe.skipIf(!gnuTar)("verify judges archives as GNU tar extracts them", () =
       member({ name: "top/e", type: "2", linkname: "d/l/.." }),
     ]);
     const path = await hostile("through", body);
-    expect((await problemsOf(path)).some((p) => /^top\/e: symlink to d\/l\/\.\. leaves top\/ once the symlinks/.test(p))).toBe(true);
+    expect(
+      (await problemsOf(path)).some((p) => /^top\/e: symlink to d\/l\/\.\. leaves top\/ once the symlinks/.test(p)),
+    ).toBe(true);
     const dir = gnuExtract(path);
     expect(realpathSync.native(join(dir, "top/e"))).toBe(realpathSync.native(dir));
   });
 
   it("refuses a symlink that is inside top/ on its face but passes through an absolute one", async () => {
-    const body = Buffer.concat([member({ name: "top/abs", type: "2", linkname: "/" }), member({ name: "top/x", type: "2", linkname: "abs/tmp" })]);
+    const body = Buffer.concat([
+      member({ name: "top/abs", type: "2", linkname: "/" }),
+      member({ name: "top/x", type: "2", linkname: "abs/tmp" }),
+    ]);
     const path = await hostile("via-absolute", body);
     const problems = await problemsOf(path);
     expect(problems).toContain("top/abs: symlink to the absolute path /");
@@ -258,7 +299,10 @@ describe.skipIf(!gnuTar)("verify judges archives as GNU tar extracts them", () =
   });
 
   it("refuses a symlink that leaves top/ and comes back (../top/x points elsewhere once installed)", async () => {
-    const body = Buffer.concat([member({ name: "top/y" }, "fine\n"), member({ name: "top/x", type: "2", linkname: "../top/y" })]);
+    const body = Buffer.concat([
+      member({ name: "top/y" }, "fine\n"),
+      member({ name: "top/x", type: "2", linkname: "../top/y" }),
+    ]);
     const path = await hostile("detour", body);
     expect((await problemsOf(path)).some((p) => p.startsWith("top/x: symlink to ../top/y leaves top/"))).toBe(true);
     const dir = gnuExtract(path);
@@ -271,17 +315,30 @@ describe.skipIf(!gnuTar)("verify judges archives as GNU tar extracts them", () =
     ["setuid file", { name: "top/s", mode: 0o4755 }, /top\/s: mode 4755 is setuid/, 0o4000],
     ["setgid directory", { name: "top/g/", type: "5", mode: 0o2755 }, /top\/g: mode 2755 is setgid/, 0o2000],
     ["world-writable file", { name: "top/w", mode: 0o666 }, /top\/w: mode 0666 is world-writable/, 0o002],
-    ["world-writable directory", { name: "top/wd/", type: "5", mode: 0o777 }, /top\/wd: mode 0777 is world-writable/, 0o002],
-  ] as [string, Raw, RegExp, number][])("refuses a %s, which tar -p installs as is", async (_what, raw, pattern, bit) => {
-    const path = await hostile("mode", member(raw, raw.type === "5" ? "" : "#!/bin/sh\n"));
-    expect((await problemsOf(path)).some((p) => pattern.test(p))).toBe(true);
-    const dir = gnuExtract(path);
-    expect(lstatSync(join(dir, raw.name)).mode & bit).toBe(bit);
-  });
+    [
+      "world-writable directory",
+      { name: "top/wd/", type: "5", mode: 0o777 },
+      /top\/wd: mode 0777 is world-writable/,
+      0o002,
+    ],
+  ] as [string, Raw, RegExp, number][])(
+    "refuses a %s, which tar -p installs as is",
+    async (_what, raw, pattern, bit) => {
+      const path = await hostile("mode", member(raw, raw.type === "5" ? "" : "#!/bin/sh\n"));
+      expect((await problemsOf(path)).some((p) => pattern.test(p))).toBe(true);
+      const dir = gnuExtract(path);
+      expect(lstatSync(join(dir, raw.name)).mode & bit).toBe(bit);
+    },
+  );
 
   it("refuses a file owned by another user, which tar run as root gives to that user", async () => {
-    const path = await hostile("owner", member({ name: "top/bin/tool", mode: 0o755, uid: 1234, uname: "" }, "#!/bin/sh\n"));
-    expect(await problemsOf(path)).toContain("top/bin/tool: owned by 1234:0, not root (tar run as root would give it to that owner)");
+    const path = await hostile(
+      "owner",
+      member({ name: "top/bin/tool", mode: 0o755, uid: 1234, uname: "" }, "#!/bin/sh\n"),
+    );
+    expect(await problemsOf(path)).toContain(
+      "top/bin/tool: owned by 1234:0, not root (tar run as root would give it to that owner)",
+    );
     if (process.getuid?.() === 0) expect(lstatSync(join(gnuExtract(path), "top/bin/tool")).uid).toBe(1234);
   });
 
@@ -292,11 +349,14 @@ describe.skipIf(!gnuTar)("verify judges archives as GNU tar extracts them", () =
     expect(readFileSync(join(gnuExtract(path), "top/a"), "utf8")).toBe(evil);
   });
 
-  it.each([["constructor"], ["__proto__"], ["toString"]])("names a file called %s that the manifest does not list", async (name) => {
-    const path = await hostile(`proto-${name}`, member({ name: `top/${name}` }, evil), { notInManifest: [name] });
-    expect(await problemsOf(path)).toContain(`${name} is not listed in manifest.json`);
-    expect(readFileSync(join(gnuExtract(path), `top/${name}`), "utf8")).toBe(evil);
-  });
+  it.each([["constructor"], ["__proto__"], ["toString"]])(
+    "names a file called %s that the manifest does not list",
+    async (name) => {
+      const path = await hostile(`proto-${name}`, member({ name: `top/${name}` }, evil), { notInManifest: [name] });
+      expect(await problemsOf(path)).toContain(`${name} is not listed in manifest.json`);
+      expect(readFileSync(join(gnuExtract(path), `top/${name}`), "utf8")).toBe(evil);
+    },
+  );
 
   it("refuses data after the end-of-archive blocks, which tar --ignore-zeros extracts", async () => {
     const body = Buffer.concat([END, member({ name: ".profile" }, evil)]);
@@ -309,7 +369,9 @@ describe.skipIf(!gnuTar)("verify judges archives as GNU tar extracts them", () =
     const hidden = member({ name: ".profile" }, evil);
     const body = Buffer.concat([header({ name: "top/d/", type: "5", mode: 0o755 }, hidden.length), hidden]);
     const path = await hostile("dir-data", body);
-    expect((await problemsOf(path)).some((p) => p.includes('"top/d/": a directory entry with 1024 bytes of data'))).toBe(true);
+    expect(
+      (await problemsOf(path)).some((p) => p.includes('"top/d/": a directory entry with 1024 bytes of data')),
+    ).toBe(true);
     expect(readFileSync(join(gnuExtract(path), ".profile"), "utf8")).toBe(evil);
   });
 
@@ -323,7 +385,11 @@ describe.skipIf(!gnuTar)("verify judges archives as GNU tar extracts them", () =
     ["an unknown type", { name: "top/q", type: "Q" }, /unknown type "Q"/],
     ["a sparse file", { name: "top/s", type: "S" }, /GNU sparse file/],
     ["a volume label", { name: "top/v", type: "V" }, /volume label/],
-    ["a name that is not UTF-8", { name: "top/x", nameBytes: Buffer.from([0x74, 0x6f, 0x70, 0x2f, 0xff]) }, /not valid UTF-8/],
+    [
+      "a name that is not UTF-8",
+      { name: "top/x", nameBytes: Buffer.from([0x74, 0x6f, 0x70, 0x2f, 0xff]) },
+      /not valid UTF-8/,
+    ],
     ["a regular file named like a directory", { name: "top/f/" }, /regular file whose name ends in '\/'/],
   ] as [string, Raw, RegExp][])("refuses %s", async (_what, raw, pattern) => {
     const path = await hostile("odd", member(raw, "x"));
@@ -334,7 +400,9 @@ describe.skipIf(!gnuTar)("verify judges archives as GNU tar extracts them", () =
     const tar = Buffer.concat([member({ name: "top" }, "x"), END]);
     const path = join(work, "file-top.tar.gz");
     await writeFile(path, gzipSync(tar));
-    expect((await problemsOf(path)).some((p) => p === "top: the top-level entry is a file, not a directory")).toBe(true);
+    expect((await problemsOf(path)).some((p) => p === "top: the top-level entry is a file, not a directory")).toBe(
+      true,
+    );
   });
 
   it("does not hang on a FIFO as the tarball's .sha256, and refuses a FIFO as the tarball", async () => {

@@ -4,7 +4,14 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CACHE_LAYOUT } from "../../src/cache/layout.js";
 import { execa } from "execa";
-import { concretizationKey, findLock, repoDigest, saveLock, treeIdentity, type ConcretizationInputs } from "../../src/run/lock-reuse.js";
+import {
+  concretizationKey,
+  findLock,
+  repoDigest,
+  saveLock,
+  treeIdentity,
+  type ConcretizationInputs,
+} from "../../src/run/lock-reuse.js";
 
 const BASE: ConcretizationInputs = {
   environments: { "/sf/env/spack.yaml": "spack:\n  specs: [zlib]\n" },
@@ -44,8 +51,12 @@ describe("the concretization key", () => {
   });
 
   it("refuses to key inputs it cannot compare", () => {
-    expect(concretizationKey({ ...BASE, spackCommit: "unknown" })).toEqual({ unusable: "the Spack checkout has no git commit to compare" });
-    expect(concretizationKey({ ...BASE, spackPackagesCommit: "unknown" })).toMatchObject({ unusable: expect.stringContaining("spack-packages") });
+    expect(concretizationKey({ ...BASE, spackCommit: "unknown" })).toEqual({
+      unusable: "the Spack checkout has no git commit to compare",
+    });
+    expect(concretizationKey({ ...BASE, spackPackagesCommit: "unknown" })).toMatchObject({
+      unusable: expect.stringContaining("spack-packages"),
+    });
     expect(concretizationKey({ ...BASE, imageId: "" })).toMatchObject({ unusable: expect.stringContaining("image") });
   });
 });

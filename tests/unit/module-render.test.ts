@@ -150,7 +150,14 @@ const installTemplate = await loadInstallTemplate();
 describe("renderInstallScript", () => {
   const script = (overrides: Partial<Parameters<typeof renderInstallScript>[0]> = {}) =>
     renderInstallScript(
-      { stackName: "hello", version: "1.0", target: "x86_64_v3", defaultPrefix: "/opt/hello", moduleName: "hello", ...overrides },
+      {
+        stackName: "hello",
+        version: "1.0",
+        target: "x86_64_v3",
+        defaultPrefix: "/opt/hello",
+        moduleName: "hello",
+        ...overrides,
+      },
       installTemplate,
     );
 

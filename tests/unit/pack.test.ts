@@ -1,5 +1,18 @@
 import { createHash } from "node:crypto";
-import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, symlink, link, writeFile, chmod } from "node:fs/promises";
+import {
+  lstat,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  readlink,
+  rm,
+  stat,
+  symlink,
+  link,
+  writeFile,
+  chmod,
+} from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
@@ -36,7 +49,8 @@ async function archiveOf(dir: string): Promise<Readable> {
       const common = { mode: s.mode, mtime: s.mtime, uid: 1000, gid: 1000, uname: "builder", gname: "builder" };
       if (s.isDirectory()) tar.entry({ ...common, name: `${name}/`, type: "directory" });
       else if (s.isSymbolicLink()) tar.entry({ ...common, name, type: "symlink", linkname: await readlink(path) });
-      else if (s.nlink > 1 && inodes.has(s.ino)) tar.entry({ ...common, name, type: "link", linkname: inodes.get(s.ino)! });
+      else if (s.nlink > 1 && inodes.has(s.ino))
+        tar.entry({ ...common, name, type: "link", linkname: inodes.get(s.ino)! });
       else {
         inodes.set(s.ino, name);
         tar.entry({ ...common, name, type: "file", size: s.size }, await readFile(path));
@@ -63,7 +77,10 @@ beforeEach(async () => {
   await mkdir(join(view, LONG, ".."), { recursive: true });
   await writeFile(join(view, "bin/tool"), "#!/bin/sh\necho tool\n");
   await chmod(join(view, "bin/tool"), 0o755);
-  await writeFile(join(view, "lib/libx.so.1.2"), Buffer.from(Array.from({ length: 300_000 }, (_, i) => (i * 7919) % 251)));
+  await writeFile(
+    join(view, "lib/libx.so.1.2"),
+    Buffer.from(Array.from({ length: 300_000 }, (_, i) => (i * 7919) % 251)),
+  );
   await chmod(join(view, "lib/libx.so.1.2"), 0o555);
   await symlink("libx.so.1.2", join(view, "lib/libx.so"));
   await writeFile(join(view, "share/data.txt"), "shared data\n");
@@ -78,7 +95,9 @@ afterEach(async () => {
 });
 
 function manifest() {
-  const specs = parseSpecs([{ name: "zlib", version: "1.3.1", hash: "abcdefg", parameters: { shared: true, cflags: [] } }]);
+  const specs = parseSpecs([
+    { name: "zlib", version: "1.3.1", hash: "abcdefg", parameters: { shared: true, cflags: [] } },
+  ]);
   return buildManifest({
     stack: { name: "demo", version: "1.0", file: "/stacks/demo.yaml", description: "a demo" },
     target: "zen4",
@@ -138,7 +157,9 @@ describe("packTarball", () => {
       expect((await stat(join(top, "view", rel))).mode & 0o7777).toBe((await stat(join(view, rel))).mode & 0o7777);
     }
     expect(await readlink(join(top, "view/lib/libx.so"))).toBe("libx.so.1.2");
-    expect((await stat(join(top, "view/share/data-link.txt"))).ino).toBe((await stat(join(top, "view/share/data.txt"))).ino);
+    expect((await stat(join(top, "view/share/data-link.txt"))).ino).toBe(
+      (await stat(join(top, "view/share/data.txt"))).ino,
+    );
     expect(await readdir(join(top, "view/share/empty"))).toEqual([]);
     expect((await stat(join(top, "install.sh"))).mode & 0o777).toBe(0o755);
     expect(await readFile(join(top, "data/demo_assets/asset.dat"), "utf8")).toBe("asset bytes\n");
@@ -214,7 +235,11 @@ describe("packTarball", () => {
       big.write(chunk);
       written++;
     }, 5);
-    const pending = packTarball({ ...(await options()), view: Readable.from(tar as unknown as AsyncIterable<Buffer>), signal: controller.signal });
+    const pending = packTarball({
+      ...(await options()),
+      view: Readable.from(tar as unknown as AsyncIterable<Buffer>),
+      signal: controller.signal,
+    });
     await expect(pending).rejects.toBeInstanceOf(CancelledError);
     clearInterval(feed);
     expect(written).toBe(8);
@@ -234,7 +259,9 @@ describe("packTarball", () => {
   it("refuses a view symlink that leaves the view, or skips it when asked", async () => {
     await symlink("/etc/passwd", join(view, "share/passwd"));
     await expect(packTarball(await options())).rejects.toThrow(BuildError);
-    await expect(packTarball(await options())).rejects.toThrow(/view\/share\/passwd: symlink to the absolute path \/etc\/passwd/);
+    await expect(packTarball(await options())).rejects.toThrow(
+      /view\/share\/passwd: symlink to the absolute path \/etc\/passwd/,
+    );
     expect(await readdir(out)).toEqual([]);
     const skipped = await packTarball(await options({ onUnsafe: "skip" }));
     expect(skipped.skipped).toEqual(["view/share/passwd: symlink to the absolute path /etc/passwd"]);
@@ -242,13 +269,19 @@ describe("packTarball", () => {
   });
 
   it("refuses an empty view archive", async () => {
-    await expect(packTarball({ ...(await options()), view: Readable.from([Buffer.alloc(1024)]) })).rejects.toThrow(/view archive is empty/);
+    await expect(packTarball({ ...(await options()), view: Readable.from([Buffer.alloc(1024)]) })).rejects.toThrow(
+      /view archive is empty/,
+    );
     expect(await readdir(out)).toEqual([]);
   });
 
   it("refuses generated paths that would escape or clash with the packer's own files", async () => {
-    await expect(packTarball({ ...(await options()), files: { "../x": "x" } })).rejects.toThrow(/'\.\.'|must be relative/);
-    await expect(packTarball({ ...(await options()), files: { "manifest.json": "{}" } })).rejects.toThrow(/written by the packer/);
+    await expect(packTarball({ ...(await options()), files: { "../x": "x" } })).rejects.toThrow(
+      /'\.\.'|must be relative/,
+    );
+    await expect(packTarball({ ...(await options()), files: { "manifest.json": "{}" } })).rejects.toThrow(
+      /written by the packer/,
+    );
     await expect(packTarball({ ...(await options()), top: "a/b" })).rejects.toThrow(/one path component/);
   });
 });
@@ -269,7 +302,9 @@ describe("parseSpecs and buildSbom", () => {
 
   it("reads flat node lists and nested spec.nodes alike, once per hash", () => {
     const fromFlat = parseSpecs(flat);
-    const fromNested = parseSpecs(JSON.stringify([{ spec: { _meta: { version: 5 }, nodes: flat } }, { spec: { nodes: [flat[1]] } }]));
+    const fromNested = parseSpecs(
+      JSON.stringify([{ spec: { _meta: { version: 5 }, nodes: flat } }, { spec: { nodes: [flat[1]] } }]),
+    );
     expect(fromNested).toEqual(fromFlat);
     expect(fromFlat).toEqual([
       {
@@ -280,7 +315,14 @@ describe("parseSpecs and buildSbom", () => {
         arch: { platform: "linux", target: "zen4" },
         dependencies: [{ name: "zlib-ng", hash: "zhash" }],
       },
-      { name: "zlib-ng", version: "2.2.1", hash: "zhash", variants: {}, arch: { platform: "linux", target: "zen4" }, dependencies: [] },
+      {
+        name: "zlib-ng",
+        version: "2.2.1",
+        hash: "zhash",
+        variants: {},
+        arch: { platform: "linux", target: "zen4" },
+        dependencies: [],
+      },
     ]);
     expect(() => parseSpecs([{ name: "x", version: "1" }])).toThrow(/spec #0 has no hash/);
     expect(() => parseSpecs({})).toThrow(/must be a JSON array/);

@@ -13,10 +13,14 @@ const stack = parseStack(
 );
 const plan = planBuild(stack, undefined, { templates, jobs: 2 });
 const target = plan.targets[0]!;
-const oci = buildcacheLocation("oci+http://127.0.0.1:5000/site/buildcache") as Extract<ReturnType<typeof buildcacheLocation>, { kind: "oci" }>;
+const oci = buildcacheLocation("oci+http://127.0.0.1:5000/site/buildcache") as Extract<
+  ReturnType<typeof buildcacheLocation>,
+  { kind: "oci" }
+>;
 const secret = { username: "builder", password: "s3cr'et" };
 
-const mirrorOf = (yamlText: string) => (parse(yamlText) as { spack: { mirrors: Record<string, unknown> } }).spack.mirrors["stack-factory"];
+const mirrorOf = (yamlText: string) =>
+  (parse(yamlText) as { spack: { mirrors: Record<string, unknown> } }).spack.mirrors["stack-factory"];
 
 describe("a target placed on an engine", () => {
   it("as without settings: the same plan, its caches under the engine's cache root", () => {
@@ -37,7 +41,12 @@ describe("a target placed on an engine", () => {
   });
 
   it("a shared buildcache path: the key's directory under it", () => {
-    const placed = placeTarget(target, { engine: "e", cacheRoot: "/e", factoryCacheRoot: "/c", buildcache: { kind: "path", path: "/nfs/bc" } });
+    const placed = placeTarget(target, {
+      engine: "e",
+      cacheRoot: "/e",
+      factoryCacheRoot: "/c",
+      buildcache: { kind: "path", path: "/nfs/bc" },
+    });
     expect(placed.mounts.find((m) => m.kind === "buildcache")?.host).toBe(`/nfs/bc/${target.buildcacheKey}`);
   });
 
@@ -46,9 +55,12 @@ describe("a target placed on an engine", () => {
     expect(placed.mounts.some((m) => m.kind === "buildcache")).toBe(false);
     const repo = ociRepositoryOf(oci, target.buildcacheKey);
     // OCI repository names are lowercase components joined by '.', '_', '__' or dashes.
-    expect(repo).toMatch(/^oci\+http:\/\/127\.0\.0\.1:5000\/site\/buildcache\/example-image-1-os-gcc-g-gfortran-pad220-[0-9a-f]{8}$/);
+    expect(repo).toMatch(
+      /^oci\+http:\/\/127\.0\.0\.1:5000\/site\/buildcache\/example-image-1-os-gcc-g-gfortran-pad220-[0-9a-f]{8}$/,
+    );
     expect(mirrorOf(placed.spackYaml)).toEqual({ url: repo, signed: false, binary: true, source: false });
-    for (const [path, text] of Object.entries(placed.files)) if (path.endsWith("spack.yaml")) expect(mirrorOf(text)).toEqual(mirrorOf(placed.spackYaml));
+    for (const [path, text] of Object.entries(placed.files))
+      if (path.endsWith("spack.yaml")) expect(mirrorOf(text)).toEqual(mirrorOf(placed.spackYaml));
     expect(placed.files[REGISTRY_CREDENTIALS_FILE]).toBeUndefined();
     expect(placed.steps.map((s) => s.argv)).toEqual(target.steps.map((s) => s.argv));
   });
@@ -56,24 +68,46 @@ describe("a target placed on an engine", () => {
   it("a signed buildcache stays signed in the registry", () => {
     const yamlText = target.spackYaml.replace(/(stack-factory:\n\s+url: [^\n]+\n\s+)signed: false/, "$1signed: true");
     expect(yamlText).not.toBe(target.spackYaml);
-    const placed = placeTarget({ ...target, spackYaml: yamlText }, { engine: "e", cacheRoot: "/e", factoryCacheRoot: "/c", buildcache: oci });
+    const placed = placeTarget(
+      { ...target, spackYaml: yamlText },
+      { engine: "e", cacheRoot: "/e", factoryCacheRoot: "/c", buildcache: oci },
+    );
     expect(mirrorOf(placed.spackYaml)).toMatchObject({ signed: true, url: ociRepositoryOf(oci, target.buildcacheKey) });
   });
 
   it("registry credentials: a file in the container and an access_pair of variable names; the secret in no argv, env or spack.yaml", () => {
-    const placed = placeTarget(target, { engine: "e", cacheRoot: "/e", factoryCacheRoot: "/c", buildcache: oci, credentials: secret });
+    const placed = placeTarget(target, {
+      engine: "e",
+      cacheRoot: "/e",
+      factoryCacheRoot: "/c",
+      buildcache: oci,
+      credentials: secret,
+    });
     expect(mirrorOf(placed.spackYaml)).toMatchObject({
-      access_pair: { id_variable: "STACK_FACTORY_REGISTRY_USERNAME", secret_variable: "STACK_FACTORY_REGISTRY_PASSWORD" },
+      access_pair: {
+        id_variable: "STACK_FACTORY_REGISTRY_USERNAME",
+        secret_variable: "STACK_FACTORY_REGISTRY_PASSWORD",
+      },
     });
     expect(placed.files[REGISTRY_CREDENTIALS_FILE]).toBe(
       "STACK_FACTORY_REGISTRY_USERNAME='builder'\nSTACK_FACTORY_REGISTRY_PASSWORD='s3cr'\\''et'\n",
     );
     const install = placed.steps.find((s) => s.id === "install")!;
-    expect(install.argv.slice(0, 4)).toEqual(["/bin/sh", "-c", 'set -a && . "$0" && set +a && exec "$@"', REGISTRY_CREDENTIALS_FILE]);
+    expect(install.argv.slice(0, 4)).toEqual([
+      "/bin/sh",
+      "-c",
+      'set -a && . "$0" && set +a && exec "$@"',
+      REGISTRY_CREDENTIALS_FILE,
+    ]);
     expect(install.argv.slice(4)).toEqual(target.steps.find((s) => s.id === "install")!.argv);
     // Steps that never reach the registry run as planned.
     expect(placed.steps.find((s) => s.id === "view")!.argv).toEqual(target.steps.find((s) => s.id === "view")!.argv);
-    const visible = JSON.stringify({ argv: placed.steps, env: placed.env, yaml: placed.spackYaml, mounts: placed.mounts });
+    const visible = JSON.stringify({
+      argv: placed.steps,
+      env: placed.env,
+      yaml: placed.spackYaml,
+      mounts: placed.mounts,
+    });
     expect(visible).not.toContain("s3cr");
   });
 
@@ -83,14 +117,30 @@ describe("a target placed on an engine", () => {
     const { tmpdir } = await import("node:os");
     const { join } = await import("node:path");
     const dir = await mkdtemp(join(tmpdir(), "sf-placement-"));
-    const placed = placeTarget(target, { engine: "e", cacheRoot: "/e", factoryCacheRoot: "/c", buildcache: oci, credentials: secret });
+    const placed = placeTarget(target, {
+      engine: "e",
+      cacheRoot: "/e",
+      factoryCacheRoot: "/c",
+      buildcache: oci,
+      credentials: secret,
+    });
     const file = join(dir, "registry.env");
     await writeFile(file, placed.files[REGISTRY_CREDENTIALS_FILE]!);
     const argv = placed.steps.find((s) => s.id === "install")!.argv.slice(0, 3);
-    const { stdout } = await execa(argv[0]!, [...argv.slice(1), file, "sh", "-c", 'printf "%s|%s" "$STACK_FACTORY_REGISTRY_USERNAME" "$STACK_FACTORY_REGISTRY_PASSWORD"'], {
-      env: {},
-      extendEnv: false,
-    });
+    const { stdout } = await execa(
+      argv[0]!,
+      [
+        ...argv.slice(1),
+        file,
+        "sh",
+        "-c",
+        'printf "%s|%s" "$STACK_FACTORY_REGISTRY_USERNAME" "$STACK_FACTORY_REGISTRY_PASSWORD"',
+      ],
+      {
+        env: {},
+        extendEnv: false,
+      },
+    );
     expect(stdout).toBe("builder|s3cr'et");
   });
 });

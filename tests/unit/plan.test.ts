@@ -26,7 +26,9 @@ describe("planBuild", () => {
     const plan = planBuild(stack, undefined, { templates, jobs: 4 });
     expect(plan.targets.map((t) => t.target)).toEqual(["x86_64_v3", "zen4"]);
     for (const t of plan.targets) {
-      const env = parse(t.spackYaml) as { spack: { packages: { all: { require: string[] }; openssl: unknown }; specs: string[] } };
+      const env = parse(t.spackYaml) as {
+        spack: { packages: { all: { require: string[] }; openssl: unknown }; specs: string[] };
+      };
       expect(env.spack.packages.all.require).toEqual(["build_system=autotools", `target=${t.target}`]);
       expect(env.spack.packages.all).not.toHaveProperty("target");
       expect(env.spack.packages.openssl).toEqual({ externals: [{ spec: "openssl@3.0.13", prefix: "/usr" }] });
@@ -49,7 +51,10 @@ describe("planBuild", () => {
   });
 
   it("orders the steps and passes spec strings as argv, never through a shell", () => {
-    const evil = parseStack(`name: e\nversion: "1"\nspecs: ["zlib; rm -rf /", "a 'b' \\"c\\""]\ntargets: [x86_64_v3]\n`, "/s/e.yaml");
+    const evil = parseStack(
+      `name: e\nversion: "1"\nspecs: ["zlib; rm -rf /", "a 'b' \\"c\\""]\ntargets: [x86_64_v3]\n`,
+      "/s/e.yaml",
+    );
     const [t] = planBuild(evil, undefined, { templates, jobs: 2 }).targets;
     expect(t!.steps.map((s) => s.id)).toEqual(["compiler", "concretize", "fetch", "install", "push", "view", "find"]);
     for (const s of t!.steps) {
@@ -58,19 +63,32 @@ describe("planBuild", () => {
     }
     expect(t!.steps.find((s) => s.id === "install")!.argv).toContain("2");
     // The specs reach Spack only through spack.yaml, verbatim.
-    expect((parse(t!.spackYaml) as { spack: { specs: string[] } }).spack.specs).toEqual(["zlib; rm -rf /", `a 'b' "c"`]);
+    expect((parse(t!.spackYaml) as { spack: { specs: string[] } }).spack.specs).toEqual([
+      "zlib; rm -rf /",
+      `a 'b' "c"`,
+    ]);
   });
 
   it("adds the externals step only when the stack has externals", () => {
     const [t] = planBuild(stack, ["x86_64_v3"], { templates, jobs: 1 }).targets;
-    expect(t!.steps.find((s) => s.id === "externals")!.argv.slice(3)).toEqual(["external", "find", "--not-buildable", "cmake", "perl"]);
+    expect(t!.steps.find((s) => s.id === "externals")!.argv.slice(3)).toEqual([
+      "external",
+      "find",
+      "--not-buildable",
+      "cmake",
+      "perl",
+    ]);
   });
 
   it("is deterministic and tags the builder image by content", () => {
     const a = planBuild(stack, undefined, { templates, jobs: 4 });
     const b = planBuild(parseStack(stackText, "/stacks/slurm.yaml"), undefined, { templates, jobs: 4 });
     expect(JSON.stringify(a)).toBe(JSON.stringify(b));
-    const debian = planBuild(parseStack(`${stackText}\nbase_image: debian:bookworm\n`, "/stacks/slurm.yaml"), undefined, { templates, jobs: 4 });
+    const debian = planBuild(
+      parseStack(`${stackText}\nbase_image: debian:bookworm\n`, "/stacks/slurm.yaml"),
+      undefined,
+      { templates, jobs: 4 },
+    );
     expect(debian.builder.tag).not.toBe(a.builder.tag);
     expect(debian.builder.files["Dockerfile"]).toMatch(/^FROM debian:bookworm$/m);
     expect(a.builder.files["Dockerfile"]).toMatch(/^FROM ubuntu:24\.04$/m);
@@ -80,7 +98,10 @@ describe("planBuild", () => {
 
   it("keys the buildcache by base image and compiler", () => {
     const a = planBuild(stack, ["zen4"], { templates, jobs: 4 }).targets[0]!;
-    const b = planBuild(parseStack(`${stackText}\nbase_image: debian:bookworm\n`, "/s/x.yaml"), ["zen4"], { templates, jobs: 4 }).targets[0]!;
+    const b = planBuild(parseStack(`${stackText}\nbase_image: debian:bookworm\n`, "/s/x.yaml"), ["zen4"], {
+      templates,
+      jobs: 4,
+    }).targets[0]!;
     expect(a.buildcacheKey).not.toBe(b.buildcacheKey);
     expect(a.mounts.find((m) => m.kind === "buildcache")!.host).toBe(`buildcache/${a.buildcacheKey}`);
   });
@@ -93,10 +114,17 @@ describe("planBuild", () => {
   });
 
   it("mounts a local Spack checkout read-only", () => {
-    const local = parseStack(`name: l\nversion: "1"\nspecs: [zlib]\ntargets: [x86_64_v3]\nspack: {source: ../spack}\n`, "/stacks/l.yaml");
+    const local = parseStack(
+      `name: l\nversion: "1"\nspecs: [zlib]\ntargets: [x86_64_v3]\nspack: {source: ../spack}\n`,
+      "/stacks/l.yaml",
+    );
     const [t] = planBuild(local, undefined, { templates, jobs: 1 }).targets;
     expect(t!.mounts.find((m) => m.kind === "spack")).toEqual({
-      kind: "spack", host: "/spack", hostIsAbsolute: true, container: "/sf/spack", readOnly: true,
+      kind: "spack",
+      host: "/spack",
+      hostIsAbsolute: true,
+      container: "/sf/spack",
+      readOnly: true,
     });
   });
 });
@@ -119,13 +147,27 @@ describe("planBuild with a compiler Spack bootstraps", () => {
 
   it("builds the compiler for the family's generic target in its own environment, pushes it, then registers it", () => {
     const [t] = planBuild(withCompiler, ["zen4"], { templates, jobs: 2 }).targets;
-    expect(t!.steps.map((s) => s.id).slice(0, 5)).toEqual(["compiler-install", "compiler-push", "compiler-view", "compiler", "externals"]);
+    expect(t!.steps.map((s) => s.id).slice(0, 5)).toEqual([
+      "compiler-install",
+      "compiler-push",
+      "compiler-view",
+      "compiler",
+      "externals",
+    ]);
     const compilerEnv = parse(t!.files["/sf/compiler-env/spack.yaml"]!) as { spack: Record<string, any> };
     expect(compilerEnv.spack["specs"]).toEqual(["gcc@13.3.0"]);
     expect(compilerEnv.spack["packages"].all.require).toEqual(["target=x86_64"]);
     expect(compilerEnv.spack["view"].default).toEqual({ root: "/sf/compiler-view", link_type: "symlink" });
-    expect(t!.steps.find((s) => s.id === "compiler-install")!.argv.slice(1, 4)).toEqual(["-e", "/sf/compiler-env", "install"]);
-    expect(t!.steps.find((s) => s.id === "compiler")!.argv.slice(-3)).toEqual(["compiler", "find", "/sf/compiler-view/bin"]);
+    expect(t!.steps.find((s) => s.id === "compiler-install")!.argv.slice(1, 4)).toEqual([
+      "-e",
+      "/sf/compiler-env",
+      "install",
+    ]);
+    expect(t!.steps.find((s) => s.id === "compiler")!.argv.slice(-3)).toEqual([
+      "compiler",
+      "find",
+      "/sf/compiler-view/bin",
+    ]);
     expect(t!.steps.find((s) => s.id === "compiler-push")!.lock).toBe(t!.steps.find((s) => s.id === "push")!.lock);
     const env = parse(t!.spackYaml) as { spack: Record<string, any> };
     expect(env.spack["packages"].all.prefer).toEqual(["%gcc@13.3.0"]);

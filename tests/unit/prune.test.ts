@@ -22,7 +22,13 @@ vi.mock("node:fs/promises", async (importOriginal) => {
 
 const now = new Date("2026-11-22T00:00:00Z");
 const daysAgo = (d: number) => new Date(now.getTime() - d * 86_400_000);
-const entry = (kind: CacheEntry["kind"], path: string, age: number): CacheEntry => ({ kind, path, bytes: 10, files: 1, lastUsed: daysAgo(age) });
+const entry = (kind: CacheEntry["kind"], path: string, age: number): CacheEntry => ({
+  kind,
+  path,
+  bytes: 10,
+  files: 1,
+  lastUsed: daysAgo(age),
+});
 
 const entries = [
   entry("buildcache", "buildcache/a", 1),
@@ -111,7 +117,10 @@ describe("removing cache entries", () => {
     expect(recent.removed).toEqual([]);
 
     const dry = await pruneCache(root, { olderThanDays: 1000, now: far(), dryRun: true });
-    expect(paths(dry.removed)).toEqual([`source/zlib/zlib-1.2.tar.gz.tmp-${DEAD_PID}-abc`, `spack/old.tmp-${DEAD_PID}-abc`]);
+    expect(paths(dry.removed)).toEqual([
+      `source/zlib/zlib-1.2.tar.gz.tmp-${DEAD_PID}-abc`,
+      `spack/old.tmp-${DEAD_PID}-abc`,
+    ]);
     expect(dry.removed.map((e) => e.bytes).sort()).toEqual([3, 5]);
     await access(dead);
 

@@ -32,7 +32,10 @@ const LOG = [
 
 describe("run reports", () => {
   it("reads what was built and what came from the buildcache out of Spack's install log", () => {
-    expect(summariseInstallLog(LOG)).toEqual({ built: ["zlib-1.3-aaaa"], fromCache: ["libgreet-1.1-bbbb", "hello-2.12-cccc"] });
+    expect(summariseInstallLog(LOG)).toEqual({
+      built: ["zlib-1.3-aaaa"],
+      fromCache: ["libgreet-1.1-bbbb", "hello-2.12-cccc"],
+    });
   });
 
   it("exits 0 only when every target succeeded, 1 when one failed, 130 when interrupted", async () => {
@@ -48,7 +51,11 @@ describe("run reports", () => {
     ]);
     const report = await buildReport(plan, run, { mode: "build", concurrency: 2, jobs: 1, seconds: 5 });
     expect(report.exitCode).toBe(1);
-    expect(report.targets[0]).toMatchObject({ built: ["zlib-1.3-aaaa"], fromCache: ["libgreet-1.1-bbbb", "hello-2.12-cccc"], seconds: 1.23 });
+    expect(report.targets[0]).toMatchObject({
+      built: ["zlib-1.3-aaaa"],
+      fromCache: ["libgreet-1.1-bbbb", "hello-2.12-cccc"],
+      seconds: 1.23,
+    });
     const table = reportTable(report);
     expect(table).toMatch(/^target\s+status\s+time\s+built\s+from cache\s+tarball\s+log$/m);
     expect(table).toMatch(/^t0\s+ok\s+1\.2 s\s+1\s+2\s+\/d\/s-1-t0\.tar\.gz \(3\.0 MiB\)/m);

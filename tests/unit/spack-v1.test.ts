@@ -51,7 +51,9 @@ describe("which Spack and which builtin packages", () => {
   });
 
   it("reads the pin from a checkout's repos.yaml defaults", () => {
-    const pin = pinOfReposYaml("repos:\n  builtin:\n    git: https://example.org/spack-packages.git\n    branch: releases/v2025.11\n");
+    const pin = pinOfReposYaml(
+      "repos:\n  builtin:\n    git: https://example.org/spack-packages.git\n    branch: releases/v2025.11\n",
+    );
     expect(pin).toEqual({ kind: "git", url: "https://example.org/spack-packages.git", ref: "releases/v2025.11" });
     expect(pinOfReposYaml("repos: [a]\n")).toBeUndefined();
   });
@@ -64,13 +66,22 @@ describe("which Spack and which builtin packages", () => {
 
   it("refuses command transports and option-like URLs for Spack and spack-packages", () => {
     for (const url of ["ext::sh -c touch% /tmp/pwned", "fd::17", "-u evil", "https://x/a.git\nb"]) {
-      expect(() => parseStack(`${REQUIRED}spack:\n  url: ${JSON.stringify(url)}\n`, "stack.yaml")).toThrow(/spack\.url/);
+      expect(() => parseStack(`${REQUIRED}spack:\n  url: ${JSON.stringify(url)}\n`, "stack.yaml")).toThrow(
+        /spack\.url/,
+      );
       expect(() => parseStack(`${REQUIRED}spack:\n  builtin: { url: ${JSON.stringify(url)} }\n`, "stack.yaml")).toThrow(
         /spack\.builtin\.url/,
       );
     }
-    for (const url of ["https://github.com/spack/spack.git", "ssh://git@host/spack.git", "git@github.com:spack/spack.git", "file:///srv/spack.git"]) {
-      expect(parseStack(`${REQUIRED}spack:\n  url: ${JSON.stringify(url)}\n`, "stack.yaml").spack.origin).toMatchObject({ url });
+    for (const url of [
+      "https://github.com/spack/spack.git",
+      "ssh://git@host/spack.git",
+      "git@github.com:spack/spack.git",
+      "file:///srv/spack.git",
+    ]) {
+      expect(parseStack(`${REQUIRED}spack:\n  url: ${JSON.stringify(url)}\n`, "stack.yaml").spack.origin).toMatchObject(
+        { url },
+      );
     }
   });
 });
@@ -89,7 +100,10 @@ describe("local checkouts, read before anything runs", () => {
     );
     const stack = await loadStack(path.join(dir, "stack.yaml"));
     expect(stack.spack.generation).toBe("v1");
-    expect(stack.spack.builtin).toEqual({ kind: "local", path: path.join(dir, "spack-packages/repos/spack_repo/builtin") });
+    expect(stack.spack.builtin).toEqual({
+      kind: "local",
+      path: path.join(dir, "spack-packages/repos/spack_repo/builtin"),
+    });
     expect(stack.spack.repos).toEqual([{ path: path.join(dir, "site"), namespace: "site_x" }]);
 
     const plan = planBuild(stack, undefined, { templates, jobs: 2 });
@@ -100,7 +114,10 @@ describe("local checkouts, read before anything runs", () => {
         site_x: "/sf/repos/spack_repo/site_x",
       });
       const builtin = target.mounts.find((m) => m.kind === "spack-packages");
-      expect(builtin).toMatchObject({ host: path.join(dir, "spack-packages/repos/spack_repo/builtin"), readOnly: true });
+      expect(builtin).toMatchObject({
+        host: path.join(dir, "spack-packages/repos/spack_repo/builtin"),
+        readOnly: true,
+      });
       expect(builtin?.container).toMatch(/\/spack_repo\/builtin$/);
       expect(target.mounts.find((m) => m.kind === "repo")).toMatchObject({
         host: path.join(dir, "site"),
@@ -114,11 +131,16 @@ describe("local checkouts, read before anything runs", () => {
     const dir = path.join(work, "b");
     await tree(dir, {
       "spack/bin/spack": "#!/bin/sh\n",
-      "spack/etc/spack/defaults/repos.yaml": "repos:\n  builtin:\n    git: https://github.com/spack/spack-packages.git\n    branch: releases/v2025.11\n",
+      "spack/etc/spack/defaults/repos.yaml":
+        "repos:\n  builtin:\n    git: https://github.com/spack/spack-packages.git\n    branch: releases/v2025.11\n",
     });
     await writeFile(path.join(dir, "stack.yaml"), `${REQUIRED}spack:\n  source: spack\n`);
     const stack = await loadStack(path.join(dir, "stack.yaml"));
-    expect(stack.spack.builtin).toEqual({ kind: "git", url: "https://github.com/spack/spack-packages.git", ref: "releases/v2025.11" });
+    expect(stack.spack.builtin).toEqual({
+      kind: "git",
+      url: "https://github.com/spack/spack-packages.git",
+      ref: "releases/v2025.11",
+    });
     const plan = planBuild(stack, ["x86_64_v3"], { templates, jobs: 2 });
     const mount = plan.targets[0]!.mounts.find((m) => m.kind === "spack-packages");
     expect(mount).toMatchObject({ hostIsAbsolute: false, container: "/sf/spack-packages", readOnly: true });
@@ -143,7 +165,9 @@ describe("local checkouts, read before anything runs", () => {
 
     await writeFile(path.join(dir, "stack.yaml"), `${REQUIRED}spack:\n  source: spack\n  builtin: { source: site }\n`);
     expect(await issuesOf(loadStack(path.join(dir, "stack.yaml")))).toEqual([
-      expect.stringMatching(/:7:3 spack\.builtin: .* is Spack 0\.2x, which keeps its builtin packages inside the checkout/),
+      expect.stringMatching(
+        /:7:3 spack\.builtin: .* is Spack 0\.2x, which keeps its builtin packages inside the checkout/,
+      ),
     ]);
   });
 
@@ -167,7 +191,9 @@ describe("local checkouts, read before anything runs", () => {
       expect.stringMatching(/:7:22 spack\.builtin\.source: .*notpkgs is not a spack-packages checkout/),
       expect.stringMatching(/spack\.repos\[0\]: .*norepo is not a Spack package repository: it has no repo\.yaml$/),
       expect.stringMatching(/spack\.repos\[2\]: namespace "same" is already taken by spack\.repos\[1\]$/),
-      expect.stringMatching(/spack\.repos\[3\]: .* has namespace builtin: give Spack's builtin packages as spack\.builtin\.source$/),
+      expect.stringMatching(
+        /spack\.repos\[3\]: .* has namespace builtin: give Spack's builtin packages as spack\.builtin\.source$/,
+      ),
     ]);
   });
 });
@@ -179,7 +205,8 @@ describe("every environment", () => {
     for (const target of plan.targets) {
       const yamls = Object.entries(target.files).filter(([p]) => p.endsWith("spack.yaml"));
       expect(yamls.length).toBe(2);
-      for (const [, text] of yamls) expect(yamlOf(text).spack["concretizer"]).toMatchObject({ targets: { host_compatible: false } });
+      for (const [, text] of yamls)
+        expect(yamlOf(text).spack["concretizer"]).toMatchObject({ targets: { host_compatible: false } });
     }
   });
 
@@ -203,7 +230,11 @@ describe("honest counts from real Spack output", () => {
 
   it("counts a build from source as built", async () => {
     const first = summariseInstallLog(await log("v0-install-first.txt"));
-    expect(first.built.map((p) => p.replace(/-[a-z0-9]{32}$/, ""))).toEqual(["gcc-runtime-12.2.0", "lz4-1.10.0", "factory-hello-1.0"]);
+    expect(first.built.map((p) => p.replace(/-[a-z0-9]{32}$/, ""))).toEqual([
+      "gcc-runtime-12.2.0",
+      "lz4-1.10.0",
+      "factory-hello-1.0",
+    ]);
     expect(first.fromCache).toEqual([]);
     const v1 = summariseInstallLog(await log("v1-install.txt"));
     expect(v1.built.length).toBe(4);

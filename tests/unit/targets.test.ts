@@ -31,7 +31,8 @@ const QEMU_V3_FLAGS =
 const GRACE_FEATURES =
   "fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm jscvt fcma lrcpc dcpop sha3 sm3 sm4 asimddp sha512 sve asimdfhm dit uscat ilrcpc flagm ssbs sb paca pacg dcpodp sve2 sveaes svepmull svebitperm svesha3 svesm4 flagm2 frint svei8mm svebf16 i8mm bf16 dgh bti";
 
-const GRAVITON2_FEATURES = "fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp ssbs";
+const GRAVITON2_FEATURES =
+  "fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp ssbs";
 
 function arm(part: string, features: string, implementer = "0x41"): string {
   return cpuinfo({
@@ -49,7 +50,22 @@ describe("catalogue", () => {
   it("has unique names and contains the names stacks use", () => {
     const names = MICROARCHS.map((m) => m.name);
     expect(new Set(names).size).toBe(names.length);
-    for (const name of ["x86_64", "x86_64_v2", "x86_64_v3", "x86_64_v4", "haswell", "skylake_avx512", "icelake", "sapphirerapids", "zen4", "zen5", "aarch64", "neoverse_v1", "neoverse_v2", "a64fx"]) {
+    for (const name of [
+      "x86_64",
+      "x86_64_v2",
+      "x86_64_v3",
+      "x86_64_v4",
+      "haswell",
+      "skylake_avx512",
+      "icelake",
+      "sapphirerapids",
+      "zen4",
+      "zen5",
+      "aarch64",
+      "neoverse_v1",
+      "neoverse_v2",
+      "a64fx",
+    ]) {
       expect(getMicroarch(name)?.name, name).toBe(name);
     }
     expect(getMicroarch("zen7")).toBeUndefined();
@@ -71,7 +87,15 @@ describe("catalogue", () => {
   });
 
   it("follows archspec's parent relations, nearest first", () => {
-    expect(getMicroarch("zen4")?.ancestors).toEqual(["zen3", "x86_64_v4", "zen2", "zen", "x86_64_v3", "x86_64_v2", "x86_64"]);
+    expect(getMicroarch("zen4")?.ancestors).toEqual([
+      "zen3",
+      "x86_64_v4",
+      "zen2",
+      "zen",
+      "x86_64_v3",
+      "x86_64_v2",
+      "x86_64",
+    ]);
     expect(getMicroarch("icelake")?.ancestors.slice(0, 2)).toEqual(["cascadelake", "cannonlake"]);
     expect(getMicroarch("sapphirerapids")?.ancestors[0]).toBe("icelake");
     expect(getMicroarch("neoverse_v2")?.ancestors).toContain("neoverse_n1");
@@ -83,8 +107,14 @@ describe("catalogue", () => {
     expect(getMicroarch("x86_64_v3")?.vendor).toBe("generic");
     expect(getMicroarch("x86_64_v4")?.features).toContain("avx512f");
     expect(getMicroarch("neoverse_v2")?.features).toEqual(expect.arrayContaining(["sve", "sve2"]));
-    for (const [child, parent] of [["zen5", "zen4"], ["sapphirerapids", "icelake"], ["x86_64_v4", "x86_64_v3"]] as const) {
-      expect(getMicroarch(child)?.features).toEqual(expect.arrayContaining(getMicroarch(parent)?.features ?? ["missing"]));
+    for (const [child, parent] of [
+      ["zen5", "zen4"],
+      ["sapphirerapids", "icelake"],
+      ["x86_64_v4", "x86_64_v3"],
+    ] as const) {
+      expect(getMicroarch(child)?.features).toEqual(
+        expect.arrayContaining(getMicroarch(parent)?.features ?? ["missing"]),
+      );
     }
     expect(getMicroarch("zen5")?.minGcc).toBe("14.1");
     expect(getMicroarch("x86_64_v3")?.minGcc).toBe("4.8");
@@ -128,7 +158,13 @@ describe("canRun", () => {
 
 describe("detectHost", () => {
   it("finds zen4 on an AMD EPYC Genoa", () => {
-    const text = cpuinfo({ vendor_id: "AuthenticAMD", "cpu family": "25", model: "17", "model name": "AMD EPYC 9654 96-Core Processor", flags: GENOA_FLAGS });
+    const text = cpuinfo({
+      vendor_id: "AuthenticAMD",
+      "cpu family": "25",
+      model: "17",
+      "model name": "AMD EPYC 9654 96-Core Processor",
+      flags: GENOA_FLAGS,
+    });
     expect(detectHost(text, "x86_64")).toBe("zen4");
   });
 
@@ -140,12 +176,20 @@ describe("detectHost", () => {
   });
 
   it("finds sapphirerapids on an Intel Xeon Platinum 8480+", () => {
-    const text = cpuinfo({ vendor_id: "GenuineIntel", "model name": "Intel(R) Xeon(R) Platinum 8480+", flags: SAPPHIRE_RAPIDS_FLAGS });
+    const text = cpuinfo({
+      vendor_id: "GenuineIntel",
+      "model name": "Intel(R) Xeon(R) Platinum 8480+",
+      flags: SAPPHIRE_RAPIDS_FLAGS,
+    });
     expect(detectHost(text, "x86_64")).toBe("sapphirerapids");
   });
 
   it("gives the generic level for a QEMU CPU, and haswell once Intel's extra features appear", () => {
-    const qemu = cpuinfo({ vendor_id: "GenuineIntel", "model name": "QEMU Virtual CPU version 2.5+", flags: QEMU_V3_FLAGS });
+    const qemu = cpuinfo({
+      vendor_id: "GenuineIntel",
+      "model name": "QEMU Virtual CPU version 2.5+",
+      flags: QEMU_V3_FLAGS,
+    });
     expect(detectHost(qemu, "x86_64")).toBe("x86_64_v3");
     const withAes = cpuinfo({ vendor_id: "GenuineIntel", flags: `${QEMU_V3_FLAGS} aes pclmulqdq rdrand` });
     expect(detectHost(withAes, "x86_64")).toBe("haswell");
@@ -179,7 +223,10 @@ describe("detectHost", () => {
 describe("compilerCanTarget", () => {
   it("refuses a GCC older than the target needs, naming the minimum and a fallback", () => {
     const verdict = compilerCanTarget("zen5", { name: "gcc", version: "12.2" });
-    expect(verdict).toEqual({ ok: false, reason: expect.stringContaining("gcc 12.2 cannot target zen5: needs gcc >= 14.1") });
+    expect(verdict).toEqual({
+      ok: false,
+      reason: expect.stringContaining("gcc 12.2 cannot target zen5: needs gcc >= 14.1"),
+    });
     expect(verdict.ok ? "" : verdict.reason).toContain("closest target it can build for is zen4");
     expect(compilerCanTarget("x86_64_v3", { name: "gcc", version: "4.7.2" }).ok).toBe(false);
     expect(compilerCanTarget("neoverse_v2", { name: "clang", version: "8.0.1" }).ok).toBe(false);
@@ -229,10 +276,15 @@ describe("osCompiler", () => {
     expect(osCompiler(image)).toEqual({ name: "gcc", version });
   });
 
-  it.each(["rockylinux:9", "rockylinux/rockylinux:8", "ubuntu", "ubuntu:latest", "debian@sha256:abc", "ubuntu:26.04", "myregistry:5000/debian:12"])(
-    "knows nothing of %s",
-    (image) => {
-      expect(osCompiler(image)).toBeUndefined();
-    },
-  );
+  it.each([
+    "rockylinux:9",
+    "rockylinux/rockylinux:8",
+    "ubuntu",
+    "ubuntu:latest",
+    "debian@sha256:abc",
+    "ubuntu:26.04",
+    "myregistry:5000/debian:12",
+  ])("knows nothing of %s", (image) => {
+    expect(osCompiler(image)).toBeUndefined();
+  });
 });

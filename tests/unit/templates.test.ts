@@ -11,7 +11,9 @@ const STACK = "name: tpl\nversion: '2.1'\nspecs: [zlib]\ntargets: [x86_64_v3]\np
 
 describe("templates are typed", () => {
   it("fails on a variable the input does not have, naming it, instead of rendering undefined", () => {
-    expect(() => render("FROM <%= it.baseImag %>\n", { baseImage: "debian:12" }, "Dockerfile")).toThrow(TemplateVariableError);
+    expect(() => render("FROM <%= it.baseImag %>\n", { baseImage: "debian:12" }, "Dockerfile")).toThrow(
+      TemplateVariableError,
+    );
     expect(() => render("FROM <%= it.baseImag %>\n", { baseImage: "debian:12" }, "Dockerfile")).toThrow(
       "Dockerfile reads it.baseImag, which its input does not have (it has: baseImage)",
     );
@@ -20,7 +22,8 @@ describe("templates are typed", () => {
 
   it("renders every project template with the input the planner gives it, reading no variable it lacks", async () => {
     const templates = await loadTemplates();
-    for (const text of [templates.dockerfile, templates.installScript, templates.module]) expect(variablesOf(text).length).toBeGreaterThan(0);
+    for (const text of [templates.dockerfile, templates.installScript, templates.module])
+      expect(variablesOf(text).length).toBeGreaterThan(0);
     const plan = planBuild(parseStack(STACK, "tpl.yaml"), undefined, { templates, jobs: 1 });
     expect(plan.builder.files["Dockerfile"]).not.toMatch(/undefined/);
     const files = plan.targets[0]!.packageFiles!;
@@ -41,7 +44,9 @@ describe("templates are typed", () => {
       const module = await readFile(path.join(out, "x86_64_v3", "package", "module.lua"), "utf8");
       expect(module).toContain("/apps/tpl/2.1");
       expect(JSON.parse(await readFile(path.join(out, "plan.json"), "utf8"))).toMatchObject({ format_version: 2 });
-      expect(planBuild(stack, undefined, { templates, jobs: 1, mode: "warm" }).targets[0]!.packageFiles).toBeUndefined();
+      expect(
+        planBuild(stack, undefined, { templates, jobs: 1, mode: "warm" }).targets[0]!.packageFiles,
+      ).toBeUndefined();
     } finally {
       await rm(out, { recursive: true, force: true });
     }

@@ -65,7 +65,8 @@ async function goodTarball(): Promise<string> {
 async function crafted(name: string, entries: Entry[]): Promise<string> {
   const files: Record<string, string> = {};
   for (const { header, body } of entries) {
-    if ((header.type ?? "file") === "file" && body !== undefined) files[header.name.replace(/^top\//, "")] = sha256(body);
+    if ((header.type ?? "file") === "file" && body !== undefined)
+      files[header.name.replace(/^top\//, "")] = sha256(body);
   }
   const manifestText = JSON.stringify({ ...manifest, files });
   const sums = Object.entries({ ...files, "manifest.json": sha256(manifestText) })
@@ -101,10 +102,26 @@ describe("verifyTarball", () => {
     ["dotdot", { header: { name: "top/../evil" }, body: "x" }, /top\/\.\.\/evil.*'\.\.' in path/],
     ["absolute", { header: { name: "/abs" }, body: "x" }, /"\/abs": absolute path/],
     ["second-top", { header: { name: "other/file" }, body: "x" }, /second top-level entry/],
-    ["escaping-symlink", { header: { name: "top/view/passwd", type: "symlink", linkname: "../../etc/passwd" } }, /symlink to \.\.\/\.\.\/etc\/passwd leaves top\//],
-    ["absolute-symlink", { header: { name: "top/passwd", type: "symlink", linkname: "/etc/passwd" } }, /absolute path \/etc\/passwd/],
-    ["escaping-hardlink", { header: { name: "top/shadow", type: "link", linkname: "etc/shadow" } }, /hardlink to etc\/shadow leaves top\//],
-    ["char-device", { header: { name: "top/null", type: "character-device", devmajor: 1, devminor: 3 } }, /character-device entries are not allowed/],
+    [
+      "escaping-symlink",
+      { header: { name: "top/view/passwd", type: "symlink", linkname: "../../etc/passwd" } },
+      /symlink to \.\.\/\.\.\/etc\/passwd leaves top\//,
+    ],
+    [
+      "absolute-symlink",
+      { header: { name: "top/passwd", type: "symlink", linkname: "/etc/passwd" } },
+      /absolute path \/etc\/passwd/,
+    ],
+    [
+      "escaping-hardlink",
+      { header: { name: "top/shadow", type: "link", linkname: "etc/shadow" } },
+      /hardlink to etc\/shadow leaves top\//,
+    ],
+    [
+      "char-device",
+      { header: { name: "top/null", type: "character-device", devmajor: 1, devminor: 3 } },
+      /character-device entries are not allowed/,
+    ],
     ["fifo", { header: { name: "top/pipe", type: "fifo" } }, /fifo entries are not allowed/],
   ] as [string, Entry, RegExp][])("rejects %s entries", async (name, entry, pattern) => {
     const report = await verifyTarball(await crafted(name, [entry]));
@@ -138,7 +155,9 @@ describe("verifyTarball", () => {
     const report = await verifyTarball(path);
     expect(report.ok).toBe(false);
     expect(report.problems.some((p) => p.startsWith("view/bin/tool: sha256") && p.includes("SHA256SUMS"))).toBe(true);
-    expect(report.problems.some((p) => p.startsWith("view/bin/tool: sha256") && p.includes("manifest.json"))).toBe(true);
+    expect(report.problems.some((p) => p.startsWith("view/bin/tool: sha256") && p.includes("manifest.json"))).toBe(
+      true,
+    );
     expect(report.problems.some((p) => p.includes("does not match demo-1-x86_64_v3.tar.gz.sha256"))).toBe(true);
   });
 
@@ -147,7 +166,9 @@ describe("verifyTarball", () => {
     await writeFile(`${path}.sha256`, `${"0".repeat(64)}  demo-1-x86_64_v3.tar.gz\n`);
     const report = await verifyTarball(path);
     expect(report.ok).toBe(false);
-    expect(report.problems).toEqual([expect.stringMatching(/does not match demo-1-x86_64_v3\.tar\.gz\.sha256 \(0{64}\)/)]);
+    expect(report.problems).toEqual([
+      expect.stringMatching(/does not match demo-1-x86_64_v3\.tar\.gz\.sha256 \(0{64}\)/),
+    ]);
   });
 
   it("reports a manifest without its required keys and files missing from SHA256SUMS", async () => {
@@ -160,7 +181,9 @@ describe("verifyTarball", () => {
     const path = join(work, "thin.tar.gz");
     await writeFile(path, gzipSync(tar));
     const report = await verifyTarball(path);
-    expect(report.problems).toContain("manifest.json lacks stack, target, compiler, base_image, image_id, spack_commit, specs, build_prefix, relocate, created_by");
+    expect(report.problems).toContain(
+      "manifest.json lacks stack, target, compiler, base_image, image_id, spack_commit, specs, build_prefix, relocate, created_by",
+    );
     expect(report.problems).toContain("a.txt is not listed in SHA256SUMS");
     expect(report.problems).toContain("a.txt is not listed in manifest.json");
   });
@@ -183,12 +206,15 @@ describe("verifyTarball", () => {
 });
 
 describe("verifyTarball on zstd archives", () => {
-  it.skipIf(spawnSync("zstd", ["--version"]).status !== 0)("reads a zstd-compressed tarball through the zstd program", async () => {
-    const gz = await goodTarball();
-    const zst = join(work, "demo-1-x86_64_v3.tar.zst");
-    await writeFile(zst, spawnSync("zstd", ["-q", "-c"], { input: gunzipSync(await readFile(gz)) }).stdout);
-    const report = await verifyTarball(zst);
-    expect(report.problems).toEqual([]);
-    expect(report.files).toBe(5);
-  });
+  it.skipIf(spawnSync("zstd", ["--version"]).status !== 0)(
+    "reads a zstd-compressed tarball through the zstd program",
+    async () => {
+      const gz = await goodTarball();
+      const zst = join(work, "demo-1-x86_64_v3.tar.zst");
+      await writeFile(zst, spawnSync("zstd", ["-q", "-c"], { input: gunzipSync(await readFile(gz)) }).stdout);
+      const report = await verifyTarball(zst);
+      expect(report.problems).toEqual([]);
+      expect(report.files).toBe(5);
+    },
+  );
 });

@@ -35,7 +35,11 @@ export interface BuildFlags {
 }
 
 /** `build` and `warm`: flags into options for `buildStack`, then the report. Returns the exit code. */
-export async function buildCommand(stackFile: string, flags: BuildFlags, mode: "build" | "warm" = "build"): Promise<number> {
+export async function buildCommand(
+  stackFile: string,
+  flags: BuildFlags,
+  mode: "build" | "warm" = "build",
+): Promise<number> {
   const stack = await loadStack(stackFile);
   const targets = targetList(flags.target);
   const memory = memoryBytes(flags.memory);
@@ -49,7 +53,9 @@ export async function buildCommand(stackFile: string, flags: BuildFlags, mode: "
     ...(flags.signKeyId === undefined ? {} : { signKeyId: flags.signKeyId }),
   });
   if (mode === "warm" && signing?.kind === "agent") {
-    throw new InputError("warm --sign-key-id: the buildcache is signed inside the build containers, which need the key as a file: give --sign-key FILE");
+    throw new InputError(
+      "warm --sign-key-id: the buildcache is signed inside the build containers, which need the key as a file: give --sign-key FILE",
+    );
   }
   // Engines and the shared buildcache belong to the factory host: --engine URL..., or the --factory settings file.
   const settings = flags.factory === undefined ? undefined : await loadFactorySettings(flags.factory);
@@ -99,11 +105,18 @@ export async function buildCommand(stackFile: string, flags: BuildFlags, mode: "
     process.stdout.write(`\n${reportTable(report)}`);
     if (mode === "warm") {
       const built = report.targets.reduce((n, t) => n + t.built.length, 0);
-      process.stdout.write(built === 0 && report.exitCode === 0 ? "nothing to build: the buildcache already had everything\n" : `${built} package(s) built and pushed\n`);
+      process.stdout.write(
+        built === 0 && report.exitCode === 0
+          ? "nothing to build: the buildcache already had everything\n"
+          : `${built} package(s) built and pushed\n`,
+      );
     }
-    for (const t of result.targets.filter((t) => t.status === "failed")) process.stderr.write(`stack-factory: ${t.error ?? ""}\n`);
-    if (result.cancelled) process.stderr.write(`stack-factory: run ${result.runId} interrupted; its containers were removed\n`);
-    if (flags.report !== undefined) await writeFileAtomic(resolve(flags.report), `${JSON.stringify(report, null, 2)}\n`);
+    for (const t of result.targets.filter((t) => t.status === "failed"))
+      process.stderr.write(`stack-factory: ${t.error ?? ""}\n`);
+    if (result.cancelled)
+      process.stderr.write(`stack-factory: run ${result.runId} interrupted; its containers were removed\n`);
+    if (flags.report !== undefined)
+      await writeFileAtomic(resolve(flags.report), `${JSON.stringify(report, null, 2)}\n`);
     if (flags.summary !== undefined) await writeFileAtomic(resolve(flags.summary), reportMarkdown(report));
     return report.exitCode;
   } finally {

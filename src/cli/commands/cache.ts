@@ -27,7 +27,9 @@ export async function cacheCommand(action: string, flags: CacheFlags): Promise<n
       process.stdout.write(`${kind}: ${formatBytes(sum(list, "bytes"))}, ${sum(list, "files")} file(s)\n`);
       if (kind === "source") continue;
       for (const e of list) {
-        process.stdout.write(`  ${e.path}  ${formatBytes(e.bytes)}  ${e.files} file(s)  last used ${e.lastUsed.toISOString()}\n`);
+        process.stdout.write(
+          `  ${e.path}  ${formatBytes(e.bytes)}  ${e.files} file(s)  last used ${e.lastUsed.toISOString()}\n`,
+        );
       }
     }
     return 0;
@@ -46,7 +48,9 @@ export async function cacheCommand(action: string, flags: CacheFlags): Promise<n
     const verb = flags.dryRun === true ? "would remove" : "removed";
     for (const e of result.removed) process.stdout.write(`${verb} ${e.path} (${formatBytes(e.bytes)})\n`);
     for (const e of result.inUse) process.stdout.write(`kept ${e.path}: in use by a running build\n`);
-    process.stdout.write(`${verb} ${result.removed.length} entr${result.removed.length === 1 ? "y" : "ies"}, ${formatBytes(sum(result.removed, "bytes"))}\n`);
+    process.stdout.write(
+      `${verb} ${result.removed.length} entr${result.removed.length === 1 ? "y" : "ies"}, ${formatBytes(sum(result.removed, "bytes"))}\n`,
+    );
     return 0;
   }
   throw new InputError(`cache: unknown action "${action}"; expected stats or prune`);

@@ -1,6 +1,11 @@
 import { access, constants, mkdir, statfs } from "node:fs/promises";
 import { join } from "node:path";
-import { chooseEngines, loadFactorySettings, loadRegistryCredentials, type FactorySettings } from "../../config/factory.js";
+import {
+  chooseEngines,
+  loadFactorySettings,
+  loadRegistryCredentials,
+  type FactorySettings,
+} from "../../config/factory.js";
 import { connectEngine, freeBytesOnEngineHost } from "../../docker/index.js";
 import { FactoryError } from "../../errors.js";
 import { familyOfEngineArch } from "../../plan/dispatch.js";
@@ -22,7 +27,10 @@ interface Check {
 /** Exit code when the builder image cannot concretize offline (no clingo): what Spack itself exits with. */
 const EXIT_NO_CLINGO = 3;
 
-export async function doctorCommand(flags: { cacheDir?: string; engine?: unknown; factory?: string }, stackFile?: string): Promise<number> {
+export async function doctorCommand(
+  flags: { cacheDir?: string; engine?: unknown; factory?: string },
+  stackFile?: string,
+): Promise<number> {
   const root = cacheRoot(flags.cacheDir);
   const checks: Check[] = [];
 
@@ -39,10 +47,18 @@ export async function doctorCommand(flags: { cacheDir?: string; engine?: unknown
     checks.push(
       free >= MIN_FREE_BYTES
         ? { ok: true, what: `free disk under ${root}: ${gib} GiB` }
-        : { ok: false, what: `free disk under ${root}: ${gib} GiB`, advice: "a stack build needs 20 GiB or more: free space or use --cache-dir elsewhere" },
+        : {
+            ok: false,
+            what: `free disk under ${root}: ${gib} GiB`,
+            advice: "a stack build needs 20 GiB or more: free space or use --cache-dir elsewhere",
+          },
     );
   } catch (error) {
-    checks.push({ ok: false, what: `cache root ${root}: ${(error as Error).message}`, advice: "choose a writable --cache-dir" });
+    checks.push({
+      ok: false,
+      what: `cache root ${root}: ${(error as Error).message}`,
+      advice: "choose a writable --cache-dir",
+    });
   }
 
   for (const name of CACHE_DIRS) {
@@ -52,7 +68,11 @@ export async function doctorCommand(flags: { cacheDir?: string; engine?: unknown
       await access(dir, constants.W_OK);
       checks.push({ ok: true, what: `${dir} is writable` });
     } catch (error) {
-      checks.push({ ok: false, what: `${dir}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, advice: `make it writable: chown -R $(id -u) ${dir}` });
+      checks.push({
+        ok: false,
+        what: `${dir}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+        advice: `make it writable: chown -R $(id -u) ${dir}`,
+      });
     }
   }
 
@@ -61,9 +81,16 @@ export async function doctorCommand(flags: { cacheDir?: string; engine?: unknown
     if (!c.ok && c.advice) process.stdout.write(`     → ${c.advice}\n`);
   }
   // Not failures: packing works without them, only slower (gzip) or not at all (--compress zstd).
-  for (const [tool, use] of [["pigz", "multi-core gzip packing (else node's single-core zlib)"], ["zstd", "--compress zstd"]] as const) {
+  for (const [tool, use] of [
+    ["pigz", "multi-core gzip packing (else node's single-core zlib)"],
+    ["zstd", "--compress zstd"],
+  ] as const) {
     const found = await findExecutable(tool);
-    process.stdout.write(found ? `ok   ${tool} at ${found}: ${use}\n` : `note ${tool} not found: needed for ${use}; install the ${tool} package\n`);
+    process.stdout.write(
+      found
+        ? `ok   ${tool} at ${found}: ${use}\n`
+        : `note ${tool} not found: needed for ${use}; install the ${tool} package\n`,
+    );
   }
   if (!checks.every((c) => c.ok)) return 1;
   return stackFile === undefined ? 0 : imageChecks(stackFile);
@@ -84,7 +111,9 @@ async function engineChecks(settings: FactorySettings | undefined, urls: string[
       checks.push({
         ok: false,
         what: `${only ? "Docker engine" : `engine ${d.name}`}: ${d.reason}`,
-        advice: only ? "start a Docker engine (scripts/ensure-docker.sh)" : `start the engine at ${d.where} or check that this host reaches it`,
+        advice: only
+          ? "start a Docker engine (scripts/ensure-docker.sh)"
+          : `start the engine at ${d.where} or check that this host reaches it`,
       });
     }
     if (e === undefined) continue;
@@ -92,8 +121,15 @@ async function engineChecks(settings: FactorySettings | undefined, urls: string[
     const family = familyOfEngineArch(v.arch);
     checks.push(
       family === undefined
-        ? { ok: false, what: `${label} ${v.version} at ${e.engine.where} is ${v.os}/${v.arch}`, advice: "the factory builds x86_64 (amd64) and aarch64 (arm64) targets only" }
-        : { ok: true, what: `${label} ${v.version} (API ${v.apiVersion}, ${v.os}/${v.arch}: ${family} targets) at ${e.engine.where}` },
+        ? {
+            ok: false,
+            what: `${label} ${v.version} at ${e.engine.where} is ${v.os}/${v.arch}`,
+            advice: "the factory builds x86_64 (amd64) and aarch64 (arm64) targets only",
+          }
+        : {
+            ok: true,
+            what: `${label} ${v.version} (API ${v.apiVersion}, ${v.os}/${v.arch}: ${family} targets) at ${e.engine.where}`,
+          },
     );
     // An engine's cache root is a path of its own host: measured here for local engines, in a container there otherwise.
     if (e.engine.local && e.cacheRoot === root) continue; // the factory's own cache root is checked below
@@ -101,11 +137,22 @@ async function engineChecks(settings: FactorySettings | undefined, urls: string[
       const free = e.engine.local ? await localFree(e.cacheRoot) : await freeBytesOnEngineHost(e.engine, e.cacheRoot);
       checks.push(
         free === undefined
-          ? { ok: true, what: `engine ${e.name}: free disk under ${e.cacheRoot} not measured yet (no factory image there; the first build makes one)` }
-          : diskCheck(`engine ${e.name}: free disk under ${e.cacheRoot}`, free, `free space on ${e.name} or give it another cache: in the --factory file`),
+          ? {
+              ok: true,
+              what: `engine ${e.name}: free disk under ${e.cacheRoot} not measured yet (no factory image there; the first build makes one)`,
+            }
+          : diskCheck(
+              `engine ${e.name}: free disk under ${e.cacheRoot}`,
+              free,
+              `free space on ${e.name} or give it another cache: in the --factory file`,
+            ),
       );
     } catch (error) {
-      checks.push({ ok: false, what: `engine ${e.name}: cache root ${e.cacheRoot}: ${error instanceof Error ? error.message : String(error)}`, advice: `create ${e.cacheRoot} on the engine's host` });
+      checks.push({
+        ok: false,
+        what: `engine ${e.name}: cache root ${e.cacheRoot}: ${error instanceof Error ? error.message : String(error)}`,
+        advice: `create ${e.cacheRoot} on the engine's host`,
+      });
     }
   }
   return checks;
@@ -135,19 +182,32 @@ async function registryCheck(settings: FactorySettings): Promise<Check> {
       headers["Authorization"] = `Basic ${Buffer.from(`${c.username}:${c.password}`).toString("base64")}`;
     }
     const res = await fetch(url, { headers, signal: AbortSignal.timeout(5000) });
-    if (res.ok) return { ok: true, what: `registry ${bc.registry} answers${settings.credentials === undefined ? "" : " and takes the credentials"} (buildcache ${bc.url})` };
+    if (res.ok)
+      return {
+        ok: true,
+        what: `registry ${bc.registry} answers${settings.credentials === undefined ? "" : " and takes the credentials"} (buildcache ${bc.url})`,
+      };
     if (res.status === 401) {
       return {
         ok: false,
         what: `registry ${bc.registry}: HTTP 401`,
-        advice: settings.credentials === undefined ? "it needs credentials: credentials: FILE in the --factory file" : `it refused the credentials in ${settings.credentials}`,
+        advice:
+          settings.credentials === undefined
+            ? "it needs credentials: credentials: FILE in the --factory file"
+            : `it refused the credentials in ${settings.credentials}`,
       };
     }
     return { ok: false, what: `registry ${bc.registry}: HTTP ${res.status}`, advice: `check ${url}` };
   } catch (error) {
-    if (error instanceof FactoryError) return { ok: false, what: error.message, ...(error.hint === undefined ? {} : { advice: error.hint }) };
-    const reason = error instanceof Error ? (error.cause instanceof Error ? error.cause.message : error.message) : String(error);
-    return { ok: false, what: `registry ${bc.registry}: ${reason}`, advice: `the engines must reach ${bc.registry}; so should this host, to check it` };
+    if (error instanceof FactoryError)
+      return { ok: false, what: error.message, ...(error.hint === undefined ? {} : { advice: error.hint }) };
+    const reason =
+      error instanceof Error ? (error.cause instanceof Error ? error.cause.message : error.message) : String(error);
+    return {
+      ok: false,
+      what: `registry ${bc.registry}: ${reason}`,
+      advice: `the engines must reach ${bc.registry}; so should this host, to check it`,
+    };
   }
 }
 
@@ -162,7 +222,9 @@ async function imageChecks(stackFile: string): Promise<number> {
   process.stdout.write(`...  builder image ${image.tag} (from ${stack.base_image}): building or reusing it\n`);
   const ready = await checkBuilderImage(await connectEngine(), image);
   if (ready.python === undefined) {
-    process.stdout.write(`FAIL builder image has no working python3\n     → Spack needs python3: check the base image (${stack.base_image})\n`);
+    process.stdout.write(
+      `FAIL builder image has no working python3\n     → Spack needs python3: check the base image (${stack.base_image})\n`,
+    );
     return 1;
   }
   process.stdout.write(`ok   python3 ${ready.python} in the builder image\n`);

@@ -1,4 +1,3 @@
-import { readFile } from "node:fs/promises";
 import { basename, dirname, resolve } from "node:path";
 import { imageReferenceProblem } from "../../config/guards.js";
 import { connectEngine, runOneShot } from "../../docker/index.js";
@@ -9,7 +8,10 @@ import { checkTarballSignature } from "../../sign/tarball-signature.js";
 import { abortOnSignals } from "../signals.js";
 
 /** Two install prefixes for --install-test: a short one and one of exactly 128 characters. */
-export const INSTALL_TEST_PREFIXES = ["/tmp/sf-install-test/a", `/tmp/sf-install-test/${"l".repeat(128 - "/tmp/sf-install-test/".length)}`];
+export const INSTALL_TEST_PREFIXES = [
+  "/tmp/sf-install-test/a",
+  `/tmp/sf-install-test/${"l".repeat(128 - "/tmp/sf-install-test/".length)}`,
+];
 
 /**
  * The fixed script of --install-test, run by bash in a fresh container: unpack, install at each prefix, run the
@@ -54,17 +56,22 @@ export async function verifyCommand(
     report.ok &&= signature.ok;
   }
   for (const p of report.problems) process.stdout.write(`problem: ${p}\n`);
-  process.stdout.write(`${report.ok ? "ok" : "FAILED"}: ${tarball} (${report.files} files${report.top ? `, top directory ${report.top}` : ""})\n`);
+  process.stdout.write(
+    `${report.ok ? "ok" : "FAILED"}: ${tarball} (${report.files} files${report.top ? `, top directory ${report.top}` : ""})\n`,
+  );
   if (!report.ok) return 1;
   if (flags.node === true && (await nodeCheck(report.portability, report.baseImage)) !== 0) return 1;
   if (flags.installTest !== true) return 0;
 
   const image = flags.image ?? report.baseImage;
-  if (image === undefined) throw new InputError(`verify --install-test: ${tarball} records no base image; give --image`);
+  if (image === undefined)
+    throw new InputError(`verify --install-test: ${tarball} records no base image; give --image`);
   // The manifest's base image is the tarball's word, not the user's: it must be an image reference too.
   const imageProblem = imageReferenceProblem(image);
   if (imageProblem !== undefined) {
-    throw new InputError(`verify --install-test: ${flags.image !== undefined ? "--image" : `the base image ${tarball} records`}: ${imageProblem}`);
+    throw new InputError(
+      `verify --install-test: ${flags.image !== undefined ? "--image" : `the base image ${tarball} records`}: ${imageProblem}`,
+    );
   }
   const engine = await connectEngine();
   const { signal, dispose } = abortOnSignals();
@@ -72,7 +79,15 @@ export async function verifyCommand(
     const path = resolve(tarball);
     const { exitCode } = await runOneShot(engine, {
       image,
-      cmd: ["bash", "-c", INSTALL_TEST_SCRIPT, "install-test", report.top ?? "", `/pkg/${basename(path)}`, ...INSTALL_TEST_PREFIXES],
+      cmd: [
+        "bash",
+        "-c",
+        INSTALL_TEST_SCRIPT,
+        "install-test",
+        report.top ?? "",
+        `/pkg/${basename(path)}`,
+        ...INSTALL_TEST_PREFIXES,
+      ],
       mounts: [{ host: dirname(path), container: "/pkg", readOnly: true }],
       user: "65534:65534",
       labels: { "stack-factory.purpose": "install-test" },
@@ -86,11 +101,12 @@ export async function verifyCommand(
   }
 }
 
-
 /** verify --node: install.sh's "will it run here?" check, for this machine. */
 async function nodeCheck(record: unknown, baseImage: string | undefined): Promise<number> {
   if (record === undefined) {
-    process.stdout.write("node: the manifest records no portability (a tarball from an older factory): nothing to check against\n");
+    process.stdout.write(
+      "node: the manifest records no portability (a tarball from an older factory): nothing to check against\n",
+    );
     return 1;
   }
   const portability = parsePortability(record);
@@ -101,10 +117,14 @@ async function nodeCheck(record: unknown, baseImage: string | undefined): Promis
   const check = await checkThisNode(portability);
   const needs = Object.values(portability.highest_versions).join(", ");
   if (check.ok) {
-    process.stdout.write(`node: ok: this machine can run it (${portability.machine}; ${portability.node_libraries.length} system libraries${needs ? `; needs ${needs}` : ""})\n`);
+    process.stdout.write(
+      `node: ok: this machine can run it (${portability.machine}; ${portability.node_libraries.length} system libraries${needs ? `; needs ${needs}` : ""})\n`,
+    );
     return 0;
   }
   process.stdout.write(`node: this machine cannot run it:\n${check.problems.map((p) => `  - ${p}\n`).join("")}`);
-  process.stdout.write(`node: the tree was built on ${baseImage ?? "an unrecorded base image"}; build it on a base image no newer than this machine's system, or run it on a machine that has the above\n`);
+  process.stdout.write(
+    `node: the tree was built on ${baseImage ?? "an unrecorded base image"}; build it on a base image no newer than this machine's system, or run it on a machine that has the above\n`,
+  );
   return 1;
 }

@@ -23,9 +23,15 @@ export async function requireRegistry(): Promise<TestRegistry> {
   let username: string;
   let password: string;
   try {
-    ({ username, password } = parse(await readFile(TEST_REGISTRY_CREDENTIALS, "utf8")) as { username: string; password: string });
+    ({ username, password } = parse(await readFile(TEST_REGISTRY_CREDENTIALS, "utf8")) as {
+      username: string;
+      password: string;
+    });
   } catch (error) {
-    throw new Error(`integration tests need the test registry's credentials at ${TEST_REGISTRY_CREDENTIALS}; start it with scripts/ensure-registry.sh`, { cause: error });
+    throw new Error(
+      `integration tests need the test registry's credentials at ${TEST_REGISTRY_CREDENTIALS}; start it with scripts/ensure-registry.sh`,
+      { cause: error },
+    );
   }
   const auth = `Basic ${Buffer.from(`${username}:${password}`).toString("base64")}`;
   const get = async (path: string, accept = "application/json"): Promise<unknown> => {
@@ -37,9 +43,12 @@ export async function requireRegistry(): Promise<TestRegistry> {
   try {
     await get("/v2/");
   } catch (error) {
-    throw new Error(`integration tests need the registry at ${TEST_REGISTRY}: ${(error as Error).message}; start it with scripts/ensure-registry.sh`, {
-      cause: error,
-    });
+    throw new Error(
+      `integration tests need the registry at ${TEST_REGISTRY}: ${(error as Error).message}; start it with scripts/ensure-registry.sh`,
+      {
+        cause: error,
+      },
+    );
   }
   return {
     address: TEST_REGISTRY,

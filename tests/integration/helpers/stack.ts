@@ -22,7 +22,14 @@ export function tempDir(prefix: string): Promise<string> {
  */
 export async function writeTestStack(
   dir: string,
-  options: { name?: string; specs?: string[]; targets?: string[]; spack?: string; compiler?: string; extra?: string } = {},
+  options: {
+    name?: string;
+    specs?: string[];
+    targets?: string[];
+    spack?: string;
+    compiler?: string;
+    extra?: string;
+  } = {},
 ): Promise<string> {
   const file = join(dir, `${options.name ?? "tiny"}.yaml`);
   const specs = options.specs ?? ["hello", "zlib"];
