@@ -2,7 +2,7 @@ import type { Stats } from "node:fs";
 import { stat, statfs } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { chooseCacheRoot } from "../cache/root.js";
-import { projectRoot } from "../render/templates.js";
+import { projectRoot } from "../project-root.js";
 import { InputError } from "../errors.js";
 import { ENV_NAME } from "../config/schema.js";
 

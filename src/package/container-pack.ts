@@ -20,7 +20,7 @@ import type { ExecOptions, FileEntry, FileOwner } from "../docker/index.js";
 import { BuildError, CancelledError, FactoryError, InputError } from "../errors.js";
 import { writeFileAtomic } from "../fs/write-atomic.js";
 import { parentDirs } from "../fs/move-aside.js";
-import { projectRoot } from "../render/templates.js";
+import { projectRoot } from "../project-root.js";
 import { COMPRESSIONS, extensionOf, type Compression } from "./compressor.js";
 import { entryProblem } from "./entry-safety.js";
 import { openGenerated, type GeneratedFile } from "./generated-files.js";

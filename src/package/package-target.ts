@@ -21,7 +21,7 @@ import { packInContainer } from "./container-pack.js";
 import { portabilityFromPrepare, portabilityWarnings, type PreparePortability } from "./node-check.js";
 import type { TargetExtra } from "../run/run-plan.js";
 import type { TargetLog } from "../run/target-log.js";
-import { projectRoot } from "../render/templates.js";
+import { projectRoot } from "../project-root.js";
 
 /** install.sh --verify-signature runs this (templates/verify-signature.sh), shipped in every tarball. */
 export const VERIFY_SIGNATURE_SCRIPT = ".stack-factory/verify-signature.sh";

@@ -1,7 +1,5 @@
-import { existsSync } from "node:fs";
+import { projectRoot } from "../project-root.js";
 import { readFile } from "node:fs/promises";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { Eta } from "eta";
 
 /** The template sources a plan is rendered from. Loaded once; rendering itself is pure. */
@@ -15,18 +13,7 @@ export interface Templates {
   module: string;
 }
 
-/**
- * Project root (where package.json, docker/, templates/ and modules-templates/ live): the nearest directory above
- * this module with a package.json, whether it runs from src/, dist-js/ or a benchmark build.
- */
-export const projectRoot = findRoot(dirname(fileURLToPath(import.meta.url)));
-
-function findRoot(start: string): string {
-  for (let dir = start; ; dir = dirname(dir)) {
-    if (existsSync(join(dir, "package.json"))) return dir;
-    if (dirname(dir) === dir) return start;
-  }
-}
+export { projectRoot };
 
 export async function loadTemplates(root = projectRoot): Promise<Templates> {
   return {
