@@ -5,7 +5,6 @@ import { dirname } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { isProcessAlive } from "../process/alive.js";
 import { CancelledError } from "../errors.js";
-import { moveAside } from "../fs/move-aside.js";
 
 /** Who holds a lock, as written into the lock file. */
 interface Holder {
@@ -125,18 +124,30 @@ async function readLock(path: string): Promise<LockState | undefined> {
   }
 }
 
+/** A takeover guard older than this was left by a taker that died while holding it. */
+const GUARD_STALE_MS = 10_000;
+
 /**
- * Move the stale lock (inode `staleIno`) aside and remove it. Only one rename of an inode succeeds: a taker that
- * loses gets ENOENT and goes back to acquiring. Should the lock have been replaced between the reading and the
- * rename, the fresh lock just moved aside is linked back (it is not stale) and only this taker's copy removed.
+ * Remove the stale lock (inode `staleIno`). Takers serialise on a guard file beside the lock (created exclusively),
+ * and the holder of the guard removes the lock only if it is still that stale inode: a lock created meanwhile by a
+ * taker that got there first is never touched (renaming the lock aside and back, as before, let a third process
+ * create one in between, and two then held the lock). A taker that finds the guard taken goes back to acquiring.
  */
 async function takeOver(path: string, staleIno: number): Promise<void> {
-  const aside = await moveAside(path, ".stale");
-  if (aside === undefined) return;
+  const guard = `${path}.takeover`;
   try {
-    const moved = await stat(aside);
-    if (moved.ino !== staleIno) await link(aside, path).catch(() => undefined);
+    await writeFile(guard, String(process.pid), { flag: "wx" });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+    const info = await stat(guard).catch(() => undefined);
+    if (info !== undefined && Date.now() - info.mtimeMs > GUARD_STALE_MS) await unlink(guard).catch(() => undefined);
+    await sleep(5);
+    return;
+  }
+  try {
+    const current = await stat(path).catch(() => undefined);
+    if (current?.ino === staleIno) await unlink(path).catch(() => undefined);
   } finally {
-    await unlink(aside).catch(() => undefined);
+    await unlink(guard).catch(() => undefined);
   }
 }
