@@ -40,6 +40,8 @@ export interface VerifyReport {
   baseImage?: string;
   /** The manifest's `portability` record (what the tree needs from a node), unchecked; see node-check.ts. */
   portability?: unknown;
+  /** The fingerprint of the key the manifest says signed the tarball (`signing_key`), unchecked; see src/sign. */
+  signingFingerprint?: string;
 }
 
 const GZIP_MAGIC = Buffer.from([0x1f, 0x8b]);
@@ -364,5 +366,8 @@ async function verifyOpen(path: string, handle: FileHandle): Promise<VerifyRepor
     ...(found.top !== undefined ? { top: found.top } : {}),
     ...(typeof baseImage === "string" && baseImage !== "" ? { baseImage } : {}),
     ...(manifest?.["portability"] !== undefined ? { portability: manifest["portability"] } : {}),
+    ...(typeof (manifest?.["signing_key"] as { fingerprint?: unknown } | undefined)?.fingerprint === "string"
+      ? { signingFingerprint: (manifest?.["signing_key"] as { fingerprint: string }).fingerprint }
+      : {}),
   };
 }

@@ -50,7 +50,7 @@ export async function verifyCommand(
 ): Promise<number> {
   const report = await verifyTarball(tarball);
   if (flags.keyring !== undefined) {
-    const signature = await checkTarballSignature(tarball, flags.keyring);
+    const signature = await checkTarballSignature(tarball, flags.keyring, report.signingFingerprint);
     if (signature.ok) process.stdout.write(`signature: ${signature.message}\n`);
     else report.problems.push(signature.message);
     report.ok &&= signature.ok;
