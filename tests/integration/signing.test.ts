@@ -7,7 +7,7 @@ import { initKeys } from "../../src/sign/keys-init.js";
 import { loadSigningKey } from "../../src/sign/key.js";
 import { signFile } from "../../src/sign/sign-file.js";
 import { runCli } from "./helpers/cli.js";
-import { requireEngine, requireTestImage } from "./helpers/engine.js";
+import { requireEngine, requireTestImage, TEST_IMAGE } from "./helpers/engine.js";
 import { tempDir, writeTestStack } from "./helpers/stack.js";
 
 const PASSPHRASE = "signing-test passphrase 7c1e9d";
@@ -22,6 +22,10 @@ let tarball: string;
 let report: string;
 /** Everything `docker inspect` said about the signed build's containers and their execs, while they ran. */
 let inspected: string[] = [];
+/** Paths `docker diff` showed in those containers' own file systems. */
+const layerPaths = new Set<string>();
+/** What the signed build printed. */
+let buildOutput = "";
 let builderImage: string;
 
 /** Polls the engine for the containers of one factory process and inspects each (and each of its execs) while it runs. */
@@ -35,15 +39,25 @@ function watchContainers(pid: () => number | undefined): { stop: () => Promise<s
     while (running) {
       const p = pid();
       if (p !== undefined) {
-        const list = await docker.listContainers({ all: true, filters: { label: [`stack-factory.pid=${p}`] } }).catch(() => []);
+        const list = await docker
+          .listContainers({ all: true, filters: { label: [`stack-factory.pid=${p}`] } })
+          .catch(() => []);
         for (const c of list) {
           ids.add(c.Id);
           try {
             const info = await docker.getContainer(c.Id).inspect();
             seen.set(`${c.Id}:${JSON.stringify(info.ExecIDs ?? [])}`, JSON.stringify(info));
+            const changes = (await docker
+              .getContainer(c.Id)
+              .changes()
+              .catch(() => [])) as { Path: string }[] | null;
+            for (const change of changes ?? []) layerPaths.add(change.Path);
             for (const execId of info.ExecIDs ?? []) {
               if (execs.has(execId)) continue;
-              const e = await docker.getExec(execId).inspect().catch(() => undefined);
+              const e = await docker
+                .getExec(execId)
+                .inspect()
+                .catch(() => undefined);
               if (e !== undefined) execs.set(execId, JSON.stringify(e));
             }
           } catch {
@@ -88,10 +102,25 @@ beforeAll(async () => {
   cacheRoot = join(work, "cache");
   passFile = join(work, "passphrase");
   await writeFile(passFile, `${PASSPHRASE}\n`, { mode: 0o600 });
-  const made = await runCli(["keys", "init", join(work, "site"), "--name", "Test Site Builds <builds@example.org>", "--passphrase-file", passFile]);
+  const made = await runCli([
+    "keys",
+    "init",
+    join(work, "site"),
+    "--name",
+    "Test Site Builds <builds@example.org>",
+    "--passphrase-file",
+    passFile,
+  ]);
   expect(made.exitCode, made.all).toBe(0);
-  site = { fingerprint: (await readFile(join(work, "site", "fingerprint"), "utf8")).trim(), files: {
-    secret: join(work, "site", "secret.asc"), public: join(work, "site", "public.asc"), publicBinary: join(work, "site", "public.gpg"), fingerprint: join(work, "site", "fingerprint") } };
+  site = {
+    fingerprint: (await readFile(join(work, "site", "fingerprint"), "utf8")).trim(),
+    files: {
+      secret: join(work, "site", "secret.asc"),
+      public: join(work, "site", "public.asc"),
+      publicBinary: join(work, "site", "public.gpg"),
+      fingerprint: join(work, "site", "fingerprint"),
+    },
+  };
   other = await initKeys(join(work, "other"), { userId: "Another Site <other@example.org>", algorithm: "ed25519" });
 
   const stackFile = await writeTestStack(work, { name: "signed", specs: ["hello"] });
@@ -99,11 +128,24 @@ beforeAll(async () => {
   report = join(work, "report.json");
   let pid: number | undefined;
   const watch = watchContainers(() => pid);
-  const run = runCli(["build", stackFile, "--cache-dir", cacheRoot, "--out", dist, "--report", report,
-    "--sign-key", site.files.secret, "--sign-passphrase-file", passFile]);
+  const run = runCli([
+    "build",
+    stackFile,
+    "--cache-dir",
+    cacheRoot,
+    "--out",
+    dist,
+    "--report",
+    report,
+    "--sign-key",
+    site.files.secret,
+    "--sign-passphrase-file",
+    passFile,
+  ]);
   pid = run.pid;
   const result = await run;
   inspected = await watch.stop();
+  buildOutput = String(result.all ?? "");
   expect(result.exitCode, result.all).toBe(0);
   expect(watch.ids.size).toBeGreaterThan(0);
   const tarballs = (await readdir(dist)).filter((f) => f.endsWith(".tar.gz"));
@@ -115,9 +157,13 @@ beforeAll(async () => {
 describe("signed tarballs", () => {
   it("writes <tarball>.asc beside .sha256 and records the key's fingerprint in the manifest", async () => {
     const names = await readdir(dist);
-    expect(names).toEqual(expect.arrayContaining([basename(tarball), `${basename(tarball)}.sha256`, `${basename(tarball)}.asc`]));
+    expect(names).toEqual(
+      expect.arrayContaining([basename(tarball), `${basename(tarball)}.sha256`, `${basename(tarball)}.asc`]),
+    );
     const { stdout } = await execa("tar", ["-xzOf", tarball, "--wildcards", "*/manifest.json"]);
-    expect((JSON.parse(stdout) as { signing_key?: { fingerprint: string } }).signing_key).toEqual({ fingerprint: site.fingerprint });
+    expect((JSON.parse(stdout) as { signing_key?: { fingerprint: string } }).signing_key).toEqual({
+      fingerprint: site.fingerprint,
+    });
   });
 
   it("verify --keyring accepts the site's key (armored or gpgv's binary keyring) and refuses another", async () => {
@@ -129,7 +175,9 @@ describe("signed tarballs", () => {
     expect(wrong.exitCode).toBe(1);
     expect(wrong.all).toMatch(/signature .*\.asc refused: signed by key \w+, which is not in/);
     // And gpgv alone, as a cluster would check it.
-    const gpgv = await execa("gpgv", ["--keyring", site.files.publicBinary, `${tarball}.asc`, tarball], { reject: false });
+    const gpgv = await execa("gpgv", ["--keyring", site.files.publicBinary, `${tarball}.asc`, tarball], {
+      reject: false,
+    });
     expect(gpgv.exitCode, gpgv.stderr).toBe(0);
   });
 
@@ -165,6 +213,37 @@ describe("signed tarballs", () => {
   });
 });
 
+describe("signing flags", () => {
+  it("refuse a wrong passphrase, a public key and a keyring key for warm before anything starts", async () => {
+    const stackFile = await writeTestStack(work, { name: "flags" });
+    await writeFile(join(work, "wrong-pass"), "not it\n");
+    const wrong = await runCli([
+      "build",
+      stackFile,
+      "--cache-dir",
+      cacheRoot,
+      "--sign-key",
+      site.files.secret,
+      "--sign-passphrase-file",
+      join(work, "wrong-pass"),
+    ]);
+    expect(wrong.exitCode).toBe(2);
+    expect(wrong.all).toMatch(/does not unlock it/);
+    expect(wrong.all).not.toContain("not it");
+    const none = await runCli(["build", stackFile, "--cache-dir", cacheRoot, "--sign-key", site.files.secret]);
+    expect(none.exitCode).toBe(2);
+    expect(none.all).toMatch(/may need a passphrase: give --sign-passphrase-file FILE/);
+    const pub = await runCli(["build", stackFile, "--cache-dir", cacheRoot, "--sign-key", site.files.public]);
+    expect(pub.exitCode).toBe(2);
+    expect(pub.all).toMatch(/not an armored OpenPGP secret key/);
+    const agent = await runCli(["warm", stackFile, "--cache-dir", cacheRoot, "--sign-key-id", site.fingerprint]);
+    expect(agent.exitCode).toBe(2);
+    const again = await runCli(["keys", "init", join(work, "site")]);
+    expect(again.exitCode).toBe(2);
+    expect(again.all).toMatch(/exists already/);
+  });
+});
+
 describe("the signing key never leaks", () => {
   it("is nowhere in docker inspect of the run's containers and execs, the image history, the logs, the report or the tarball", async () => {
     const fragments = await secretFragments(site.files.secret);
@@ -176,6 +255,7 @@ describe("the signing key never leaks", () => {
     haystacks.push(["docker image inspect", imageInspect.stdout]);
     for (const file of await listFiles(join(cacheRoot, "logs"))) haystacks.push([file, await readFile(file, "utf8")]);
     haystacks.push([report, await readFile(report, "utf8")]);
+    haystacks.push(["the build's output", buildOutput]);
     const contents = await execa("tar", ["-xzOf", tarball], { encoding: "buffer" });
     haystacks.push([tarball, Buffer.from(contents.stdout).toString("latin1")]);
     haystacks.push([`${tarball}.asc`, await readFile(`${tarball}.asc`, "utf8")]);
@@ -183,6 +263,14 @@ describe("the signing key never leaks", () => {
       expect(text.includes(PASSPHRASE), `passphrase in ${where}`).toBe(false);
       for (const fragment of fragments) expect(text.includes(fragment), `secret key in ${where}`).toBe(false);
     }
+    // The gpg home was on the tmpfs: nothing under it ever reached a container's own file system.
+    expect([...layerPaths].filter((p) => p.startsWith("/sf/keys/"))).toEqual([]);
+    expect(layerPaths.size).toBeGreaterThan(0);
+    expect(
+      inspected.some(
+        (text) => text.includes('"Type":"tmpfs","Target":"/sf/keys"') || text.includes('"Destination":"/sf/keys"'),
+      ),
+    ).toBe(true);
     // The haystacks are real: the run's logs name the key's fingerprint.
     expect(haystacks.some(([, text]) => text.includes(site.fingerprint))).toBe(true);
   });
@@ -203,7 +291,15 @@ describe("a signed buildcache", () => {
   });
 
   it("warm --sign-key pushes signed entries; a signed build then takes everything from them", async () => {
-    const warm = await runCli(["warm", stackFile, "--cache-dir", warmCache, "--report", join(work, "warm.json"), ...sign()]);
+    const warm = await runCli([
+      "warm",
+      stackFile,
+      "--cache-dir",
+      warmCache,
+      "--report",
+      join(work, "warm.json"),
+      ...sign(),
+    ]);
     expect(warm.exitCode, warm.all).toBe(0);
     const keys = await readdir(join(warmCache, "buildcache"));
     expect(keys).toHaveLength(1);
@@ -211,11 +307,24 @@ describe("a signed buildcache", () => {
     const entries = await readdir(join(warmCache, "buildcache", keys[0]!, "build_cache"));
     expect(entries.filter((e) => e.endsWith(".spec.json.sig")).length).toBeGreaterThanOrEqual(3);
     expect(entries.filter((e) => e.endsWith(".spec.json"))).toEqual([]);
-    const signedText = await readFile(join(warmCache, "buildcache", keys[0]!, "build_cache", entries.find((e) => e.endsWith(".sig"))!), "utf8");
+    const signedText = await readFile(
+      join(warmCache, "buildcache", keys[0]!, "build_cache", entries.find((e) => e.endsWith(".sig"))!),
+      "utf8",
+    );
     expect(signedText).toContain("-----BEGIN PGP SIGNED MESSAGE-----");
 
     const out = join(work, "dist-nightly");
-    const build = await runCli(["build", stackFile, "--cache-dir", warmCache, "--out", out, "--report", join(work, "nightly.json"), ...sign()]);
+    const build = await runCli([
+      "build",
+      stackFile,
+      "--cache-dir",
+      warmCache,
+      "--out",
+      out,
+      "--report",
+      join(work, "nightly.json"),
+      ...sign(),
+    ]);
     expect(build.exitCode, build.all).toBe(0);
     const { target, log } = await logOf(join(work, "nightly.json"));
     expect(target.built).toEqual([]);
@@ -237,21 +346,124 @@ describe("a signed buildcache", () => {
     const helloText = await readFile(join(dir, hello), "utf8");
     await writeFile(join(dir, hello), helloText.replace('"hash_algorithm": "sha256"', '"hash_algorithm":  "sha256"'));
     const zlib = entries.find((e) => e.startsWith("zlib-") && e.endsWith(".sig"))!;
-    const zlibBody = /-----BEGIN PGP SIGNED MESSAGE-----\s+Hash:\s+\S+\s+([\s\S]+)-----BEGIN PGP SIGNATURE-----/.exec(await readFile(join(dir, zlib), "utf8"))![1]!;
+    const zlibBody = /-----BEGIN PGP SIGNED MESSAGE-----\s+Hash:\s+\S+\s+([\s\S]+)-----BEGIN PGP SIGNATURE-----/.exec(
+      await readFile(join(dir, zlib), "utf8"),
+    )![1]!;
     await writeFile(join(dir, zlib.replace(/\.sig$/, "")), zlibBody);
     const { rm } = await import("node:fs/promises");
     await rm(join(dir, zlib));
 
-    const again = await runCli(["warm", stackFile, "--cache-dir", warmCache, "--report", join(work, "refused.json"), ...sign()]);
+    const again = await runCli([
+      "warm",
+      stackFile,
+      "--cache-dir",
+      warmCache,
+      "--report",
+      join(work, "refused.json"),
+      ...sign(),
+    ]);
     expect(again.exitCode, again.all).toBe(0);
     const { target, log } = await logOf(join(work, "refused.json"));
     expect(log).toMatch(/Skipping hello-\S+ from mirror stack-factory: signature verification failed/);
     expect(log).toMatch(/Skipping zlib-\S+ from mirror stack-factory/);
     expect(target.built.map((p) => p.replace(/-[^-]+-[a-z0-9]{32}$/, "")).sort()).toEqual(["hello", "zlib"]);
 
-    const unsigned = await runCli(["warm", stackFile, "--cache-dir", warmCache, "--report", join(work, "unsigned.json")]);
+    const unsigned = await runCli([
+      "warm",
+      stackFile,
+      "--cache-dir",
+      warmCache,
+      "--report",
+      join(work, "unsigned.json"),
+    ]);
     expect(unsigned.exitCode, unsigned.all).toBe(0);
-    expect((await readdir(join(warmCache, "buildcache"))).sort()).toEqual([key, key.replace(/_signed-[0-9A-F]+$/, "")].sort());
+    expect((await readdir(join(warmCache, "buildcache"))).sort()).toEqual(
+      [key, key.replace(/_signed-[0-9A-F]+$/, "")].sort(),
+    );
     expect((await logOf(join(work, "unsigned.json"))).log).not.toMatch(/from binary cache/);
+  });
+});
+
+describe("install.sh --verify-signature on a node", () => {
+  /** Runs a bash script in a fresh container of `image` with the dist, altered and re-signed copies and the keys mounted. */
+  const onNode = (image: string, script: string) =>
+    execa(
+      "docker",
+      [
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-v",
+        `${dist}:/pkg:ro`,
+        "-v",
+        `${join(work, "altered")}:/altered:ro`,
+        "-v",
+        `${join(work, "resigned")}:/resigned:ro`,
+        "-v",
+        `${join(work, "site")}/public.asc:/keys/site.asc:ro`,
+        "-v",
+        `${join(work, "site")}/public.gpg:/keys/site.gpg:ro`,
+        "-v",
+        `${join(work, "other")}/public.asc:/keys/other.asc:ro`,
+        image,
+        "bash",
+        "-c",
+        `set -u\ncd /tmp\n${script}`,
+      ],
+      { reject: false, all: true },
+    );
+
+  it("checks the signature with gpg before anything else; an altered byte or another key's signature stops it", async () => {
+    const name = basename(tarball);
+    const top = name.replace(/\.tar\.gz$/, "");
+    const run = await onNode(
+      builderImage,
+      `
+cp /pkg/${name} /pkg/${name}.asc . && tar -xzf ${name}
+./${top}/install.sh --verify-signature /keys/site.asc --prefix /tmp/good; echo "GOOD=$?"
+./${top}/install.sh --verify-signature /keys/site.gpg --tarball /tmp/${name} --prefix /tmp/binary; echo "BINARY=$?"
+./${top}/install.sh --prefix /tmp/altered --verify-signature /keys/site.asc --tarball /altered/${name}; echo "ALTERED=$? $(test -e /tmp/altered && echo installed || echo absent)"
+./${top}/install.sh --verify-signature /keys/site.asc --tarball /resigned/${name} --prefix /tmp/resigned; echo "RESIGNED=$? $(test -e /tmp/resigned && echo installed || echo absent)"
+./${top}/install.sh --verify-signature /keys/other.asc --prefix /tmp/otherkey; echo "OTHERKEY=$?"
+echo tampered >> ${top}/manifest.json
+./${top}/install.sh --verify-signature /keys/site.asc --prefix /tmp/tampered; echo "TAMPERED=$?"
+`,
+    );
+    expect(run.all).toMatch(/install\.sh: signature: good signature by [0-9A-F]{40}/);
+    expect(run.all).toContain(`good signature by ${site.fingerprint}`);
+    expect(run.all).toContain("GOOD=0");
+    expect(run.all).toContain("BINARY=0");
+    expect(run.all).toContain("ALTERED=1 absent");
+    expect(run.all).toMatch(/BAD signature: \S+ is not what was signed/);
+    expect(run.all).toContain("RESIGNED=1 absent");
+    expect(run.all).toMatch(/was made by a key that is not in \/keys\/site\.asc/);
+    expect(run.all).toContain("OTHERKEY=1");
+    expect(run.all).toContain("TAMPERED=1");
+    expect(run.all).toMatch(/manifest\.json is not the signed tarball's/);
+  });
+
+  it("works with gpgv alone (the test image has apt's gpgv, no gpg) and says so when the node has neither", async () => {
+    const name = basename(tarball);
+    const top = name.replace(/\.tar\.gz$/, "");
+    const run = await onNode(
+      TEST_IMAGE,
+      `
+command -v gpg && echo "HAS GPG"
+command -v gpgv >/dev/null && echo "HAS GPGV"
+cp /pkg/${name} /pkg/${name}.asc . && tar -xzf ${name}
+./${top}/install.sh --verify-signature /keys/site.asc --prefix /tmp/gpgv; echo "GPGV=$?"
+./${top}/install.sh --verify-signature /keys/site.asc --tarball /altered/${name} --prefix /tmp/altered; echo "ALTERED=$? $(test -e /tmp/altered && echo installed || echo absent)"
+rm -f "$(command -v gpgv)"
+./${top}/install.sh --verify-signature /keys/site.asc --prefix /tmp/x; echo "NONE=$? $(test -e /tmp/x && echo installed || echo absent)"
+`,
+    );
+    expect(run.all).not.toContain("HAS GPG\n");
+    expect(run.all).toContain("HAS GPGV");
+    expect(run.all).toContain(`good signature by ${site.fingerprint}`);
+    expect(run.all).toContain("GPGV=0");
+    expect(run.all).toContain("ALTERED=1 absent");
+    expect(run.all).toContain("NONE=1 absent");
+    expect(run.all).toMatch(/--verify-signature needs gpgv or gpg on this node/);
   });
 });
