@@ -135,3 +135,25 @@ describe("a key of the user's own keyring (--sign-key-id)", () => {
     }
   });
 });
+
+describe("verify --keyring's check", () => {
+  it("requires the signer to be the key the manifest names, and says when the .asc is missing", async () => {
+    const { checkTarballSignature } = await import("../../src/sign/tarball-signature.js");
+    const file = join(work, "named.tar.gz");
+    await writeFile(file, "tarball\n");
+    expect(await checkTarballSignature(file, site.files.public)).toMatchObject({
+      ok: false,
+      message: expect.stringMatching(/no signature: named\.tar\.gz\.asc is missing/),
+    });
+    await signFile((await loadSigningKey({ signKey: site.files.secret }))!, file);
+    expect(await checkTarballSignature(file, site.files.public, site.fingerprint)).toMatchObject({
+      ok: true,
+      fingerprint: site.fingerprint,
+    });
+    expect(await checkTarballSignature(file, site.files.public, other.fingerprint)).toMatchObject({
+      ok: false,
+      message: expect.stringMatching(/but its manifest names the signing key/),
+    });
+    await expect(checkTarballSignature(file, join(work, "nope.asc"))).rejects.toThrow(/--keyring .*: no such file/);
+  });
+});
