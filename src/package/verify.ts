@@ -359,6 +359,7 @@ async function verifyOpen(path: string, handle: FileHandle): Promise<VerifyRepor
     manifest = checkManifest(found, problems);
   }
   const baseImage = manifest?.["base_image"];
+  const signingFingerprint = (manifest?.["signing_key"] as { fingerprint?: unknown } | undefined)?.fingerprint;
   return {
     ok: problems.all.length === 0,
     problems: problems.all,
@@ -366,8 +367,6 @@ async function verifyOpen(path: string, handle: FileHandle): Promise<VerifyRepor
     ...(found.top !== undefined ? { top: found.top } : {}),
     ...(typeof baseImage === "string" && baseImage !== "" ? { baseImage } : {}),
     ...(manifest?.["portability"] !== undefined ? { portability: manifest["portability"] } : {}),
-    ...(typeof (manifest?.["signing_key"] as { fingerprint?: unknown } | undefined)?.fingerprint === "string"
-      ? { signingFingerprint: (manifest?.["signing_key"] as { fingerprint: string }).fingerprint }
-      : {}),
+    ...(typeof signingFingerprint === "string" ? { signingFingerprint } : {}),
   };
 }
