@@ -5,6 +5,7 @@ import { chooseCacheRoot } from "../cache/root.js";
 import { projectRoot } from "../project-root.js";
 import { InputError } from "../errors.js";
 import { ENV_NAME } from "../config/schema.js";
+import { kindOf } from "../fs/kind.js";
 
 /** Cache root: `--cache-dir`, then `STACK_FACTORY_CACHE`, then the project's own `cache/`. */
 export function cacheRoot(flag: string | undefined): string {
@@ -92,16 +93,6 @@ const VIRTUAL_FILE_SYSTEMS = new Map<number, string>([
   [0x50495045, "pipefs"],
   [0x534f434b, "sockfs"],
 ]);
-
-function kindOf(stats: Stats): string {
-  if (stats.isFile()) return "a regular file";
-  if (stats.isDirectory()) return "a directory";
-  if (stats.isFIFO()) return "a FIFO";
-  if (stats.isSocket()) return "a socket";
-  if (stats.isCharacterDevice()) return "a character device";
-  if (stats.isBlockDevice()) return "a block device";
-  return "not a file";
-}
 
 async function statOrUndefined(path: string): Promise<Stats | undefined> {
   try {

@@ -18,10 +18,10 @@
 import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import * as v from "valibot";
-import { isMap, isScalar, LineCounter, parseDocument } from "yaml";
 import { defaultEngineName, ENDPOINT_FORMS, parseEndpoint, type Endpoint } from "../docker/engine.js";
 import { ConfigError, InputError } from "../errors.js";
-import { dottedPath, locateIssues, offsetOf, readFailure, type Anchor, type Segment } from "./load.js";
+import { LineCounter, parseDocument } from "yaml";
+import { dottedPath, locateIssues, offsetOf, readFailure, readMapDocument, type Anchor, type Segment } from "./load.js";
 
 /** One engine the factory dispatches targets to. */
 export interface EngineSetting {
@@ -115,31 +115,11 @@ export async function loadFactorySettings(file: string): Promise<FactorySettings
 
 /** Validate a factory settings file's text. Pure: `file` names it in messages and anchors relative paths. */
 export function parseFactorySettings(text: string, file: string): FactorySettings {
-  const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false });
-  const at = (offset: number): string => {
-    const { line, col } = lines.linePos(offset);
-    return `${file}:${line}:${col}`;
-  };
-  if (doc.errors.length > 0)
-    throw new ConfigError(
-      file,
-      doc.errors.map((e) => `${at(e.pos[0])}: ${e.message}`),
-    );
-  if (doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null)) {
-    throw new ConfigError(file, [`${at(0)}: the factory settings file is empty; it needs engines and/or buildcache`]);
-  }
-  if (!isMap(doc.contents)) {
-    throw new ConfigError(file, [
-      `${at(doc.contents.range?.[0] ?? 0)}: the factory settings file must be a map (engines, buildcache, credentials)`,
-    ]);
-  }
-  const issueAt = (segments: readonly Segment[], message: string, anchor: Anchor = "value"): string => {
-    const where = at(offsetOf(doc, segments, anchor));
-    const dotted = dottedPath(segments);
-    return dotted === "" ? `${where}: ${message}` : `${where} ${dotted}: ${message}`;
-  };
-  const result = v.safeParse(FactorySchema, doc.toJS());
+  const { doc, issueAt, values } = readMapDocument(text, file, {
+    empty: "the factory settings file is empty; it needs engines and/or buildcache",
+    notMap: () => "the factory settings file must be a map (engines, buildcache, credentials)",
+  });
+  const result = v.safeParse(FactorySchema, values);
   if (!result.success) throw new ConfigError(file, locateIssues(doc, result.issues, issueAt));
 
   const input = result.output;

@@ -75,43 +75,12 @@ function parseWithPositions(text: string, file: string): Parsed {
   // Before the parser, which recurses: nesting deep enough to exhaust its stack is reported with its field.
   const deep = nestingIssue(text, file);
   if (deep !== undefined) throw new ConfigError(file, [deep]);
-  const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, merge: true });
-  const at = (offset: number): string => {
-    const { line, col } = lines.linePos(offset);
-    return `${file}:${line}:${col}`;
-  };
-
-  if (doc.errors.length > 0)
-    throw new ConfigError(
-      file,
-      doc.errors.map((e) => `${at(e.pos[0])}: ${e.message}`),
-    );
-  if (doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null)) {
-    throw new ConfigError(file, [
-      `${at(0)}: the stack file is empty; it needs at least name, version, specs and targets`,
-    ]);
-  }
-  if (!isMap(doc.contents)) {
-    const got = describeValue(doc.toJS());
-    throw new ConfigError(file, [
-      `${at(doc.contents.range?.[0] ?? 0)}: the stack file must be a map of keys (name, version, specs, targets, ...), got ${got}`,
-    ]);
-  }
-
-  keepSourceText(doc);
-  const issueAt = (segments: readonly Segment[], message: string, anchor: Anchor = "value"): string => {
-    const where = at(offsetOf(doc, segments, anchor));
-    const dotted = dottedPath(segments);
-    return dotted === "" ? `${where}: ${message}` : `${where} ${dotted}: ${message}`;
-  };
-
-  // Recursive aliases, alias bombs and control characters, each at its place, before the values are built.
-  const shape = documentIssues(doc, at);
-  if (shape.length > 0) throw new ConfigError(file, shape);
-  const values = documentValues(doc, at);
-  if ("issue" in values) throw new ConfigError(file, [values.issue]);
-  const result = v.safeParse(StackSchema, values.value);
+  const { doc, issueAt, values } = readMapDocument(text, file, {
+    empty: "the stack file is empty; it needs at least name, version, specs and targets",
+    notMap: (got) => `the stack file must be a map of keys (name, version, specs, targets, ...), got ${got}`,
+    prepare: keepSourceText,
+  });
+  const result = v.safeParse(StackSchema, values);
   if (!result.success) throw new ConfigError(file, locateIssues(doc, result.issues, issueAt));
   // What install.sh, the module, Docker and file names would refuse later, across fields.
   const offsetOfIssue = (issue: { segments: Segment[]; anchor?: Anchor }) =>
@@ -151,6 +120,52 @@ export function locateIssues(
   });
   located.sort((a, b) => a.offset - b.offset);
   return located.map((l) => l.text);
+}
+
+/**
+ * Parse a YAML file that must hold one map, keeping positions. Everything wrong with the text itself is thrown here
+ * as a ConfigError, each problem at its place: syntax, an empty file, a top level that is not a map, recursive
+ * aliases, alias bombs and control characters. `prepare` may adjust the document before its values are built.
+ */
+export function readMapDocument(
+  text: string,
+  file: string,
+  what: { empty: string; notMap: (got: string) => string; prepare?: (doc: Document) => void },
+): {
+  doc: Document;
+  at: (offset: number) => string;
+  issueAt: (segments: readonly Segment[], message: string, anchor?: Anchor) => string;
+  values: unknown;
+} {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, merge: true });
+  const at = (offset: number): string => {
+    const { line, col } = lines.linePos(offset);
+    return `${file}:${line}:${col}`;
+  };
+  if (doc.errors.length > 0)
+    throw new ConfigError(
+      file,
+      doc.errors.map((e) => `${at(e.pos[0])}: ${e.message}`),
+    );
+  if (doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null)) {
+    throw new ConfigError(file, [`${at(0)}: ${what.empty}`]);
+  }
+  if (!isMap(doc.contents)) {
+    throw new ConfigError(file, [`${at(doc.contents.range?.[0] ?? 0)}: ${what.notMap(describeValue(doc.toJS()))}`]);
+  }
+  what.prepare?.(doc);
+  const issueAt = (segments: readonly Segment[], message: string, anchor: Anchor = "value"): string => {
+    const where = at(offsetOf(doc, segments, anchor));
+    const dotted = dottedPath(segments);
+    return dotted === "" ? `${where}: ${message}` : `${where} ${dotted}: ${message}`;
+  };
+  // Recursive aliases, alias bombs and control characters, each at its place, before the values are built.
+  const shape = documentIssues(doc, at);
+  if (shape.length > 0) throw new ConfigError(file, shape);
+  const values = documentValues(doc, at);
+  if ("issue" in values) throw new ConfigError(file, [values.issue]);
+  return { doc, at, issueAt, values: values.value };
 }
 
 /**

@@ -6,7 +6,7 @@
  * SHA256SUMS and the manifest. Reports problems; only a missing or non-regular file (a FIFO would block) throws.
  */
 import { createHash } from "node:crypto";
-import { constants, type Stats } from "node:fs";
+import { constants } from "node:fs";
 import { open, type FileHandle } from "node:fs/promises";
 import { basename } from "node:path";
 import { Duplex, Transform } from "node:stream";
@@ -28,6 +28,7 @@ import { CHECKSUMS_FILE, MANIFEST_FILE } from "./layout.js";
 import { MANIFEST_KEYS } from "./manifest.js";
 import { TarProblem, TarReader } from "./tar-read.js";
 import { findExecutable } from "./which.js";
+import { kindOf } from "../fs/kind.js";
 
 export interface VerifyReport {
   ok: boolean;
@@ -287,15 +288,6 @@ async function openRegular(path: string): Promise<FileHandle | undefined> {
     throw new InputError(`${path} is not a regular file (it is ${kindOf(stats)})`);
   }
   return handle;
-}
-
-function kindOf(stats: Stats): string {
-  if (stats.isDirectory()) return "a directory";
-  if (stats.isFIFO()) return "a FIFO";
-  if (stats.isSocket()) return "a socket";
-  if (stats.isCharacterDevice()) return "a character device";
-  if (stats.isBlockDevice()) return "a block device";
-  return "not a file";
 }
 
 export async function verifyTarball(path: string): Promise<VerifyReport> {
