@@ -18,7 +18,7 @@ let tarball: string;
 let buildPrefix: string;
 
 const LMOD_INIT = "/usr/share/lmod/lmod/init/bash";
-const longPrefix = (base: string) => `${base}/${"p".repeat(128 - base.length - 1)}`;
+const longPrefix = (base: string) => `${base}/${"p".repeat(200 - base.length - 1)}`;
 
 beforeAll(async () => {
   await requireTestImage(await requireEngine());
@@ -141,10 +141,10 @@ describe("relocatable tarball of a stack built in Docker", () => {
     expect(full.all).toMatch(/install-test: ok/);
   });
 
-  it("installs at a short prefix and at a 128-character prefix: programs run under env -i, no build prefix left", async () => {
+  it("installs at a short prefix and at a 200-character prefix: programs run under env -i, no build prefix left", async () => {
     const short = join(work, "s");
     const long = longPrefix(join(work, "l"));
-    expect(long.length).toBe(128);
+    expect(long.length).toBe(200);
     await install(short);
     await install(long);
     await checkInstalled(short);

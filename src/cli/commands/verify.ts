@@ -7,10 +7,10 @@ import { checkThisNode, parsePortability } from "../../package/node-check.js";
 import { checkTarballSignature } from "../../sign/tarball-signature.js";
 import { abortOnSignals } from "../signals.js";
 
-/** Two install prefixes for --install-test: a short one and one of exactly 128 characters. */
+/** Two install prefixes for --install-test: a short one and one of exactly 200 characters (the longest install.sh takes). */
 export const INSTALL_TEST_PREFIXES = [
   "/tmp/sf-install-test/a",
-  `/tmp/sf-install-test/${"l".repeat(128 - "/tmp/sf-install-test/".length)}`,
+  `/tmp/sf-install-test/${"l".repeat(200 - "/tmp/sf-install-test/".length)}`,
 ];
 
 /**
