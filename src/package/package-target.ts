@@ -35,7 +35,7 @@ export interface PackageOptions {
   spackPackagesCommit?: string;
   /** The builder image's id (`sha256:...`). */
   imageId: string;
-  /** Host path of the `spack find --json` output the build recorded. */
+  /** The `spack find --json` output the build captured (the text). */
   specsJson: string;
   /** Fingerprint of the key that will sign the tarball (recorded in the manifest). */
   signingFingerprint?: string;
@@ -111,7 +111,7 @@ export async function packageTarget(
     "utf8",
   );
 
-  const specs = parseSpecs(await readFile(options.specsJson, "utf8"));
+  const specs = parseSpecs(options.specsJson);
   const files = {
     ...(await generatedFiles(plan, pkg, target, relocateIndex, report.buildPrefix, specs)),
     [NODE_REQUIREMENTS_FILE]: nodeRequirements,

@@ -57,7 +57,7 @@ export interface TargetOutcome {
   target: string;
   logPath: string;
   steps: StepTiming[];
-  /** Files captured from step output, by name (e.g. `specs.json`), as host paths. */
+  /** Output captured from steps, by name (e.g. `specs.json`): the text itself. */
   captured: Record<string, string>;
   lock?: LockOutcome;
 }
@@ -136,10 +136,12 @@ export async function runTarget(plan: TargetPlan, options: TargetRunOptions): Pr
             });
       steps.push({ step: step.id, seconds: (performance.now() - started) / 1000, exitCode });
       if (step.captureStdout !== undefined) {
+        // Kept in memory for what follows (packing reads it from here); a copy stays in the run's record.
+        const text = Buffer.concat(stdout).toString("utf8");
+        captured[step.captureStdout] = text;
         const path = join(options.workDir, step.captureStdout);
-        await writeFile(path, Buffer.concat(stdout));
-        captured[step.captureStdout] = path;
-        log.note(`step ${step.id}: output saved to ${path}`);
+        await writeFile(path, text);
+        log.note(`step ${step.id}: output kept, and recorded in ${path}`);
       }
       if (exitCode === 0 && step.id === "concretize" && options.lockKey !== undefined && "key" in options.lockKey) {
         // Kept for the next run with the same inputs; a failure to keep it costs only that run's time.

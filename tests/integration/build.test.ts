@@ -59,7 +59,7 @@ describe("build of one target with the Spack stand-in", () => {
     const log1 = await readFile(t1.logPath, "utf8");
     expect(log1).toMatch(/==> Fetching \S*hello-/);
     expect(log1).toMatch(/hello: Successfully installed hello-/);
-    const specs = JSON.parse(await readFile(t1.captured["specs.json"]!, "utf8")) as { name: string }[];
+    const specs = JSON.parse(t1.captured["specs.json"]!) as { name: string }[];
     expect(specs.map((s) => s.name)).toEqual(expect.arrayContaining(["hello", "zlib"]));
     expect(await containersOfRun(first.result.runId)).toEqual([]);
 
@@ -135,7 +135,7 @@ describe("build of one target with the Spack stand-in", () => {
       hash: string;
       dependencies?: { name: string; hash: string; parameters?: { virtuals?: string[] } }[];
     };
-    const specs = JSON.parse(await readFile(t1.captured["specs.json"]!, "utf8")) as Rec[];
+    const specs = JSON.parse(t1.captured["specs.json"]!) as Rec[];
     const zlib = specs.find((s) => s.name === "zlib");
     const cDep = zlib?.dependencies?.find((d) => d.parameters?.virtuals?.includes("c"));
     expect(specs.find((s) => s.hash === cDep?.hash)).toMatchObject({ name: "gcc", version: "13.3.0" });
