@@ -190,7 +190,14 @@ cli
   .command("clean", "Remove containers left behind by factory runs")
   .option("--run <id>", "Remove the containers of this run (also those kept with --keep-container)")
   .option("--all", "Remove every factory container, also of runs that are still alive")
-  .action((flags) => run(async () => (await import("./commands/clean.js")).cleanCommand(flags)));
+  .option("--engine <url>", "An engine to clean (repeatable); default: the --factory file's, else the local one")
+  .option("--factory <file>", "Factory settings: clean on every engine it names")
+  .action((flags) =>
+    run(async () => {
+      if (flags.factory !== undefined) await checkInputFile(flags.factory, "--factory");
+      return (await import("./commands/clean.js")).cleanCommand(flags);
+    }),
+  );
 
 cli.help();
 cli.version(pkg.version);

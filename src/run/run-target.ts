@@ -13,6 +13,7 @@ import { findLock, saveLock, type LockKey } from "./lock-reuse.js";
 import { ensurePasswdEntry } from "./passwd-entry.js";
 import { copyStageLogs } from "./stage-logs.js";
 import { TargetLog } from "./target-log.js";
+import { keptContainerHint } from "./kept-container.js";
 import type { FileSigningKey } from "../sign/key.js";
 import { prepareGnupgHome, putSecretKey, removeSecretKey } from "../sign/container-key.js";
 
@@ -162,7 +163,7 @@ export async function runTarget(plan: TargetPlan, options: TargetRunOptions): Pr
         if (signal.aborted) throw new CancelledError();
         await saveStageLogs(container, log, `${options.logPath.replace(/\.log$/, "")}-stage`);
         keep = options.keepContainer === true;
-        throw stepFailure(target, step.id, exitCode, log, keep ? container.id : undefined, options.engine.runId);
+        throw stepFailure(target, step.id, exitCode, log, keep ? container.id : undefined, options.engine);
       }
     }
     if (options.afterSteps !== undefined) {
@@ -182,7 +183,7 @@ export async function runTarget(plan: TargetPlan, options: TargetRunOptions): Pr
       error instanceof Error
     ) {
       keep = true;
-      error.message += `\ncontainer kept for inspection: docker exec -it ${container.id.slice(0, 12)} bash (remove it with stack-factory clean --run ${options.engine.runId})`;
+      error.message += `\n${keptContainerHint(options.engine, container.id, options.engine.runId)}`;
     }
     // The steps that ran (the failed one last) go into the run report with the failure.
     throw Object.assign(error instanceof Error ? error : new Error(String(error)), { steps });
@@ -261,16 +262,13 @@ function stepFailure(
   exitCode: number,
   log: TargetLog,
   keptId: string | undefined,
-  runId: string,
+  engine: Engine,
 ): BuildError {
   const tail = log
     .lastLines()
     .map((l) => `    ${l}`)
     .join("\n");
-  const kept =
-    keptId === undefined
-      ? ""
-      : `\ncontainer kept for inspection: docker exec -it ${keptId.slice(0, 12)} bash (remove it with stack-factory clean --run ${runId})`;
+  const kept = keptId === undefined ? "" : `\n${keptContainerHint(engine, keptId, engine.runId)}`;
   return new BuildError(
     `target ${target}: step "${step}" failed with exit code ${exitCode}\nlast lines of the log:\n${tail}\nfull log: ${log.path}${kept}`,
   );
