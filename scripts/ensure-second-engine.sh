@@ -6,6 +6,10 @@
 # base image into it from the main engine (docker save | docker load) when it lacks it.
 #
 #   scripts/ensure-second-engine.sh            prints the engine's URL last: unix:///var/run/stack-factory-docker2.sock
+#
+# The same engine also answers on loopback TCP with mutual TLS (tcp://127.0.0.1:23760, certificates made here by
+# openssl under /var/lib/<name>-tls/; the client's ca.pem, cert.pem and key.pem in its client/ directory): reached
+# that way, the factory takes it for an engine of another host, whose cache root it can only reach through the engine.
 #   SECOND_ENGINE_NAME=docker3 scripts/...      another instance (socket, roots and pid file named after it)
 #   scripts/ensure-second-engine.sh --stop      stops it (by its pid file) and leaves its data root
 set -euo pipefail
@@ -18,9 +22,44 @@ log=${SECOND_ENGINE_LOG:-/var/log/$name.log}
 image=${STACK_FACTORY_TEST_IMAGE:-stack-factory-test/debian:bookworm}
 url=unix://$sock
 
-answers() { docker -H "$url" info >/dev/null 2>&1; }
+tls_port=${SECOND_ENGINE_TLS_PORT:-23760}
+tls_dir=/var/lib/$name-tls
+tls_url=tcp://127.0.0.1:$tls_port
 
-if [ "${1:-}" = "--stop" ]; then
+answers() { docker -H "$url" info >/dev/null 2>&1; }
+answers_tls() {
+  docker -H "$tls_url" --tlsverify --tlscacert "$tls_dir/client/ca.pem" --tlscert "$tls_dir/client/cert.pem" \
+    --tlskey "$tls_dir/client/key.pem" info >/dev/null 2>&1
+}
+
+# A CA, a server certificate for 127.0.0.1 and a client certificate, once.
+make_certs() {
+  [ -s "$tls_dir/client/key.pem" ] && [ -s "$tls_dir/server-cert.pem" ] && return 0
+  command -v openssl >/dev/null 2>&1 || { export DEBIAN_FRONTEND=noninteractive; apt-get update -qq; apt-get install -y -qq openssl >/dev/null; }
+  rm -rf "$tls_dir"
+  mkdir -p "$tls_dir/client"
+  (
+    cd "$tls_dir"
+    umask 077
+    openssl genrsa -out ca-key.pem 2048 2>/dev/null
+    openssl req -new -x509 -days 3650 -key ca-key.pem -subj "/CN=stack-factory test CA" -out ca.pem
+    openssl genrsa -out server-key.pem 2048 2>/dev/null
+    openssl req -new -key server-key.pem -subj "/CN=localhost" -out server.csr
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' >server.ext
+    openssl x509 -req -days 3650 -in server.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -extfile server.ext \
+      -out server-cert.pem 2>/dev/null
+    openssl genrsa -out client/key.pem 2048 2>/dev/null
+    openssl req -new -key client/key.pem -subj "/CN=stack-factory test client" -out client.csr
+    printf 'extendedKeyUsage=clientAuth\n' >client.ext
+    openssl x509 -req -days 3650 -in client.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -extfile client.ext \
+      -out client/cert.pem 2>/dev/null
+    cp ca.pem client/ca.pem
+    chmod 0644 ca.pem client/ca.pem client/cert.pem server-cert.pem
+  )
+}
+
+
+stop_engine() {
   if [ -s "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
     pid=$(cat "$pidfile")
     kill "$pid"
@@ -29,7 +68,18 @@ if [ "${1:-}" = "--stop" ]; then
   else
     echo "second engine: not running"
   fi
+}
+
+if [ "${1:-}" = "--stop" ]; then
+  stop_engine
   exit 0
+fi
+
+# An engine started before it learnt TLS is restarted with it.
+if answers && ! answers_tls && [ "$(id -u)" -eq 0 ]; then
+  echo "ensure-second-engine: the engine on $sock does not answer on $tls_url; restarting it with TLS"
+  make_certs
+  stop_engine
 fi
 
 if ! answers; then
@@ -51,9 +101,15 @@ if ! answers; then
     ip addr add "${SECOND_ENGINE_BRIDGE_CIDR:-10.213.77.1/24}" dev "$bridge"
   fi
   ip link set "$bridge" up
-  echo "ensure-second-engine: starting dockerd on $sock (data root $data_root, log $log)"
+  make_certs
+  echo "ensure-second-engine: starting dockerd on $sock and $tls_url (data root $data_root, log $log)"
   nohup dockerd \
     --host "$url" \
+    --host "$tls_url" \
+    --tlsverify \
+    --tlscacert "$tls_dir/ca.pem" \
+    --tlscert "$tls_dir/server-cert.pem" \
+    --tlskey "$tls_dir/server-key.pem" \
     --data-root "$data_root" \
     --exec-root "$exec_root" \
     --pidfile "$pidfile" \

@@ -11,6 +11,9 @@
  *   logs/<run>/<target>.log  full build logs
  *   runs/<run>/<target>/     what a run's steps recorded
  *   concretized/<key>/       a target's spack.lock, kept for the next run with the same inputs
+ *   synced/<name>/           on an engine of another host: what the factory sent it (Spack, spack-packages, a
+ *                            stack's repositories and mirrors), named by content digest, never changed once there
+ *   synced/.incoming/<run>-N/ a tree being received; renamed into synced/ when complete
  *   locks/<name>.lock        host locks (buildcache pushes, source fetches)
  *   locks/runs/<run>.json    markers of live runs, read by `cache prune`
  */
@@ -29,6 +32,8 @@ export const CACHE_LAYOUT = {
   targetRecord: (runId: string, target: string): string => join("runs", runId, target),
   concretized: (key: string): string => join("concretized", key, "spack.lock"),
   lock: (name: string): string => join("locks", `${name}.lock`),
+  synced: (name: string): string => join("synced", name),
+  incoming: (runId: string, n: number): string => join("synced", ".incoming", `${runId}-${n}`),
   runMarkers: join("locks", "runs"),
 } as const;
 

@@ -18,6 +18,7 @@
 import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import * as v from "valibot";
+import { isPlainHostPath } from "../docker/container-spec.js";
 import { defaultEngineName, ENDPOINT_FORMS, parseEndpoint, type Endpoint } from "../docker/engine.js";
 import { ConfigError, InputError } from "../errors.js";
 import { LineCounter, parseDocument } from "yaml";
@@ -77,6 +78,10 @@ const EngineSchema = v.strictObject({
     v.pipe(
       v.string(),
       v.check((p) => p.startsWith("/"), "the cache root on the engine's host must be an absolute path"),
+      v.check(
+        (p) => !p.startsWith("/") || isPlainHostPath(p),
+        "a cache root of letters, digits and '/ . _ + -' only, without '..' (it is handed to the engine as a mount)",
+      ),
     ),
   ),
   concurrency: v.optional(

@@ -1,4 +1,6 @@
+import { createReadStream } from "node:fs";
 import type { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import { pack, extract } from "tar-stream";
 import { DockerError } from "../errors.js";
 import { parentDirs } from "../fs/move-aside.js";
@@ -63,4 +65,48 @@ export async function readFirstFile(tarStream: Readable, what: string): Promise<
     tarStream.destroy();
   }
   throw new DockerError(`${what} came back as an empty archive`);
+}
+
+/** An entry of a host directory to send (see fs/tree.ts): its path in the archive and where it is on this host. */
+export interface TreeArchiveEntry {
+  path: string;
+  abs: string;
+  type: "directory" | "file" | "symlink";
+  mode: number;
+  size: number;
+  /** Kept: Spack tells changed package files by their modification times. */
+  mtimeMs: number;
+  linkname?: string;
+}
+
+/**
+ * A tar stream of a host directory's entries, file bodies streamed from disk as the reader takes them (nothing is
+ * held in memory). Everything is owned by root and readable by all, directories also searchable: the tree is
+ * mounted read-only for a build user of another uid. A file whose size changed while it is read fails the stream.
+ */
+export function packTree(entries: readonly TreeArchiveEntry[]): NodeJS.ReadableStream {
+  const tar = pack();
+  const feed = async (): Promise<void> => {
+    for (const e of entries) {
+      const name = normalise(e.path);
+      const owner = { uid: 0, gid: 0, uname: "", gname: "", mtime: new Date(e.mtimeMs) };
+      if (e.type === "file") {
+        const body = tar.entry({ ...owner, name, type: "file", mode: (e.mode & 0o755) | 0o444, size: e.size });
+        await pipeline(createReadStream(e.abs), body as unknown as NodeJS.WritableStream);
+      } else {
+        await new Promise<void>((resolve, reject) => {
+          const header =
+            e.type === "directory"
+              ? { ...owner, name, type: "directory" as const, mode: (e.mode & 0o755) | 0o555 }
+              : { ...owner, name, type: "symlink" as const, mode: 0o777, linkname: e.linkname ?? "" };
+          tar.entry(header, (error) => (error ? reject(error) : resolve()));
+        });
+      }
+    }
+    tar.finalize();
+  };
+  feed().catch((error: unknown) =>
+    tar.destroy(new DockerError(`sending files: ${error instanceof Error ? error.message : String(error)}`)),
+  );
+  return tar as unknown as NodeJS.ReadableStream;
 }

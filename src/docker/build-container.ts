@@ -34,6 +34,8 @@ export interface BuildContainer extends AsyncDisposable {
   exec(argv: string[], options?: ExecOptions): Promise<{ exitCode: number }>;
   /** Writes files (relative path → content) under `dir`, creating `dir` when missing. */
   putFiles(dir: string, files: Record<string, FileEntry>, owner?: FileOwner): Promise<void>;
+  /** Unpacks a tar stream into `dir` (which must exist), as the engine extracts archives. */
+  putArchive(dir: string, archive: NodeJS.ReadableStream): Promise<void>;
   /** A tar stream of `path` (a file or a directory) as the engine archives it. */
   getArchive(path: string, signal?: AbortSignal): Promise<Readable>;
   /** The content of one regular file. */
@@ -86,6 +88,26 @@ class StartedBuildContainer implements BuildContainer {
       await this.container.putArchive(archive, { path: dir });
     } catch (error) {
       throw dockerError(`writing ${Object.keys(files).length} file(s) into ${dir} of container ${this.shortId}`, error);
+    }
+  }
+
+  async putArchive(dir: string, archive: NodeJS.ReadableStream): Promise<void> {
+    // A stream that fails (a file changed while read) ends the upload with its error, not a hung request.
+    const upload = new AbortController();
+    const broken = new Promise<never>((_, reject) =>
+      archive.once("error", (error: Error) => {
+        upload.abort();
+        reject(error);
+      }),
+    );
+    broken.catch(() => {});
+    try {
+      await Promise.race([
+        this.container.putArchive(archive, { path: dir, abortSignal: upload.signal } as { path: string }),
+        broken,
+      ]);
+    } catch (error) {
+      throw dockerError(`unpacking an archive into ${dir} of container ${this.shortId}`, error);
     }
   }
 

@@ -2,10 +2,20 @@ import type Docker from "dockerode";
 import { DockerError } from "../errors.js";
 
 export interface BindMount {
-  /** Absolute host path; it must exist. */
+  /** Absolute host path; it must exist, unless `create` is set. */
   host: string;
   container: string;
   readOnly: boolean;
+  /** Create the host directory (as root, on the engine's host) when it is missing. */
+  create?: boolean;
+}
+
+/** Characters a host path of a created bind mount may hold (the engine's `src:dst:mode` form splits on ':'). */
+const BIND_PATH = /^\/[A-Za-z0-9._+/-]*$/;
+
+/** Whether a host path can be the source of a created bind mount (see BindMount.create). */
+export function isPlainHostPath(path: string): boolean {
+  return BIND_PATH.test(path) && !path.split("/").includes("..");
 }
 
 export interface Resources {
@@ -31,14 +41,24 @@ export function envList(env: Record<string, string> | undefined): string[] {
  * (not privileged, default network, no engine socket).
  */
 export function hostConfig(resources: Resources): Docker.HostConfig {
-  const mounts = (resources.mounts ?? []).map((m): Docker.MountSettings => {
+  const binds: string[] = [];
+  const mounts = (resources.mounts ?? []).flatMap((m): Docker.MountSettings[] => {
     if (!m.host.startsWith("/")) {
       throw new DockerError(`bind mount source must be an absolute host path, got ${JSON.stringify(m.host)}`);
     }
     if (!m.container.startsWith("/")) {
       throw new DockerError(`bind mount target must be an absolute container path, got ${JSON.stringify(m.container)}`);
     }
-    return { Type: "bind", Source: m.host, Target: m.container, ReadOnly: m.readOnly };
+    if (m.create === true) {
+      // Only the legacy form makes a missing source directory (engines before API 1.44 know no CreateMountpoint).
+      if (!isPlainHostPath(m.host) || !isPlainHostPath(m.container))
+        throw new DockerError(
+          `a created bind mount needs plain paths, got ${JSON.stringify(`${m.host}:${m.container}`)}`,
+        );
+      binds.push(`${m.host}:${m.container}:${m.readOnly ? "ro" : "rw"}`);
+      return [];
+    }
+    return [{ Type: "bind", Source: m.host, Target: m.container, ReadOnly: m.readOnly }];
   });
   for (const target of resources.tmpfs ?? []) {
     if (!target.startsWith("/"))
@@ -50,7 +70,12 @@ export function hostConfig(resources: Resources): Docker.HostConfig {
       TmpfsOptions: { SizeBytes: 16 * 1024 * 1024, Mode: 0o1777 },
     });
   }
-  const config: Docker.HostConfig = { Init: true, Mounts: mounts, Privileged: false };
+  const config: Docker.HostConfig = {
+    Init: true,
+    Mounts: mounts,
+    ...(binds.length === 0 ? {} : { Binds: binds }),
+    Privileged: false,
+  };
   if (resources.cpus !== undefined) {
     if (!(resources.cpus > 0)) throw new DockerError(`cpus must be a positive number, got ${resources.cpus}`);
     config.NanoCpus = Math.round(resources.cpus * 1e9);

@@ -43,6 +43,42 @@ export interface Placement {
   /** Where the shared buildcache is; undefined: under the engine's cache root, as without settings. */
   buildcache?: BuildcacheLocation;
   credentials?: RegistryCredentials;
+  /**
+   * An engine of another host: where the content mounts (Spack, spack-packages, repositories, mirrors) were sent
+   * under its cache root, by the plan's mount host (see remoteRootNeeds). Absent: the engine sees this host's paths.
+   */
+  synced?: ReadonlyMap<string, string>;
+}
+
+/** What an engine of another host needs under its cache root before a target runs there. */
+export interface RemoteRootNeeds {
+  /** Writable cache directories, relative to the cache root, that the build user must own. */
+  dirs: string[];
+  /** Of those, Spack user caches (poisoned package-repository clones are cleared from them). */
+  userCaches: string[];
+  /** Read-only trees of this host to send there, by the plan's mount host (relative to the factory's cache root, or absolute). */
+  contents: { host: string; hostIsAbsolute: boolean; kind: Mount["kind"] }[];
+}
+
+/**
+ * Pure: what the targets need on an engine of another host. A buildcache at a shared path or in a registry is not
+ * the engine's own, and is left out.
+ */
+export function remoteRootNeeds(targets: readonly TargetPlan[], buildcache?: BuildcacheLocation): RemoteRootNeeds {
+  const dirs = new Set<string>();
+  const userCaches = new Set<string>();
+  const contents = new Map<string, RemoteRootNeeds["contents"][number]>();
+  for (const t of targets) {
+    for (const m of t.mounts) {
+      if (m.kind === "buildcache" && buildcache !== undefined) continue;
+      if (m.readOnly) contents.set(m.host, { host: m.host, hostIsAbsolute: m.hostIsAbsolute, kind: m.kind });
+      else if (!m.hostIsAbsolute) {
+        dirs.add(m.host);
+        if (m.kind === "spack-user") userCaches.add(m.host);
+      }
+    }
+  }
+  return { dirs: [...dirs].sort(), userCaches: [...userCaches].sort(), contents: [...contents.values()] };
 }
 
 /** The registry repository of a buildcache key: the key in the lowercase form OCI names allow. */
@@ -65,7 +101,14 @@ export function placeTarget(target: TargetPlan, placement: Placement): TargetPla
         mounts.push({ ...m, host: join(location.path, target.buildcacheKey), hostIsAbsolute: true });
       continue;
     }
-    mounts.push(m.hostIsAbsolute ? { ...m } : { ...m, host: join(placement.cacheRoot, m.host), hostIsAbsolute: true });
+    const sent = placement.synced?.get(m.host);
+    if (sent !== undefined) mounts.push({ ...m, host: sent, hostIsAbsolute: true });
+    else if (m.readOnly && placement.synced !== undefined)
+      throw new Error(`placeTarget: ${m.host} was not sent to engine ${placement.engine}`);
+    else
+      mounts.push(
+        m.hostIsAbsolute ? { ...m } : { ...m, host: join(placement.cacheRoot, m.host), hostIsAbsolute: true },
+      );
   }
 
   const oci = location?.kind === "oci" ? location : undefined;
@@ -94,10 +137,12 @@ export function placeTarget(target: TargetPlan, placement: Placement): TargetPla
   const secret = oci !== undefined && placement.credentials !== undefined ? placement.credentials : undefined;
   if (secret !== undefined) files[REGISTRY_CREDENTIALS_FILE] = credentialsEnvFile(secret);
   const steps = target.steps.map((step): Step => {
-    const lock =
-      step.lock === LOCKS.sourceCache && ownSourceCache
-        ? `${LOCKS.sourceCache}-${lockSlug(placement.engine)}`
-        : step.lock;
+    // Caches of another cache root are that engine's own: their locks are too (a shared buildcache keeps one lock).
+    const ownLock =
+      ownSourceCache &&
+      (step.lock === LOCKS.sourceCache ||
+        (step.lock === LOCKS.buildcache(target.buildcacheKey) && location === undefined));
+    const lock = ownLock ? `${step.lock}-${lockSlug(placement.engine)}` : step.lock;
     const argv = secret !== undefined && REGISTRY_STEPS.has(step.id) ? withCredentials(step.argv) : step.argv;
     return { ...step, argv: [...argv], ...(lock === undefined ? {} : { lock }) };
   });

@@ -11,7 +11,7 @@ export function containerUser(): { uid: number; gid: number } {
 }
 
 /** Host path of a mount: cache mounts live under the cache root. */
-export function hostPathOf(mount: Mount, cacheRoot: string): string {
+export function hostPathOf(mount: Pick<Mount, "host" | "hostIsAbsolute">, cacheRoot: string): string {
   return mount.hostIsAbsolute ? mount.host : join(cacheRoot, mount.host);
 }
 

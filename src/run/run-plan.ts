@@ -4,10 +4,11 @@ import type { BuildcacheLocation } from "../config/factory.js";
 import { removeByLabel, removeDeadRuns, type BuildContainer, type Engine } from "../docker/index.js";
 import { BuildError, CancelledError, FactoryError } from "../errors.js";
 import { ANY_ARCH, dispatch, eligibleEngines, familyOfEngineArch } from "../plan/dispatch.js";
-import { placeTarget, type RegistryCredentials } from "../plan/placement.js";
+import { placeTarget, remoteRootNeeds, type RegistryCredentials } from "../plan/placement.js";
 import { ensureImages, type EngineImage } from "./engine-images.js";
 import type { DownEngine, RunEngine } from "./engines.js";
 import type { BuildPlan, TargetPlan } from "../plan/types.js";
+import { formatBytes } from "../ui/format.js";
 import type { Reporter } from "../ui/reporter.js";
 import { CACHE_LAYOUT } from "../cache/layout.js";
 import { registerRun } from "../cache/usage.js";
@@ -19,6 +20,7 @@ import type { Origin } from "../config/types.js";
 import { canRun, detectHostFromSystem } from "../targets/index.js";
 import { ensureSpackCheckout, headOf } from "./spack-checkout.js";
 import { clearPoisonedPackageRepos } from "./user-cache.js";
+import { prepareRemoteRoot } from "./remote-root.js";
 import type { TargetLog } from "./target-log.js";
 import type { FileSigningKey } from "../sign/key.js";
 
@@ -164,13 +166,13 @@ export async function runPlan(plan: BuildPlan, options: RunOptions): Promise<Run
       await mkdir(root, { recursive: true });
       unregisters.push(await registerRun(root, runId, entries));
     }
-    const { spackCommit, spackPackagesCommit } = await prepareHost(
-      hostPlan,
-      engineRoots[0] ?? options.cacheRoot,
-      reporter,
-      signal,
-    );
-    for (const root of engineRoots.slice(1)) await prepareHost(hostPlan, root, reporter, signal);
+    // The clones live under the first local engine's cache root, or the factory's own when every engine is remote
+    // (they are sent from there): cache directories only where a local engine mounts them.
+    const sourceRoot = engineRoots[0] ?? options.cacheRoot;
+    const { spackCommit, spackPackagesCommit } = await prepareHost(hostPlan, sourceRoot, reporter, signal, {
+      cacheDirs: engineRoots.length > 0,
+    });
+    for (const root of engineRoots.slice(1)) await prepareHost(hostPlan, root, reporter, signal, { cacheDirs: true });
     const shared = options.buildcache;
     if (shared?.kind === "path") {
       for (const t of plan.targets) {
@@ -179,12 +181,6 @@ export async function runPlan(plan: BuildPlan, options: RunOptions): Promise<Run
           shared.path,
         );
       }
-    }
-    for (const e of engines.filter((x) => !x.engine.local)) {
-      down.set(
-        e.name,
-        `its cache root ${e.cacheRoot} is on another host, and preparing a remote cache root (cache directories, Spack checkout) is not implemented yet`,
-      );
     }
     await noteForeignTargets(plan, reporter);
     const images = await ensureImages(
@@ -208,12 +204,40 @@ export async function runPlan(plan: BuildPlan, options: RunOptions): Promise<Run
       built: [...images.values()].some((i) => !(i instanceof Error) && i.built),
     });
     const imageOf = (name: string): EngineImage => images.get(name) as EngineImage;
+    // Engines of other hosts get their cache directories and this host's trees through the engine itself.
+    const synced = new Map<string, ReadonlyMap<string, string>>();
+    await Promise.all(
+      engines
+        .filter((e) => !e.engine.local && !down.has(e.name))
+        .map(async (e) => {
+          const theirs = plan.targets.filter((t) => e.arch === ANY_ARCH || familyOfEngineArch(e.arch) === t.family);
+          try {
+            const prepared = await prepareRemoteRoot(e, remoteRootNeeds(theirs, options.buildcache), {
+              image: plan.builder.tag,
+              sourceRoot,
+              reporter,
+              signal,
+            });
+            synced.set(e.name, prepared.synced);
+            reporter.emit({
+              type: "info",
+              message: `engine ${e.name}: cache root ${e.cacheRoot} ready${prepared.sent.length === 0 ? "" : ` (sent ${prepared.sent.length} tree(s), ${formatBytes(prepared.bytesSent)})`}`,
+            });
+          } catch (error) {
+            if (signal.aborted) throw error;
+            down.set(
+              e.name,
+              `could not prepare its cache root: ${error instanceof Error ? error.message : String(error)}`,
+            );
+          }
+        }),
+    );
     const repoDigests = await digestRepos(plan);
     // What the checkouts hold rather than their commits: a checkout inside a larger repository keeps its identity
     // while only other files of that repository change, and uncommitted changes count.
     const identityOf = async (kind: "spack" | "spack-packages"): Promise<string | undefined> => {
       const mount = plan.targets[0]?.mounts.find((m) => m.kind === kind);
-      return mount === undefined ? undefined : treeIdentity(hostPathOf(mount, engineRoots[0] ?? options.cacheRoot));
+      return mount === undefined ? undefined : treeIdentity(hostPathOf(mount, sourceRoot));
     };
     const spackIdentity = (await identityOf("spack")) ?? "unknown";
     const packagesIdentity = await identityOf("spack-packages");
@@ -256,6 +280,7 @@ export async function runPlan(plan: BuildPlan, options: RunOptions): Promise<Run
         factoryCacheRoot: options.cacheRoot,
         ...(options.buildcache === undefined ? {} : { buildcache: options.buildcache }),
         ...(options.credentials === undefined ? {} : { credentials: options.credentials }),
+        ...(synced.has(runEngine.name) ? { synced: synced.get(runEngine.name) as ReadonlyMap<string, string> } : {}),
       });
       try {
         const outcome = await runTarget(placed, {
@@ -390,8 +415,9 @@ async function prepareHost(
   cacheRoot: string,
   reporter: Reporter,
   signal: AbortSignal,
+  options: { cacheDirs: boolean },
 ): Promise<SourceCommits> {
-  for (const target of plan.targets) {
+  for (const target of options.cacheDirs ? plan.targets : []) {
     await prepareCacheDirs(target.mounts, cacheRoot);
     for (const mount of target.mounts.filter((m) => m.kind === "spack-user")) {
       const cleared = await clearPoisonedPackageRepos(hostPathOf(mount, cacheRoot));

@@ -167,6 +167,17 @@ describe("factory settings file", () => {
     ]);
   });
 
+  it("refuses a cache root the engine would take apart as a mount (':' or ',') or that climbs with '..'", () => {
+    for (const cache of ["/srv/a:b", "/srv/a,b", "/srv/../etc", "/srv/a b"]) {
+      const issues = issuesOf(
+        ["engines:", "  - url: tcp://b:2376", `    cache: ${JSON.stringify(cache)}`, ""].join("\n"),
+      );
+      expect(issues).toEqual([
+        expect.stringMatching(/^\/etc\/sf\/factory\.yaml:3:12 engines\[0\]\.cache: a cache root of letters, digits/),
+      ]);
+    }
+  });
+
   it("refuses two engines of one name, tls on a non-tcp engine, credentials without a registry", () => {
     const issues = issuesOf(
       [

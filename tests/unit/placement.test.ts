@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { parseStack } from "../../src/config/index.js";
 import { buildcacheLocation } from "../../src/config/factory.js";
 import { planBuild } from "../../src/plan/plan.js";
-import { ociRepositoryOf, placeTarget, REGISTRY_CREDENTIALS_FILE } from "../../src/plan/placement.js";
+import { ociRepositoryOf, placeTarget, REGISTRY_CREDENTIALS_FILE, remoteRootNeeds } from "../../src/plan/placement.js";
 import { loadTemplates } from "../../src/render/templates.js";
 
 const templates = await loadTemplates();
@@ -33,11 +33,51 @@ describe("a target placed on an engine", () => {
     expect(target.mounts.find((m) => m.kind === "buildcache")?.hostIsAbsolute).toBe(false); // the plan itself is untouched
   });
 
-  it("on an engine with its own cache root: its own source-cache lock, the buildcache push lock shared", () => {
+  it("on an engine with its own cache root: its own source-cache and buildcache push locks", () => {
     const placed = placeTarget(target, { engine: "build 2", cacheRoot: "/e2", factoryCacheRoot: "/c" });
     expect(placed.mounts.find((m) => m.kind === "source")?.host).toBe("/e2/source");
     expect(placed.steps.find((s) => s.id === "fetch")?.lock).toBe("source-cache-build-2");
-    expect(placed.steps.find((s) => s.id === "push")?.lock).toBe(target.steps.find((s) => s.id === "push")?.lock);
+    const pushLock = target.steps.find((s) => s.id === "push")?.lock;
+    expect(placed.steps.find((s) => s.id === "push")?.lock).toBe(`${pushLock}-build-2`);
+  });
+
+  it("a buildcache every engine shares keeps one push lock, whatever the engine's cache root", () => {
+    const pushLock = target.steps.find((s) => s.id === "push")?.lock;
+    for (const buildcache of [
+      { kind: "path", path: "/nfs/bc" } as const,
+      { kind: "oci", url: "oci://r:5000/bc", registry: "r:5000", repository: "bc", plainHttp: false } as const,
+    ]) {
+      const placed = placeTarget(target, { engine: "build 2", cacheRoot: "/e2", factoryCacheRoot: "/c", buildcache });
+      expect(placed.steps.find((s) => s.id === "push")?.lock).toBe(pushLock);
+    }
+  });
+
+  it("on an engine of another host: content mounts where they were sent, cache directories under its root", () => {
+    const needs = remoteRootNeeds([target]);
+    const contentHosts = target.mounts.filter((m) => m.readOnly).map((m) => m.host);
+    expect(needs.contents.map((c) => c.host).sort()).toEqual([...contentHosts].sort());
+    expect(needs.dirs).toEqual(
+      target.mounts
+        .filter((m) => !m.readOnly)
+        .map((m) => m.host)
+        .sort(),
+    );
+    expect(needs.userCaches).toEqual(target.mounts.filter((m) => m.kind === "spack-user").map((m) => m.host));
+    const synced = new Map(contentHosts.map((h, i) => [h, `/r/synced/t${i}`]));
+    const placed = placeTarget(target, { engine: "far", cacheRoot: "/r", factoryCacheRoot: "/c", synced });
+    for (const m of placed.mounts) {
+      if (m.readOnly) expect(m.host).toMatch(/^\/r\/synced\/t\d$/);
+      else expect(m.host.startsWith("/r/")).toBe(true);
+    }
+    // A content mount that was not sent is a bug of the caller, not a silent mount of a path of this host.
+    expect(() =>
+      placeTarget(target, { engine: "far", cacheRoot: "/r", factoryCacheRoot: "/c", synced: new Map() }),
+    ).toThrow(/was not sent to engine far/);
+  });
+
+  it("a shared buildcache is not the remote engine's to make", () => {
+    const needs = remoteRootNeeds([target], { kind: "path", path: "/nfs/bc" });
+    expect(needs.dirs.some((d) => d.startsWith("buildcache/"))).toBe(false);
   });
 
   it("a shared buildcache path: the key's directory under it", () => {

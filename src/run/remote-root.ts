@@ -1,0 +1,173 @@
+/**
+ * Preparing the cache root of an engine on another host, through that engine alone (the factory has no other way
+ * onto its host): one short-lived container of the builder image, run as root with the cache root mounted (the
+ * engine creates it when missing), makes the writable cache directories and gives them to the build user, clears
+ * poisoned package-repository clones from Spack's user caches, and receives the read-only trees this host holds
+ * (Spack, spack-packages, a stack's repositories and mirrors) through the engine's archive API.
+ *
+ * Each tree lands in `synced/<kind>-<name>-<digest>/`, named by a digest of what it holds, and is never changed once
+ * there: a tree is unpacked under `synced/.incoming/` and renamed into place complete, so a build of another run
+ * that mounts an older tree keeps it intact, and a tree already there is not sent again.
+ */
+import { basename, join, posix } from "node:path";
+import { CACHE_LAYOUT } from "../cache/layout.js";
+import { packTree, startContainer } from "../docker/index.js";
+import { BuildError } from "../errors.js";
+import { listTree, treeDigest } from "../fs/tree.js";
+import type { RemoteRootNeeds } from "../plan/placement.js";
+import type { Reporter } from "../ui/reporter.js";
+import type { RunEngine } from "./engines.js";
+import { containerUser, hostPathOf } from "./host-caches.js";
+
+/** Where the engine's cache root is mounted in the preparing container. */
+const ROOT = "/sf/remote-root";
+
+/** Makes each directory (relative to the root) and gives it to uid:gid unless it is theirs already. */
+const MAKE_DIRS = `set -eu
+root=$1; owner=$2; shift 2
+for d in "$@"; do
+  mkdir -p -- "$root/$d"
+  [ "$(stat -c %u:%g -- "$root/$d")" = "$owner" ] || chown -- "$owner" "$root/$d"
+done`;
+
+/** Removes package_repos/<hash> clones with a .git but no commit (see user-cache.ts), printing each one's name. */
+const CLEAR_POISONED = `set -eu
+root=$1; shift
+for d in "$@"; do
+  for r in "$root/$d"/package_repos/*/; do
+    [ -d "$r.git" ] || continue
+    git -c safe.directory='*' -C "$r" rev-parse --verify --quiet HEAD >/dev/null 2>&1 && continue
+    rm -rf -- "$r"
+    basename -- "$r"
+  done
+done`;
+
+/** Puts a received tree into place, unless another run put the same one there first. */
+const PLACE_TREE = `set -eu
+incoming=$1; dest=$2
+if [ -e "$dest" ]; then rm -rf -- "$incoming"; else mv -T -- "$incoming" "$dest"; fi`;
+
+/** Received trees of runs that died mid-way, a day old or more. */
+const CLEAR_STALE_INCOMING = `set -eu
+dir=$1
+[ -d "$dir" ] || exit 0
+find "$dir" -mindepth 1 -maxdepth 1 -mmin +1440 -exec rm -rf -- {} +`;
+
+export interface RemoteRootResult {
+  /** Engine-host path of each sent tree, by the plan's mount host (Placement.synced). */
+  synced: Map<string, string>;
+  /** Trees sent this time (the others were there already). */
+  sent: string[];
+  bytesSent: number;
+}
+
+export interface PrepareRemoteOptions {
+  /** The builder image, present on that engine. */
+  image: string;
+  /** Where relative content mounts (the Spack and spack-packages clones) are on this host. */
+  sourceRoot: string;
+  reporter: Reporter;
+  signal: AbortSignal;
+}
+
+/** Prepare `runEngine`'s cache root for targets needing `needs`. Throws BuildError naming the engine. */
+export async function prepareRemoteRoot(
+  runEngine: RunEngine,
+  needs: RemoteRootNeeds,
+  options: PrepareRemoteOptions,
+): Promise<RemoteRootResult> {
+  const { signal, reporter } = options;
+  const engine = runEngine.engine;
+  const user = containerUser();
+  const fail = (what: string, detail: string): BuildError =>
+    new BuildError(`engine ${runEngine.name}: ${what} under its cache root ${runEngine.cacheRoot}: ${detail}`);
+
+  // Digests first: a tree that cannot be read fails before anything is started there.
+  const trees = await Promise.all(
+    needs.contents.map(async (c) => {
+      const from = hostPathOf(c, options.sourceRoot);
+      const entries = await listTree(from);
+      const digest = treeDigest(entries).slice(0, 20);
+      const name = `${c.kind}-${slug(basename(from))}-${digest}`;
+      return { host: c.host, from, entries, name };
+    }),
+  );
+
+  const container = await startContainer(engine, {
+    image: options.image,
+    user: "0:0",
+    mounts: [{ host: runEngine.cacheRoot, container: ROOT, readOnly: false, create: true }],
+    labels: { "stack-factory.purpose": "prepare-cache-root" },
+    signal,
+  });
+  try {
+    const run = async (what: string, argv: string[]): Promise<string> => {
+      const out: Buffer[] = [];
+      const err: Buffer[] = [];
+      const { exitCode } = await container.exec(argv, {
+        signal,
+        onStdout: (c) => out.push(c),
+        onStderr: (c) => err.push(c),
+      });
+      if (exitCode !== 0) throw fail(what, `exit code ${exitCode}: ${Buffer.concat(err).toString("utf8").trim()}`);
+      return Buffer.concat(out).toString("utf8");
+    };
+    await run("making the cache directories", [
+      "/bin/sh",
+      "-c",
+      MAKE_DIRS,
+      "sh",
+      ROOT,
+      `${user.uid}:${user.gid}`,
+      ...needs.dirs,
+    ]);
+    if (needs.userCaches.length > 0) {
+      const cleared = await run("clearing Spack's user caches", [
+        "/bin/sh",
+        "-c",
+        CLEAR_POISONED,
+        "sh",
+        ROOT,
+        ...needs.userCaches,
+      ]);
+      for (const name of cleared.split("\n").filter((l) => l !== "")) {
+        reporter.emit({
+          type: "info",
+          message: `engine ${runEngine.name}: removed a failed package repository clone (package_repos/${name}) from Spack's user cache`,
+        });
+      }
+    }
+    const incomingDir = posix.join(ROOT, posix.dirname(CACHE_LAYOUT.incoming(engine.runId, 0)));
+    await run("clearing stale received trees", ["/bin/sh", "-c", CLEAR_STALE_INCOMING, "sh", incomingDir]);
+
+    const synced = new Map<string, string>();
+    const sent: string[] = [];
+    let bytesSent = 0;
+    for (const [n, tree] of trees.entries()) {
+      const rel = CACHE_LAYOUT.synced(tree.name);
+      synced.set(tree.host, join(runEngine.cacheRoot, rel));
+      if ((await container.exec(["test", "-d", posix.join(ROOT, rel)], { signal })).exitCode === 0) continue;
+      const incoming = posix.join(ROOT, CACHE_LAYOUT.incoming(engine.runId, n));
+      await run("making a directory for a received tree", ["mkdir", "-p", "--", incoming]);
+      reporter.emit({ type: "info", message: `engine ${runEngine.name}: sending ${tree.from} (${tree.name})` });
+      await container.putArchive(incoming, packTree(tree.entries));
+      await run("putting a received tree into place", [
+        "/bin/sh",
+        "-c",
+        PLACE_TREE,
+        "sh",
+        incoming,
+        posix.join(ROOT, rel),
+      ]);
+      sent.push(tree.from);
+      bytesSent += tree.entries.reduce((sum, e) => sum + e.size, 0);
+    }
+    return { synced, sent, bytesSent };
+  } finally {
+    await container.remove();
+  }
+}
+
+function slug(text: string): string {
+  return text.replace(/[^A-Za-z0-9._-]+/g, "-").slice(0, 40) || "tree";
+}

@@ -1,0 +1,145 @@
+/**
+ * An engine of another host: the second engine of scripts/ensure-second-engine.sh reached over TCP with mutual TLS,
+ * which the factory takes for an engine it can reach only through its API. Its cache root is a directory the factory
+ * process cannot even look into (it runs as an ordinary user when the test runs as root): the cache directories,
+ * Spack and spack-packages get there through the engine, the build runs there, and the tarball, logs and report
+ * come home. A second run sends nothing and builds nothing.
+ */
+import { chmod, copyFile, mkdir, readdir, readFile, stat, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { execa } from "execa";
+import { beforeAll, describe, expect, it } from "vitest";
+import { connectEngine } from "../../src/docker/index.js";
+import type { RunReport } from "../../src/run/report.js";
+import { requireEngine, requireTestImage } from "./helpers/engine.js";
+import { CLI, tempDir, writeTestStack } from "./helpers/stack.js";
+
+const TLS_URL = process.env["STACK_FACTORY_SECOND_ENGINE_TLS"] ?? "tcp://127.0.0.1:23760";
+const TLS_CLIENT = process.env["STACK_FACTORY_SECOND_ENGINE_TLS_DIR"] ?? "/var/lib/stack-factory-docker2-tls/client";
+/** The ordinary user the factory runs as when the test runs as root (spack-v1.test.ts makes the same one). */
+const BUILDER = { name: "sf-docker-user", uid: 4242 };
+
+const isRoot = process.getuid?.() === 0;
+let work: string;
+let dir: string;
+let remoteRoot: string;
+let factoryFile: string;
+let stackFile: string;
+
+async function ensureUser(): Promise<void> {
+  if ((await execa("id", ["-u", BUILDER.name], { reject: false })).exitCode === 0) return;
+  await execa("useradd", ["--uid", String(BUILDER.uid), "--user-group", "--no-create-home", BUILDER.name]);
+}
+
+/** The CLI as the ordinary user (as root: through runuser), never throwing. */
+function factory(args: string[]) {
+  const argv = [CLI, ...args];
+  return isRoot
+    ? execa("runuser", ["-u", BUILDER.name, "--", process.execPath, ...argv], {
+        reject: false,
+        all: true,
+        env: { CI: "1" },
+      })
+    : execa(process.execPath, argv, { reject: false, all: true, env: { CI: "1" } });
+}
+
+beforeAll(async () => {
+  await requireTestImage(await requireEngine());
+  const remote = await connectEngine({ endpoint: { url: TLS_URL, tlsDir: TLS_CLIENT } }).catch((error: unknown) => {
+    throw new Error(
+      `this test needs the second engine on ${TLS_URL} with TLS: ${(error as Error).message}; start it with scripts/ensure-second-engine.sh`,
+    );
+  });
+  await requireTestImage(remote);
+  await execa("npm", ["run", "build"], { stdio: "ignore" });
+  work = await tempDir("remote");
+  await chmod(work, 0o755);
+  dir = join(work, "factory");
+  await mkdir(join(dir, "tls"), { recursive: true });
+  for (const f of ["ca.pem", "cert.pem", "key.pem"]) await copyFile(join(TLS_CLIENT, f), join(dir, "tls", f));
+  await chmod(join(dir, "tls", "key.pem"), 0o600);
+  // The engine's cache root: as root, inside a directory only root may enter, so only the engine can reach it.
+  const fence = join(work, "engine-host");
+  await mkdir(fence, { mode: 0o700 });
+  remoteRoot = join(fence, "cache");
+  factoryFile = join(dir, "factory.yaml");
+  await writeFile(
+    factoryFile,
+    ["engines:", `  - { url: ${TLS_URL}, name: far, tls: tls, cache: ${remoteRoot}, concurrency: 1 }`, ""].join("\n"),
+  );
+  stackFile = await writeTestStack(dir, { name: "far", specs: ["zlib"], targets: ["x86_64_v3"] });
+  if (isRoot) {
+    await ensureUser();
+    await execa("chown", ["-R", `${BUILDER.uid}:${BUILDER.uid}`, dir]);
+  }
+});
+
+async function run(command: "build" | "warm", name: string) {
+  const report = join(dir, `${name}.json`);
+  const args = [command, stackFile, "--factory", factoryFile, "--cache-dir", join(dir, "cache"), "--report", report];
+  const result = await factory([...args, ...(command === "build" ? ["--out", join(dir, "out")] : [])]);
+  const parsed = JSON.parse(await readFile(report, "utf8").catch(() => "{}")) as RunReport;
+  return { exitCode: result.exitCode ?? -1, all: result.all ?? "", report: parsed };
+}
+
+describe("an engine of another host, reached over TCP with TLS", () => {
+  it("builds there: its cache root is prepared through the engine, and tarball, log and report come home", async () => {
+    if (isRoot) {
+      // The factory's own user cannot look into the engine's cache root: nothing can reach it but the engine.
+      const probe = await execa("runuser", ["-u", BUILDER.name, "--", "ls", remoteRoot], { reject: false });
+      expect(probe.exitCode).not.toBe(0);
+    }
+    const { exitCode, all, report } = await run("build", "first");
+    expect(exitCode, all).toBe(0);
+    expect(all).toMatch(/engine far: sending .*spack-standin/);
+    expect(all).toMatch(/engine far: cache root \S+ ready \(sent 2 tree\(s\)/);
+    const [t] = report.targets;
+    expect(t?.status, t?.error).toBe("ok");
+    expect(t?.engine).toBe("far");
+    expect(t?.built.some((p) => p.startsWith("zlib-"))).toBe(true);
+    // Home: the tarball verifies, the log is on this host.
+    const verify = await factory(["verify", t!.tarball!]);
+    expect(verify.exitCode, verify.all).toBe(0);
+    expect(await readFile(t!.logPath, "utf8")).toMatch(/step install/);
+    // There: the trees under synced/, the caches the build user's, the buildcache filled.
+    const synced = (await readdir(join(remoteRoot, "synced"))).filter((n) => !n.startsWith("."));
+    expect(synced.map((n) => n.replace(/-[0-9a-f]{20}$/, "")).sort()).toEqual([
+      "spack-packages-builtin",
+      "spack-spack-standin",
+    ]);
+    const owner = isRoot ? BUILDER.uid : process.getuid?.();
+    for (const d of ["source", "ccache"]) expect((await stat(join(remoteRoot, d))).uid, d).toBe(owner);
+    const keys = await readdir(join(remoteRoot, "buildcache"));
+    expect(keys).toHaveLength(1);
+    expect((await readdir(join(remoteRoot, "buildcache", keys[0]!, "build_cache"))).length).toBeGreaterThan(0);
+    // Nothing of the engine's caches on the factory's own cache root.
+    expect(await readdir(join(dir, "cache", "buildcache")).catch(() => [])).toEqual([]);
+  });
+
+  it("a second run sends nothing and builds nothing", async () => {
+    const { exitCode, all, report } = await run("warm", "second");
+    expect(exitCode, all).toBe(0);
+    expect(all).not.toMatch(/engine far: sending/);
+    expect(all).toMatch(/engine far: cache root \S+ ready$/m);
+    expect(report.targets[0]?.built).toEqual([]);
+    expect(all).toMatch(/nothing to build/);
+  });
+
+  it("a tree that changed is sent again, beside the old one, which stays whole", async () => {
+    const before = (await readdir(join(remoteRoot, "synced"))).filter((n) => n.startsWith("spack-spack-standin"));
+    // A copy of the stand-in with one more file: another digest, another tree.
+    const copy = join(dir, "standin-copy");
+    await execa("cp", ["-a", "tests/fixtures/spack-standin", copy]);
+    await writeFile(join(copy, "NOTE"), "changed\n");
+    if (isRoot) await execa("chown", ["-R", `${BUILDER.uid}:${BUILDER.uid}`, copy]);
+    const text = await readFile(stackFile, "utf8");
+    await writeFile(stackFile, text.replace(/source: "[^"]*spack-standin"/, `source: ${JSON.stringify(copy)}`));
+    const { exitCode, all } = await run("warm", "third");
+    expect(exitCode, all).toBe(0);
+    expect(all).toMatch(/engine far: sending .*standin-copy/);
+    const after = await readdir(join(remoteRoot, "synced"));
+    for (const old of before) expect(after).toContain(old);
+    expect(after.filter((n) => n.startsWith("spack-standin-copy-"))).toHaveLength(1);
+    expect(await readdir(join(remoteRoot, "synced", ".incoming"))).toEqual([]);
+  });
+});
