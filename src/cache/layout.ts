@@ -14,6 +14,7 @@
  *   synced/<name>/           on an engine of another host: what the factory sent it (Spack, spack-packages, a
  *                            stack's repositories and mirrors), named by content digest, never changed once there
  *   synced/.incoming/<run>-N/ a tree being received; renamed into synced/ when complete
+ *   synced/.used/<name>      when a run last mounted that tree (trees unused for 14 days are removed)
  *   locks/<name>.lock        host locks (buildcache pushes, source fetches)
  *   locks/runs/<run>.json    markers of live runs, read by `cache prune`
  */

@@ -47,6 +47,24 @@ const PLACE_TREE = `set -eu
 incoming=$1; dest=$2
 if [ -e "$dest" ]; then rm -rf -- "$incoming"; else mv -T -- "$incoming" "$dest"; fi`;
 
+/**
+ * Marks the trees this run mounts as used now, then removes trees no run has used for `days` days (with their marks):
+ * on a host the factory reaches only through its engine, nothing else would ever clear them.
+ */
+const MARK_AND_PRUNE = `set -eu
+synced=$1; days=$2; shift 2
+mkdir -p -- "$synced/.used"
+for n in "$@"; do : > "$synced/.used/$n"; done
+find "$synced/.used" -mindepth 1 -maxdepth 1 -type f -mtime "+$days" | while IFS= read -r mark; do
+  n=\${mark##*/}
+  rm -rf -- "$synced/$n"
+  rm -f -- "$mark"
+  echo "$n"
+done`;
+
+/** Trees unused for this many days are removed from an engine's cache root. */
+export const SYNCED_TREE_DAYS = 14;
+
 /** Received trees of runs that died mid-way, a day old or more. */
 const CLEAR_STALE_INCOMING = `set -eu
 dir=$1
@@ -161,6 +179,21 @@ export async function prepareRemoteRoot(
       ]);
       sent.push(tree.from);
       bytesSent += tree.entries.reduce((sum, e) => sum + e.size, 0);
+    }
+    const pruned = await run("marking the trees in use", [
+      "/bin/sh",
+      "-c",
+      MARK_AND_PRUNE,
+      "sh",
+      posix.join(ROOT, CACHE_LAYOUT.synced("")),
+      String(SYNCED_TREE_DAYS),
+      ...trees.map((t) => t.name),
+    ]);
+    for (const name of pruned.split("\n").filter((l) => l !== "")) {
+      reporter.emit({
+        type: "info",
+        message: `engine ${runEngine.name}: removed ${name}, unused for ${SYNCED_TREE_DAYS} days`,
+      });
     }
     return { synced, sent, bytesSent };
   } finally {

@@ -142,4 +142,18 @@ describe("an engine of another host, reached over TCP with TLS", () => {
     expect(after.filter((n) => n.startsWith("spack-standin-copy-"))).toHaveLength(1);
     expect(await readdir(join(remoteRoot, "synced", ".incoming"))).toEqual([]);
   });
+
+  it("a tree no run has mounted for 14 days is removed there; those in use stay", async () => {
+    const used = join(remoteRoot, "synced", ".used");
+    const marks = await readdir(used);
+    const original = marks.find((n) => n.startsWith("spack-spack-standin-"));
+    expect(original, marks.join(", ")).toBeDefined();
+    await execa("touch", ["-d", "20 days ago", join(used, original!)]);
+    const { exitCode, all } = await run("warm", "fourth");
+    expect(exitCode, all).toBe(0);
+    expect(all).toContain(`engine far: removed ${original}, unused for 14 days`);
+    const after = await readdir(join(remoteRoot, "synced"));
+    expect(after).not.toContain(original);
+    expect(after.filter((n) => n.startsWith("spack-standin-copy-") || n.startsWith("spack-packages-"))).toHaveLength(2);
+  });
 });
