@@ -25,8 +25,8 @@ npx vitest run --project unit --reporter=default --reporter=json --outputFile.js
 echo "== host tests (node, gcc, python3, gpg, tar on this machine)"
 npx vitest run --project host --reporter=default --reporter=json --outputFile.json="$results/host.json" || status=1
 
-echo "== engines (a second one for the scale-out tests), test image, registry"
-if bash scripts/ensure-docker.sh && bash scripts/make-test-image.sh && bash scripts/ensure-second-engine.sh && bash scripts/ensure-registry.sh; then
+echo "== engines (a second one, also on TLS; the main one over ssh), test image, registry"
+if bash scripts/ensure-docker.sh && bash scripts/make-test-image.sh && bash scripts/ensure-second-engine.sh && bash scripts/ensure-registry.sh && bash scripts/ensure-sshd.sh; then
   echo "== integration tests"
   npx vitest run --project integration --reporter=default --reporter=json --outputFile.json="$results/integration.json" || status=1
 else

@@ -119,8 +119,10 @@ export async function buildStack(stack: Stack, options: BuildStackOptions): Prom
       })
     : undefined;
   if (connected !== undefined && connected.up.length === 0) {
+    const hints = [...new Set(connected.down.flatMap((d) => (d.hint === undefined ? [] : [d.hint])))];
     throw new DockerError(
       `no engine answers: ${connected.down.map((d) => `${d.name} (${d.where}): ${d.reason}`).join("; ")}`,
+      hints.length === 0 ? {} : { hint: hints.join("; ") },
     );
   }
   const engine = connected?.up[0]?.engine ?? options.engine ?? (await connectEngine());

@@ -12,6 +12,9 @@
  *     - url: tcp://grace01:2376
  *       tls: certs/grace01                     # ca.pem, cert.pem, key.pem (relative to this file)
  *       cache: /scratch/stack-factory
+ *     - url: ssh://builder@grace02              # runs `docker system dial-stdio` there
+ *       identity: keys/builder                 # optional private key file (else the ssh agent)
+ *       known_hosts: known_hosts               # optional (else ~/.ssh/known_hosts, /etc/ssh/ssh_known_hosts)
  *   buildcache: oci://registry.example:5000/site/buildcache   # or a path every engine's host sees
  *   credentials: registry.yaml                 # username/password for the registry (a file, never a flag)
  */
@@ -88,6 +91,13 @@ const EngineSchema = v.strictObject({
     v.pipe(v.number("a positive integer"), v.integer("a positive integer"), v.minValue(1, "a positive integer")),
   ),
   tls: v.optional(v.pipe(v.string(), v.minLength(1, "a directory with ca.pem, cert.pem and key.pem"))),
+  identity: v.optional(v.pipe(v.string(), v.minLength(1, "a private key file (mode 0600)"))),
+  known_hosts: v.optional(
+    v.union(
+      [v.pipe(v.string(), v.minLength(1)), v.pipe(v.array(v.pipe(v.string(), v.minLength(1))), v.minLength(1))],
+      "a known_hosts file, or a list of them",
+    ),
+  ),
   network: v.optional(v.pipe(v.string(), v.regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, "a Docker network name (e.g. host)"))),
 });
 
@@ -144,6 +154,10 @@ export function parseFactorySettings(text: string, file: string): FactorySetting
     seen.set(name, i);
     if (e.tls !== undefined && parseEndpoint(e.url).kind !== "tcp")
       problems.push(issueAt(["engines", i, "tls"], "tls applies to tcp:// engines only", "key"));
+    for (const key of ["identity", "known_hosts"] as const) {
+      if (e[key] !== undefined && parseEndpoint(e.url).kind !== "ssh")
+        problems.push(issueAt(["engines", i, key], `${key} applies to ssh:// engines only`, "key"));
+    }
   });
   if (input.credentials !== undefined && !(input.buildcache ?? "").startsWith("oci")) {
     problems.push(issueAt(["credentials"], "credentials are for an oci:// buildcache, and there is none", "key"));
@@ -159,7 +173,14 @@ function toSettings(input: FactoryInput, file: string): FactorySettings {
     file: absFile,
     engines: (input.engines ?? []).map((e) => ({
       name: e.name ?? defaultEngineName(e.url),
-      endpoint: { url: e.url, ...(e.tls === undefined ? {} : { tlsDir: resolve(e.tls) }) },
+      endpoint: {
+        url: e.url,
+        ...(e.tls === undefined ? {} : { tlsDir: resolve(e.tls) }),
+        ...(e.identity === undefined ? {} : { identityFile: resolve(e.identity) }),
+        ...(e.known_hosts === undefined
+          ? {}
+          : { knownHostsFiles: (typeof e.known_hosts === "string" ? [e.known_hosts] : e.known_hosts).map(resolve) }),
+      },
       ...(e.cache === undefined ? {} : { cacheRoot: e.cache }),
       ...(e.concurrency === undefined ? {} : { concurrency: e.concurrency }),
       ...(e.network === undefined ? {} : { network: e.network }),

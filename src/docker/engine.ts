@@ -1,9 +1,11 @@
-import { readFile } from "node:fs/promises";
-import { hostname } from "node:os";
+import { createHash } from "node:crypto";
+import { readFile, stat } from "node:fs/promises";
+import { homedir, hostname, userInfo } from "node:os";
 import { basename, join } from "node:path";
 import Docker from "dockerode";
 import { DockerError, InputError } from "../errors.js";
 import { reasonOf } from "./failure.js";
+import { checkHostKey, keyTypeOf, knownHostsName } from "./known-hosts.js";
 import { newRunId, type Identity } from "./labels.js";
 
 export const START_ENGINE_HINT = "start one with scripts/ensure-docker.sh (or set DOCKER_HOST)";
@@ -19,6 +21,15 @@ export interface EngineVersion {
 export interface Endpoint {
   url: string;
   tlsDir?: string;
+  /** `ssh://` only: a private key file to log in with (else the ssh agent of SSH_AUTH_SOCK). */
+  identityFile?: string;
+  /** `ssh://` only: the known_hosts files the host key must be in (default ~/.ssh/known_hosts and /etc/ssh/ssh_known_hosts). */
+  knownHostsFiles?: string[];
+}
+
+/** The known_hosts files ssh reads by default. */
+export function defaultKnownHostsFiles(): string[] {
+  return [join(homedir(), ".ssh", "known_hosts"), "/etc/ssh/ssh_known_hosts"];
 }
 
 /** An endpoint URL taken apart: what dockerode needs, except the TLS files (read when connecting). */
@@ -79,8 +90,16 @@ export function isLocalEndpoint(endpoint: Endpoint | undefined): boolean {
   return endpoint === undefined || parseEndpoint(endpoint.url).kind === "unix";
 }
 
-async function dockerOptions(endpoint: Endpoint): Promise<Docker.DockerOptions> {
+/** Why an ssh engine's host was refused, when it was: set by the host key check, read when the ping fails. */
+interface Refusal {
+  reason?: string;
+  hint?: string;
+}
+
+async function dockerOptions(endpoint: Endpoint, refusal: Refusal): Promise<Docker.DockerOptions> {
   const p = parseEndpoint(endpoint.url);
+  if (p.kind !== "ssh" && (endpoint.identityFile !== undefined || endpoint.knownHostsFiles !== undefined))
+    throw new InputError(`engine ${endpoint.url}: identity and known_hosts apply to ssh:// engines only`);
   if (p.kind === "unix") {
     if (endpoint.tlsDir !== undefined)
       throw new InputError(`engine ${endpoint.url}: tls applies to tcp:// engines only`);
@@ -89,13 +108,7 @@ async function dockerOptions(endpoint: Endpoint): Promise<Docker.DockerOptions> 
   if (p.kind === "ssh") {
     if (endpoint.tlsDir !== undefined)
       throw new InputError(`engine ${endpoint.url}: tls applies to tcp:// engines only`);
-    return {
-      protocol: "ssh",
-      host: p.host,
-      port: p.port,
-      ...(p.username === undefined ? {} : { username: p.username }),
-      sshOptions: { ...(process.env["SSH_AUTH_SOCK"] === undefined ? {} : { agent: process.env["SSH_AUTH_SOCK"] }) },
-    } as Docker.DockerOptions;
+    return sshOptions(endpoint, p, refusal);
   }
   if (endpoint.tlsDir === undefined) return { protocol: "http", host: p.host, port: p.port };
   const read = async (file: string): Promise<Buffer> => {
@@ -112,6 +125,90 @@ async function dockerOptions(endpoint: Endpoint): Promise<Docker.DockerOptions> 
   };
   const [ca, cert, key] = await Promise.all([read("ca.pem"), read("cert.pem"), read("key.pem")]);
   return { protocol: "https", host: p.host, port: p.port, ca, cert, key };
+}
+
+/**
+ * ssh: the login user (the URL's, else this process's), the key (a file, else the agent), and the host key checked
+ * against known_hosts the way `ssh` does with StrictHostKeyChecking=yes: never accepted on first sight.
+ */
+/**
+ * docker-modem formats each request's URL as `ssh:host:port…` for ssh engines, which Node's legacy URL parser warns
+ * about (DEP0170) on every request; the request itself goes through the ssh agent and never uses that URL. Only
+ * that one warning is dropped.
+ */
+let sshUrlWarningFiltered = false;
+function filterSshUrlWarning(): void {
+  if (sshUrlWarningFiltered) return;
+  sshUrlWarningFiltered = true;
+  const emit = process.emitWarning.bind(process) as (...args: unknown[]) => void;
+  process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
+    const text = typeof warning === "string" ? warning : warning.message;
+    const code = rest.find((r) => typeof r === "string" && r.startsWith("DEP")) ?? (rest[0] as { code?: string })?.code;
+    if (code === "DEP0170" && /The URL ssh:/.test(text)) return;
+    emit(warning, ...rest);
+  }) as typeof process.emitWarning;
+}
+
+async function sshOptions(
+  endpoint: Endpoint,
+  p: Extract<ParsedEndpoint, { kind: "ssh" }>,
+  refusal: Refusal,
+): Promise<Docker.DockerOptions> {
+  const explicit = endpoint.knownHostsFiles !== undefined;
+  const files = endpoint.knownHostsFiles ?? defaultKnownHostsFiles();
+  const texts: Record<string, string> = {};
+  for (const file of files) {
+    try {
+      texts[file] = await readFile(file, "utf8");
+    } catch (error) {
+      if (explicit)
+        throw new InputError(`engine ${endpoint.url}: cannot read known_hosts file ${file}: ${reasonOf(error)}`);
+    }
+  }
+  let privateKey: Buffer | undefined;
+  if (endpoint.identityFile !== undefined) {
+    const file = endpoint.identityFile;
+    try {
+      if (((await stat(file)).mode & 0o077) !== 0)
+        throw new InputError(`engine ${endpoint.url}: the identity file ${file} is readable by others`, {
+          hint: `chmod 600 ${file}`,
+        });
+      privateKey = await readFile(file);
+    } catch (error) {
+      if (error instanceof InputError) throw error;
+      throw new InputError(`engine ${endpoint.url}: cannot read the identity file ${file}: ${reasonOf(error)}`);
+    }
+  }
+  const agent = process.env["SSH_AUTH_SOCK"];
+  const name = knownHostsName(p.host, p.port);
+  filterSshUrlWarning();
+  const hostVerifier = (key: Buffer): boolean => {
+    const verdict = checkHostKey(texts, p.host, p.port, key);
+    if (verdict.kind === "known") return true;
+    const fingerprint = `${keyTypeOf(key)} SHA256:${createHash("sha256").update(key).digest("base64").replace(/=+$/, "")}`;
+    if (verdict.kind === "unknown") {
+      refusal.reason = `the host key of ${name} (${fingerprint}) is in none of ${files.join(", ")}`;
+      refusal.hint = `check that fingerprint with the host's administrator, then add the key: ssh-keyscan ${p.port === 22 ? "" : `-p ${p.port} `}${p.host} >> ~/.ssh/known_hosts (or name a file with known_hosts: in the factory settings)`;
+    } else if (verdict.kind === "changed") {
+      refusal.reason = `the host key of ${name} has changed: ${verdict.where} holds another ${keyTypeOf(key)} key, and the host now presents ${fingerprint}`;
+      refusal.hint =
+        "someone may be intercepting the connection, or the host was reinstalled: ask its administrator before you replace that line";
+    } else {
+      refusal.reason = `the host key of ${name} (${fingerprint}) is revoked (${verdict.where})`;
+    }
+    return false;
+  };
+  return {
+    protocol: "ssh",
+    host: p.host,
+    port: p.port,
+    username: p.username ?? userInfo().username,
+    sshOptions: {
+      hostVerifier,
+      ...(privateKey === undefined ? {} : { privateKey }),
+      ...(privateKey === undefined && agent !== undefined ? { agent } : {}),
+    },
+  } as Docker.DockerOptions;
 }
 
 /**
@@ -191,8 +288,9 @@ export async function connectEngine(options: ConnectOptions = {}): Promise<Engin
       ? START_ENGINE_HINT
       : `check that the engine at ${endpoint.url} is running and reachable from this host`;
   let docker: Docker;
+  const refusal: Refusal = {};
   try {
-    docker = endpoint === undefined ? new Docker() : new Docker(await dockerOptions(endpoint));
+    docker = endpoint === undefined ? new Docker() : new Docker(await dockerOptions(endpoint, refusal));
   } catch (error) {
     if (error instanceof InputError) throw error;
     throw new DockerError(`cannot use ${where}: ${reasonOf(error)}`, { cause: error, hint });
@@ -202,6 +300,11 @@ export async function connectEngine(options: ConnectOptions = {}): Promise<Engin
       abortSignal: AbortSignal.timeout(options.timeoutMs ?? 5000),
     });
   } catch (error) {
+    if (refusal.reason !== undefined)
+      throw new DockerError(`refused ${where}: ${refusal.reason}`, {
+        cause: error,
+        ...(refusal.hint === undefined ? {} : { hint: refusal.hint }),
+      });
     throw new DockerError(`no Docker engine answers at ${where}: ${reasonOf(error)}`, { cause: error, hint });
   }
   const identity: Identity = {

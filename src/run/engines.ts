@@ -5,6 +5,7 @@
  */
 import { connectEngine, type Engine, type EngineVersion } from "../docker/index.js";
 import type { EngineSetting } from "../config/factory.js";
+import { FactoryError } from "../errors.js";
 import { familyOfEngineArch } from "../plan/dispatch.js";
 
 export interface RunEngine {
@@ -22,6 +23,8 @@ export interface DownEngine {
   name: string;
   where: string;
   reason: string;
+  /** What to do about it, when the failure says (a host key to check, a file to fix). */
+  hint?: string;
 }
 
 export interface ConnectEnginesOptions {
@@ -58,7 +61,13 @@ export async function connectEngines(
           version,
         };
       } catch (error) {
-        return { name: s.name, where, reason: error instanceof Error ? error.message : String(error) };
+        const hint = error instanceof FactoryError ? error.hint : undefined;
+        return {
+          name: s.name,
+          where,
+          reason: error instanceof Error ? error.message : String(error),
+          ...(hint === undefined ? {} : { hint }),
+        };
       }
     }),
   );

@@ -167,6 +167,35 @@ describe("factory settings file", () => {
     ]);
   });
 
+  it("ssh engines take an identity file and known_hosts files, relative to the settings file; others refuse them", () => {
+    const settings = parseFactorySettings(
+      [
+        "engines:",
+        "  - { url: ssh://b@grace01, identity: keys/b, known_hosts: [kh, /etc/ssh/ssh_known_hosts] }",
+        "  - { url: ssh://b@grace02, known_hosts: kh }",
+        "",
+      ].join("\n"),
+      "/etc/sf/factory.yaml",
+    );
+    expect(settings.engines.map((e) => e.endpoint)).toEqual([
+      {
+        url: "ssh://b@grace01",
+        identityFile: "/etc/sf/keys/b",
+        knownHostsFiles: ["/etc/sf/kh", "/etc/ssh/ssh_known_hosts"],
+      },
+      { url: "ssh://b@grace02", knownHostsFiles: ["/etc/sf/kh"] },
+    ]);
+    const issues = issuesOf(
+      ["engines:", "  - url: tcp://b:2376", "    identity: k", "    known_hosts: kh", ""].join("\n"),
+    );
+    expect(issues).toEqual([
+      expect.stringMatching(
+        /^\/etc\/sf\/factory\.yaml:3:5 engines\[0\]\.identity: identity applies to ssh:\/\/ engines only/,
+      ),
+      expect.stringMatching(/^\/etc\/sf\/factory\.yaml:4:5 engines\[0\]\.known_hosts: known_hosts applies to ssh/),
+    ]);
+  });
+
   it("refuses a cache root the engine would take apart as a mount (':' or ',') or that climbs with '..'", () => {
     for (const cache of ["/srv/a:b", "/srv/a,b", "/srv/../etc", "/srv/a b"]) {
       const issues = issuesOf(

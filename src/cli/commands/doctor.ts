@@ -111,9 +111,11 @@ async function engineChecks(settings: FactorySettings | undefined, urls: string[
       checks.push({
         ok: false,
         what: `${only ? "Docker engine" : `engine ${d.name}`}: ${d.reason}`,
-        advice: only
-          ? "start a Docker engine (scripts/ensure-docker.sh)"
-          : `start the engine at ${d.where} or check that this host reaches it`,
+        advice:
+          d.hint ??
+          (only
+            ? "start a Docker engine (scripts/ensure-docker.sh)"
+            : `start the engine at ${d.where} or check that this host reaches it`),
       });
     }
     if (e === undefined) continue;
@@ -148,11 +150,20 @@ async function engineChecks(settings: FactorySettings | undefined, urls: string[
             ),
       );
     } catch (error) {
-      checks.push({
-        ok: false,
-        what: `engine ${e.name}: cache root ${e.cacheRoot}: ${error instanceof Error ? error.message : String(error)}`,
-        advice: `create ${e.cacheRoot} on the engine's host`,
-      });
+      const message = error instanceof Error ? error.message : String(error);
+      // A build makes a missing cache root there through the engine (run/remote-root.ts); the disk is measured then.
+      checks.push(
+        /bind source path does not exist/.test(message)
+          ? {
+              ok: true,
+              what: `engine ${e.name}: cache root ${e.cacheRoot} does not exist yet; the first build makes it`,
+            }
+          : {
+              ok: false,
+              what: `engine ${e.name}: cache root ${e.cacheRoot}: ${message}`,
+              advice: `check ${e.cacheRoot} on the engine's host`,
+            },
+      );
     }
   }
   return checks;
