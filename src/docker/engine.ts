@@ -227,6 +227,8 @@ export class Engine {
     readonly local: boolean = true,
     /** Docker network of the factory's containers and image builds on this engine; the engine's default when unset. */
     readonly network?: string,
+    /** `tcp://` with TLS: the directory of ca.pem, cert.pem and key.pem (for the hints that name the engine). */
+    readonly tlsDir?: string,
   ) {}
 
   get runId(): string {
@@ -313,5 +315,5 @@ export async function connectEngine(options: ConnectOptions = {}): Promise<Engin
     host: options.host ?? hostname(),
   };
   const name = options.name ?? (endpoint === undefined ? "local" : defaultEngineName(endpoint.url));
-  return new Engine(docker, identity, where, name, isLocalEndpoint(endpoint), options.network);
+  return new Engine(docker, identity, where, name, isLocalEndpoint(endpoint), options.network, endpoint?.tlsDir);
 }

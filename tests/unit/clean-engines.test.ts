@@ -29,6 +29,14 @@ describe("the hint for a container kept for inspection", () => {
     );
   });
 
+  it("gives docker the certificates of a TLS engine, and sends clean to the factory settings file", () => {
+    const hint = keptContainerHint({ where: "tcp://build2:2376", name: "build2", tlsDir: "/etc/sf/certs" }, ID, "r-3");
+    expect(hint).toContain(
+      "docker -H tcp://build2:2376 --tlsverify --tlscacert /etc/sf/certs/ca.pem --tlscert /etc/sf/certs/cert.pem --tlskey /etc/sf/certs/key.pem exec -it 0123456789ab bash",
+    );
+    expect(hint).toContain("stack-factory clean --run r-3 --factory <the factory settings file>");
+  });
+
   it("quotes a URL the shell would split", () => {
     const hint = keptContainerHint({ where: "unix:///run/my docker.sock", name: "my docker" }, ID, "r");
     expect(hint).toContain("docker -H 'unix:///run/my docker.sock' exec");
