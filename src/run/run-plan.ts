@@ -182,7 +182,16 @@ export async function runPlan(plan: BuildPlan, options: RunOptions): Promise<Run
         );
       }
     }
-    await noteForeignTargets(plan, reporter);
+    // This host's CPU says something only of targets built on engines of this host.
+    await noteForeignTargets(
+      {
+        ...plan,
+        targets: plan.targets.filter((t) =>
+          engines.some((e) => e.engine.local && (e.arch === ANY_ARCH || familyOfEngineArch(e.arch) === t.family)),
+        ),
+      },
+      reporter,
+    );
     const images = await ensureImages(
       engines.filter((e) => !down.has(e.name)),
       plan.builder,
