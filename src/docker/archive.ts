@@ -4,6 +4,7 @@ import { pipeline } from "node:stream/promises";
 import { pack, extract } from "tar-stream";
 import { DockerError } from "../errors.js";
 import { parentDirs } from "../fs/move-aside.js";
+import type { TreeEntry } from "../fs/tree.js";
 
 /** A file to write: its text, or its content with a mode (e.g. 0o755 for a script). */
 export type FileEntry = string | { content: string | Buffer; mode: number };
@@ -67,24 +68,12 @@ export async function readFirstFile(tarStream: Readable, what: string): Promise<
   throw new DockerError(`${what} came back as an empty archive`);
 }
 
-/** An entry of a host directory to send (see fs/tree.ts): its path in the archive and where it is on this host. */
-export interface TreeArchiveEntry {
-  path: string;
-  abs: string;
-  type: "directory" | "file" | "symlink";
-  mode: number;
-  size: number;
-  /** Kept: Spack tells changed package files by their modification times. */
-  mtimeMs: number;
-  linkname?: string;
-}
-
 /**
  * A tar stream of a host directory's entries, file bodies streamed from disk as the reader takes them (nothing is
  * held in memory). Everything is owned by root and readable by all, directories also searchable: the tree is
  * mounted read-only for a build user of another uid. A file whose size changed while it is read fails the stream.
  */
-export function packTree(entries: readonly TreeArchiveEntry[]): NodeJS.ReadableStream {
+export function packTree(entries: readonly TreeEntry[]): NodeJS.ReadableStream {
   const tar = pack();
   const feed = async (): Promise<void> => {
     for (const e of entries) {

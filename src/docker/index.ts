@@ -24,7 +24,7 @@ export {
   type ExecOptions,
   type FileOwner,
 } from "./build-container.js";
-export { packFiles, packTree, readFirstFile, type FileEntry, type TreeArchiveEntry } from "./archive.js";
+export { packFiles, packTree, readFirstFile, type FileEntry } from "./archive.js";
 export { isPlainHostPath, type BindMount, type Resources } from "./container-spec.js";
 export type { ChunkSink } from "./demux.js";
 export { removeByLabel, removeDeadRuns, type RemovedContainer } from "./cleanup.js";

@@ -17,6 +17,7 @@ export interface TreeEntry {
   type: "directory" | "file" | "symlink";
   mode: number;
   size: number;
+  /** Kept when sent: Spack tells changed package files by their modification times. */
   mtimeMs: number;
   linkname?: string;
 }
