@@ -1,4 +1,5 @@
 import { createReadStream } from "node:fs";
+import { readFile } from "node:fs/promises";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { pack, extract } from "tar-stream";
@@ -68,6 +69,10 @@ export async function readFirstFile(tarStream: Readable, what: string): Promise<
   throw new DockerError(`${what} came back as an empty archive`);
 }
 
+/** Files up to this size are read whole (and READ_AHEAD of them at once) rather than streamed. */
+const SMALL_FILE = 256 * 1024;
+const READ_AHEAD = 32;
+
 /**
  * A tar stream of a host directory's entries, file bodies streamed from disk as the reader takes them (nothing is
  * held in memory). Everything is owned by root and readable by all, directories also searchable: the tree is
@@ -75,21 +80,45 @@ export async function readFirstFile(tarStream: Readable, what: string): Promise<
  */
 export function packTree(entries: readonly TreeEntry[]): NodeJS.ReadableStream {
   const tar = pack();
+  // Small files are read whole, a few ahead of the one being written (one open and read each, no stream);
+  // large ones stream from disk.
+  const reads = new Map<number, Promise<Buffer>>();
+  const readAhead = (from: number): void => {
+    for (let i = from; i < entries.length && reads.size < READ_AHEAD; i++) {
+      const e = entries[i] as TreeEntry;
+      if (e.type !== "file" || e.size > SMALL_FILE || reads.has(i)) continue;
+      const read = readFile(e.abs);
+      read.catch(() => {});
+      reads.set(i, read);
+    }
+  };
+  const write = (header: Parameters<typeof tar.entry>[0], body?: Buffer): Promise<void> =>
+    new Promise<void>((resolve, reject) => {
+      const done = (error?: Error | null) => (error ? reject(error) : resolve());
+      if (body === undefined) tar.entry(header, done);
+      else tar.entry(header, body, done);
+    });
   const feed = async (): Promise<void> => {
-    for (const e of entries) {
+    for (const [i, e] of entries.entries()) {
       const name = normalise(e.path);
       const owner = { uid: 0, gid: 0, uname: "", gname: "", mtime: new Date(e.mtimeMs) };
       if (e.type === "file") {
-        const body = tar.entry({ ...owner, name, type: "file", mode: (e.mode & 0o755) | 0o444, size: e.size });
-        await pipeline(createReadStream(e.abs), body as unknown as NodeJS.WritableStream);
+        const header = { ...owner, name, type: "file" as const, mode: (e.mode & 0o755) | 0o444, size: e.size };
+        readAhead(i);
+        const read = reads.get(i);
+        if (read !== undefined) {
+          reads.delete(i);
+          const body = await read;
+          if (body.length !== e.size) throw new DockerError(`${e.abs} changed while it was read`);
+          await write(header, body);
+        } else {
+          const body = tar.entry(header);
+          await pipeline(createReadStream(e.abs), body as unknown as NodeJS.WritableStream);
+        }
+      } else if (e.type === "directory") {
+        await write({ ...owner, name, type: "directory", mode: (e.mode & 0o755) | 0o555 });
       } else {
-        await new Promise<void>((resolve, reject) => {
-          const header =
-            e.type === "directory"
-              ? { ...owner, name, type: "directory" as const, mode: (e.mode & 0o755) | 0o555 }
-              : { ...owner, name, type: "symlink" as const, mode: 0o777, linkname: e.linkname ?? "" };
-          tar.entry(header, (error) => (error ? reject(error) : resolve()));
-        });
+        await write({ ...owner, name, type: "symlink", mode: 0o777, linkname: e.linkname ?? "" });
       }
     }
     tar.finalize();
