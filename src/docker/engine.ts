@@ -6,6 +6,7 @@ import Docker from "dockerode";
 import { DockerError, InputError } from "../errors.js";
 import { reasonOf } from "./failure.js";
 import { checkHostKey, keyTypeOf, knownHostsName } from "./known-hosts.js";
+import { sshHttpAgent } from "./ssh-agent.js";
 import { newRunId, type Identity } from "./labels.js";
 
 export const START_ENGINE_HINT = "start one with scripts/ensure-docker.sh (or set DOCKER_HOST)";
@@ -131,24 +132,6 @@ async function dockerOptions(endpoint: Endpoint, refusal: Refusal): Promise<Dock
  * ssh: the login user (the URL's, else this process's), the key (a file, else the agent), and the host key checked
  * against known_hosts the way `ssh` does with StrictHostKeyChecking=yes: never accepted on first sight.
  */
-/**
- * docker-modem formats each request's URL as `ssh:host:port…` for ssh engines, which Node's legacy URL parser warns
- * about (DEP0170) on every request; the request itself goes through the ssh agent and never uses that URL. Only
- * that one warning is dropped.
- */
-let sshUrlWarningFiltered = false;
-function filterSshUrlWarning(): void {
-  if (sshUrlWarningFiltered) return;
-  sshUrlWarningFiltered = true;
-  const emit = process.emitWarning.bind(process) as (...args: unknown[]) => void;
-  process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
-    const text = typeof warning === "string" ? warning : warning.message;
-    const code = rest.find((r) => typeof r === "string" && r.startsWith("DEP")) ?? (rest[0] as { code?: string })?.code;
-    if (code === "DEP0170" && /The URL ssh:/.test(text)) return;
-    emit(warning, ...rest);
-  }) as typeof process.emitWarning;
-}
-
 async function sshOptions(
   endpoint: Endpoint,
   p: Extract<ParsedEndpoint, { kind: "ssh" }>,
@@ -181,7 +164,6 @@ async function sshOptions(
   }
   const agent = process.env["SSH_AUTH_SOCK"];
   const name = knownHostsName(p.host, p.port);
-  filterSshUrlWarning();
   const hostVerifier = (key: Buffer): boolean => {
     const verdict = checkHostKey(texts, p.host, p.port, key);
     if (verdict.kind === "known") return true;
@@ -198,16 +180,19 @@ async function sshOptions(
     }
     return false;
   };
+  // Plain HTTP for the modem, carried over one ssh session (ssh-agent.ts) rather than dockerode's connection per call.
   return {
-    protocol: "ssh",
+    protocol: "http",
     host: p.host,
     port: p.port,
-    username: p.username ?? userInfo().username,
-    sshOptions: {
+    agent: sshHttpAgent({
+      host: p.host,
+      port: p.port,
+      username: p.username ?? userInfo().username,
       hostVerifier,
       ...(privateKey === undefined ? {} : { privateKey }),
       ...(privateKey === undefined && agent !== undefined ? { agent } : {}),
-    },
+    }),
   } as Docker.DockerOptions;
 }
 
