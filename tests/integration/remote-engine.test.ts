@@ -67,7 +67,26 @@ beforeAll(async () => {
     factoryFile,
     ["engines:", `  - { url: ${TLS_URL}, name: far, tls: tls, cache: ${remoteRoot}, concurrency: 1 }`, ""].join("\n"),
   );
-  stackFile = await writeTestStack(dir, { name: "far", specs: ["zlib"], targets: ["x86_64_v3"] });
+  // A site repository of this host: it must reach the engine's host too.
+  const repo = join(dir, "repos", "site");
+  await mkdir(join(repo, "packages", "site_tool"), { recursive: true });
+  await writeFile(join(repo, "repo.yaml"), "repo:\n  namespace: site\n  api: v2.0\n");
+  // The checksum of the source the stand-in makes for site-tool 1.0 (asked of the stand-in itself).
+  const { stdout: sha } = await execa("python3", [
+    "-c",
+    "import sys, hashlib; sys.path.insert(0, sys.argv[1]); from standin.build import source_tarball; " +
+      "print(hashlib.sha256(source_tarball('site-tool', '1.0', {'deps': []})).hexdigest())",
+    "tests/fixtures/spack-standin/lib",
+  ]);
+  await writeFile(
+    join(repo, "packages", "site_tool", "package.py"),
+    `version("1.0", sha256="${sha.trim()}")\ndepends_on("c", type="build")\n`,
+  );
+  stackFile = await writeTestStack(dir, { name: "far", specs: ["zlib", "site-tool"], targets: ["x86_64_v3"] });
+  await writeFile(
+    stackFile,
+    (await readFile(stackFile, "utf8")).replace(/builtin: \{/, `repos: [${JSON.stringify(repo)}], builtin: {`),
+  );
   if (isRoot) {
     await ensureUser();
     await execa("chown", ["-R", `${BUILDER.uid}:${BUILDER.uid}`, dir]);
@@ -92,11 +111,12 @@ describe("an engine of another host, reached over TCP with TLS", () => {
     const { exitCode, all, report } = await run("build", "first");
     expect(exitCode, all).toBe(0);
     expect(all).toMatch(/engine far: sending .*spack-standin/);
-    expect(all).toMatch(/engine far: cache root \S+ ready \(sent 2 tree\(s\)/);
+    expect(all).toMatch(/engine far: cache root \S+ ready \(sent 3 tree\(s\)/);
     const [t] = report.targets;
     expect(t?.status, t?.error).toBe("ok");
     expect(t?.engine).toBe("far");
     expect(t?.built.some((p) => p.startsWith("zlib-"))).toBe(true);
+    expect(t?.built.some((p) => p.startsWith("site-tool-"))).toBe(true);
     // Home: the tarball verifies, the log is on this host.
     const verify = await factory(["verify", t!.tarball!]);
     expect(verify.exitCode, verify.all).toBe(0);
@@ -104,6 +124,7 @@ describe("an engine of another host, reached over TCP with TLS", () => {
     // There: the trees under synced/, the caches the build user's, the buildcache filled.
     const synced = (await readdir(join(remoteRoot, "synced"))).filter((n) => !n.startsWith("."));
     expect(synced.map((n) => n.replace(/-[0-9a-f]{20}$/, "")).sort()).toEqual([
+      "repo-site",
       "spack-packages-builtin",
       "spack-spack-standin",
     ]);
@@ -154,6 +175,8 @@ describe("an engine of another host, reached over TCP with TLS", () => {
     expect(all).toContain(`engine far: removed ${original}, unused for 14 days`);
     const after = await readdir(join(remoteRoot, "synced"));
     expect(after).not.toContain(original);
-    expect(after.filter((n) => n.startsWith("spack-standin-copy-") || n.startsWith("spack-packages-"))).toHaveLength(2);
+    expect(
+      after.filter((n) => ["spack-standin-copy-", "spack-packages-", "repo-site-"].some((p) => n.startsWith(p))),
+    ).toHaveLength(3);
   });
 });
