@@ -116,6 +116,11 @@ export async function buildStack(stack: Stack, options: BuildStackOptions): Prom
         runId: newRunId(),
         defaultCacheRoot: options.cacheRoot,
         defaultConcurrency: concurrency,
+        sizing: {
+          targets: targets.length,
+          ...(options.jobs === undefined ? {} : { jobs: options.jobs }),
+          ...(options.memory === undefined ? {} : { memoryLimit: options.memory }),
+        },
       })
     : undefined;
   if (connected !== undefined && connected.up.length === 0) {
@@ -135,7 +140,7 @@ export async function buildStack(stack: Stack, options: BuildStackOptions): Prom
     for (const e of connected.up)
       options.reporter.emit({
         type: "info",
-        message: `engine ${describeEngine(e)}: ${e.concurrency} container(s) at once, cache ${e.cacheRoot}`,
+        message: `engine ${describeEngine(e)}: ${e.concurrency} container(s) at once${e.jobs === undefined ? "" : `, ${e.jobs} job(s) each (${e.sizing ?? "as given"})`}, cache ${e.cacheRoot}`,
       });
     for (const d of connected.down)
       options.reporter.emit({

@@ -232,6 +232,18 @@ export class Engine {
     }
   }
 
+  /** The engine host's processors and memory, as the engine reports them. */
+  async resources(): Promise<{ cpus: number; memoryBytes: number }> {
+    try {
+      const info = (await this.docker.info()) as { NCPU?: number; MemTotal?: number };
+      return { cpus: Math.max(1, info.NCPU ?? 1), memoryBytes: info.MemTotal ?? 0 };
+    } catch (error) {
+      throw new DockerError(`the Docker engine at ${this.where} did not report its resources: ${reasonOf(error)}`, {
+        cause: error,
+      });
+    }
+  }
+
   async version(): Promise<EngineVersion> {
     try {
       const v = await this.docker.version();

@@ -8,7 +8,7 @@ import { join, posix } from "node:path";
 import { parse, stringify } from "yaml";
 import { LOCKS } from "../cache/layout.js";
 import type { BuildcacheLocation } from "../config/factory.js";
-import { BUILDCACHE_MIRROR } from "../spack/contract.js";
+import { BUILDCACHE_MIRROR, withInstallJobs } from "../spack/contract.js";
 import { CONTAINER } from "./paths.js";
 import type { Mount, Step, StepId, TargetPlan } from "./types.js";
 
@@ -48,7 +48,12 @@ export interface Placement {
    * under its cache root, by the plan's mount host (see remoteRootNeeds). Absent: the engine sees this host's paths.
    */
   synced?: ReadonlyMap<string, string>;
+  /** Build jobs per container on this engine (from its own cores); undefined: the plan's. */
+  jobs?: number;
 }
+
+/** Steps whose `-j` follows the engine's cores. */
+const JOB_STEPS: ReadonlySet<StepId> = new Set(["compiler-install", "install"]);
 
 /** What an engine of another host needs under its cache root before a target runs there. */
 export interface RemoteRootNeeds {
@@ -143,7 +148,9 @@ export function placeTarget(target: TargetPlan, placement: Placement): TargetPla
       (step.lock === LOCKS.sourceCache ||
         (step.lock === LOCKS.buildcache(target.buildcacheKey) && location === undefined));
     const lock = ownLock ? `${step.lock}-${lockSlug(placement.engine)}` : step.lock;
-    const argv = secret !== undefined && REGISTRY_STEPS.has(step.id) ? withCredentials(step.argv) : step.argv;
+    const sized =
+      placement.jobs !== undefined && JOB_STEPS.has(step.id) ? withInstallJobs(step.argv, placement.jobs) : step.argv;
+    const argv = secret !== undefined && REGISTRY_STEPS.has(step.id) ? withCredentials(sized) : sized;
     return { ...step, argv: [...argv], ...(lock === undefined ? {} : { lock }) };
   });
   return { ...target, files, spackYaml, mounts, steps };

@@ -7,6 +7,7 @@ import { connectEngine, type Engine, type EngineVersion } from "../docker/index.
 import type { EngineSetting } from "../config/factory.js";
 import { FactoryError } from "../errors.js";
 import { familyOfEngineArch } from "../plan/dispatch.js";
+import { chooseConcurrency } from "./concurrency.js";
 
 export interface RunEngine {
   name: string;
@@ -14,6 +15,10 @@ export interface RunEngine {
   /** Cache root on the engine's host. */
   cacheRoot: string;
   concurrency: number;
+  /** Build jobs per container, from the engine host's own cores (engines of other hosts); undefined: the plan's. */
+  jobs?: number;
+  /** How concurrency and jobs were chosen, for the run's messages (engines of other hosts). */
+  sizing?: string;
   /** As the engine reports it (amd64, arm64), or ANY_ARCH for the one default engine (it builds what it is given). */
   arch: string;
   version?: EngineVersion;
@@ -33,6 +38,11 @@ export interface ConnectEnginesOptions {
   defaultCacheRoot: string;
   /** Concurrency of engines whose setting names none. */
   defaultConcurrency: number;
+  /**
+   * What engines of other hosts are sized for: their own cores and memory (docker info), not this host's, choose
+   * their concurrency (unless the setting names one) and jobs (unless given).
+   */
+  sizing?: { targets: number; jobs?: number; memoryLimit?: number };
   timeoutMs?: number;
 }
 
@@ -52,14 +62,27 @@ export async function connectEngines(
           ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
         });
         const version = await engine.version();
-        return {
+        const base = {
           name: s.name,
           engine,
           cacheRoot: s.cacheRoot ?? options.defaultCacheRoot,
-          concurrency: s.concurrency ?? options.defaultConcurrency,
           arch: version.arch,
           version,
         };
+        if (engine.local || options.sizing === undefined)
+          return { ...base, concurrency: s.concurrency ?? options.defaultConcurrency };
+        const { cpus, memoryBytes } = await engine.resources();
+        const sized = chooseConcurrency({
+          targets: options.sizing.targets,
+          cores: cpus,
+          memoryBytes,
+          ...(s.concurrency === undefined ? {} : { concurrency: s.concurrency }),
+          ...(options.sizing.jobs === undefined ? {} : { jobs: options.sizing.jobs }),
+          ...(options.sizing.memoryLimit === undefined ? {} : { memoryLimit: options.sizing.memoryLimit }),
+        });
+        const sizing =
+          s.concurrency === undefined ? `${sized.reason} there` : `${cpus} cores there, ${s.concurrency} as given`;
+        return { ...base, concurrency: sized.concurrency, jobs: sized.jobs, sizing };
       } catch (error) {
         const hint = error instanceof FactoryError ? error.hint : undefined;
         return {

@@ -290,6 +290,7 @@ export async function runPlan(plan: BuildPlan, options: RunOptions): Promise<Run
         ...(options.buildcache === undefined ? {} : { buildcache: options.buildcache }),
         ...(options.credentials === undefined ? {} : { credentials: options.credentials }),
         ...(synced.has(runEngine.name) ? { synced: synced.get(runEngine.name) as ReadonlyMap<string, string> } : {}),
+        ...(runEngine.jobs === undefined ? {} : { jobs: runEngine.jobs }),
       });
       try {
         const outcome = await runTarget(placed, {

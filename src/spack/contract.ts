@@ -52,6 +52,13 @@ export const BUILDCACHE_MIRROR = "stack-factory";
 
 const env = (p: SpackPaths, ...args: string[]): string[] => [p.spack, "-e", p.envDir, ...args];
 
+/** An `install` command of spackCommands with another job count (`-j` on the command line wins over build_jobs). */
+export function withInstallJobs(argv: readonly string[], jobs: number): string[] {
+  const at = argv.indexOf("-j");
+  if (at < 0 || argv[at + 1] === undefined) throw new Error(`withInstallJobs: no -j in ${JSON.stringify(argv)}`);
+  return [...argv.slice(0, at + 1), String(jobs), ...argv.slice(at + 2)];
+}
+
 export const spackCommands = {
   /** Register the OS compiler (no paths) or a bootstrapped compiler found under `paths`. */
   compilerFind: (p: SpackPaths, paths: string[] = []): string[] => env(p, "compiler", "find", ...paths),

@@ -112,6 +112,9 @@ describe("an engine of another host, reached over TCP with TLS", () => {
     expect(exitCode, all).toBe(0);
     expect(all).toMatch(/engine far: sending .*spack-standin/);
     expect(all).toMatch(/engine far: cache root \S+ ready \(sent 3 tree\(s\)/);
+    // Sized by the engine's own cores (docker info), and its install runs with that many jobs.
+    const cores = Number((await execa("nproc")).stdout);
+    expect(all).toContain(`1 container(s) at once, ${cores} job(s) each (${cores} cores there, 1 as given)`);
     const [t] = report.targets;
     expect(t?.status, t?.error).toBe("ok");
     expect(t?.engine).toBe("far");
@@ -120,7 +123,7 @@ describe("an engine of another host, reached over TCP with TLS", () => {
     // Home: the tarball verifies, the log is on this host.
     const verify = await factory(["verify", t!.tarball!]);
     expect(verify.exitCode, verify.all).toBe(0);
-    expect(await readFile(t!.logPath, "utf8")).toMatch(/step install/);
+    expect(await readFile(t!.logPath, "utf8")).toMatch(new RegExp(`step install: \\S*spack .* -j ${cores}$`, "m"));
     // There: the trees under synced/, the caches the build user's, the buildcache filled.
     const synced = (await readdir(join(remoteRoot, "synced"))).filter((n) => !n.startsWith("."));
     expect(synced.map((n) => n.replace(/-[0-9a-f]{20}$/, "")).sort()).toEqual([

@@ -75,6 +75,16 @@ describe("a target placed on an engine", () => {
     ).toThrow(/was not sent to engine far/);
   });
 
+  it("an engine sized by its own cores: install steps take its job count, nothing else changes", () => {
+    const placed = placeTarget(target, { engine: "grace", cacheRoot: "/r", factoryCacheRoot: "/c", jobs: 36 });
+    const install = placed.steps.find((s) => s.id === "install")!;
+    expect(install.argv.slice(install.argv.indexOf("-j"), install.argv.indexOf("-j") + 2)).toEqual(["-j", "36"]);
+    const planned = target.steps.find((s) => s.id === "install")!;
+    expect(install.argv.filter((a, i) => a !== planned.argv[i])).toEqual(["36"]);
+    for (const s of placed.steps.filter((x) => x.id !== "install"))
+      expect(s.argv).toEqual(target.steps.find((x) => x.id === s.id)!.argv);
+  });
+
   it("a shared buildcache is not the remote engine's to make", () => {
     const needs = remoteRootNeeds([target], { kind: "path", path: "/nfs/bc" });
     expect(needs.dirs.some((d) => d.startsWith("buildcache/"))).toBe(false);
