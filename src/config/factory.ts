@@ -7,7 +7,7 @@
  *     - url: unix:///var/run/docker.sock      # unix://, tcp://host:port (tls: DIR) or ssh://user@host
  *       name: x86-a                            # optional; default from the URL
  *       cache: /srv/stack-factory/cache        # cache root on that engine's host; default --cache-dir
- *       concurrency: 4                         # containers at once on it; default from this host's cores and memory
+ *       concurrency: 4                         # containers at once on it; default from its host's cores and memory
  *       network: host                          # optional network of its build containers
  *     - url: tcp://grace01:2376
  *       tls: certs/grace01                     # ca.pem, cert.pem, key.pem (relative to this file)
@@ -34,7 +34,7 @@ export interface EngineSetting {
   endpoint?: Endpoint;
   /** Cache root on the engine's host; undefined: the factory's own cache root (`--cache-dir`). */
   cacheRoot?: string;
-  /** Containers at once on this engine; undefined: chosen from this host's cores and memory. */
+  /** Containers at once on this engine; undefined: chosen from its host's cores and memory (docker info for engines of other hosts; their install -j too). */
   concurrency?: number;
   /** Docker network of its build containers (`host` when the registry is on the engine host's loopback). */
   network?: string;
