@@ -1,80 +1,97 @@
 /**
- * HTTP over one ssh connection to an engine's host: every request gets its own `docker system dial-stdio` channel
- * on a single ssh session, made on the first request and made again if it drops. dockerode's own ssh transport
- * opens a new ssh connection (key exchange, login) for every API call, and a build makes hundreds of them.
+ * HTTP over few ssh connections to an engine's host: every request gets its own `docker system dial-stdio` channel
+ * on an ssh session that is already logged in. dockerode's own ssh transport opens a new ssh connection (key
+ * exchange, login) for every API call, and a build makes hundreds of them.
  *
- * The TCP socket under the session keeps this process alive only while a channel is open, so an idle connection
- * never holds a finished command back from exiting.
+ * OpenSSH lets one connection carry at most MaxSessions (default 10) channels at once, and concurrent builds keep
+ * several open (an exec's output stream, the inspections around it): a session carries up to CHANNELS_PER_SESSION,
+ * and another one is opened when all are full. A session that drops is forgotten; the next request opens another.
+ *
+ * A session's TCP socket keeps this process alive only while a request uses it, so idle sessions never hold a
+ * finished command back from exiting.
  */
 import http from "node:http";
 import { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { Client, type ConnectConfig } from "ssh2";
 
+/** Below OpenSSH's default MaxSessions (10). */
+export const CHANNELS_PER_SESSION = 8;
+
 export interface SshAgent extends http.Agent {
-  /** Ends the ssh session (requests after it open a new one). */
+  /** Ends every ssh session (requests after it open new ones). */
   close(): void;
 }
 
+interface Session {
+  ready: Promise<Client>;
+  sock: Socket;
+  /** Requests waiting for a channel of this session or using one. */
+  busy: number;
+  gone: boolean;
+}
+
 export function sshHttpAgent(config: ConnectConfig & { host: string; port: number }): SshAgent {
-  let session: Promise<{ client: Client; sock: Socket }> | undefined;
-  let sock: Socket | undefined;
-  // Requests waiting for a channel or using one: while there are any, the socket holds the process.
-  let busy = 0;
-  const hold = () => {
-    if (busy++ === 0) sock?.ref();
-  };
-  const release = () => {
-    if (--busy === 0) sock?.unref();
-  };
-  const connect = (): Promise<{ client: Client; sock: Socket }> => {
-    session ??= new Promise((resolve, reject) => {
-      const socket = new Socket();
-      sock = socket;
-      if (busy === 0) socket.unref();
-      const client = new Client();
-      const forget = () => {
-        session = undefined;
-      };
-      client.once("ready", () => resolve({ client, sock: socket }));
+  const sessions: Session[] = [];
+  const open = (): Session => {
+    const sock = new Socket();
+    const client = new Client();
+    const session: Session = { sock, busy: 0, gone: false, ready: Promise.resolve(client) };
+    const forget = () => {
+      session.gone = true;
+      const at = sessions.indexOf(session);
+      if (at >= 0) sessions.splice(at, 1);
+    };
+    session.ready = new Promise<Client>((resolve, reject) => {
+      client.once("ready", () => resolve(client));
       client.once("error", (error) => {
         forget();
         reject(error);
       });
       client.once("close", forget);
-      socket.connect(config.port, config.host);
-      client.connect({ ...config, sock: socket });
     });
+    session.ready.catch(() => {});
+    sock.connect(config.port, config.host);
+    client.connect({ ...config, sock });
+    sessions.push(session);
     return session;
   };
+  const take = (): Session => {
+    const session = sessions.find((s) => !s.gone && s.busy < CHANNELS_PER_SESSION) ?? open();
+    if (session.busy++ === 0) session.sock.ref();
+    return session;
+  };
+  const give = (session: Session): void => {
+    if (--session.busy === 0) session.sock.unref();
+  };
+
   const agent = new http.Agent({ keepAlive: false }) as SshAgent;
   (agent as unknown as { createConnection: unknown }).createConnection = (
     _options: unknown,
     callback: (error: Error | null, stream?: Duplex) => void,
   ) => {
-    hold();
-    connect().then(
-      ({ client }) => {
+    const session = take();
+    session.ready.then(
+      (client) => {
         client.exec("docker system dial-stdio", (error, channel) => {
           if (error) {
-            release();
+            give(session);
             callback(error);
             return;
           }
-          channel.once("close", release);
+          channel.once("close", () => give(session));
           callback(null, channel as unknown as Duplex);
         });
       },
       (error: Error) => {
-        release();
+        give(session);
         callback(error);
       },
     );
     return undefined;
   };
   agent.close = () => {
-    void session?.then(({ client }) => client.end()).catch(() => {});
-    session = undefined;
+    for (const s of sessions.splice(0)) void s.ready.then((client) => client.end()).catch(() => {});
   };
   return agent;
 }

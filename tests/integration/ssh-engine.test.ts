@@ -81,6 +81,21 @@ describe("an engine over ssh", () => {
     );
   });
 
+  it("answers 30 API calls at once (more channels than one ssh connection may carry), and lets the process exit", async () => {
+    const script = [
+      `import { connectEngine } from ${JSON.stringify(join(process.cwd(), "dist-js/docker/index.js"))};`,
+      `const e = await connectEngine({ endpoint: { url: ${JSON.stringify(SSH_URL)}, identityFile: ${JSON.stringify(join(work, "id_ed25519"))}, knownHostsFiles: [${JSON.stringify(join(work, "known_hosts"))}] } });`,
+      "const all = await Promise.all(Array.from({ length: 30 }, () => e.docker.listContainers({ all: true })));",
+      "console.log(all.length);",
+    ].join("\n");
+    const file = join(work, "burst.mjs");
+    await writeFile(file, script);
+    // No timer or handle of this script holds it: it ends when the calls are done, or the test times out.
+    const run = await execa(process.execPath, [file], { reject: false, all: true, timeout: 60_000 });
+    expect(run.exitCode, run.all).toBe(0);
+    expect(run.stdout.trim()).toBe("30");
+  });
+
   it("refuses a host whose key is in no known_hosts file, and one whose key changed, before anything runs there", async () => {
     await writeFile(join(work, "empty_known_hosts"), "");
     const other = join(work, "other");
