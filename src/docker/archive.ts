@@ -74,8 +74,8 @@ const SMALL_FILE = 256 * 1024;
 const READ_AHEAD = 32;
 
 /**
- * A tar stream of a host directory's entries, file bodies streamed from disk as the reader takes them (nothing is
- * held in memory). Everything is owned by root and readable by all, directories also searchable: the tree is
+ * A tar stream of a host directory's entries, file bodies read from disk as the reader takes them (at most
+ * READ_AHEAD small files held at once; larger ones streamed). Everything is owned by root and readable by all, directories also searchable: the tree is
  * mounted read-only for a build user of another uid. A file whose size changed while it is read fails the stream.
  */
 export function packTree(entries: readonly TreeEntry[]): NodeJS.ReadableStream {

@@ -13,7 +13,7 @@ import { basename, join, posix } from "node:path";
 import { CACHE_LAYOUT } from "../cache/layout.js";
 import { packTree, startContainer } from "../docker/index.js";
 import { BuildError } from "../errors.js";
-import { listTree, treeDigest } from "../fs/tree.js";
+import { listTree, treeDigest, type TreeEntry } from "../fs/tree.js";
 import type { RemoteRootNeeds } from "../plan/placement.js";
 import type { Reporter } from "../ui/reporter.js";
 import type { RunEngine } from "./engines.js";
@@ -79,11 +79,42 @@ export interface RemoteRootResult {
   bytesSent: number;
 }
 
+/** A tree of this host as it is sent: its entries and its name under `synced/`. */
+export interface SentTree {
+  /** The plan's mount host (Placement.synced's key). */
+  host: string;
+  /** Where it is on this host. */
+  from: string;
+  entries: TreeEntry[];
+  name: string;
+}
+
+/** Lists and names each tree once per run, however many engines it is sent to. */
+export type TreeLister = (content: RemoteRootNeeds["contents"][number]) => Promise<SentTree>;
+
+/** A TreeLister for trees whose relative mounts (the Spack and spack-packages clones) are under `sourceRoot`. */
+export function treeLister(sourceRoot: string): TreeLister {
+  const listed = new Map<string, Promise<SentTree>>();
+  return (c) => {
+    let tree = listed.get(c.host);
+    if (tree === undefined) {
+      tree = (async () => {
+        const from = hostPathOf(c, sourceRoot);
+        const entries = await listTree(from);
+        const name = `${c.kind}-${slug(basename(from))}-${treeDigest(entries).slice(0, 20)}`;
+        return { host: c.host, from, entries, name };
+      })();
+      listed.set(c.host, tree);
+    }
+    return tree;
+  };
+}
+
 export interface PrepareRemoteOptions {
   /** The builder image, present on that engine. */
   image: string;
-  /** Where relative content mounts (the Spack and spack-packages clones) are on this host. */
-  sourceRoot: string;
+  /** Lists the trees to send (one lister for every engine of a run). */
+  trees: TreeLister;
   reporter: Reporter;
   signal: AbortSignal;
 }
@@ -101,15 +132,7 @@ export async function prepareRemoteRoot(
     new BuildError(`engine ${runEngine.name}: ${what} under its cache root ${runEngine.cacheRoot}: ${detail}`);
 
   // Digests first: a tree that cannot be read fails before anything is started there.
-  const trees = await Promise.all(
-    needs.contents.map(async (c) => {
-      const from = hostPathOf(c, options.sourceRoot);
-      const entries = await listTree(from);
-      const digest = treeDigest(entries).slice(0, 20);
-      const name = `${c.kind}-${slug(basename(from))}-${digest}`;
-      return { host: c.host, from, entries, name };
-    }),
-  );
+  const trees = await Promise.all(needs.contents.map(options.trees));
 
   const container = await startContainer(engine, {
     image: options.image,

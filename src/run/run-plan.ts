@@ -20,7 +20,7 @@ import type { Origin } from "../config/types.js";
 import { canRun, detectHostFromSystem } from "../targets/index.js";
 import { ensureSpackCheckout, headOf } from "./spack-checkout.js";
 import { clearPoisonedPackageRepos } from "./user-cache.js";
-import { prepareRemoteRoot } from "./remote-root.js";
+import { prepareRemoteRoot, treeLister } from "./remote-root.js";
 import type { TargetLog } from "./target-log.js";
 import type { FileSigningKey } from "../sign/key.js";
 
@@ -215,6 +215,7 @@ export async function runPlan(plan: BuildPlan, options: RunOptions): Promise<Run
     const imageOf = (name: string): EngineImage => images.get(name) as EngineImage;
     // Engines of other hosts get their cache directories and this host's trees through the engine itself.
     const synced = new Map<string, ReadonlyMap<string, string>>();
+    const trees = treeLister(sourceRoot);
     await Promise.all(
       engines
         .filter((e) => !e.engine.local && !down.has(e.name))
@@ -223,7 +224,7 @@ export async function runPlan(plan: BuildPlan, options: RunOptions): Promise<Run
           try {
             const prepared = await prepareRemoteRoot(e, remoteRootNeeds(theirs, options.buildcache), {
               image: plan.builder.tag,
-              sourceRoot,
+              trees,
               reporter,
               signal,
             });
