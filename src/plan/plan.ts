@@ -207,7 +207,6 @@ function planTarget(stack: Stack, target: string, options: PlanOptions): TargetP
     packages: stack.packages,
     repos,
     mirrors: mirrorPaths,
-    jobs: options.jobs,
     ...(options.signing === undefined ? {} : { signed: true }),
   };
   const spackYaml = stringify(

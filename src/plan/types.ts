@@ -44,8 +44,11 @@ export interface ImagePlan {
   files: Record<string, string>;
 }
 
-/** What kind of host cache a mount carries. */
-export type CacheKind =
+/**
+ * What a mount carries: a cache directory of the cache root (`cache/layout.ts` CacheKind names those) or a tree
+ * of this host the builds read (checkouts, repositories, mirrors).
+ */
+export type MountKind =
   | "buildcache"
   | "source"
   | "spack-user"
@@ -56,7 +59,7 @@ export type CacheKind =
   | "mirror";
 
 export interface Mount {
-  kind: CacheKind;
+  kind: MountKind;
   /**
    * Host side. For caches: a path relative to the cache root (`buildcache/<key>`). For user-supplied
    * checkouts, repos and mirrors: an absolute host path.

@@ -13,7 +13,7 @@ import type { Reporter } from "../ui/reporter.js";
 import { CACHE_LAYOUT } from "../cache/layout.js";
 import { registerRun } from "../cache/usage.js";
 import { hostPathOf, prepareCacheDirs } from "./host-caches.js";
-import { concretizationKey, repoDigest, treeIdentity, type LockKey } from "./lock-reuse.js";
+import { concretizationKey, plannedEnvironments, repoDigest, treeIdentity, type LockKey } from "./lock-reuse.js";
 import { runTarget, type LockOutcome, type StepTiming } from "./run-target.js";
 import { BUILTIN_IN_CHECKOUT } from "../config/inspect.js";
 import type { Origin } from "../config/types.js";
@@ -253,7 +253,7 @@ export async function runPlan(plan: BuildPlan, options: RunOptions): Promise<Run
     const packagesIdentity = await identityOf("spack-packages");
     const lockKeyOf = (target: TargetPlan, imageId: string): LockKey =>
       concretizationKey({
-        environments: Object.fromEntries(Object.entries(target.files).filter(([p]) => p.endsWith("/spack.yaml"))),
+        environments: plannedEnvironments(target.files),
         spackCommit: spackIdentity,
         ...(packagesIdentity === undefined ? {} : { spackPackagesCommit: packagesIdentity }),
         repoDigests,

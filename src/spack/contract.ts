@@ -107,7 +107,6 @@ export interface EnvironmentInput {
   repos: RepoConfig;
   /** Extra mirrors (name → container path or URL). */
   mirrors: Record<string, string>;
-  jobs: number;
   /** `copy` (default) for the shipped view; `symlink` for views used only inside the build (the compiler's). */
   viewLinkType?: "copy" | "symlink";
   /** The factory's buildcache is signed: pushes sign, installs check signatures (`signed: true`). */
@@ -139,7 +138,8 @@ export function environmentConfig(p: SpackPaths, input: EnvironmentInput): { spa
       install_tree: { root: p.installRoot, padded_length: p.paddedLength },
       source_cache: p.sourceCache,
       misc_cache: `${p.userCache}/cache`,
-      build_jobs: input.jobs,
+      // No build_jobs: the install steps give `-j`, and spack.yaml feeds the concretization key, which build
+      // parallelism (cores / containers at once) must not change.
       ccache: true,
     },
     packages,

@@ -82,7 +82,6 @@ function writeEnv(p: SpackPaths, specs: string[], repos: RepoConfig): void {
     packages: {},
     repos,
     mirrors: {},
-    jobs: 2,
   };
   fs.mkdirSync(p.envDir, { recursive: true });
   fs.mkdirSync(p.ccache, { recursive: true });

@@ -5,6 +5,8 @@ import { InputError } from "../../src/errors.js";
 import { planBuild } from "../../src/plan/plan.js";
 import { BUILD_PREFIX_MIN_LENGTH } from "../../src/plan/paths.js";
 import { loadTemplates } from "../../src/render/templates.js";
+import { chooseConcurrency } from "../../src/run/concurrency.js";
+import { concretizationKey, plannedEnvironments } from "../../src/run/lock-reuse.js";
 
 const templates = await loadTemplates();
 const stackText = `
@@ -94,6 +96,30 @@ describe("planBuild", () => {
     expect(a.builder.files["Dockerfile"]).toMatch(/^FROM ubuntu:24\.04$/m);
     expect(a.builder.files["Dockerfile"]).toContain("patchelf");
     expect(a.builder.tag).toMatch(/^stack-factory\/builder:[0-9a-f]{16}$/);
+  });
+
+  it("gives a target the same lock key planned alone and among others, whatever the job count", () => {
+    const three = parseStack(
+      stackText.replace("targets: [x86_64_v3, zen4]", "targets: [x86_64_v3, zen4, icelake]"),
+      "/s/x.yaml",
+    );
+    const host = { cores: 8, memoryBytes: 64 * 1024 ** 3 };
+    const jobsAll = chooseConcurrency({ ...host, targets: 3 }).jobs;
+    const jobsOne = chooseConcurrency({ ...host, targets: 1 }).jobs;
+    expect(jobsAll).not.toBe(jobsOne);
+    const among = planBuild(three, undefined, { templates, jobs: jobsAll }).targets.find((t) => t.target === "zen4")!;
+    const alone = planBuild(three, ["zen4"], { templates, jobs: jobsOne }).targets[0]!;
+    const keyOf = (files: Record<string, string>) =>
+      concretizationKey({
+        environments: plannedEnvironments(files),
+        spackCommit: "a".repeat(40),
+        repoDigests: {},
+        imageId: "sha256:1",
+      });
+    expect(Object.keys(plannedEnvironments(alone.files)).length).toBeGreaterThan(0);
+    expect(keyOf(alone.files)).toEqual(keyOf(among.files));
+    expect(alone.spackYaml).not.toMatch(/build_jobs/);
+    expect(alone.steps.find((s) => s.id === "install")!.argv).toContain(String(jobsOne));
   });
 
   it("keys the buildcache by base image and compiler", () => {
