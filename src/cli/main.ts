@@ -34,6 +34,7 @@ async function checkRunPaths(
   flags: {
     out?: string;
     report?: string;
+    reportHtml?: string;
     summary?: string;
     cacheDir?: string;
     signKey?: string;
@@ -45,6 +46,7 @@ async function checkRunPaths(
   await checkOutputDir(cacheRoot(flags.cacheDir), "--cache-dir");
   if (flags.out !== undefined) await checkOutputDir(flags.out, "--out");
   if (flags.report !== undefined) await checkOutputFile(flags.report, "--report");
+  if (flags.reportHtml !== undefined) await checkOutputFile(flags.reportHtml, "--report-html");
   if (flags.summary !== undefined) await checkOutputFile(flags.summary, "--summary");
   if (flags.signKey !== undefined) await checkInputFile(flags.signKey, "--sign-key");
   if (flags.signPassphraseFile !== undefined) await checkInputFile(flags.signPassphraseFile, "--sign-passphrase-file");
@@ -73,6 +75,7 @@ const runFlags = (command: ReturnType<typeof cli.command>) =>
     .option("--keep-container", "Keep a failed build's container for inspection")
     .option("--env <NAME=VALUE>", "Extra environment variable for the build containers (repeatable), e.g. a proxy")
     .option("--report <file>", "Write the run report as JSON")
+    .option("--report-html <file>", "Write the run report as a page (default: report.html beside the run's logs)")
     .option(
       "--engine <url>",
       "A Docker engine to build on (repeatable): unix:///path, tcp://host:port or ssh://user@host",
