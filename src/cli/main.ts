@@ -202,6 +202,22 @@ cli
     }),
   );
 
+cli
+  .command(
+    "schema [kind]",
+    "Print the JSON Schema of the stack file (`stack`, the default) or the factory settings (`factory`)",
+  )
+  .action((kind: string | undefined) => run(async () => (await import("./commands/schema.js")).schemaCommand(kind)));
+
+cli
+  .command("init [dir]", "Write a starter stack file for this host, DIR/stack.yaml (never overwrites)")
+  .action((dir: string | undefined) =>
+    run(async () => {
+      await checkOutputDir(dir ?? ".", "init");
+      return (await import("./commands/init.js")).initCommand(dir);
+    }),
+  );
+
 cli.help();
 cli.version(pkg.version);
 
