@@ -19,6 +19,7 @@ table.targets .n { text-align: right; }
 .failure { border-left: 4px solid #c62828; padding: 0 .8em; margin: .8em 0; background: #fff6f6; }
 svg.timeline { display: block; max-width: 100%; height: auto; }
 svg.timeline text { font: 12px system-ui, sans-serif; fill: #333; }
+svg.timeline text.step-label { fill: #fff; font-size: 10px; pointer-events: none; }
 svg.timeline .axis line { stroke: #e0e0e0; }
 svg.timeline .axis text { fill: #777; font-size: 10px; text-anchor: middle; }
 .bar.ok, .key.ok { fill: #43a047; background: #43a047; }

@@ -122,6 +122,5 @@ ${t.logTail === undefined || t.logTail.length === 0 ? undefined : html`<h4>Last 
 
 /** Terminal colour and cursor sequences, which a log may hold and a page should not show. */
 function stripAnsi(line: string): string {
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: ESC starts the sequences it removes.
   return line.replace(/\u001b\[[0-9;?]*[ -/]*[@-~]/g, "");
 }

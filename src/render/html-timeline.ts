@@ -81,7 +81,12 @@ ${row.bars.map((b) => bar(b, y, scale))}</g>
 function bar(b: TimelineBar, y: number, scale: number): Html {
   const x = LABEL_WIDTH + b.start * scale;
   const w = Math.max(2, b.seconds * scale);
-  return html`<rect class="bar ${b.outcome}" data-step="${b.step}" x="${x.toFixed(1)}" y="${y + 5}" width="${w.toFixed(1)}" height="${ROW_HEIGHT - 10}" rx="2"><title>${b.step}: ${b.outcome}, ${b.seconds.toFixed(1)} s (from ${b.start.toFixed(1)} s)</title></rect>`;
+  // A bar wide enough for its step's name carries it.
+  const label =
+    w >= b.step.length * 6.5 + 6
+      ? html`<text class="step-label" x="${(x + 3).toFixed(1)}" y="${y + 18}">${b.step}</text>`
+      : undefined;
+  return html`<rect class="bar ${b.outcome}" data-step="${b.step}" x="${x.toFixed(1)}" y="${y + 5}" width="${w.toFixed(1)}" height="${ROW_HEIGHT - 10}" rx="2"><title>${b.step}: ${b.outcome}, ${b.seconds.toFixed(1)} s (from ${b.start.toFixed(1)} s)</title></rect>${label}`;
 }
 
 function axis(end: number, scale: number, height: number): Html {

@@ -19,7 +19,6 @@ const ENTITIES: Record<string, string> = { "&": "&amp;", "<": "&lt;", ">": "&gt;
  * characters (terminal colour codes in a log, NUL) left out, since HTML allows none of them but tab and newline.
  */
 export function escapeHtml(value: string): string {
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it removes.
   return value.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, "").replace(/[&<>"']/g, (c) => ENTITIES[c] ?? c);
 }
 

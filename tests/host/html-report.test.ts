@@ -105,7 +105,7 @@ describe("the HTML run report in a real browser (Debian's chromium, headless)", 
       // The engine is named in each row.
       expect(
         await p.evaluate<string[]>(
-          `[...document.querySelectorAll("svg.timeline g.row text")].map((t) => t.textContent)`,
+          `[...document.querySelectorAll("svg.timeline g.row text.label")].map((t) => t.textContent)`,
         ),
       ).toEqual(["zen4 · x86-a", "icelake · x86-b", "x86_64_v3 · x86-b"]);
       // Bars of later steps sit further right on the shared axis.

@@ -60,7 +60,7 @@ export async function visitPage<T>(url: string, use: (page: PageVisit) => Promis
     const requests: string[] = [];
     cdp.on((m) => {
       if (m.sessionId === sessionId && m.method === "Network.requestWillBeSent")
-        requests.push(String((m.params?.["request"] as { url: string }).url));
+        requests.push(String((m.params?.["request"] as { url?: string } | undefined)?.url));
     });
     await cdp.send("Network.enable", {}, sessionId);
     await cdp.send("Page.enable", {}, sessionId);
