@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { describe, expect, it } from "vitest";
 import type { BuildPlan } from "../../src/plan/types.js";
-import { renderHtmlReport } from "../../src/render/html-report.js";
+import { renderHtmlReport } from "../../src/run/report-html.js";
 import { buildReport, type RunReport } from "../../src/run/report.js";
 import type { RunResult } from "../../src/run/run-plan.js";
 import { visitPage } from "./helpers/chromium.js";

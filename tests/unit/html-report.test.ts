@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { escapeHtml, html } from "../../src/render/html.js";
-import { renderHtmlReport } from "../../src/render/html-report.js";
-import { formatSeconds, timelineRows } from "../../src/render/html-timeline.js";
+import { renderHtmlReport } from "../../src/run/report-html.js";
+import { formatSeconds, timelineRows } from "../../src/run/report-timeline.js";
 import { logTail, type RunReport, type TargetReport } from "../../src/run/report.js";
 
 const target = (t: Partial<TargetReport>): TargetReport => ({

@@ -6,7 +6,7 @@ import { InputError } from "../../errors.js";
 import { writeFileAtomic } from "../../fs/write-atomic.js";
 import { COMPRESSIONS, type Compression } from "../../package/compressor.js";
 import { CACHE_LAYOUT } from "../../cache/layout.js";
-import { renderHtmlReport } from "../../render/html-report.js";
+import { renderHtmlReport } from "../../run/report-html.js";
 import { failedRunReport, reportMarkdown, reportTable, type RunReport } from "../../run/report.js";
 import { loadSigningKey } from "../../sign/key.js";
 import { chooseReporter } from "../../ui/live.js";

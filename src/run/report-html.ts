@@ -6,11 +6,11 @@
  * any script).
  */
 import { basename } from "node:path";
-import type { RunReport, TargetReport } from "../run/report.js";
+import type { RunReport, TargetReport } from "./report.js";
 import { formatBytes } from "../ui/format.js";
-import { Html, html } from "./html.js";
-import { formatSeconds, stepOutcome, timelineRows, timelineSvg } from "./html-timeline.js";
-import { REPORT_CSS } from "./html-report-style.js";
+import { Html, html } from "../render/html.js";
+import { formatSeconds, stepOutcome, timelineRows, timelineSvg } from "./report-timeline.js";
+import { REPORT_CSS } from "./report-style.js";
 
 export function renderHtmlReport(report: RunReport): string {
   const title = `${report.mode === "warm" ? "Cache warming" : "Build"}: ${report.stack.name} ${report.stack.version}`;

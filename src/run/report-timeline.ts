@@ -2,9 +2,9 @@
  * The run report's timeline: one row per target, each step a bar on a time axis shared by all targets, coloured by
  * its outcome. Inline SVG, no script: a page that must open on an offline cluster.
  */
-import type { RunReport, TargetReport } from "../run/report.js";
-import type { StepTiming } from "../run/run-target.js";
-import { html, type Html } from "./html.js";
+import type { RunReport, TargetReport } from "./report.js";
+import type { StepTiming } from "./run-target.js";
+import { html, type Html } from "../render/html.js";
 
 /** A step's outcome, as the timeline colours it. */
 export type StepOutcome = "ok" | "reused" | "failed";
