@@ -2,20 +2,39 @@ import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { mkdtemp } from "node:fs/promises";
-import { execa } from "execa";
-import { beforeAll, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { initCommand } from "../../src/cli/commands/init.js";
+import { schemaCommand } from "../../src/cli/commands/schema.js";
+import { describeFailure } from "../../src/cli/failure.js";
 import { loadStack } from "../../src/config/index.js";
 import { starterName } from "../../src/render/starter-stack.js";
 import { detectHostFromSystem, getMicroarch } from "../../src/targets/index.js";
 import { schemaErrors } from "../helpers/stack-schema.js";
 
-const CLI = resolve("dist-js/cli/main.js");
-const cli = (...args: string[]) =>
-  execa("node", [CLI, ...args], { reject: false, env: { CI: "true" }, timeout: 15_000 });
+/**
+ * A command as the CLI runs it (in this process: the compiled CLI is tests/host/cli.test.ts's), with what it printed
+ * and the exit code the CLI's one error mapping gives.
+ */
+async function command(action: () => Promise<void>): Promise<{ exitCode: number; stdout: string; stderr: string }> {
+  let stdout = "";
+  const spy = vi.spyOn(process.stdout, "write").mockImplementation((chunk: string | Uint8Array) => {
+    stdout += String(chunk);
+    return true;
+  });
+  try {
+    await action();
+    return { exitCode: 0, stdout, stderr: "" };
+  } catch (error) {
+    const failure = describeFailure(error);
+    return { exitCode: failure.exitCode, stdout, stderr: failure.text };
+  } finally {
+    spy.mockRestore();
+  }
+}
+const cli = (name: "init" | "schema", arg?: string) =>
+  command(() => (name === "init" ? initCommand(arg) : schemaCommand(arg)));
 
-beforeAll(async () => {
-  await execa("npm", ["run", "build"], { stdio: "ignore" });
-}, 120_000);
+afterEach(() => vi.restoreAllMocks());
 
 describe("stack-factory init", () => {
   it("writes a starter stack for this host that the factory's loader and the schema accept", async () => {
@@ -23,7 +42,7 @@ describe("stack-factory init", () => {
     const run = await cli("init", dir);
     expect(run.exitCode, run.stderr).toBe(0);
     const file = join(dir, "stack.yaml");
-    expect(run.stdout).toBe(`wrote ${file}`);
+    expect(run.stdout).toBe(`wrote ${file}\n`);
     const text = await readFile(file, "utf8");
     const stack = await loadStack(file);
     const host = await detectHostFromSystem();
@@ -64,14 +83,14 @@ describe("stack-factory init", () => {
 
 describe("stack-factory schema", () => {
   it("prints the shipped schemas: the stack file's by default, the factory settings' on request", async () => {
-    for (const [args, file] of [
-      [[], "schema/stack.schema.json"],
-      [["stack"], "schema/stack.schema.json"],
-      [["factory"], "schema/factory.schema.json"],
+    for (const [kind, file] of [
+      [undefined, "schema/stack.schema.json"],
+      ["stack", "schema/stack.schema.json"],
+      ["factory", "schema/factory.schema.json"],
     ] as const) {
-      const run = await cli("schema", ...args);
+      const run = await cli("schema", kind);
       expect(run.exitCode, run.stderr).toBe(0);
-      expect(`${run.stdout}\n`).toBe(await readFile(file, "utf8"));
+      expect(run.stdout).toBe(await readFile(file, "utf8"));
     }
     const bad = await cli("schema", "stacks");
     expect(bad.exitCode).toBe(2);
