@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Host tools the tests use for real: Lmod, patchelf, compressors, git, GnuPG.
+# Host tools the tests use for real: Lmod, patchelf, compressors, git, GnuPG, chromium.
 set -euo pipefail
 need=()
 command -v patchelf >/dev/null 2>&1 || need+=(patchelf)
@@ -11,6 +11,8 @@ command -v gcc >/dev/null 2>&1 || need+=(gcc)
 # gpg and gpgv: signed releases (keys init, tarball signatures, verify --keyring).
 command -v gpg >/dev/null 2>&1 || need+=(gnupg)
 command -v gpgv >/dev/null 2>&1 || need+=(gpgv)
+# chromium (headless): the HTML run report opened in a real browser (tests/host/html-report.test.ts).
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   echo "ensure-host-tools: installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -147,7 +147,22 @@ export async function packageTarget(
     signal,
   });
   log.note(`step package: wrote ${packed.path} (${packed.bytes} bytes, ${packed.files} files, ${packed.compressor})`);
-  return { tarball: packed.path, tarballBytes: packed.bytes, ...(warnings.length > 0 ? { warnings } : {}) };
+  const glibc = portability?.highest_versions["GLIBC"];
+  return {
+    tarball: packed.path,
+    tarballBytes: packed.bytes,
+    tarballSha256: packed.sha256,
+    ...(portability === undefined
+      ? {}
+      : {
+          nodeFloor: {
+            cpu: target.target,
+            machine: portability.machine,
+            ...(glibc === undefined ? {} : { glibc }),
+          },
+        }),
+    ...(warnings.length > 0 ? { warnings } : {}),
+  };
 }
 
 async function generatedFiles(

@@ -2,7 +2,7 @@ import { FactoryError } from "../errors.js";
 import { readFile } from "node:fs/promises";
 import { summariseInstallLog } from "../spack/contract.js";
 import type { BuildPlan } from "../plan/types.js";
-import type { RunResult, TargetStatus } from "./run-plan.js";
+import type { NodeFloor, RunResult, TargetStatus } from "./run-plan.js";
 import type { StepTiming } from "./run-target.js";
 import { formatBytes } from "../ui/format.js";
 
@@ -16,6 +16,10 @@ export interface TargetReport {
   fromCache: string[];
   tarball?: string;
   tarballBytes?: number;
+  /** sha256 (hex) of the tarball. */
+  tarballSha256?: string;
+  /** What a node needs to run the tarball: CPU target, ELF machine, newest glibc symbol version. */
+  nodeFloor?: NodeFloor;
   /** Portability hazards of the tarball (a library outside the view a node may lack, ...). */
   warnings?: string[];
   /** "reused lock", or "concretized: <why the earlier concretization could not be reused>". */
@@ -25,15 +29,22 @@ export interface TargetReport {
   logPath: string;
   steps: StepTiming[];
   error?: string;
+  /** A failed target's last log lines (the full log is at `logPath`). */
+  logTail?: string[];
 }
 
 /** Version of the run report's shape (`--report`): bumped when a field changes meaning or goes. */
-export const REPORT_FORMAT_VERSION = 2;
+export const REPORT_FORMAT_VERSION = 3;
+
+/** Lines of a failed target's log kept in the report (`logTail`). */
+export const LOG_TAIL_LINES = 40;
 
 export interface RunReport {
   format_version: number;
   runId: string;
   mode: "build" | "warm";
+  /** When the run started (ISO 8601, UTC); steps carry their own `startedAt`. */
+  startedAt?: string;
   stack: BuildPlan["stack"];
   image: RunResult["image"];
   spackCommit: string;
@@ -75,7 +86,7 @@ export function exitCodeOf(result: RunResult): number {
 export async function buildReport(
   plan: BuildPlan,
   result: RunResult,
-  context: { mode: "build" | "warm"; concurrency: number; jobs: number; seconds: number },
+  context: { mode: "build" | "warm"; concurrency: number; jobs: number; seconds: number; startedAt?: string },
 ): Promise<RunReport> {
   const targets: TargetReport[] = [];
   for (const t of result.targets) {
@@ -89,6 +100,8 @@ export async function buildReport(
       fromCache,
       ...(t.tarball === undefined ? {} : { tarball: t.tarball }),
       ...(t.tarballBytes === undefined ? {} : { tarballBytes: t.tarballBytes }),
+      ...(t.tarballSha256 === undefined ? {} : { tarballSha256: t.tarballSha256 }),
+      ...(t.nodeFloor === undefined ? {} : { nodeFloor: t.nodeFloor }),
       ...(t.warnings === undefined ? {} : { warnings: t.warnings }),
       ...(t.lock === undefined
         ? {}
@@ -97,12 +110,14 @@ export async function buildReport(
       logPath: t.logPath,
       steps: t.steps.map((s) => ({ ...s, seconds: round(s.seconds) })),
       ...(t.error === undefined ? {} : { error: t.error }),
+      ...(t.status === "failed" ? { logTail: logTail(log) } : {}),
     });
   }
   return {
     format_version: REPORT_FORMAT_VERSION,
     runId: result.runId,
     mode: context.mode,
+    ...(context.startedAt === undefined ? {} : { startedAt: context.startedAt }),
     stack: plan.stack,
     image: result.image,
     spackCommit: result.spackCommit,
@@ -176,6 +191,13 @@ export function reportMarkdown(report: RunReport): string {
   const failed = report.targets.filter((t) => t.status === "failed");
   if (failed.length > 0) lines.push("", ...failed.map((t) => `- ${t.target} failed: see \`${t.logPath}\``));
   return `${lines.join("\n")}\n`;
+}
+
+/** The last lines of a log, without the trailing empty line. */
+export function logTail(log: string, lines = LOG_TAIL_LINES): string[] {
+  const all = log.split("\n");
+  if (all.at(-1) === "") all.pop();
+  return all.slice(-lines);
 }
 
 function round(seconds: number): number {

@@ -68,8 +68,22 @@ export interface TargetPacker {
 export interface TargetExtra {
   tarball?: string;
   tarballBytes?: number;
+  /** The tarball's sha256 (hex), as its `.sha256` sidecar says. */
+  tarballSha256?: string;
+  /** What a node needs to run the tarball (from its manifest's `portability`). */
+  nodeFloor?: NodeFloor;
   /** Portability hazards of the packed tree (libraries outside the view a node may lack, ...). */
   warnings?: string[];
+}
+
+/** The least a node must offer to run a target's tarball. */
+export interface NodeFloor {
+  /** The microarchitecture the tree was built for (the target). */
+  cpu: string;
+  /** ELF machine of its binaries (`x86_64`, `aarch64`). */
+  machine: string;
+  /** The newest glibc symbol version it needs (`GLIBC_2.34`), when it needs glibc at all. */
+  glibc?: string;
 }
 
 export type TargetStatus = "ok" | "failed" | "cancelled" | "skipped";

@@ -46,6 +46,8 @@ export interface StepTiming {
   exitCode: number;
   /** The step did not run: its result (a spack.lock) was reused. */
   reused?: boolean;
+  /** When the step started (ISO 8601, UTC): the run report's timeline. */
+  startedAt?: string;
 }
 
 /** Whether the target's concretization was reused, and why or why not. */
@@ -108,17 +110,25 @@ export async function runTarget(plan: TargetPlan, options: TargetRunOptions): Pr
       if (signal.aborted) throw new CancelledError();
       if (step.id === "concretize" && options.lockKey !== undefined) {
         const started = performance.now();
+        const startedAt = new Date().toISOString();
         lock = await reuseLock(container, plan.envDir, options.lockKey, options.cacheRoot, user);
         log.note(`step concretize: ${lock.reused ? "reused lock" : "concretizing"}: ${lock.reason}`);
         if (lock.reused) {
           reporter.emit({ type: "step", target, step: step.id, title: "reuse the earlier concretization" });
-          steps.push({ step: step.id, seconds: (performance.now() - started) / 1000, exitCode: 0, reused: true });
+          steps.push({
+            step: step.id,
+            seconds: (performance.now() - started) / 1000,
+            exitCode: 0,
+            reused: true,
+            startedAt,
+          });
           continue;
         }
       }
       reporter.emit({ type: "step", target, step: step.id, title: step.title });
       log.note(`step ${step.id}: ${step.argv.map(quoteForLog).join(" ")}`);
       const started = performance.now();
+      const startedAt = new Date().toISOString();
       const stdout: Buffer[] = [];
       const runStep = () =>
         container!.exec(step.argv, {
@@ -135,7 +145,7 @@ export async function runTarget(plan: TargetPlan, options: TargetRunOptions): Pr
               signal,
               onWait: (holder) => log.note(`step ${step.id}: waiting for lock ${step.lock} held by ${holder}`),
             });
-      steps.push({ step: step.id, seconds: (performance.now() - started) / 1000, exitCode });
+      steps.push({ step: step.id, seconds: (performance.now() - started) / 1000, exitCode, startedAt });
       if (step.captureStdout !== undefined) {
         // Kept in memory for what follows (packing reads it from here); a copy stays in the run's record.
         const text = Buffer.concat(stdout).toString("utf8");
@@ -169,8 +179,21 @@ export async function runTarget(plan: TargetPlan, options: TargetRunOptions): Pr
     if (options.afterSteps !== undefined) {
       reporter.emit({ type: "step", target, step: "package", title: "pack the tarball" });
       const started = performance.now();
-      await options.afterSteps(container, log, captured);
-      steps.push({ step: "package", seconds: (performance.now() - started) / 1000, exitCode: 0 });
+      const startedAt = new Date().toISOString();
+      const packed = (exitCode: number): StepTiming => ({
+        step: "package",
+        seconds: (performance.now() - started) / 1000,
+        exitCode,
+        startedAt,
+      });
+      try {
+        await options.afterSteps(container, log, captured);
+      } catch (error) {
+        // The failed packing is a step of the report's timeline too.
+        steps.push(packed(1));
+        throw error;
+      }
+      steps.push(packed(0));
     }
     return { target, logPath: log.path, steps, captured, ...(lock === undefined ? {} : { lock }) };
   } catch (error) {

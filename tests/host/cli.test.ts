@@ -19,7 +19,7 @@ beforeAll(async () => {
 
 describe("stack-factory CLI", () => {
   it("has --help and --version on every command", async () => {
-    for (const command of ["plan", "build", "warm", "cache", "targets", "doctor", "clean"]) {
+    for (const command of ["plan", "build", "warm", "cache", "targets", "doctor", "clean", "init", "schema"]) {
       const help = await cli(command, "--help");
       expect(help.exitCode, command).toBe(0);
       expect(help.stdout).toContain(`stack-factory ${command}`);
@@ -27,6 +27,17 @@ describe("stack-factory CLI", () => {
     const version = await cli("--version");
     const pkg = JSON.parse(await readFile("package.json", "utf8")) as { version: string };
     expect(version.stdout).toContain(pkg.version);
+  });
+
+  it("init refuses to overwrite with exit code 2; schema prints the shipped stack schema", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "sf-init-"));
+    expect((await cli("init", dir)).exitCode).toBe(0);
+    const again = await cli("init", dir);
+    expect(again.exitCode).toBe(2);
+    expect(again.all).toContain("exists already");
+    const schema = await cli("schema");
+    expect(schema.exitCode).toBe(0);
+    expect(`${schema.stdout}\n`).toBe(await readFile("schema/stack.schema.json", "utf8"));
   });
 
   it("writes identical plans twice, with a spack.yaml per target that requires it and a Dockerfile", async () => {
