@@ -160,15 +160,20 @@ export interface RepoConfig {
 }
 
 /**
- * The `repos:` section. Spack v1.x: a map, with `builtin` naming a local path, so that Spack never clones
- * spack-packages during a build (a list merged with the defaults leaves builtin to be cloned from GitHub); Package
- * API v2 repositories must sit at `…/spack_repo/<namespace>`. Spack 0.2x: the list form, builtin is in the checkout.
+ * The `repos:` section. Spack takes a package from the first repository of the merged `repos:` configuration that
+ * has it (highest scope first, top to bottom within a scope), so the stack's repositories come first, in the order
+ * the stack lists them, and builtin last: a site's recipe under a builtin name overrides builtin's.
+ * Spack v1.x: a map, with `builtin` naming a local path, so that Spack never clones spack-packages during a build (a
+ * list merged with the defaults leaves builtin to be cloned from GitHub); the environment's keys come before the
+ * defaults' when Spack merges them, so builtin stays last. Package API v2 repositories must sit at
+ * `…/spack_repo/<namespace>`. Spack 0.2x: the list form, builtin is in the checkout and its defaults' list
+ * (`$spack/var/spack/repos/builtin`) is appended after the environment's.
  */
 export function reposConfig(repos: RepoConfig): Record<string, string> | string[] | undefined {
   if (repos.generation === "v0") return repos.extra.length > 0 ? repos.extra.map((r) => r.path) : undefined;
   const out: Record<string, string> = {};
-  if (repos.builtin !== undefined) out["builtin"] = repos.builtin;
   for (const r of repos.extra) out[r.namespace] = r.path;
+  if (repos.builtin !== undefined) out["builtin"] = repos.builtin;
   return Object.keys(out).length > 0 ? out : undefined;
 }
 
