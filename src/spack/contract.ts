@@ -207,6 +207,27 @@ export function summariseInstallLog(log: string): { built: string[]; fromCache: 
 }
 
 /**
+ * What `buildcache push` says it uploaded, one line per package: "[i/n] Pushed <name>@<version>/<hash:7>" (v0.23 and
+ * v1.x; an OCI push adds ": sha256:… (…)"). Packages already in the buildcache get no such line.
+ */
+export const pushLogPattern = /Pushed ([^\s@]+)@(\S+?)\/([a-z0-9]{7})(?![a-z0-9])/g;
+
+/** The packages (`name@version/hash7`) a push log says were uploaded, each once. */
+export function pushedPackages(log: string): string[] {
+  return [...new Set([...log.matchAll(pushLogPattern)].map((m) => `${m[1]}@${m[2]}/${m[3]}`))];
+}
+
+/**
+ * Of the packages built (`name-version-hash`, as summariseInstallLog lists them), those a push in the log uploaded:
+ * what a failed build kept in the buildcache.
+ */
+export function keptPackages(built: readonly string[], log: string): string[] {
+  // `zlib@1.3.1/abcdefg` is `zlib-1.3.1-abcdefg` and 25 more characters of the 32 of the hash.
+  const prefixes = pushedPackages(log).map((p) => p.replace(/^([^@]+)@(.+)\/([a-z0-9]{7})$/, "$1-$2-$3"));
+  return built.filter((b) => prefixes.some((p) => b.startsWith(p) && b.length === p.length + 25));
+}
+
+/**
  * Where a failed build's logs are: Spack ends a build failure with "See build log for details:" and the path of
  * `spack-build-out.txt` in the package's stage directory (inside the container unless mounted).
  */
