@@ -122,7 +122,7 @@ describe("what a failed build kept", () => {
     ]);
     expect(report.targets[1]).not.toHaveProperty("kept");
     expect(reportMarkdown(report)).toContain(
-      "- zen4 failed: see `" + log + "`; 2 package(s) built before the failure kept in the buildcache",
+      `- zen4 failed: see \`${log}\`; 2 package(s) built before the failure kept in the buildcache`,
     );
   });
 });
