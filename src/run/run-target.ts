@@ -251,7 +251,7 @@ async function keepAfterFailure(
   }
   if (keepers.length === 0) return undefined;
   return pushed.length === 0
-    ? "kept in the buildcache: nothing new (no package was built before the failure)"
+    ? "kept in the buildcache: nothing new (no package was pushed after the failure; the log says why)"
     : `kept in the buildcache: ${pushed.length} package(s) built before the failure (${pushed.join(", ")}); a rerun builds only what is left`;
 }
 
