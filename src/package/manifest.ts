@@ -25,6 +25,8 @@ export interface ManifestSpec {
   name: string;
   version: string;
   hash: string;
+  /** The package repository the recipe came from (Spack's namespace: `builtin`, or a site repository's). */
+  namespace?: string;
   variants: Record<string, unknown>;
   dependencies: { name: string; hash: string }[];
 }
@@ -92,6 +94,7 @@ export function buildManifest(input: ManifestInput, files: Record<string, string
       name: s.name,
       version: s.version,
       hash: s.hash,
+      ...(s.namespace === undefined ? {} : { namespace: s.namespace }),
       variants: s.variants,
       dependencies: s.dependencies.map((d) => ({ name: d.name, hash: d.hash })),
     })),

@@ -89,11 +89,18 @@ export interface Step {
    * tmpfs just before the step and removed right after it. Only the key's fingerprint is in the plan.
    */
   secretKey?: boolean;
+  /**
+   * Runs only when that step failed, right after it, and never otherwise: keeps what the failed step finished (a
+   * push of the packages installed before an install failed). Its own exit code is recorded and logged; the target
+   * fails with the first failure either way.
+   */
+  afterFailureOf?: StepId;
 }
 
 export type StepId =
   | "trust"
   | "compiler-install"
+  | "compiler-keep"
   | "compiler-push"
   | "compiler-view"
   | "compiler"
@@ -101,6 +108,7 @@ export type StepId =
   | "concretize"
   | "fetch"
   | "install"
+  | "keep"
   | "push"
   | "view"
   | "find";

@@ -1,6 +1,6 @@
 import { FactoryError } from "../errors.js";
 import { readFile } from "node:fs/promises";
-import { summariseInstallLog } from "../spack/contract.js";
+import { keptPackages, summariseInstallLog } from "../spack/contract.js";
 import type { BuildPlan } from "../plan/types.js";
 import type { NodeFloor, RunResult, TargetStatus } from "./run-plan.js";
 import type { StepTiming } from "./run-target.js";
@@ -14,6 +14,11 @@ export interface TargetReport {
   built: string[];
   /** Packages installed from the buildcache. */
   fromCache: string[];
+  /**
+   * A failed target's packages built before the failure and pushed to the buildcache after it (a rerun takes them
+   * from there). Only when a push ran after the failure.
+   */
+  kept?: string[];
   tarball?: string;
   tarballBytes?: number;
   /** sha256 (hex) of the tarball. */
@@ -32,6 +37,9 @@ export interface TargetReport {
   /** A failed target's last log lines (the full log is at `logPath`). */
   logTail?: string[];
 }
+
+/** Steps that run only after a failure, to keep what was built (`afterFailureOf`). */
+const KEEP_STEPS: ReadonlySet<string> = new Set(["keep", "compiler-keep"]);
 
 /** Version of the run report's shape (`--report`): bumped when a field changes meaning or goes. */
 export const REPORT_FORMAT_VERSION = 3;
@@ -92,12 +100,14 @@ export async function buildReport(
   for (const t of result.targets) {
     const log = await readFile(t.logPath, "utf8").catch(() => "");
     const { built, fromCache } = summariseInstallLog(log);
+    const keptAfterFailure = t.status === "failed" && t.steps.some((s) => KEEP_STEPS.has(s.step));
     targets.push({
       target: t.target,
       status: t.status,
       seconds: round(t.seconds),
       built,
       fromCache,
+      ...(keptAfterFailure ? { kept: keptPackages(built, log) } : {}),
       ...(t.tarball === undefined ? {} : { tarball: t.tarball }),
       ...(t.tarballBytes === undefined ? {} : { tarballBytes: t.tarballBytes }),
       ...(t.tarballSha256 === undefined ? {} : { tarballSha256: t.tarballSha256 }),
@@ -189,7 +199,8 @@ export function reportMarkdown(report: RunReport): string {
     ),
   ];
   const failed = report.targets.filter((t) => t.status === "failed");
-  if (failed.length > 0) lines.push("", ...failed.map((t) => `- ${t.target} failed: see \`${t.logPath}\``));
+  if (failed.length > 0)
+    lines.push("", ...failed.map((t) => `- ${t.target} failed: see \`${t.logPath}\`${keptNote(t)}`));
   return `${lines.join("\n")}\n`;
 }
 
@@ -198,6 +209,14 @@ export function logTail(log: string, lines = LOG_TAIL_LINES): string[] {
   const all = log.split("\n");
   if (all.at(-1) === "") all.pop();
   return all.slice(-lines);
+}
+
+/** What a failed target kept in the buildcache, for its line in the summary. */
+function keptNote(t: TargetReport): string {
+  if (t.kept === undefined) return "";
+  return t.kept.length === 0
+    ? "; nothing built before the failure was kept"
+    : `; ${t.kept.length} package(s) built before the failure kept in the buildcache, a rerun builds only what is left`;
 }
 
 function round(seconds: number): number {
