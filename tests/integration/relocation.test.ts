@@ -29,7 +29,7 @@ interface Run {
   values: Record<string, string>;
 }
 
-async function inContainer(script: string, image = TEST_IMAGE): Promise<Run> {
+async function inContainer(script: string, image = TEST_IMAGE, mounts: string[] = []): Promise<Run> {
   const result = await execa(
     "docker",
     [
@@ -40,6 +40,7 @@ async function inContainer(script: string, image = TEST_IMAGE): Promise<Run> {
       `--label=${RUN_LABEL}=${runId}`,
       "-v",
       `${tree.top}:/pkg:ro`,
+      ...mounts.flatMap((m) => ["-v", m]),
       image,
       "bash",
       "-c",
@@ -173,6 +174,34 @@ echo "GREET=$(env -i /opt/c/view/bin/greet | tr '\\n' '|')"
     expect(run.values.PATHS).toBe(`here=/opt/c/view/share|elsewhere=/mnt${tree.buildPrefix}/share|`);
     expect(run.values.LIBS).toBe("Libs: -L/opt/c/view/lib -lgreet");
     expect(run.values.GREET).toBe(tree.greetOutput("/opt/c").replace(/\n/g, "|"));
+  });
+
+  it("keeps DT_RPATH through packing and install: a decoy libgreet.so in LD_LIBRARY_PATH is not loaded", async () => {
+    const readelf = async (file: string) => String((await execa("readelf", ["-d", file])).stdout);
+    expect(await readelf(join(tree.top, "view/bin/greet"))).toMatch(
+      /\(RPATH\)\s+Library rpath: \[\$ORIGIN\/\.\.\/lib\]/,
+    );
+    const decoys = join(tree.root, "decoys");
+    await execa("mkdir", ["-p", decoys]);
+    await execa("sh", [
+      "-c",
+      `printf '%s\\n' '#include <unistd.h>' '__attribute__((constructor)) static void decoy(void) { write(2, "DECOY\\n", 6); _exit(66); }' >"$1/decoy.c" && gcc -shared -fPIC -Wl,-soname,libgreet.so -o "$1/libgreet.so" "$1/decoy.c"`,
+      "sh",
+      decoys,
+    ]);
+    const run = await inContainer(
+      `
+bash /pkg/install.sh --prefix /opt/d >/dev/null; echo "RC=$?"
+env -i LD_PRELOAD=/decoys/libgreet.so /bin/true 2>/dev/null; echo "LOADED_RC=$?"
+echo "DECOYED=$(env -i LD_LIBRARY_PATH=/decoys /opt/d/view/bin/greet 2>&1 | tr '\\n' '|'; echo "rc=\${PIPESTATUS[0]}")"
+`,
+      TEST_IMAGE,
+      [`${decoys}:/decoys:ro`],
+    );
+    expect(run.values.RC, run.stderr).toBe("0");
+    // The control: the decoy ends any process that loads it.
+    expect(run.values.LOADED_RC).toBe("66");
+    expect(run.values.DECOYED).toBe(`${tree.greetOutput("/opt/d").replace(/\n/g, "|")}rc=0`);
   });
 
   it("records what the tree needs from a node and refuses an older glibc before copying anything", async () => {
