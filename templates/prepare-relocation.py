@@ -85,6 +85,8 @@ VERSION_FAMILIES = ("GLIBC", "GLIBCXX", "CXXABI", "GCC")
 ELF_MACHINES = {3: "i386", 40: "arm", 62: "x86_64", 21: "ppc64", 183: "aarch64", 243: "riscv64", 22: "s390x"}
 # RPATH entries under these stay as they are: the OS's own libraries.
 SYSTEM_DIRS = ("/lib", "/lib32", "/lib64", "/libx32", "/usr")
+# Symlinks of the view to paths under these are made again on the node (system-links.tsv) once it has the target.
+SYSTEM_LINK_DIRS = SYSTEM_DIRS + ("/bin", "/sbin")
 
 
 def squeeze_slashes(path):
@@ -252,7 +254,7 @@ def rewrite_symlink(view, paths, rel, report):
         if inside is None:
             system = os.path.normpath(squeeze_slashes(target))
             listable = "\t" not in rel and "\n" not in rel
-            if listable and SYSTEM_PATH.match(system) and any(is_under(system, d) for d in SYSTEM_DIRS):
+            if listable and SYSTEM_PATH.match(system) and any(is_under(system, d) for d in SYSTEM_LINK_DIRS):
                 os.remove(link)
                 report["systemLinks"].append({"link": rel, "target": system})
                 return False
