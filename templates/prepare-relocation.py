@@ -30,7 +30,10 @@ The build prefix is the real path of the view root: Spack relocated the copied f
   (e) zeroes the dead bytes of every ELF file's .dynstr (bytes no dynamic entry, dynamic symbol or version
       record references: the tails of strings Spack shortened in place, such as `__spack_path_placeholder__`);
   (f) scans every regular file for the build prefix and writes the relocation index (format: src/package/layout.ts);
-  (g) records what the tree needs from a node (node-requirements.tsv, and `portability` in prepare.json).
+  (g) records what the tree needs from a node (node-requirements.tsv, and `portability` in prepare.json);
+  (h) reports files still holding Spack's placeholder or a piece of an install prefix
+      (`/linux-<target>/<name>-<version>-<hash>`, the stale tail of a path whose front was relocated), which the
+      factory logs as warnings.
 Outputs in --stage: relocate.tsv, node-requirements.tsv, dynamic-tags.tsv (`view/<path><TAB>RPATH|RUNPATH|
 RPATH+RUNPATH|none` for every ELF file), system-links.tsv (`view/<path><TAB><absolute target>`), prepare.json.
 Exit codes: 0 done (warnings are in prepare.json), 1 failure, 2 bad arguments.
@@ -646,7 +649,13 @@ def portability(view, regular, names_in_view, report):
     return lines
 
 
+# A piece of a Spack install prefix (`/linux-<target>/<name>-<version>-<32-character hash>`): what a stale tail of an
+# install-tree path still holds once its front is gone.
+INSTALL_LAYOUT = re.compile(rb"/linux-[a-z0-9_]+/[A-Za-z0-9_.+-]+-[a-z0-9]{32}")
+
+
 def placeholders(view, regular, report):
+    """Reports files still holding Spack's placeholder, or a piece of an install prefix (a stale tail)."""
     for rel in regular:
         path = os.path.join(view, rel)
         if os.path.getsize(path) < len(PLACEHOLDER):
@@ -654,6 +663,9 @@ def placeholders(view, regular, report):
         with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
             if data.find(PLACEHOLDER) != -1:
                 report["placeholderFiles"].append(rel)
+            left = INSTALL_LAYOUT.search(data)
+            if left is not None:
+                report["installPathsLeft"].append({"file": rel, "found": left.group(0).decode("utf-8", "replace")})
 
 
 def prepare(view_root, stage, top, install_root=None):
@@ -684,6 +696,7 @@ def prepare(view_root, stage, top, install_root=None):
         "dynstrNotCleared": [],
         "elfNotRead": [],
         "placeholderFiles": [],
+        "installPathsLeft": [],
         "scanned": 0,
         "files": 0,
         "textFiles": 0,

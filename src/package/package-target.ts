@@ -56,6 +56,8 @@ interface PrepareReport {
   /** Text occurrences Spack's boundary rule leaves, files still holding a Spack placeholder. */
   textLeftAlone?: unknown[];
   placeholderFiles?: string[];
+  /** Files still holding a piece of an install prefix (`/linux-<target>/<name>-<version>-<hash>`). */
+  installPathsLeft?: { file: string; found: string }[];
   /** Entries whose names held a path of the build machine (removed), symlinks to system paths (made by install.sh). */
   droppedNames?: string[];
   /** ELF files whose dead .dynstr bytes could not be cleared (the stale tails of shortened paths stay). */
@@ -112,6 +114,8 @@ export async function packageTarget(
   for (const entry of report.textLeftAlone ?? [])
     log.note(`warning: build prefix left in a text file (not at a word start): ${JSON.stringify(entry)}`);
   for (const file of report.placeholderFiles ?? []) log.note(`warning: Spack placeholder still in ${file}`);
+  for (const entry of report.installPathsLeft ?? [])
+    log.note(`warning: a piece of a Spack install prefix still in ${JSON.stringify(entry)}`);
   for (const name of report.droppedNames ?? []) log.note(`dropped view/${name}: its name holds a build path`);
   for (const entry of report.dynstrNotCleared ?? [])
     log.note(`warning: dead .dynstr bytes (stale tails of old paths) left in ${JSON.stringify(entry)}`);

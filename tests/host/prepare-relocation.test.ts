@@ -308,6 +308,37 @@ describe("prepare-relocation.py", () => {
     expect(run.stdout.startsWith("42 /usr/share")).toBe(true);
   });
 
+  it("clears the stale tail of an install prefix left after a shortened RPATH, and reports one it cannot clear", async () => {
+    const slurm = `/sf/install/${"__spack_path_placeholder__/".repeat(4)}linux-x86_64_v3/slurm-25.05-${"a".repeat(32)}`;
+    const old = `${slurm}/sbin:${slurm}/lib`;
+    await sh("gcc", [
+      "-o",
+      join(real, "bin/slurmd"),
+      join(work, "app.c"),
+      `-DDATADIR="/usr/share"`,
+      `-L${real}/lib`,
+      "-lfoo",
+      "-Wl,--disable-new-dtags",
+      `-Wl,-rpath,${old}`,
+    ]);
+    // Shortened in place as Spack's view does: the new string and its NUL over the old one, the rest left behind.
+    const bytes = await readFile(join(real, "bin/slurmd"));
+    Buffer.from(`${real}/lib\0`).copy(bytes, bytes.indexOf(Buffer.from(old)));
+    await writeFile(join(real, "bin/slurmd"), bytes);
+    expect(bytes.includes(Buffer.from("/linux-x86_64_v3/slurm-25.05-"))).toBe(true);
+    // A text file naming another install prefix: nothing to clear, but reported.
+    await writeFile(join(real, "share/app/paths.txt"), `plugins=${slurm}/lib/slurm\n`);
+    const { report } = await prepare();
+    const after = await readFile(join(real, "bin/slurmd"));
+    expect(after.includes(Buffer.from("/linux-x86_64_v3/"))).toBe(false);
+    expect(await searchTags(join(real, "bin/slurmd"))).toEqual(["RPATH $ORIGIN/../lib"]);
+    expect(report.installPathsLeft).toEqual([
+      { file: "share/app/paths.txt", found: `/linux-x86_64_v3/slurm-25.05-${"a".repeat(32)}` },
+    ]);
+    const run = await sh(join(real, "bin/slurmd"), []);
+    expect(run.stdout.startsWith("42 ")).toBe(true);
+  });
+
   it("records what the tree needs from a node: machine, libraries outside the view, symbol versions", async () => {
     await writeFile(
       join(work, "z.c"),
