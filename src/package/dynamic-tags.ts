@@ -46,7 +46,8 @@ interface Layout {
  * loader reads them.
  */
 export class DynamicTagReader {
-  private readonly headBuffer = Buffer.alloc(HEAD_BYTES);
+  /** Allocated once the file starts like an ELF file (most files of a view do not). */
+  private headBuffer: Buffer | undefined;
   private headLength = 0;
   private seen = 0;
   private layout: Layout | undefined;
@@ -56,6 +57,13 @@ export class DynamicTagReader {
 
   push(chunk: Buffer): void {
     if (this.result !== undefined) return;
+    if (this.headBuffer === undefined) {
+      if (this.seen === 0 && chunk.length >= 4 && chunk.readUInt32BE(0) !== 0x7f454c46) {
+        this.result = { elf: false };
+        return;
+      }
+      this.headBuffer = Buffer.alloc(HEAD_BYTES);
+    }
     const at = this.seen;
     this.seen += chunk.length;
     if (this.headLength < HEAD_BYTES) {
@@ -86,7 +94,7 @@ export class DynamicTagReader {
 
   /** Parses the ELF header and program headers once enough of the head is here (or the file ended). */
   private readHeaders(ended: boolean): void {
-    const h = this.headBuffer.subarray(0, this.headLength);
+    const h = (this.headBuffer ?? Buffer.alloc(0)).subarray(0, this.headLength);
     if (h.length < 4 && !ended) return;
     if (h.length < 4 || h.readUInt32BE(0) !== 0x7f454c46) {
       this.result = { elf: false };
