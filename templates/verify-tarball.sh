@@ -7,8 +7,8 @@
 #   verify-tarball.sh [--keyring FILE] TARBALL...
 #
 # Each TARBALL needs its detached signature TARBALL.asc beside it. The keyring is public.gpg beside this script
-# (or --keyring FILE: binary, or armored as public.asc), and the signer must be the key named below: nothing of the
-# user's own gpg keyring is consulted. Exit 0 when every tarball carries a good signature by that key, 1 when one
+# (or --keyring FILE: binary, or armored as public.asc), and the signer must be the site's key, whose fingerprint
+# is written into this script: nothing of the user's own gpg keyring is consulted. Exit 0 when every tarball carries a good signature by that key, 1 when one
 # does not (or cannot be checked), 2 on a usage error. Then, and only then: tar xf TARBALL && TOP/install.sh ...
 #
 # Needs gpgv (apt and dnf use it, so most nodes have it) or gpg, and coreutils, grep and sed. Plain POSIX shell
@@ -29,7 +29,7 @@ while [ $# -gt 0 ]; do
   case $1 in
     --keyring) [ $# -ge 2 ] || usage_error "--keyring needs a file"; keyring=$2; shift 2 ;;
     --keyring=*) keyring=${1#--keyring=}; shift ;;
-    -h | --help) sed -n '2,15s/^# \{0,1\}//p' -- "$0"; exit 0 ;;
+    -h | --help) sed -n '2,15s/^# \{0,1\}//p' -- "$0"; printf '\nThe site key: %s\n' "$SITE_FINGERPRINT"; exit 0 ;;
     --) shift; break ;;
     -*) usage_error "unknown option '$1' (allowed: --keyring FILE, --help)" ;;
     *) break ;;

@@ -471,6 +471,9 @@ describe("on a node: the site's verifier before anything of the tarball runs", (
         "--rm",
         "--network",
         "none",
+        // Root, as a cluster's administrator installs to /apps (the builder image's own user is not).
+        "--user",
+        "0:0",
         ...mount(dist, "/pkg"),
         ...mount(dirname(altered), "/altered"),
         ...mount(dirname(resigned), "/resigned"),
