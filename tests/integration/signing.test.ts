@@ -474,6 +474,10 @@ describe("on a node: the site's verifier before anything of the tarball runs", (
         // Root, as a cluster's administrator installs to /apps (the builder image's own user is not).
         "--user",
         "0:0",
+        // Not a factory container: the builder image carries the labels of the run that built it (its pid long
+        // gone), which a container inherits, and `stack-factory clean` run meanwhile would remove it as a dead run's.
+        "--label",
+        "stack-factory=0",
         ...mount(dist, "/pkg"),
         ...mount(dirname(altered), "/altered"),
         ...mount(dirname(resigned), "/resigned"),
