@@ -179,11 +179,13 @@ describe("Spack's builtin packages", () => {
       specs: ["zlib"],
       spack: `spack: { source: ${JSON.stringify(STANDIN)} }`,
     });
-    const run = await runCli(["build", stackFile, "--cache-dir", join(dir, "cache"), "--out", join(dir, "out")]);
+    const child = runCli(["build", stackFile, "--cache-dir", join(dir, "cache"), "--out", join(dir, "out")]);
+    const run = await child;
     expect(run.exitCode).not.toBe(0);
     expect(run.all).toMatch(/spack-packages/);
     expect(run.all).toMatch(/set spack\.builtin\.source/);
-    const { stdout } = await execa("docker", ["ps", "-aq", "--filter", "label=stack-factory.target"]);
+    // No container of this run (the engine is shared: other runs' containers may be there meanwhile).
+    const { stdout } = await execa("docker", ["ps", "-aq", "--filter", `label=stack-factory.pid=${child.pid}`]);
     expect(stdout.trim()).toBe("");
   });
 });
