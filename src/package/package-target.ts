@@ -1,4 +1,3 @@
-import { readFile } from "node:fs/promises";
 import { posix } from "node:path";
 import type { BuildContainer } from "../docker/index.js";
 import { BuildError } from "../errors.js";
@@ -22,10 +21,6 @@ import { packInContainer } from "./container-pack.js";
 import { portabilityFromPrepare, portabilityWarnings, type PreparePortability } from "./node-check.js";
 import type { TargetExtra } from "../run/run-plan.js";
 import type { TargetLog } from "../run/target-log.js";
-import { projectRoot } from "../project-root.js";
-
-/** install.sh --verify-signature runs this (templates/verify-signature.sh), shipped in every tarball. */
-export const VERIFY_SIGNATURE_SCRIPT = ".stack-factory/verify-signature.sh";
 
 export interface PackageOptions {
   outDir: string;
@@ -205,10 +200,6 @@ async function generatedFiles(
     [SBOM_FILE]: `${JSON.stringify(buildSbom(specs, { name, version }), null, 2)}\n`,
     [RELOCATE_INDEX]: relocateIndex,
     [BUILD_PREFIX_FILE]: `${buildPrefix}\n`,
-    [VERIFY_SIGNATURE_SCRIPT]: {
-      content: await readFile(posix.join(projectRoot, "templates", "verify-signature.sh"), "utf8"),
-      mode: 0o755,
-    },
     ...(await assetFiles(name, pkg.assets)),
   };
 }

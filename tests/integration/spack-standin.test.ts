@@ -538,7 +538,9 @@ describe("spack stand-in: what the build host imposes", () => {
   });
 });
 
-describe("spack stand-in: build, buildcache, view", () => {
+// Steps of one scenario, in this order even when the tests are shuffled (scripts/test.sh): concretize, build,
+// push, then what is done with the buildcache and the view.
+describe("spack stand-in: build, buildcache, view", { shuffle: false }, () => {
   let p: SpackPaths;
   let hello: LockNode;
   let libgreet: LockNode;

@@ -101,7 +101,9 @@ afterAll(() => {
   if (tmp !== undefined) fs.rmSync(tmp, { recursive: true, force: true });
 });
 
-describe("stand-in: oci:// buildcache in a real registry", () => {
+// Steps of one scenario, in this order even when the tests are shuffled (scripts/test.sh): each starts from
+// what the ones before left in the caches, as a site's successive runs do.
+describe("stand-in: oci:// buildcache in a real registry", { shuffle: false }, () => {
   it("pushes blobs, a manifest per spec and an index; a second push skips what is there", async () => {
     const p = pathsFor("pusher");
     writeEnv(p, mirrorAt(repository));
