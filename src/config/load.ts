@@ -9,6 +9,7 @@ import { type Document, isAlias, isMap, isScalar, isSeq, LineCounter, type Node,
 import { ConfigError, InputError } from "../errors.js";
 import { documentIssues, documentValues, nestingIssue, specialKind, stackIssues } from "./guards.js";
 import { inspectSpackSources } from "./inspect.js";
+import { utf8Text } from "./utf8.js";
 import type { CompilerChoice, Origin, Stack } from "./types.js";
 import {
   COMPILER_SPEC,
@@ -36,8 +37,9 @@ export async function loadStack(file: string): Promise<Stack> {
   if (special !== undefined)
     throw new InputError(`cannot read stack file ${file}: it is ${special}, not a regular file`);
   try {
-    text = await readFile(file, "utf8");
+    text = utf8Text(await readFile(file), file);
   } catch (error) {
+    if (error instanceof ConfigError) throw error;
     throw new InputError(`cannot read stack file ${file}: ${readFailure(error)}`, { cause: error });
   }
   const parsed = parseWithPositions(text, file);
@@ -130,7 +132,13 @@ export function locateIssues(
 export function readMapDocument(
   text: string,
   file: string,
-  what: { empty: string; notMap: (got: string) => string; prepare?: (doc: Document) => void },
+  what: {
+    empty: string;
+    notMap: (got: string) => string;
+    prepare?: (doc: Document) => void;
+    /** A file of secrets: syntax errors say where and what kind, never the text around them. */
+    secret?: boolean;
+  },
 ): {
   doc: Document;
   at: (offset: number) => string;
@@ -146,13 +154,17 @@ export function readMapDocument(
   if (doc.errors.length > 0)
     throw new ConfigError(
       file,
-      doc.errors.map((e) => `${at(e.pos[0])}: ${e.message}`),
+      doc.errors.map((e) => `${at(e.pos[0])}: ${what.secret === true ? `not valid YAML (${e.code})` : e.message}`),
     );
   if (doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null)) {
     throw new ConfigError(file, [`${at(0)}: ${what.empty}`]);
   }
   if (!isMap(doc.contents)) {
-    throw new ConfigError(file, [`${at(doc.contents.range?.[0] ?? 0)}: ${what.notMap(describeValue(doc.toJS()))}`]);
+    // Described from the node, not its values: expanding a top-level alias bomb would throw.
+    const top = doc.contents;
+    const got =
+      what.secret === true ? "" : isSeq(top) ? "a list" : isScalar(top) ? describeValue(top.value) : "an alias";
+    throw new ConfigError(file, [`${at(doc.contents.range?.[0] ?? 0)}: ${what.notMap(got)}`]);
   }
   what.prepare?.(doc);
   const issueAt = (segments: readonly Segment[], message: string, anchor: Anchor = "value"): string => {
