@@ -57,6 +57,26 @@ export function defaultKnownHostsFiles(): string[] {
   return [join(homedir(), ".ssh", "known_hosts"), "/etc/ssh/ssh_known_hosts"];
 }
 
+/**
+ * DOCKER_HOST, DOCKER_TLS_VERIFY and DOCKER_CERT_PATH as the docker CLI reads them, as an endpoint that goes through
+ * the same checks as `--engine` (known_hosts for ssh, TLS files for tcp); undefined without DOCKER_HOST.
+ */
+export function endpointFromEnvironment(env: NodeJS.ProcessEnv = process.env): Endpoint | undefined {
+  const url = env["DOCKER_HOST"];
+  if (url === undefined || url === "") return undefined;
+  let parsed: ParsedEndpoint;
+  try {
+    parsed = parseEndpoint(url);
+  } catch (error) {
+    throw new InputError(`DOCKER_HOST: ${(error as Error).message}`);
+  }
+  const tls = (env["DOCKER_TLS_VERIFY"] ?? "") !== "";
+  if (parsed.kind !== "tcp") return { url };
+  if (!tls) return { url };
+  const certPath = env["DOCKER_CERT_PATH"];
+  return { url, tlsDir: certPath === undefined || certPath === "" ? join(homedir(), ".docker") : certPath };
+}
+
 /** An endpoint URL taken apart: what dockerode needs, except the TLS files (read when connecting). */
 export type ParsedEndpoint =
   | { kind: "unix"; socketPath: string }
@@ -335,17 +355,18 @@ export interface ConnectOptions {
 
 /** Connects to the engine at `endpoint` (default: DOCKER_HOST, else the local socket) and checks that it answers. */
 export async function connectEngine(options: ConnectOptions = {}): Promise<Engine> {
-  const endpoint = options.endpoint;
+  const fromEnvironment = options.endpoint === undefined ? endpointFromEnvironment() : undefined;
+  const endpoint = options.endpoint ?? fromEnvironment;
   const where =
-    endpoint !== undefined
-      ? endpoint.url
-      : process.env.DOCKER_HOST
-        ? `DOCKER_HOST=${process.env.DOCKER_HOST}`
+    options.endpoint !== undefined
+      ? options.endpoint.url
+      : fromEnvironment !== undefined
+        ? `DOCKER_HOST=${fromEnvironment.url}`
         : "/var/run/docker.sock";
   const hint =
-    endpoint === undefined
+    options.endpoint === undefined
       ? START_ENGINE_HINT
-      : `check that the engine at ${endpoint.url} is running and reachable from this host`;
+      : `check that the engine at ${options.endpoint.url} is running and reachable from this host`;
   let docker: Docker;
   const refusal: Refusal = {};
   try {
@@ -373,6 +394,6 @@ export async function connectEngine(options: ConnectOptions = {}): Promise<Engin
     pid: options.pid ?? process.pid,
     host: options.host ?? hostname(),
   };
-  const name = options.name ?? (endpoint === undefined ? "local" : defaultEngineName(endpoint.url));
+  const name = options.name ?? (options.endpoint === undefined ? "local" : defaultEngineName(options.endpoint.url));
   return new Engine(docker, identity, where, name, isLocalEndpoint(endpoint), options.network, endpoint?.tlsDir);
 }
