@@ -199,6 +199,14 @@ function toSettings(input: FactoryInput, file: string): FactorySettings {
   };
 }
 
+/** The files the settings name that the factory keeps secret (itself, credentials, identities, TLS directories). */
+export function secretFiles(settings: FactorySettings | undefined): string[] {
+  if (settings === undefined) return [];
+  const out = [settings.file, settings.credentials];
+  for (const e of settings.engines) out.push(e.endpoint?.identityFile, e.endpoint?.tlsDir);
+  return out.filter((f): f is string => f !== undefined);
+}
+
 /** `oci://host:5000/site/buildcache` or an absolute path. The schema has checked the form. */
 export function buildcacheLocation(text: string): BuildcacheLocation {
   const m = OCI.exec(text);

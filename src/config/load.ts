@@ -9,6 +9,7 @@ import { type Document, isAlias, isMap, isScalar, isSeq, LineCounter, type Node,
 import { ConfigError, InputError } from "../errors.js";
 import { documentIssues, documentValues, nestingIssue, specialKind, stackIssues } from "./guards.js";
 import { inspectSpackSources } from "./inspect.js";
+import { boundaryIssues } from "./stack-boundary.js";
 import { utf8Text } from "./utf8.js";
 import type { CompilerChoice, Origin, Stack } from "./types.js";
 import {
@@ -30,7 +31,7 @@ export type Segment = string | number;
 export type Anchor = "value" | "key" | "parent";
 
 /** Read and validate a stack file. Local paths it names (assets, Spack checkout, repos, mirrors) must exist. */
-export async function loadStack(file: string): Promise<Stack> {
+export async function loadStack(file: string, options: { secrets?: readonly string[] } = {}): Promise<Stack> {
   let text: string;
   // A FIFO (or a device) would block the read, or never end it.
   const special = await specialKind(file);
@@ -45,6 +46,13 @@ export async function loadStack(file: string): Promise<Stack> {
   const parsed = parseWithPositions(text, file);
   const issues = await missingPaths(parsed.stack, parsed.issueAt, parsed.offsetAt);
   if (issues.length > 0) throw new ConfigError(file, issues);
+  const crossing = await boundaryIssues({
+    stack: parsed.stack,
+    stackFile: file,
+    secrets: options.secrets ?? [],
+    issueAt: parsed.issueAt,
+  });
+  if (crossing.length > 0) throw new ConfigError(file, crossing);
   const inspected = await inspectSpackSources(parsed.stack, parsed.builtinGiven, parsed.issueAt);
   if (inspected.issues.length > 0) throw new ConfigError(file, inspected.issues);
   return inspected.stack;

@@ -353,6 +353,11 @@ export interface ConnectOptions {
   network?: string;
 }
 
+/** The hint of an engine reached by URL that does not answer (no refusal of its own to tell). */
+export function unreachableHint(url: string): string {
+  return `check that the engine at ${url} is running and reachable from this host`;
+}
+
 /** Connects to the engine at `endpoint` (default: DOCKER_HOST, else the local socket) and checks that it answers. */
 export async function connectEngine(options: ConnectOptions = {}): Promise<Engine> {
   const fromEnvironment = options.endpoint === undefined ? endpointFromEnvironment() : undefined;
@@ -363,10 +368,7 @@ export async function connectEngine(options: ConnectOptions = {}): Promise<Engin
       : fromEnvironment !== undefined
         ? `DOCKER_HOST=${fromEnvironment.url}`
         : "/var/run/docker.sock";
-  const hint =
-    options.endpoint === undefined
-      ? START_ENGINE_HINT
-      : `check that the engine at ${options.endpoint.url} is running and reachable from this host`;
+  const hint = options.endpoint === undefined ? START_ENGINE_HINT : unreachableHint(options.endpoint.url);
   let docker: Docker;
   const refusal: Refusal = {};
   try {

@@ -5,6 +5,7 @@ import {
   removeDeadRuns,
   type Engine,
   type RemovedContainer,
+  unreachableHint,
 } from "../../docker/index.js";
 import { FactoryError } from "../../errors.js";
 import { connectEngines } from "../../run/engines.js";
@@ -87,7 +88,7 @@ export function cleanReport(results: readonly EngineCleaned[]): { out: string; e
     } else {
       err += `stack-factory: engine ${r.name}: ${r.reason}\n`;
       // The engine's own advice (chmod 600 a key, check a host key) says more than the generic one.
-      if (r.hint !== undefined) err += `hint: ${r.hint}\n`;
+      if (r.hint !== undefined && r.hint !== unreachableHint(r.where)) err += `hint: ${r.hint}\n`;
       else if (!r.answered)
         err += `hint: start the engine at ${r.where} or check that this host reaches it; its containers stay until then\n`;
     }
