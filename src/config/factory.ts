@@ -71,7 +71,15 @@ const engineUrl = v.pipe(
         return false;
       }
     },
-    (issue) => `not an engine URL: ${JSON.stringify(issue.input)} (expected ${ENDPOINT_FORMS})`,
+    // The parser's own reason, which shows the URL on one line and without its password.
+    (issue) => {
+      try {
+        parseEndpoint(issue.input as string);
+      } catch (error) {
+        return `not an engine URL: ${(error as Error).message.replace(/^engine /, "")}`;
+      }
+      return `not an engine URL (expected ${ENDPOINT_FORMS})`;
+    },
   ),
 );
 

@@ -51,6 +51,7 @@ export async function loadStack(file: string, options: { secrets?: readonly stri
     stackFile: file,
     secrets: options.secrets ?? [],
     issueAt: parsed.issueAt,
+    offsetAt: parsed.offsetAt,
   });
   if (crossing.length > 0) throw new ConfigError(file, crossing);
   const inspected = await inspectSpackSources(parsed.stack, parsed.builtinGiven, parsed.issueAt);

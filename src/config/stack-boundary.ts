@@ -19,6 +19,8 @@ export interface BoundaryInput {
   /** Files (or directories) the factory keeps secret, as the settings and flags name them. */
   secrets: readonly string[];
   issueAt: (segments: readonly Segment[], message: string) => string;
+  /** Where a path of the input is in the file, to report in file order. */
+  offsetAt: (segments: readonly Segment[]) => number;
 }
 
 const realOr = async (p: string): Promise<string> => realpath(p).catch(() => path.resolve(p));
@@ -55,7 +57,8 @@ export async function boundaryIssues(input: BoundaryInput): Promise<string[]> {
   const home = await realOr(path.dirname(path.resolve(input.stackFile)));
   const secrets = await Promise.all(input.secrets.map(async (s) => ({ given: s, real: await realOr(s) })));
   const issues: string[] = [];
-  for (const { segments, where, what } of stackPaths(input.stack)) {
+  const paths = stackPaths(input.stack).sort((a, b) => input.offsetAt(a.segments) - input.offsetAt(b.segments));
+  for (const { segments, where, what } of paths) {
     const real = await realOr(where);
     if (what === "asset" && !isWithin(real, home)) {
       issues.push(

@@ -3,7 +3,7 @@ import { createPrivateKey } from "node:crypto";
 import { homedir, hostname, userInfo } from "node:os";
 import { basename, join } from "node:path";
 import Docker from "dockerode";
-import { utils as sshUtils } from "ssh2";
+import ssh2 from "ssh2";
 import { DockerError, InputError } from "../errors.js";
 import { readUserFile, readUserFileIfPresent } from "../fs/user-file.js";
 import { reasonOf } from "./failure.js";
@@ -151,7 +151,7 @@ interface Refusal {
   hint?: string;
 }
 
-async function dockerOptions(endpoint: Endpoint, refusal: Refusal): Promise<Docker.DockerOptions> {
+async function dockerOptions(endpoint: Endpoint, refusal: Refusal, timeoutMs: number): Promise<Docker.DockerOptions> {
   const p = parseEndpoint(endpoint.url);
   if (p.kind !== "ssh" && (endpoint.identityFile !== undefined || endpoint.knownHostsFiles !== undefined))
     throw new InputError(`engine ${endpoint.url}: identity and known_hosts apply to ssh:// engines only`);
@@ -163,7 +163,7 @@ async function dockerOptions(endpoint: Endpoint, refusal: Refusal): Promise<Dock
   if (p.kind === "ssh") {
     if (endpoint.tlsDir !== undefined)
       throw new InputError(`engine ${endpoint.url}: tls applies to tcp:// engines only`);
-    return sshOptions(endpoint, p, refusal);
+    return sshOptions(endpoint, p, refusal, timeoutMs);
   }
   if (endpoint.tlsDir === undefined) {
     const problem = endpoint.insecurePlainTcp === true ? undefined : plainTcpProblem(p.host);
@@ -201,7 +201,7 @@ async function readIdentity(url: string, file: string): Promise<Buffer> {
     private: true,
     maxBytes: 1024 * 1024,
   });
-  const parsed = sshUtils.parseKey(bytes);
+  const parsed = ssh2.utils.parseKey(bytes);
   const key = Array.isArray(parsed) ? parsed[0] : parsed;
   if (key instanceof Error || key === undefined) {
     const encrypted = key instanceof Error && /passphrase|encrypted/i.test(key.message);
@@ -231,6 +231,7 @@ async function sshOptions(
   endpoint: Endpoint,
   p: Extract<ParsedEndpoint, { kind: "ssh" }>,
   refusal: Refusal,
+  timeoutMs: number,
 ): Promise<Docker.DockerOptions> {
   const explicit = endpoint.knownHostsFiles !== undefined;
   const files = endpoint.knownHostsFiles ?? defaultKnownHostsFiles();
@@ -270,6 +271,8 @@ async function sshOptions(
       port: p.port,
       username: p.username ?? userInfo().username,
       hostVerifier,
+      // A host that never completes the handshake fails like an engine that does not answer, not after ssh2's 20 s.
+      readyTimeout: Math.max(timeoutMs, 1000),
       ...(privateKey === undefined ? {} : { privateKey }),
       ...(privateKey === undefined && agent !== undefined ? { agent } : {}),
     }),
@@ -372,7 +375,10 @@ export async function connectEngine(options: ConnectOptions = {}): Promise<Engin
   let docker: Docker;
   const refusal: Refusal = {};
   try {
-    docker = endpoint === undefined ? new Docker() : new Docker(await dockerOptions(endpoint, refusal));
+    docker =
+      endpoint === undefined
+        ? new Docker()
+        : new Docker(await dockerOptions(endpoint, refusal, options.timeoutMs ?? 5000));
   } catch (error) {
     if (error instanceof InputError) throw error;
     throw new DockerError(`cannot use ${where}: ${reasonOf(error)}`, { cause: error, hint });
