@@ -23,7 +23,7 @@ import * as v from "valibot";
 import { isPlainHostPath } from "../docker/container-spec.js";
 import { defaultEngineName, ENDPOINT_FORMS, parseEndpoint, plainTcpProblem, type Endpoint } from "../docker/engine.js";
 import { ConfigError, InputError } from "../errors.js";
-import { readUserFile } from "../fs/user-file.js";
+import { checkUserFileKind, readUserFile } from "../fs/user-file.js";
 import { cacheRootProblem } from "./cache-root.js";
 import { locateIssues, readMapDocument } from "./load.js";
 import { utf8Text } from "./utf8.js";
@@ -134,7 +134,16 @@ type FactoryInput = v.InferOutput<typeof FactorySchema>;
 /** Read and validate a factory settings file. */
 export async function loadFactorySettings(file: string): Promise<FactorySettings> {
   const bytes = await readUserFile(file, { what: "factory settings file" });
-  return parseFactorySettings(utf8Text(bytes, file), file);
+  const settings = parseFactorySettings(utf8Text(bytes, file), file);
+  // Every file it names, before any command reads one: a FIFO, a device or a directory is refused now.
+  const named: [string, string][] = [];
+  if (settings.credentials !== undefined) named.push([settings.credentials, "credentials file"]);
+  for (const e of settings.engines) {
+    if (e.endpoint?.identityFile !== undefined) named.push([e.endpoint.identityFile, "identity file"]);
+    for (const kh of e.endpoint?.knownHostsFiles ?? []) named.push([kh, "known_hosts file"]);
+  }
+  for (const [p, what] of named) await checkUserFileKind(p, { what, prefix: `${file}: ` });
+  return settings;
 }
 
 /** Validate a factory settings file's text. Pure: `file` names it in messages and anchors relative paths. */

@@ -89,6 +89,16 @@ export async function checkPrivateMode(path: string, what: string): Promise<void
   if (problem !== undefined) throw new InputError(`${what} ${path} ${problem}`, { hint: `chmod 600 ${path}` });
 }
 
+/**
+ * The kind check alone, for a file read later (the credentials when a build needs them, an identity when an
+ * engine connects): refused at once when it exists and is not a regular file; a missing file is left to the read.
+ */
+export async function checkUserFileKind(path: string, options: UserFileOptions): Promise<void> {
+  const info = await stat(path).catch(() => undefined);
+  if (info !== undefined && !info.isFile())
+    throw new InputError(`${options.prefix ?? ""}${options.what} ${path} is ${kindOf(info)}, not a regular file`);
+}
+
 /** As readUserFile, but undefined when there is no such file (a default location the user did not name). */
 export async function readUserFileIfPresent(path: string, options: UserFileOptions): Promise<Buffer | undefined> {
   try {
