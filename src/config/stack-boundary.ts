@@ -34,7 +34,7 @@ export function isWithin(inner: string, outer: string): boolean {
 /** The stack's local paths with where they are in the file. */
 function stackPaths(stack: Stack): { segments: Segment[]; where: string; what: string }[] {
   const out: { segments: Segment[]; where: string; what: string }[] = [];
-  stack.assets.forEach((where, i) => out.push({ segments: ["assets", i], where, what: "asset" }));
+  for (const [i, where] of stack.assets.entries()) out.push({ segments: ["assets", i], where, what: "asset" });
   if (stack.spack.origin.kind === "local")
     out.push({ segments: ["spack", "source"], where: stack.spack.origin.path, what: "Spack checkout" });
   if (stack.spack.builtin?.kind === "local")
@@ -43,9 +43,8 @@ function stackPaths(stack: Stack): { segments: Segment[]; where: string; what: s
       where: stack.spack.builtin.path,
       what: "spack-packages checkout",
     });
-  stack.spack.repos.forEach(({ path: where }, i) =>
-    out.push({ segments: ["spack", "repos", i], where, what: "package repository" }),
-  );
+  for (const [i, { path: where }] of stack.spack.repos.entries())
+    out.push({ segments: ["spack", "repos", i], where, what: "package repository" });
   for (const [name, where] of Object.entries(stack.spack.mirrors)) {
     if (where.startsWith("/")) out.push({ segments: ["spack", "mirrors", name], where, what: "mirror" });
   }

@@ -20,7 +20,7 @@ import { loadStack } from "../../src/config/index.js";
 import { cleanReport } from "../../src/cli/commands/clean.js";
 import { connectEngine, endpointFromEnvironment, parseEndpoint } from "../../src/docker/engine.js";
 import { checkHostKey, globMatches } from "../../src/docker/known-hosts.js";
-import { ConfigError, DockerError, FactoryError, InputError } from "../../src/errors.js";
+import { ConfigError, DockerError, type FactoryError, InputError } from "../../src/errors.js";
 import { readUserFile } from "../../src/fs/user-file.js";
 import { loadSigningKey } from "../../src/sign/key.js";
 
