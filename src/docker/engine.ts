@@ -179,7 +179,10 @@ async function dockerOptions(endpoint: Endpoint, refusal: Refusal, timeoutMs: nu
       private: secret,
       maxBytes: 1024 * 1024,
     });
-  const [ca, cert, key] = await Promise.all([read("ca.pem", false), read("cert.pem", false), read("key.pem", true)]);
+  // One after the other: the first missing file is the one named, every time.
+  const ca = await read("ca.pem", false);
+  const cert = await read("cert.pem", false);
+  const key = await read("key.pem", true);
   try {
     createPrivateKey(key);
   } catch {
