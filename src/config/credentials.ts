@@ -36,7 +36,6 @@ export function parseRegistryCredentials(text: string, file: string): RegistryCr
   if (!isMap(contents)) throw new ConfigError(file, [`${at(0)}: expected a map with username: and password:`]);
   for (const pair of contents.items) {
     const keyNode = pair.key;
-    const offset = (node: unknown): number => (node as { range?: [number] } | null)?.range?.[0] ?? 0;
     const key = isScalar(keyNode) ? keyNode.value : undefined;
     if (key !== "username" && key !== "password") {
       // A key that is not a short name may be a secret pasted in the wrong place: it is not repeated.
@@ -54,12 +53,13 @@ export function parseRegistryCredentials(text: string, file: string): RegistryCr
   }
   for (const field of FIELDS) {
     if (found[field] === undefined && !issues.some((i) => i.includes(` ${field}:`)))
-      issues.push(`${at(offset0(contents))}: missing required key "${field}"`);
+      issues.push(`${at(offset(contents))}: missing required key "${field}"`);
   }
   if (issues.length > 0) throw new ConfigError(file, issues);
   return { username: found.username as string, password: found.password as string };
 }
 
-function offset0(node: { range?: [number, number, number] | null | undefined }): number {
-  return node.range?.[0] ?? 0;
+/** Where a node starts in the text (0 when it has no place). */
+function offset(node: unknown): number {
+  return (node as { range?: [number] | null } | null)?.range?.[0] ?? 0;
 }
