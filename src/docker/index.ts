@@ -7,6 +7,7 @@ export {
   isLocalEndpoint,
   parseEndpoint,
   START_ENGINE_HINT,
+  unreachableHint,
   type ConnectOptions,
   type Endpoint,
   type EngineVersion,

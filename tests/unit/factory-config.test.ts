@@ -186,7 +186,14 @@ describe("factory settings file", () => {
       { url: "ssh://b@grace02", knownHostsFiles: ["/etc/sf/kh"] },
     ]);
     const issues = issuesOf(
-      ["engines:", "  - url: tcp://b:2376", "    identity: k", "    known_hosts: kh", ""].join("\n"),
+      [
+        "engines:",
+        "  - url: tcp://b:2376",
+        "    identity: k",
+        "    known_hosts: kh",
+        "    insecure_plain_tcp: true",
+        "",
+      ].join("\n"),
     );
     expect(issues).toEqual([
       expect.stringMatching(
@@ -258,7 +265,7 @@ describe("buildcache locations", () => {
 
 describe("choosing engines", () => {
   it("--engine flags win over the settings file; names are made unique", () => {
-    const settings = parseFactorySettings("engines:\n  - url: tcp://a:2376\n", "f.yaml");
+    const settings = parseFactorySettings("engines:\n  - url: tcp://a:2376\n    insecure_plain_tcp: true\n", "f.yaml");
     expect(chooseEngines(settings, ["unix:///run/x.sock", "unix:///srv/x.sock"])).toEqual([
       { name: "x", endpoint: { url: "unix:///run/x.sock" } },
       { name: "x-2", endpoint: { url: "unix:///srv/x.sock" } },

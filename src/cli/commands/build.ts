@@ -1,6 +1,6 @@
 import { resolve } from "node:path";
 import { buildStack, RunStartError } from "../../api/build-stack.js";
-import { chooseEngines, loadFactorySettings } from "../../config/factory.js";
+import { chooseEngines, loadFactorySettings, secretFiles } from "../../config/factory.js";
 import { loadStack } from "../../config/index.js";
 import { InputError } from "../../errors.js";
 import { writeFileAtomic } from "../../fs/write-atomic.js";
@@ -43,7 +43,13 @@ export async function buildCommand(
   flags: BuildFlags,
   mode: "build" | "warm" = "build",
 ): Promise<number> {
-  const stack = await loadStack(stackFile);
+  // Engines and the shared buildcache belong to the factory host: --engine URL..., or the --factory settings file.
+  const settings = flags.factory === undefined ? undefined : await loadFactorySettings(flags.factory);
+  // What the settings and flags keep secret never becomes part of a build, whatever the stack names.
+  const secrets = [...secretFiles(settings), flags.signKey, flags.signPassphraseFile].filter(
+    (f): f is string => f !== undefined,
+  );
+  const stack = await loadStack(stackFile, { secrets: secrets.map((f) => resolve(f)) });
   const targets = targetList(flags.target);
   const memory = memoryBytes(flags.memory);
   const cpus = positiveNumber(flags.cpus, "cpus");
@@ -60,8 +66,6 @@ export async function buildCommand(
       "warm --sign-key-id: the buildcache is signed inside the build containers, which need the key as a file: give --sign-key FILE",
     );
   }
-  // Engines and the shared buildcache belong to the factory host: --engine URL..., or the --factory settings file.
-  const settings = flags.factory === undefined ? undefined : await loadFactorySettings(flags.factory);
   const urls = engineUrls(flags.engine);
   const engines = settings === undefined && urls.length === 0 ? undefined : chooseEngines(settings, urls);
   const reporter = chooseReporter(process.stderr, { verbose: flags.verbose === true });
