@@ -6,7 +6,7 @@ import { dirname, join, relative, resolve } from "node:path";
 import { execa } from "execa";
 import { BUILD_PREFIX_FILE, NODE_REQUIREMENTS_FILE, RELOCATE_INDEX } from "../../../src/package/layout.js";
 import { loadInstallTemplate, renderInstallScript } from "../../../src/render/install-script.js";
-import { loadModuleTemplate, renderModule } from "../../../src/render/module.js";
+import { loadModuleTemplate, MODULE_SYSTEMS, modulePath, renderModule } from "../../../src/render/module.js";
 
 /**
  * A directory shaped like a packed tarball's top directory: a view compiled on the host with gcc from
@@ -167,17 +167,17 @@ export async function buildRelocatableTree(options: TreeOptions = {}): Promise<R
   await mkdir(top, { recursive: true });
   await rename(real, join(top, "view"));
   await write(join(top, `data/${STACK.stackName}_assets/README`), "assets\n");
-  const moduleText = renderModule(
-    {
-      ...STACK,
-      defaultPrefix,
-      envVars: options.envVars ?? {},
-      description: options.description ?? "A greeting stack",
-      specs: ["hello@2.12"],
-    },
-    await loadModuleTemplate(),
-  );
-  await write(join(top, `modules/${STACK.moduleName}/${STACK.version}.lua`), moduleText);
+  const moduleInput = {
+    ...STACK,
+    defaultPrefix,
+    envVars: options.envVars ?? {},
+    description: options.description ?? "A greeting stack",
+    specs: ["hello@2.12"],
+  };
+  for (const system of MODULE_SYSTEMS) {
+    const text = renderModule(moduleInput, await loadModuleTemplate(undefined, system), system);
+    await write(join(top, modulePath(system, STACK.moduleName, STACK.version)), text);
+  }
   await write(
     join(top, "install.sh"),
     renderInstallScript(
