@@ -57,7 +57,7 @@ export function luaString(value: string): string {
   return `${out}"`;
 }
 
-function requireAbsolutePrefix(prefix: string): void {
+export function requireAbsolutePrefix(prefix: string): void {
   if (!prefix.startsWith("/") || /["\\\p{Cc}]/u.test(prefix)) {
     throw new InputError(
       `default prefix ${JSON.stringify(prefix)} is not usable: it must be an absolute path without quotes, backslashes or control characters`,
@@ -65,7 +65,7 @@ function requireAbsolutePrefix(prefix: string): void {
   }
 }
 
-function requireModuleName(moduleName: string): void {
+export function requireModuleName(moduleName: string): void {
   const parts = moduleName.split("/");
   if (moduleName === "" || parts.some((p) => p === "" || p === "." || p === "..")) {
     throw new InputError(
@@ -74,8 +74,8 @@ function requireModuleName(moduleName: string): void {
   }
 }
 
-function checkEnvVars(envVars: Record<string, string>, stem: string): Array<[string, string]> {
-  const reserved = [...FORBIDDEN_VARS, `${stem}_ROOT`, `${stem}_INSTALL_PREFIX`];
+export function checkEnvVars(envVars: Record<string, string>, stem: string): Array<[string, string]> {
+  const reserved = [...FORBIDDEN_VARS, `${stem}_ROOT`, `${stem}_INSTALL_PREFIX`, `${stem}_TARGET`];
   return Object.entries(envVars).map(([name, value]) => {
     if (!ENV_NAME.test(name)) {
       throw new InputError(

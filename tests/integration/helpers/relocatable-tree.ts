@@ -41,11 +41,13 @@ export interface TreeOptions {
   description?: string;
   envVars?: Record<string, string>;
   defaultPrefix?: string;
+  /** The target the tree says it is built for (default x86_64_v3; the code is generic x86_64 either way). */
+  target?: string;
   /** Length of the build prefix (default 232: installs at prefixes up to 227 characters). */
   buildPrefixLength?: number;
 }
 
-const STACK = { stackName: "hello", version: "1.0", target: "x86_64_v3", moduleName: "hello" };
+const DEFAULT_STACK = { stackName: "hello", version: "1.0", target: "x86_64_v3", moduleName: "hello" };
 const FIXTURES = resolve("tests/fixtures/relocation");
 const PREPARE = resolve("templates/prepare-relocation.py");
 /** Where Spack's sbang lives in the build container (not shipped). */
@@ -83,6 +85,7 @@ async function shortenInPlace(file: string, from: string, to: string): Promise<v
 }
 
 export async function buildRelocatableTree(options: TreeOptions = {}): Promise<RelocatableTree> {
+  const STACK = { ...DEFAULT_STACK, target: options.target ?? DEFAULT_STACK.target };
   const root = await mkdtemp(join(tmpdir(), "sf-tree-"));
   const top = join(root, `${STACK.stackName}-${STACK.version}-${STACK.target}`);
   const defaultPrefix = options.defaultPrefix ?? "/opt/stacks/hello/1.0";
