@@ -127,6 +127,15 @@ cli
   );
 
 cli
+  .command("bundle <stack>", "Merge the stack's target tarballs, built earlier, into one multi-target bundle")
+  .option("--target <names>", "Targets to bundle, in this order (default: every target of the stack)")
+  .option("--dist <dir>", "Where the target tarballs are (default: dist)")
+  .option("--out <dir>", "Where to write the bundle (default: --dist)")
+  .action((stack: string, flags) =>
+    run(async () => (await import("./commands/bundle.js")).bundleCommand(stack, flags)),
+  );
+
+cli
   .command("verify <tarball>", "Check a stack tarball: checksums, manifest, unsafe entries")
   .option("--install-test", "Also install it at two prefixes in a fresh container and run its self-test")
   .option("--image <image>", "Image for --install-test (default: the base image recorded in the manifest)")
