@@ -99,6 +99,33 @@ describe("a multi-target bundle", () => {
     expect(bytes).toBeGreaterThan(0);
   });
 
+  it("fails verify when a target's manifest is not the one the bundle's manifest names", async () => {
+    const copy = join(work, "tampered");
+    await mkdir(copy);
+    await execa("tar", ["-xzf", bundle, "-C", copy]);
+    const root = join(copy, "hello-1.0-x86_64");
+    const inner = "targets/x86_64_v2/manifest.json";
+    await writeFile(join(root, inner), `${await readFile(join(root, inner), "utf8")} `);
+    // The bundle's own lists are made to agree: only the per-target digest can catch it.
+    const digest = (await execa("sha256sum", [join(root, inner)])).stdout.slice(0, 64);
+    const manifest = JSON.parse(await readFile(join(root, "manifest.json"), "utf8"));
+    manifest.files[inner] = digest;
+    await writeFile(join(root, "manifest.json"), `${JSON.stringify(manifest, null, 2)}\n`);
+    const sums = (await readFile(join(root, "SHA256SUMS"), "utf8")).split("\n").filter(Boolean);
+    const manifestDigest = (await execa("sha256sum", [join(root, "manifest.json")])).stdout.slice(0, 64);
+    const fixed = sums.map((line) => {
+      if (line.endsWith(`  ${inner}`)) return `${digest}  ${inner}`;
+      if (line.endsWith("  manifest.json")) return `${manifestDigest}  manifest.json`;
+      return line;
+    });
+    await writeFile(join(root, "SHA256SUMS"), `${fixed.join("\n")}\n`);
+    const repacked = join(work, "tampered.tar.gz");
+    await execa("tar", ["--sort=name", "--owner=0", "--group=0", "-czf", repacked, "-C", copy, "hello-1.0-x86_64"]);
+    const verify = await runCli(["verify", repacked]);
+    expect(verify.exitCode).toBe(1);
+    expect(verify.all).toContain(`${inner}: sha256 ${digest} does not match the bundle's manifest.json`);
+  });
+
   it("says in a dry run which targets this node can run, naming what it lacks", async () => {
     const dry = await execa("bash", [join(top, "install.sh"), "--prefix", prefix, "--dry-run"], { reject: false });
     expect(dry.exitCode, dry.stderr).toBe(0);
