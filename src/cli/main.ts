@@ -96,6 +96,7 @@ const runFlags = (command: ReturnType<typeof cli.command>) =>
 runFlags(cli.command("build <stack>", "Build the stack for its targets in Docker"))
   .option("--out <dir>", "Output directory for tarballs", { default: "dist" })
   .option("--compress <kind>", "Tarball compression: gzip (default) or zstd")
+  .option("--bundle", "Also merge the targets' tarballs into one multi-target bundle (see `bundle`)")
   .action((stack: string, flags) =>
     run(async () => {
       await checkRunPaths(stack, flags);
