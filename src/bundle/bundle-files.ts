@@ -2,12 +2,13 @@
 import { createHash } from "node:crypto";
 import type { Stack } from "../config/types.js";
 import { formatSums } from "../package/checksums.js";
-import { CHECKSUMS_FILE, INSTALL_SCRIPT, MANIFEST_FILE } from "../package/layout.js";
+import { CHECKSUMS_FILE, INSTALL_SCRIPT, MANIFEST_FILE, SBOM_FILE } from "../package/layout.js";
 import { MANIFEST_KEYS } from "../package/manifest.js";
 import { loadBundleInstallTemplate, renderBundleInstall } from "../render/bundle-install.js";
 import { loadBundleModuleTemplates, renderBundleModule } from "../render/bundle-module.js";
 import { modulePath } from "../render/module.js";
 import type { BundleEntry } from "./plan.js";
+import { mergeSboms } from "./sbom.js";
 
 export interface BundleFilesInput {
   stack: Stack;
@@ -16,6 +17,8 @@ export interface BundleFilesInput {
   entries: BundleEntry[];
   /** Each target's manifest.json, as its tarball holds it. */
   manifests: Map<string, Buffer>;
+  /** Each target's sbom.cdx.json (absent for a target without one). */
+  sboms: Map<string, Buffer>;
 }
 
 const sha256 = (data: Buffer) => createHash("sha256").update(data).digest("hex");
@@ -92,6 +95,8 @@ export async function bundleFiles(input: BundleFilesInput): Promise<Map<string, 
     );
     out.set(modulePath(system, stack.modules.name, stack.version), Buffer.from(text));
   }
+  const sbom = mergeSboms(input.sboms, { name: stack.name, version: stack.version, targets });
+  out.set(SBOM_FILE, Buffer.from(`${JSON.stringify(sbom, null, 2)}\n`));
   const files: Record<string, string> = {};
   for (const [name, content] of out) files[name] = sha256(content);
   for (const e of input.entries) {

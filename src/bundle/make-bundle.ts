@@ -16,7 +16,7 @@ import type { Stack } from "../config/types.js";
 import { BuildError, InputError } from "../errors.js";
 import { byteOrder, formatSums } from "../package/checksums.js";
 import { openCompressor } from "../package/compressor.js";
-import { defaultMtime, INSTALL_SCRIPT, MANIFEST_FILE, verifyTarball } from "../package/index.js";
+import { defaultMtime, INSTALL_SCRIPT, MANIFEST_FILE, SBOM_FILE, verifyTarball } from "../package/index.js";
 import { writeEmpty, writeFile } from "../package/tar-writer.js";
 import { getMicroarch } from "../targets/index.js";
 import { bundleFiles } from "./bundle-files.js";
@@ -121,8 +121,13 @@ export async function makeBundle(options: BundleOptions): Promise<BundleResult> 
     }
     const entries = planBundleEntries(trees);
     const manifests = new Map<string, Buffer>();
-    for (const [t, dir] of dirs) manifests.set(t, await readFile(join(dir, MANIFEST_FILE)));
-    const files = await bundleFiles({ stack, targets, family, entries, manifests });
+    const sboms = new Map<string, Buffer>();
+    for (const [t, dir] of dirs) {
+      manifests.set(t, await readFile(join(dir, MANIFEST_FILE)));
+      const sbom = await readFile(join(dir, SBOM_FILE)).catch(() => undefined);
+      if (sbom !== undefined) sboms.set(t, sbom);
+    }
+    const files = await bundleFiles({ stack, targets, family, entries, manifests, sboms });
     const out = join(options.outDir, `${top}.tar.gz`);
     const partial = `${out}.partial`;
     await writeEntries(partial, top, dirs, entries, files, options.mtime ?? defaultMtime());

@@ -95,8 +95,10 @@ describe("a multi-target bundle", () => {
       .map((l) => l.split("\t")[1]);
     expect(relocated.length).toBeGreaterThan(0);
     for (const path of relocated) expect(linked.some((l) => l.includes(`/${path} link to`))).toBe(false);
-    const bytes = (await stat(bundle)).size;
-    expect(bytes).toBeGreaterThan(0);
+    const sbom = JSON.parse(await readFile(join(top, "sbom.cdx.json"), "utf8"));
+    expect(sbom).toMatchObject({ bomFormat: "CycloneDX", specVersion: "1.5" });
+    const manifest = JSON.parse(await readFile(join(top, "manifest.json"), "utf8"));
+    expect(manifest.bundle.targets.map((t: { target: string }) => t.target)).toEqual(targets);
   });
 
   it("fails verify when a target's manifest is not the one the bundle's manifest names", async () => {

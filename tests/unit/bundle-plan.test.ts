@@ -46,3 +46,25 @@ describe("planBundleEntries", () => {
     expect(relocatedPaths("text\tview/a.pc\nbinary\tview/bin/x\t12,40\n")).toEqual(["view/a.pc", "view/bin/x"]);
   });
 });
+
+describe("mergeSboms", () => {
+  it("holds every target's components once, deterministically", async () => {
+    const { mergeSboms } = await import("../../src/bundle/sbom.js");
+    const sbom = (refs: string[]) =>
+      Buffer.from(
+        JSON.stringify({
+          serialNumber: refs.join(),
+          components: refs.map((r) => ({ "bom-ref": r, name: r })),
+          dependencies: refs.map((r) => ({ ref: r, dependsOn: [] })),
+        }),
+      );
+    const sboms = new Map([
+      ["a", sbom(["h1", "h2"])],
+      ["b", sbom(["h2", "h3"])],
+    ]);
+    const merged = mergeSboms(sboms, { name: "s", version: "1", targets: ["a", "b"] });
+    expect((merged["components"] as { "bom-ref": string }[]).map((c) => c["bom-ref"])).toEqual(["h1", "h2", "h3"]);
+    expect(mergeSboms(sboms, { name: "s", version: "1", targets: ["a", "b"] })).toEqual(merged);
+    expect(merged["serialNumber"]).toMatch(/^urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-5/);
+  });
+});
