@@ -101,6 +101,15 @@ describe("a multi-target bundle", () => {
     expect(manifest.bundle.targets.map((t: { target: string }) => t.target)).toEqual(targets);
   });
 
+  it("is the same bytes when made again", async () => {
+    const again = join(work, "again");
+    await mkdir(again);
+    const result = await runCli(["bundle", join(work, "hello.yaml"), "--dist", join(work, "dist"), "--out", again]);
+    expect(result.exitCode, result.all).toBe(0);
+    const digest = async (path: string) => (await execa("sha256sum", [path])).stdout.slice(0, 64);
+    expect(await digest(join(again, "hello-1.0-x86_64.tar.gz"))).toBe(await digest(bundle));
+  });
+
   it("fails verify when a target's manifest is not the one the bundle's manifest names", async () => {
     const copy = join(work, "tampered");
     await mkdir(copy);
