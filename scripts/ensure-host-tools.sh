@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Host tools the tests use for real: Lmod, Environment Modules (Tcl), patchelf, compressors, git, GnuPG.
+# Host tools the tests use for real: Lmod, Environment Modules (Tcl), patchelf, compressors, git, GnuPG, chromium.
 set -euo pipefail
 need=()
 command -v patchelf >/dev/null 2>&1 || need+=(patchelf)
@@ -13,6 +13,12 @@ command -v gpg >/dev/null 2>&1 || need+=(gnupg)
 command -v gpgv >/dev/null 2>&1 || need+=(gpgv)
 # Environment Modules runs its modulecmd.tcl with tclsh8.6.
 command -v tclsh8.6 >/dev/null 2>&1 || need+=(tcl8.6)
+# chromium (headless): the HTML run report opened in a real browser (tests/host/html-report.test.ts).
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+# bash's headers for loadable builtins: install.sh's bash version check is tested under a bash reporting 4.2.
+[ -e /usr/include/bash/builtins.h ] || need+=(bash-builtins)
+# dash: the site's verify-tarball.sh is tested under a plain POSIX sh too.
+command -v dash >/dev/null 2>&1 || need+=(dash)
 if [ ${#need[@]} -gt 0 ]; then
   echo "ensure-host-tools: installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -81,6 +81,7 @@ export class RunStartError extends Error {
 
 export async function buildStack(stack: Stack, options: BuildStackOptions): Promise<BuildStackResult> {
   const started = performance.now();
+  const startedAt = new Date().toISOString();
   const mode = options.mode ?? "build";
   const targets = options.targets ?? stack.targets;
   const { concurrency, jobs, reason } = chooseConcurrency({
@@ -202,6 +203,7 @@ export async function buildStack(stack: Stack, options: BuildStackOptions): Prom
     concurrency: total,
     jobs,
     seconds: (performance.now() - started) / 1000,
+    startedAt,
   });
   return { plan, result, report };
 }

@@ -34,6 +34,7 @@ async function checkRunPaths(
   flags: {
     out?: string;
     report?: string;
+    reportHtml?: string;
     summary?: string;
     cacheDir?: string;
     signKey?: string;
@@ -45,6 +46,7 @@ async function checkRunPaths(
   await checkOutputDir(cacheRoot(flags.cacheDir), "--cache-dir");
   if (flags.out !== undefined) await checkOutputDir(flags.out, "--out");
   if (flags.report !== undefined) await checkOutputFile(flags.report, "--report");
+  if (flags.reportHtml !== undefined) await checkOutputFile(flags.reportHtml, "--report-html");
   if (flags.summary !== undefined) await checkOutputFile(flags.summary, "--summary");
   if (flags.signKey !== undefined) await checkInputFile(flags.signKey, "--sign-key");
   if (flags.signPassphraseFile !== undefined) await checkInputFile(flags.signPassphraseFile, "--sign-passphrase-file");
@@ -73,6 +75,7 @@ const runFlags = (command: ReturnType<typeof cli.command>) =>
     .option("--keep-container", "Keep a failed build's container for inspection")
     .option("--env <NAME=VALUE>", "Extra environment variable for the build containers (repeatable), e.g. a proxy")
     .option("--report <file>", "Write the run report as JSON")
+    .option("--report-html <file>", "Write the run report as a page (default: report.html beside the run's logs)")
     .option(
       "--engine <url>",
       "A Docker engine to build on (repeatable): unix:///path, tcp://host:port or ssh://user@host",
@@ -206,6 +209,22 @@ cli
     run(async () => {
       if (flags.factory !== undefined) await checkInputFile(flags.factory, "--factory");
       return (await import("./commands/clean.js")).cleanCommand(flags);
+    }),
+  );
+
+cli
+  .command(
+    "schema [kind]",
+    "Print the JSON Schema of the stack file (`stack`, the default) or the factory settings (`factory`)",
+  )
+  .action((kind: string | undefined) => run(async () => (await import("./commands/schema.js")).schemaCommand(kind)));
+
+cli
+  .command("init [dir]", "Write a starter stack file for this host, DIR/stack.yaml (never overwrites)")
+  .action((dir: string | undefined) =>
+    run(async () => {
+      await checkOutputDir(dir ?? ".", "init");
+      return (await import("./commands/init.js")).initCommand(dir);
     }),
   );
 

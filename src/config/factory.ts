@@ -101,7 +101,7 @@ const EngineSchema = v.strictObject({
   network: v.optional(v.pipe(v.string(), v.regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, "a Docker network name (e.g. host)"))),
 });
 
-const FactorySchema = v.strictObject({
+export const FactorySchema = v.strictObject({
   engines: v.optional(v.pipe(v.array(EngineSchema, "a list of engines"), v.minLength(1, "at least one engine"))),
   buildcache: v.optional(
     v.pipe(

@@ -21,10 +21,12 @@ export const REGISTRY_CREDENTIALS_FILE = `${CONTAINER.workRoot}/secrets/registry
 /** Steps that may talk to the buildcache: concretization reuses from it, installs read it, pushes write it. */
 const REGISTRY_STEPS: ReadonlySet<StepId> = new Set([
   "compiler-install",
+  "compiler-keep",
   "compiler-push",
   "concretize",
   "fetch",
   "install",
+  "keep",
   "push",
 ]);
 

@@ -44,8 +44,11 @@ export interface ImagePlan {
   files: Record<string, string>;
 }
 
-/** What kind of host cache a mount carries. */
-export type CacheKind =
+/**
+ * What a mount carries: a cache directory of the cache root (`cache/layout.ts` CacheKind names those) or a tree
+ * of this host the builds read (checkouts, repositories, mirrors).
+ */
+export type MountKind =
   | "buildcache"
   | "source"
   | "spack-user"
@@ -56,7 +59,7 @@ export type CacheKind =
   | "mirror";
 
 export interface Mount {
-  kind: CacheKind;
+  kind: MountKind;
   /**
    * Host side. For caches: a path relative to the cache root (`buildcache/<key>`). For user-supplied
    * checkouts, repos and mirrors: an absolute host path.
@@ -86,11 +89,18 @@ export interface Step {
    * tmpfs just before the step and removed right after it. Only the key's fingerprint is in the plan.
    */
   secretKey?: boolean;
+  /**
+   * Runs only when that step failed, right after it, and never otherwise: keeps what the failed step finished (a
+   * push of the packages installed before an install failed). Its own exit code is recorded and logged; the target
+   * fails with the first failure either way.
+   */
+  afterFailureOf?: StepId;
 }
 
 export type StepId =
   | "trust"
   | "compiler-install"
+  | "compiler-keep"
   | "compiler-push"
   | "compiler-view"
   | "compiler"
@@ -98,6 +108,7 @@ export type StepId =
   | "concretize"
   | "fetch"
   | "install"
+  | "keep"
   | "push"
   | "view"
   | "find";

@@ -26,6 +26,15 @@ export interface ConcretizationInputs {
   imageId: string;
 }
 
+/**
+ * What of a target's planned files feeds its concretization: its environments' spack.yaml (container path →
+ * content). Build parallelism is not in them (the install steps carry `-j`), so a target planned alone and among
+ * others, with other job counts, gets the same key.
+ */
+export function plannedEnvironments(files: Readonly<Record<string, string>>): Record<string, string> {
+  return Object.fromEntries(Object.entries(files).filter(([path]) => path.endsWith("/spack.yaml")));
+}
+
 /** The key under which a target's lock is kept, or why no lock can be trusted. */
 export type LockKey = { key: string } | { unusable: string };
 

@@ -1,8 +1,8 @@
 import { FactoryError } from "../errors.js";
 import { readFile } from "node:fs/promises";
-import { summariseInstallLog } from "../spack/contract.js";
+import { keptPackages, summariseInstallLog } from "../spack/contract.js";
 import type { BuildPlan } from "../plan/types.js";
-import type { RunResult, TargetStatus } from "./run-plan.js";
+import type { NodeFloor, RunResult, TargetStatus } from "./run-plan.js";
 import type { StepTiming } from "./run-target.js";
 import { formatBytes } from "../ui/format.js";
 
@@ -14,8 +14,17 @@ export interface TargetReport {
   built: string[];
   /** Packages installed from the buildcache. */
   fromCache: string[];
+  /**
+   * A failed target's packages built before the failure and pushed to the buildcache after it (a rerun takes them
+   * from there). Only when a push ran after the failure.
+   */
+  kept?: string[];
   tarball?: string;
   tarballBytes?: number;
+  /** sha256 (hex) of the tarball. */
+  tarballSha256?: string;
+  /** What a node needs to run the tarball: CPU target, ELF machine, newest glibc symbol version. */
+  nodeFloor?: NodeFloor;
   /** Portability hazards of the tarball (a library outside the view a node may lack, ...). */
   warnings?: string[];
   /** "reused lock", or "concretized: <why the earlier concretization could not be reused>". */
@@ -25,15 +34,25 @@ export interface TargetReport {
   logPath: string;
   steps: StepTiming[];
   error?: string;
+  /** A failed target's last log lines (the full log is at `logPath`). */
+  logTail?: string[];
 }
 
+/** Steps that run only after a failure, to keep what was built (`afterFailureOf`). */
+const KEEP_STEPS: ReadonlySet<string> = new Set(["keep", "compiler-keep"]);
+
 /** Version of the run report's shape (`--report`): bumped when a field changes meaning or goes. */
-export const REPORT_FORMAT_VERSION = 2;
+export const REPORT_FORMAT_VERSION = 3;
+
+/** Lines of a failed target's log kept in the report (`logTail`). */
+export const LOG_TAIL_LINES = 40;
 
 export interface RunReport {
   format_version: number;
   runId: string;
   mode: "build" | "warm";
+  /** When the run started (ISO 8601, UTC); steps carry their own `startedAt`. */
+  startedAt?: string;
   stack: BuildPlan["stack"];
   image: RunResult["image"];
   spackCommit: string;
@@ -75,20 +94,24 @@ export function exitCodeOf(result: RunResult): number {
 export async function buildReport(
   plan: BuildPlan,
   result: RunResult,
-  context: { mode: "build" | "warm"; concurrency: number; jobs: number; seconds: number },
+  context: { mode: "build" | "warm"; concurrency: number; jobs: number; seconds: number; startedAt?: string },
 ): Promise<RunReport> {
   const targets: TargetReport[] = [];
   for (const t of result.targets) {
     const log = await readFile(t.logPath, "utf8").catch(() => "");
     const { built, fromCache } = summariseInstallLog(log);
+    const keptAfterFailure = t.status === "failed" && t.steps.some((s) => KEEP_STEPS.has(s.step));
     targets.push({
       target: t.target,
       status: t.status,
       seconds: round(t.seconds),
       built,
       fromCache,
+      ...(keptAfterFailure ? { kept: keptPackages(built, log) } : {}),
       ...(t.tarball === undefined ? {} : { tarball: t.tarball }),
       ...(t.tarballBytes === undefined ? {} : { tarballBytes: t.tarballBytes }),
+      ...(t.tarballSha256 === undefined ? {} : { tarballSha256: t.tarballSha256 }),
+      ...(t.nodeFloor === undefined ? {} : { nodeFloor: t.nodeFloor }),
       ...(t.warnings === undefined ? {} : { warnings: t.warnings }),
       ...(t.lock === undefined
         ? {}
@@ -97,12 +120,14 @@ export async function buildReport(
       logPath: t.logPath,
       steps: t.steps.map((s) => ({ ...s, seconds: round(s.seconds) })),
       ...(t.error === undefined ? {} : { error: t.error }),
+      ...(t.status === "failed" ? { logTail: logTail(log) } : {}),
     });
   }
   return {
     format_version: REPORT_FORMAT_VERSION,
     runId: result.runId,
     mode: context.mode,
+    ...(context.startedAt === undefined ? {} : { startedAt: context.startedAt }),
     stack: plan.stack,
     image: result.image,
     spackCommit: result.spackCommit,
@@ -174,8 +199,24 @@ export function reportMarkdown(report: RunReport): string {
     ),
   ];
   const failed = report.targets.filter((t) => t.status === "failed");
-  if (failed.length > 0) lines.push("", ...failed.map((t) => `- ${t.target} failed: see \`${t.logPath}\``));
+  if (failed.length > 0)
+    lines.push("", ...failed.map((t) => `- ${t.target} failed: see \`${t.logPath}\`${keptNote(t)}`));
   return `${lines.join("\n")}\n`;
+}
+
+/** The last lines of a log, without the trailing empty line. */
+export function logTail(log: string, lines = LOG_TAIL_LINES): string[] {
+  const all = log.split("\n");
+  if (all.at(-1) === "") all.pop();
+  return all.slice(-lines);
+}
+
+/** What a failed target kept in the buildcache, for its line in the summary. */
+function keptNote(t: TargetReport): string {
+  if (t.kept === undefined) return "";
+  return t.kept.length === 0
+    ? "; nothing built before the failure was kept"
+    : `; ${t.kept.length} package(s) built before the failure kept in the buildcache, a rerun builds only what is left`;
 }
 
 function round(seconds: number): number {

@@ -13,7 +13,7 @@ import type { Reporter } from "../ui/reporter.js";
 import { CACHE_LAYOUT } from "../cache/layout.js";
 import { registerRun } from "../cache/usage.js";
 import { hostPathOf, prepareCacheDirs } from "./host-caches.js";
-import { concretizationKey, repoDigest, treeIdentity, type LockKey } from "./lock-reuse.js";
+import { concretizationKey, plannedEnvironments, repoDigest, treeIdentity, type LockKey } from "./lock-reuse.js";
 import { runTarget, type LockOutcome, type StepTiming } from "./run-target.js";
 import { BUILTIN_IN_CHECKOUT } from "../config/inspect.js";
 import type { Origin } from "../config/types.js";
@@ -68,8 +68,22 @@ export interface TargetPacker {
 export interface TargetExtra {
   tarball?: string;
   tarballBytes?: number;
+  /** The tarball's sha256 (hex), as its `.sha256` sidecar says. */
+  tarballSha256?: string;
+  /** What a node needs to run the tarball (from its manifest's `portability`). */
+  nodeFloor?: NodeFloor;
   /** Portability hazards of the packed tree (libraries outside the view a node may lack, ...). */
   warnings?: string[];
+}
+
+/** The least a node must offer to run a target's tarball. */
+export interface NodeFloor {
+  /** The microarchitecture the tree was built for (the target). */
+  cpu: string;
+  /** ELF machine of its binaries (`x86_64`, `aarch64`). */
+  machine: string;
+  /** The newest glibc symbol version it needs (`GLIBC_2.34`), when it needs glibc at all. */
+  glibc?: string;
 }
 
 export type TargetStatus = "ok" | "failed" | "cancelled" | "skipped";
@@ -253,7 +267,7 @@ export async function runPlan(plan: BuildPlan, options: RunOptions): Promise<Run
     const packagesIdentity = await identityOf("spack-packages");
     const lockKeyOf = (target: TargetPlan, imageId: string): LockKey =>
       concretizationKey({
-        environments: Object.fromEntries(Object.entries(target.files).filter(([p]) => p.endsWith("/spack.yaml"))),
+        environments: plannedEnvironments(target.files),
         spackCommit: spackIdentity,
         ...(packagesIdentity === undefined ? {} : { spackPackagesCommit: packagesIdentity }),
         repoDigests,

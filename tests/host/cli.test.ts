@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, readdir, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, readdir, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { execa } from "execa";
@@ -19,7 +19,7 @@ beforeAll(async () => {
 
 describe("stack-factory CLI", () => {
   it("has --help and --version on every command", async () => {
-    for (const command of ["plan", "build", "warm", "cache", "targets", "doctor", "clean"]) {
+    for (const command of ["plan", "build", "warm", "cache", "targets", "doctor", "clean", "init", "schema"]) {
       const help = await cli(command, "--help");
       expect(help.exitCode, command).toBe(0);
       expect(help.stdout).toContain(`stack-factory ${command}`);
@@ -27,6 +27,17 @@ describe("stack-factory CLI", () => {
     const version = await cli("--version");
     const pkg = JSON.parse(await readFile("package.json", "utf8")) as { version: string };
     expect(version.stdout).toContain(pkg.version);
+  });
+
+  it("init refuses to overwrite with exit code 2; schema prints the shipped stack schema", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "sf-init-"));
+    expect((await cli("init", dir)).exitCode).toBe(0);
+    const again = await cli("init", dir);
+    expect(again.exitCode).toBe(2);
+    expect(again.all).toContain("exists already");
+    const schema = await cli("schema");
+    expect(schema.exitCode).toBe(0);
+    expect(`${schema.stdout}\n`).toBe(await readFile("schema/stack.schema.json", "utf8"));
   });
 
   it("writes identical plans twice, with a spack.yaml per target that requires it and a Dockerfile", async () => {
@@ -179,6 +190,17 @@ describe("stack-factory CLI", () => {
         expect(run.exitCode, run.all).toBe(2);
         expect(run.stderr).toContain(`${fifo} is a FIFO, not a regular file`);
       }
+    });
+
+    it("keys init exits 2 for a directory holding a dangling symlink, and writes nothing through it", async () => {
+      const dir = await mkdtemp(join(tmpdir(), "sf-keys-link-"));
+      await symlink(join(dir, "planted.asc"), join(dir, "public.asc"));
+      const run = await cli("keys", "init", dir);
+      expect(run.exitCode, run.all).toBe(2);
+      expect(run.stderr).toContain(
+        `${join(dir, "public.asc")} is a symlink; a key pair is never written over anything`,
+      );
+      expect((await readdir(dir)).sort()).toEqual(["public.asc"]);
     });
 
     it("verify --install-test exits 2 for an --image that is not an image reference, before Docker", async () => {

@@ -101,7 +101,9 @@ afterAll(() => {
   if (tmp !== undefined) fs.rmSync(tmp, { recursive: true, force: true });
 });
 
-describe("stand-in: oci:// buildcache in a real registry", () => {
+// Steps of one scenario, in this order even when the tests are shuffled (scripts/test.sh): each starts from
+// what the ones before left in the caches, as a site's successive runs do.
+describe("stand-in: oci:// buildcache in a real registry", { shuffle: false }, () => {
   it("pushes blobs, a manifest per spec and an index; a second push skips what is there", async () => {
     const p = pathsFor("pusher");
     writeEnv(p, mirrorAt(repository));
@@ -109,11 +111,8 @@ describe("stand-in: oci:// buildcache in a real registry", () => {
     expect(built.exitCode, built.stderr).toBe(0);
     const push = await run(spackCommands.push(p), p);
     expect(push.exitCode, push.stderr).toBe(0);
-    expect(push.stdout).toMatch(
-      new RegExp(
-        `==> Pushed hello-2\\.12-[a-z2-7]{32} to oci\\+http://${registry.address.replace(/\./g, "\\.")}/${repository}`,
-      ),
-    );
+    expect(push.stdout).toContain(`==> Selected 4 specs to push to oci+http://${registry.address}/${repository}`);
+    expect(push.stdout).toMatch(/^==> \[\d\/4\] Pushed hello@2\.12\/[a-z2-7]{7}$/m);
     expect(push.stdout).toContain("==> Updated the buildcache index: 4 specs");
 
     const { tags } = (await registry.get(`/v2/${repository}/tags/list`)) as { tags: string[] };
@@ -145,8 +144,8 @@ describe("stand-in: oci:// buildcache in a real registry", () => {
 
     const again = await run(spackCommands.push(p), p);
     expect(again.exitCode, again.stderr).toBe(0);
-    expect(again.stdout).not.toContain("==> Pushed");
-    expect(again.stdout).toContain("Skipped hello-2.12-");
+    expect(again.stdout).not.toContain("Pushed");
+    expect(again.stdout).toContain("==> All specs are already in the buildcache. Use --force to overwrite them.");
   });
 
   it("another environment installs everything from the registry", async () => {

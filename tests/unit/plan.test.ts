@@ -5,6 +5,8 @@ import { InputError } from "../../src/errors.js";
 import { planBuild } from "../../src/plan/plan.js";
 import { BUILD_PREFIX_MIN_LENGTH } from "../../src/plan/paths.js";
 import { loadTemplates } from "../../src/render/templates.js";
+import { chooseConcurrency } from "../../src/run/concurrency.js";
+import { concretizationKey, plannedEnvironments } from "../../src/run/lock-reuse.js";
 
 const templates = await loadTemplates();
 const stackText = `
@@ -56,7 +58,16 @@ describe("planBuild", () => {
       "/s/e.yaml",
     );
     const [t] = planBuild(evil, undefined, { templates, jobs: 2 }).targets;
-    expect(t!.steps.map((s) => s.id)).toEqual(["compiler", "concretize", "fetch", "install", "push", "view", "find"]);
+    expect(t!.steps.map((s) => s.id)).toEqual([
+      "compiler",
+      "concretize",
+      "fetch",
+      "install",
+      "keep",
+      "push",
+      "view",
+      "find",
+    ]);
     for (const s of t!.steps) {
       expect(s.argv[0]).toBe("/sf/spack/bin/spack");
       expect(s.argv.slice(1, 3)).toEqual(["-e", "/sf/env"]);
@@ -96,6 +107,30 @@ describe("planBuild", () => {
     expect(a.builder.tag).toMatch(/^stack-factory\/builder:[0-9a-f]{16}$/);
   });
 
+  it("gives a target the same lock key planned alone and among others, whatever the job count", () => {
+    const three = parseStack(
+      stackText.replace("targets: [x86_64_v3, zen4]", "targets: [x86_64_v3, zen4, icelake]"),
+      "/s/x.yaml",
+    );
+    const host = { cores: 8, memoryBytes: 64 * 1024 ** 3 };
+    const jobsAll = chooseConcurrency({ ...host, targets: 3 }).jobs;
+    const jobsOne = chooseConcurrency({ ...host, targets: 1 }).jobs;
+    expect(jobsAll).not.toBe(jobsOne);
+    const among = planBuild(three, undefined, { templates, jobs: jobsAll }).targets.find((t) => t.target === "zen4")!;
+    const alone = planBuild(three, ["zen4"], { templates, jobs: jobsOne }).targets[0]!;
+    const keyOf = (files: Record<string, string>) =>
+      concretizationKey({
+        environments: plannedEnvironments(files),
+        spackCommit: "a".repeat(40),
+        repoDigests: {},
+        imageId: "sha256:1",
+      });
+    expect(Object.keys(plannedEnvironments(alone.files)).length).toBeGreaterThan(0);
+    expect(keyOf(alone.files)).toEqual(keyOf(among.files));
+    expect(alone.spackYaml).not.toMatch(/build_jobs/);
+    expect(alone.steps.find((s) => s.id === "install")!.argv).toContain(String(jobsOne));
+  });
+
   it("keys the buildcache by base image and compiler", () => {
     const a = planBuild(stack, ["zen4"], { templates, jobs: 4 }).targets[0]!;
     const b = planBuild(parseStack(`${stackText}\nbase_image: debian:bookworm\n`, "/s/x.yaml"), ["zen4"], {
@@ -132,7 +167,15 @@ describe("planBuild", () => {
 describe("planBuild for cache warming", () => {
   it("stops after the push: no view, nothing recorded", () => {
     const [t] = planBuild(stack, ["zen4"], { templates, jobs: 2, mode: "warm" }).targets;
-    expect(t!.steps.map((s) => s.id)).toEqual(["compiler", "externals", "concretize", "fetch", "install", "push"]);
+    expect(t!.steps.map((s) => s.id)).toEqual([
+      "compiler",
+      "externals",
+      "concretize",
+      "fetch",
+      "install",
+      "keep",
+      "push",
+    ]);
   });
 
   it("serialises source fetches and buildcache pushes with host locks", () => {
@@ -147,8 +190,9 @@ describe("planBuild with a compiler Spack bootstraps", () => {
 
   it("builds the compiler for the family's generic target in its own environment, pushes it, then registers it", () => {
     const [t] = planBuild(withCompiler, ["zen4"], { templates, jobs: 2 }).targets;
-    expect(t!.steps.map((s) => s.id).slice(0, 5)).toEqual([
+    expect(t!.steps.map((s) => s.id).slice(0, 6)).toEqual([
       "compiler-install",
+      "compiler-keep",
       "compiler-push",
       "compiler-view",
       "compiler",

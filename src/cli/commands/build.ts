@@ -5,7 +5,9 @@ import { loadStack } from "../../config/index.js";
 import { InputError } from "../../errors.js";
 import { writeFileAtomic } from "../../fs/write-atomic.js";
 import { COMPRESSIONS, type Compression } from "../../package/compressor.js";
-import { failedRunReport, reportMarkdown, reportTable } from "../../run/report.js";
+import { CACHE_LAYOUT } from "../../cache/layout.js";
+import { renderHtmlReport } from "../../run/report-html.js";
+import { failedRunReport, reportMarkdown, reportTable, type RunReport } from "../../run/report.js";
 import { loadSigningKey } from "../../sign/key.js";
 import { chooseReporter } from "../../ui/live.js";
 import { cacheRoot, engineUrls, envPairs, memoryBytes, positiveInt, positiveNumber, targetList } from "../options.js";
@@ -23,6 +25,7 @@ export interface BuildFlags {
   failFast?: boolean;
   env?: unknown;
   report?: string;
+  reportHtml?: string;
   summary?: string;
   compress?: string;
   verbose?: boolean;
@@ -96,10 +99,10 @@ export async function buildCommand(
     } catch (error) {
       // The run failed before any target finished (image build, Spack clone, Ctrl-C early): still leave a report.
       if (error instanceof RunStartError) {
-        if (flags.report !== undefined) {
-          const failure = failedRunReport(error.plan, error.runId, mode, error.cause);
+        const failure = failedRunReport(error.plan, error.runId, mode, error.cause);
+        if (flags.report !== undefined)
           await writeFileAtomic(resolve(flags.report), `${JSON.stringify(failure, null, 2)}\n`);
-        }
+        await writeHtmlReport(failure, flags).catch(() => undefined);
         throw error.cause;
       }
       throw error;
@@ -122,6 +125,7 @@ export async function buildCommand(
     if (flags.report !== undefined)
       await writeFileAtomic(resolve(flags.report), `${JSON.stringify(report, null, 2)}\n`);
     if (flags.summary !== undefined) await writeFileAtomic(resolve(flags.summary), reportMarkdown(report));
+    await writeHtmlReport(report, flags);
     if (mode === "build" && flags.bundle === true && report.exitCode === 0) {
       const tarballs = result.targets.flatMap((t) =>
         t.tarball === undefined ? [] : [{ target: t.target, path: t.tarball }],
@@ -135,6 +139,18 @@ export async function buildCommand(
     reporter.close();
     dispose();
   }
+}
+
+/**
+ * The run report as a page: at `--report-html`, else beside the run's logs (`logs/<run>/report.html` under the cache
+ * root). Its path is the run's last line.
+ */
+async function writeHtmlReport(report: RunReport, flags: BuildFlags): Promise<void> {
+  const path = resolve(
+    flags.reportHtml ?? resolve(cacheRoot(flags.cacheDir), CACHE_LAYOUT.logs(report.runId), "report.html"),
+  );
+  await writeFileAtomic(path, renderHtmlReport(report));
+  process.stdout.write(`report: ${path}\n`);
 }
 
 function compressionOf(flag: string | undefined): Compression {

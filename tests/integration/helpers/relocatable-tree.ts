@@ -124,6 +124,8 @@ export async function buildRelocatableTree(options: TreeOptions = {}): Promise<R
     src("main.c"),
     `-L${join(real, "lib")}`,
     "-lgreet",
+    // DT_RPATH, as Spack's compiler wrapper links (the linker's default would be DT_RUNPATH).
+    "-Wl,--disable-new-dtags",
     `-Wl,-rpath,${PLACEHOLDER_RPATH}`,
   ]);
   await shortenInPlace(join(real, "bin/greet"), PLACEHOLDER_RPATH, `${buildPrefix}/lib`);

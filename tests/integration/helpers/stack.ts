@@ -2,6 +2,7 @@ import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 
+import { schemaErrors } from "../../helpers/stack-schema.js";
 import { TEST_IMAGE } from "./engine.js";
 
 export const STANDIN = resolve("tests/fixtures/spack-standin");
@@ -43,6 +44,11 @@ export async function writeTestStack(
     options.spack ?? STANDIN_SPACK,
     options.extra ?? "",
   ];
-  await writeFile(file, `${lines.join("\n")}\n`);
+  const text = `${lines.join("\n")}\n`;
+  // Every stack the suite builds is one the shipped JSON Schema accepts (an editor would not flag it).
+  const errors = schemaErrors("stack", text);
+  if (errors.length > 0)
+    throw new Error(`schema/stack.schema.json refuses the test stack ${file}: ${errors.join("; ")}`);
+  await writeFile(file, text);
   return file;
 }
