@@ -20,6 +20,7 @@ import {
   DEFAULT_SPACK_REF,
   DEFAULT_SPACK_URL,
   describeValue,
+  MODULE_SYSTEM_NAMES,
   isUrl,
   type StackInput,
   StackSchema,
@@ -313,7 +314,11 @@ function toStack(input: StackInput, file: string): Stack {
     packages: structuredClone(input.packages ?? {}),
     externals: [...(input.externals ?? [])],
     prefix: normalisePrefix(input.prefix ?? `/opt/${input.name}/${input.version}`),
-    modules: { name: input.modules?.name ?? input.name, env: { ...(input.modules?.env ?? {}) } },
+    modules: {
+      name: input.modules?.name ?? input.name,
+      env: { ...(input.modules?.env ?? {}) },
+      systems: [...new Set(input.modules?.systems ?? MODULE_SYSTEM_NAMES)],
+    },
     assets: (input.assets ?? []).map(resolve),
   };
 }

@@ -6,6 +6,7 @@
  *   install.sh                          the installer (bash + coreutils + grep + sed + findutils + tar only)
  *   view/                               a self-contained copy view; RPATHs are $ORIGIN-relative
  *   modules/<module>/<version>.lua      the Lmod module; finds its prefix from its own location
+ *   modules/<module>/<version>          the same as an Environment Modules (Tcl) modulefile (`modules.systems`)
  *   data/<name>_assets/                 files the stack ships
  *   manifest.json                       stack, target, specs, build prefix, files to relocate, checksums
  *   sbom.cdx.json                       CycloneDX SBOM of the concrete specs

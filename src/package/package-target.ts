@@ -1,4 +1,3 @@
-import { posix } from "node:path";
 import type { BuildContainer } from "../docker/index.js";
 import { BuildError } from "../errors.js";
 import { CONTAINER } from "../plan/paths.js";
@@ -21,6 +20,7 @@ import { packInContainer } from "./container-pack.js";
 import { portabilityFromPrepare, portabilityWarnings, type PreparePortability } from "./node-check.js";
 import type { TargetExtra } from "../run/run-plan.js";
 import type { TargetLog } from "../run/target-log.js";
+import { MODULE_SYSTEMS, modulePath } from "../render/module.js";
 
 export interface PackageOptions {
   outDir: string;
@@ -193,10 +193,16 @@ async function generatedFiles(
   // Rendered at plan time: they depend on the plan alone.
   if (target.packageFiles === undefined)
     throw new BuildError(`target ${target.target}: the plan has no install script (a warm plan)`);
-  const { installScript, module } = target.packageFiles;
+  const { installScript, modules } = target.packageFiles;
+  const moduleFiles = Object.fromEntries(
+    MODULE_SYSTEMS.flatMap((system) => {
+      const text = modules[system];
+      return text === undefined ? [] : [[modulePath(system, pkg.moduleName, version), text]];
+    }),
+  );
   return {
     [INSTALL_SCRIPT]: { content: installScript, mode: 0o755 },
-    [posix.join("modules", pkg.moduleName, `${version}.lua`)]: module,
+    ...moduleFiles,
     [SBOM_FILE]: `${JSON.stringify(buildSbom(specs, { name, version }), null, 2)}\n`,
     [RELOCATE_INDEX]: relocateIndex,
     [BUILD_PREFIX_FILE]: `${buildPrefix}\n`,

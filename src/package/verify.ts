@@ -280,6 +280,35 @@ function checkManifest(scan: Scan, problems: Problems): Record<string, unknown> 
 }
 
 /**
+ * A multi-target bundle (`stack-factory bundle`): its manifest's `bundle.targets` names each target's own manifest
+ * and its sha256; each must be in the archive with that digest (the bundle's SHA256SUMS covers every other file).
+ */
+function checkBundleTargets(scan: Scan, manifest: Record<string, unknown>, problems: Problems): void {
+  const bundle = manifest["bundle"];
+  if (bundle === undefined) return;
+  const targets = (bundle as { targets?: unknown } | null)?.targets;
+  if (!Array.isArray(targets)) {
+    problems.add(`${MANIFEST_FILE}: bundle.targets is not a list`);
+    return;
+  }
+  for (const t of targets as { target?: unknown; manifest_sha256?: unknown }[]) {
+    const name = typeof t?.target === "string" ? t.target : "";
+    if (!/^[a-z0-9_.]+$/.test(name)) {
+      problems.add(`${MANIFEST_FILE}: bundle.targets holds a bad target name ${JSON.stringify(t?.target)}`);
+      continue;
+    }
+    const path = `targets/${name}/${MANIFEST_FILE}`;
+    const actual = scan.hashes.get(path);
+    if (actual === undefined) problems.add(`${MANIFEST_FILE}: the bundle's target ${name} has no ${path}`);
+    else if (actual !== t.manifest_sha256) {
+      problems.add(
+        `${path}: sha256 ${actual} does not match the bundle's ${MANIFEST_FILE} (${String(t.manifest_sha256)})`,
+      );
+    }
+  }
+}
+
+/**
  * Opens `path` for reading without blocking (a FIFO would otherwise wait for a writer forever) and checks that it
  * is a regular file. Returns undefined when it does not exist.
  */
@@ -358,6 +387,7 @@ async function verifyOpen(path: string, handle: FileHandle): Promise<VerifyRepor
   else {
     checkSums(found, problems);
     manifest = checkManifest(found, problems);
+    if (manifest !== undefined) checkBundleTargets(found, manifest, problems);
     for (const problem of dynamicTagProblems(manifest?.["dynamic_tags"], found.tags)) problems.add(problem);
   }
   const baseImage = manifest?.["base_image"];

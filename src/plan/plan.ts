@@ -118,19 +118,21 @@ export const PLAN_FORMAT_VERSION = 2;
 
 /** install.sh and the module of one target: pure functions of the stack and the target. */
 function packageFiles(stack: Stack, target: string, templates: Templates): PackageFiles {
-  const module = renderModule(
-    {
-      stackName: stack.name,
-      version: stack.version,
-      moduleName: stack.modules.name,
-      target,
-      defaultPrefix: stack.prefix,
-      envVars: { ...stack.modules.env },
-      description: stack.description,
-      specs: [...stack.specs],
-    },
-    templates.module,
-  );
+  const moduleInput = {
+    stackName: stack.name,
+    version: stack.version,
+    moduleName: stack.modules.name,
+    target,
+    defaultPrefix: stack.prefix,
+    envVars: { ...stack.modules.env },
+    description: stack.description,
+    specs: [...stack.specs],
+  };
+  const systems = stack.modules.systems;
+  const modules = {
+    ...(systems.includes("lmod") ? { lmod: renderModule(moduleInput, templates.module, "lmod") } : {}),
+    ...(systems.includes("tcl") ? { tcl: renderModule(moduleInput, templates.tclModule, "tcl") } : {}),
+  };
   const install = renderInstallScript(
     {
       stackName: stack.name,
@@ -138,11 +140,12 @@ function packageFiles(stack: Stack, target: string, templates: Templates): Packa
       target,
       defaultPrefix: stack.prefix,
       moduleName: stack.modules.name,
+      moduleSystems: [...systems],
       baseImage: stack.base_image,
     },
     templates.installScript,
   );
-  return { installScript: install, module };
+  return { installScript: install, modules };
 }
 
 function planPackage(stack: Stack): PackagePlan {

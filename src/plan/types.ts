@@ -148,8 +148,8 @@ export interface TargetSigning {
   gnupgHome: string;
 }
 
-/** install.sh and the Lmod module of one target; the packer places them (src/package/layout.ts). */
+/** install.sh and the modules of one target (Lmod, Tcl: those the stack asks for); the packer places them. */
 export interface PackageFiles {
   installScript: string;
-  module: string;
+  modules: Partial<Record<"lmod" | "tcl", string>>;
 }

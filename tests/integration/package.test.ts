@@ -160,6 +160,7 @@ describe("relocatable tarball of a stack built in Docker", () => {
       "SHA256SUMS",
       "sbom.cdx.json",
       "modules/tiny/1.0.lua",
+      "modules/tiny/1.0",
       "view/bin/hello",
     ]) {
       expect(names, required).toContain(`tiny-1.0-x86_64_v3/${required}`);

@@ -35,6 +35,8 @@ export interface BuildFlags {
   signKeyId?: string;
   engine?: unknown;
   factory?: string;
+  /** build: also merge the targets' tarballs into one multi-target bundle (`stack-factory bundle`). */
+  bundle?: boolean;
 }
 
 /** `build` and `warm`: flags into options for `buildStack`, then the report. Returns the exit code. */
@@ -56,6 +58,8 @@ export async function buildCommand(
   const concurrency = positiveInt(flags.concurrency, "concurrency");
   const jobs = positiveInt(flags.jobs, "jobs");
   const compression = compressionOf(flags.compress);
+  if (flags.bundle === true && compression !== "gzip")
+    throw new InputError("--bundle: bundles are gzip tarballs; drop --compress");
   const signing = await loadSigningKey({
     ...(flags.signKey === undefined ? {} : { signKey: flags.signKey }),
     ...(flags.signPassphraseFile === undefined ? {} : { signPassphraseFile: flags.signPassphraseFile }),
@@ -126,6 +130,14 @@ export async function buildCommand(
       await writeFileAtomic(resolve(flags.report), `${JSON.stringify(report, null, 2)}\n`);
     if (flags.summary !== undefined) await writeFileAtomic(resolve(flags.summary), reportMarkdown(report));
     await writeHtmlReport(report, flags);
+    if (mode === "build" && flags.bundle === true && report.exitCode === 0) {
+      const tarballs = result.targets.flatMap((t) =>
+        t.tarball === undefined ? [] : [{ target: t.target, path: t.tarball }],
+      );
+      const { makeBundle } = await import("../../bundle/make-bundle.js");
+      const made = await makeBundle({ stack, tarballs, outDir: resolve(flags.out ?? "dist") });
+      process.stdout.write(`bundle: ${made.path} (${made.bytes} bytes; the target tarballs: ${made.inputBytes})\n`);
+    }
     return report.exitCode;
   } finally {
     reporter.close();
