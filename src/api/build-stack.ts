@@ -19,6 +19,8 @@ import { chooseConcurrency } from "../run/concurrency.js";
 import { connectEngines, describeEngine } from "../run/engines.js";
 import { buildReport, type RunReport } from "../run/report.js";
 import { runPlan, type RunResult, type TargetPacker } from "../run/run-plan.js";
+import type { UpToDateOptions } from "../run/target-reuse.js";
+import { packagingInputs } from "../run/up-to-date-inputs.js";
 import type { Reporter } from "../ui/reporter.js";
 
 export interface BuildStackOptions {
@@ -155,7 +157,7 @@ export async function buildStack(stack: Stack, options: BuildStackOptions): Prom
           pack: async (target, container, log, context) => {
             const packed = await packageTarget(plan, target, container, log, {
               outDir,
-              compression: options.compression ?? "gzip",
+              compression,
               signal: options.signal,
               spackCommit: context.spackCommit,
               ...(context.spackPackagesCommit === undefined
@@ -173,6 +175,23 @@ export async function buildStack(stack: Stack, options: BuildStackOptions): Prom
           },
         }
       : undefined;
+  const signing = options.signing;
+  const compression = options.compression ?? "gzip";
+  // An unchanged target is known before its container starts; build hands out the tarball kept from the same inputs.
+  const upToDate: UpToDateOptions =
+    mode === "build"
+      ? {
+          packaging: {
+            inputsOf: (target) =>
+              packagingInputs(plan, target, {
+                compression,
+                ...(signing === undefined ? {} : { signingFingerprint: signing.fingerprint }),
+              }),
+            outDir,
+            ...(signing === undefined ? {} : { sign: (file: string) => signFile(signing, file) }),
+          },
+        }
+      : {};
   let result: RunResult;
   try {
     result = await runPlan(plan, {
@@ -192,6 +211,7 @@ export async function buildStack(stack: Stack, options: BuildStackOptions): Prom
       ...(options.memory === undefined ? {} : { memory: options.memory }),
       ...(packer === undefined ? {} : { packer }),
       ...(bcKey === undefined ? {} : { signingKey: bcKey }),
+      upToDate,
     });
   } catch (error) {
     throw new RunStartError(engine.runId, plan, error);

@@ -13,7 +13,15 @@ import type { Reporter } from "../ui/reporter.js";
 import { CACHE_LAYOUT } from "../cache/layout.js";
 import { registerRun } from "../cache/usage.js";
 import { hostPathOf, prepareCacheDirs } from "./host-caches.js";
-import { concretizationKey, repoDigest, treeIdentity, type LockKey } from "./lock-reuse.js";
+import {
+  concretizationKey,
+  repoDigest,
+  treeIdentity,
+  type ConcretizationInputs,
+  type LockKey,
+} from "./lock-reuse.js";
+import { concretizationInputsByName } from "./up-to-date-inputs.js";
+import { upToDateTarget, type UpToDateOptions } from "./target-reuse.js";
 import { runTarget, type LockOutcome, type StepTiming } from "./run-target.js";
 import { BUILTIN_IN_CHECKOUT } from "../config/inspect.js";
 import type { Origin } from "../config/types.js";
@@ -54,6 +62,8 @@ export interface RunOptions {
   buildcache?: BuildcacheLocation;
   /** The registry's credentials, for an oci:// buildcache that needs them. */
   credentials?: RegistryCredentials;
+  /** Know before a target's container starts whether it has anything to do (absent: every target runs). */
+  upToDate?: UpToDateOptions;
 }
 
 /** What a packer knows of the run besides the target. */
@@ -85,6 +95,10 @@ export interface TargetResult extends TargetExtra {
   lock?: LockOutcome;
   /** The engine that built it (runs over several engines). */
   engine?: string;
+  /** Whether it was up to date (nothing started), or why it ran. */
+  upToDate?: { upToDate: boolean; reason: string };
+  /** An up-to-date target: the concrete specs its buildcache holds (`name@version/hash7`). */
+  reusedSpecs?: string[];
   error?: string;
 }
 
@@ -251,14 +265,14 @@ export async function runPlan(plan: BuildPlan, options: RunOptions): Promise<Run
     };
     const spackIdentity = (await identityOf("spack")) ?? "unknown";
     const packagesIdentity = await identityOf("spack-packages");
-    const lockKeyOf = (target: TargetPlan, imageId: string): LockKey =>
-      concretizationKey({
-        environments: Object.fromEntries(Object.entries(target.files).filter(([p]) => p.endsWith("/spack.yaml"))),
-        spackCommit: spackIdentity,
-        ...(packagesIdentity === undefined ? {} : { spackPackagesCommit: packagesIdentity }),
-        repoDigests,
-        imageId,
-      });
+    const inputsOf = (target: TargetPlan, imageId: string): ConcretizationInputs => ({
+      environments: Object.fromEntries(Object.entries(target.files).filter(([p]) => p.endsWith("/spack.yaml"))),
+      spackCommit: spackIdentity,
+      ...(packagesIdentity === undefined ? {} : { spackPackagesCommit: packagesIdentity }),
+      repoDigests,
+      imageId,
+    });
+    const lockKeyOf = (target: TargetPlan, imageId: string): LockKey => concretizationKey(inputsOf(target, imageId));
 
     const failFast = new AbortController();
     const targetSignal = AbortSignal.any([signal, failFast.signal]);
@@ -293,6 +307,22 @@ export async function runPlan(plan: BuildPlan, options: RunOptions): Promise<Run
         ...(synced.has(runEngine.name) ? { synced: synced.get(runEngine.name) as ReadonlyMap<string, string> } : {}),
         ...(runEngine.jobs === undefined ? {} : { jobs: runEngine.jobs }),
       });
+      // Nothing to do: said, and nothing started. Otherwise the reason it runs, and what it made is kept after it.
+      const reuse =
+        options.upToDate === undefined
+          ? undefined
+          : await upToDateTarget(placed, options.upToDate, {
+              lockKey: lockKeyOf(placed, image.id),
+              concretization: concretizationInputsByName(inputsOf(placed, image.id)),
+              cacheRoot: options.cacheRoot,
+              fresh: options.reuseLocks === false,
+              ...pick(options, ["buildcache", "credentials"]),
+              engine: { name: runEngine.name, local: engine.local, cacheRoot: runEngine.cacheRoot },
+              signal: targetSignal,
+              logPath,
+              reporter,
+            });
+      if (reuse?.result !== undefined) return { ...reuse.result, ...onEngine };
       try {
         const outcome = await runTarget(placed, {
           engine,
@@ -317,6 +347,7 @@ export async function runPlan(plan: BuildPlan, options: RunOptions): Promise<Run
                 },
               }),
         });
+        await reuse?.keep(extra);
         const seconds = (performance.now() - started) / 1000;
         reporter.emit({ type: "target-done", target: target.target, ok: true, seconds, detail: extra.tarball ?? "" });
         return {
@@ -329,6 +360,7 @@ export async function runPlan(plan: BuildPlan, options: RunOptions): Promise<Run
           ...(outcome.lock === undefined ? {} : { lock: outcome.lock }),
           ...onEngine,
           ...extra,
+          ...(reuse === undefined ? {} : { upToDate: reuse.verdict }),
         };
       } catch (error) {
         const seconds = (performance.now() - started) / 1000;
@@ -361,6 +393,7 @@ export async function runPlan(plan: BuildPlan, options: RunOptions): Promise<Run
           steps,
           captured: {},
           ...onEngine,
+          ...(reuse === undefined ? {} : { upToDate: reuse.verdict }),
           error: message,
         };
       }
