@@ -10,7 +10,8 @@ import type { RegistryCredentials } from "../plan/placement.js";
 import type { Presence } from "./buildcache-path.js";
 import type { ConcreteSpec } from "./lock-specs.js";
 
-const MANIFEST_TYPES = "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
+const MANIFEST_TYPES =
+  "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
 const INDEX_TAG = "index.spack";
 const TIMEOUT_MS = 15_000;
 
@@ -76,7 +77,9 @@ async function request(path: string, options: OciReadOptions, accept: string): P
   const challenge = first.headers.get("www-authenticate") ?? "";
   await first.body?.cancel();
   if (!/^basic\b/i.test(challenge))
-    throw new Error(`the registry asks for ${challenge.split(" ")[0] || "an unknown"} authentication (only basic is read here)`);
+    throw new Error(
+      `the registry asks for ${challenge.split(" ")[0] || "an unknown"} authentication (only basic is read here)`,
+    );
   if (options.credentials === undefined) throw new Error("the registry asks for credentials and none were given");
   const { username, password } = options.credentials;
   const authorization = `Basic ${Buffer.from(`${username}:${password}`).toString("base64")}`;

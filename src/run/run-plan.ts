@@ -13,13 +13,7 @@ import type { Reporter } from "../ui/reporter.js";
 import { CACHE_LAYOUT } from "../cache/layout.js";
 import { registerRun } from "../cache/usage.js";
 import { hostPathOf, prepareCacheDirs } from "./host-caches.js";
-import {
-  concretizationKey,
-  repoDigest,
-  treeIdentity,
-  type ConcretizationInputs,
-  type LockKey,
-} from "./lock-reuse.js";
+import { concretizationKey, repoDigest, treeIdentity, type ConcretizationInputs, type LockKey } from "./lock-reuse.js";
 import { concretizationInputsByName } from "./up-to-date-inputs.js";
 import { upToDateTarget, type UpToDateOptions } from "./target-reuse.js";
 import { runTarget, type LockOutcome, type StepTiming } from "./run-target.js";

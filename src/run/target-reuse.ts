@@ -52,7 +52,11 @@ export async function targetInputs(
   options: UpToDateOptions,
 ): Promise<TargetInputs> {
   const packaging = options.packaging === undefined ? {} : await options.packaging.inputsOf(placed);
-  return { mode: options.packaging === undefined ? "warm" : "build", lockKey, inputs: { ...concretization, ...packaging } };
+  return {
+    mode: options.packaging === undefined ? "warm" : "build",
+    lockKey,
+    inputs: { ...concretization, ...packaging },
+  };
 }
 
 export function upToDateOf(placed: TargetPlan, judged: TargetInputs, ctx: ReuseContext): Promise<Answer> {
@@ -83,7 +87,10 @@ function buildcacheSource(placed: TargetPlan, ctx: ReuseContext): BuildcacheSour
   const mount = placed.mounts.find((m) => m.kind === "buildcache");
   if (mount === undefined) return { kind: "unreadable", reason: "the target mounts no buildcache" };
   if (shared === undefined && !ctx.engine.local)
-    return { kind: "unreadable", reason: `the buildcache is under engine ${ctx.engine.name}'s cache root, on its host` };
+    return {
+      kind: "unreadable",
+      reason: `the buildcache is under engine ${ctx.engine.name}'s cache root, on its host`,
+    };
   return { kind: "path", dir: hostPathOf(mount, ctx.engine.cacheRoot), signed: placed.signing !== undefined };
 }
 
@@ -170,7 +177,10 @@ export async function upToDateTarget(
   }
   const log = await TargetLog.open(ctx.logPath, () => undefined);
   log.note(verdict.upToDate ? `${verdict.reason} (${answer.reason})` : `runs: ${verdict.reason}`);
-  if (handed !== undefined) log.note(`kept tarball written to ${handed.tarball}${handed.signature === undefined ? "" : `, signed: ${handed.signature}`}`);
+  if (handed !== undefined)
+    log.note(
+      `kept tarball written to ${handed.tarball}${handed.signature === undefined ? "" : `, signed: ${handed.signature}`}`,
+    );
   await log.close();
   if (!verdict.upToDate || !answer.upToDate) return { verdict, keep: keepIt };
   const seconds = (performance.now() - started) / 1000;

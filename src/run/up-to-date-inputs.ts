@@ -60,14 +60,16 @@ export async function packagingInputs(
 let templates: Promise<string> | undefined;
 /** Every template and script a tarball is made with (read once per process). */
 function templatesDigest(): Promise<string> {
-  templates ??= (async () => {
-    const t = await loadTemplates();
-    const scripts = await Promise.all(
-      ["pack-tree.py", "verify-signature.sh"].map((f) => readFile(join(projectRoot, "templates", f), "utf8")),
-    );
-    return digestOf(JSON.stringify([t.dockerfile, t.prepareRelocation, t.installScript, t.module, ...scripts]));
-  })();
+  templates ??= templatesDigestOf(projectRoot);
   return templates;
+}
+
+export async function templatesDigestOf(root: string): Promise<string> {
+  const t = await loadTemplates(root);
+  const scripts = await Promise.all(
+    ["pack-tree.py", "verify-signature.sh"].map((f) => readFile(join(root, "templates", f), "utf8")),
+  );
+  return digestOf(JSON.stringify([t.dockerfile, t.prepareRelocation, t.installScript, t.module, ...scripts]));
 }
 
 let version: Promise<string> | undefined;

@@ -15,8 +15,6 @@ import type { LockKey } from "./lock-reuse.js";
 
 export const UP_TO_DATE = "up to date: nothing started";
 
-/** Names of the inputs that feed concretization (the rest feed packing only). */
-export const CONCRETIZATION_INPUTS = ["spack.yaml", "Spack", "spack-packages", "package repositories", "builder image"];
 /** The name under which the concretization (spack.lock) itself is an input of a kept tarball. */
 export const LOCK_INPUT = "spack.lock";
 
@@ -60,7 +58,8 @@ export function decideUpToDate(f: UpToDateFacts): Verdict {
   if (f.record === undefined) return { need: "record" };
   if (f.lock === undefined) return { need: "lock" };
   if (f.lock === null) {
-    const changed = changedInputs(f.record?.inputs, f.inputs, CONCRETIZATION_INPUTS);
+    // Every input that differs from the last run's is named (the signing key also changes the buildcache's key).
+    const changed = changedInputs(f.record?.inputs, f.inputs, Object.keys(f.inputs));
     return rebuild(
       changed.length > 0
         ? `changed since the last ${f.mode}: ${changed.join(", ")}`
@@ -75,7 +74,8 @@ export function decideUpToDate(f: UpToDateFacts): Verdict {
   }
   if (f.presence === undefined) return { need: "presence" };
   if ("unreadable" in f.presence) return rebuild(f.presence.unreadable);
-  if (f.presence.missing.length > 0) return rebuild(`not in the buildcache: ${listed(f.presence.missing.map(shortSpec))}`);
+  if (f.presence.missing.length > 0)
+    return rebuild(`not in the buildcache: ${listed(f.presence.missing.map(shortSpec))}`);
   const names = specs.map(shortSpec);
   if (f.mode === "warm") return { upToDate: true, reason: UP_TO_DATE, specs: names };
   if (f.record === null || f.record.tarball === undefined) return rebuild("no tarball kept from an earlier build");
