@@ -72,19 +72,24 @@ export function decideUpToDate(f: UpToDateFacts): Verdict {
   } catch (error) {
     return rebuild(`the kept spack.lock cannot be read: ${error instanceof Error ? error.message : String(error)}`);
   }
+  // What the kept tarball was made from is compared first: a changed input is the reason, whatever else follows.
+  if (f.mode === "build") {
+    if (f.record === null || f.record.tarball === undefined) return rebuild("no tarball kept from an earlier build");
+    const now = { ...f.inputs, [LOCK_INPUT]: digestOf(f.lock) };
+    const changed = changedInputs(f.record.inputs, now, Object.keys(now));
+    if (changed.length > 0) return rebuild(`changed since the kept tarball: ${changed.join(", ")}`);
+  }
   if (f.presence === undefined) return { need: "presence" };
   if ("unreadable" in f.presence) return rebuild(f.presence.unreadable);
   if (f.presence.missing.length > 0)
     return rebuild(`not in the buildcache: ${listed(f.presence.missing.map(shortSpec))}`);
   const names = specs.map(shortSpec);
   if (f.mode === "warm") return { upToDate: true, reason: UP_TO_DATE, specs: names };
-  if (f.record === null || f.record.tarball === undefined) return rebuild("no tarball kept from an earlier build");
-  const now = { ...f.inputs, [LOCK_INPUT]: digestOf(f.lock) };
-  const changed = changedInputs(f.record.inputs, now, Object.keys(now));
-  if (changed.length > 0) return rebuild(`changed since the kept tarball: ${changed.join(", ")}`);
+  const keptFile = f.record?.tarball;
+  if (keptFile === undefined) return rebuild("no tarball kept from an earlier build");
   if (f.tarball === undefined) return { need: "tarball" };
   if ("problem" in f.tarball) return rebuild(f.tarball.problem);
-  const kept = { path: f.tarball.path, ...f.record.tarball, warnings: f.record.warnings ?? [] };
+  const kept = { path: f.tarball.path, ...keptFile, warnings: f.record?.warnings ?? [] };
   return { upToDate: true, reason: UP_TO_DATE, specs: names, kept };
 }
 

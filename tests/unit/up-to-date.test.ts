@@ -130,6 +130,14 @@ describe("deciding whether a target is up to date", () => {
     });
   });
 
+  it("names a changed input before what it leads to (another signing key: another, empty, buildcache)", () => {
+    const inputs = { ...INPUTS, "signing key": "ABCDEF0123456789" };
+    expect(decideUpToDate(known({ inputs, presence: { missing: SPECS } }))).toEqual({
+      upToDate: false,
+      reason: "changed since the kept tarball: signing key",
+    });
+  });
+
   it("falls back with the reader's words when the buildcache or the kept tarball cannot be trusted", () => {
     expect(decideUpToDate(known({ presence: { unreadable: "cannot read the buildcache /b (EACCES)" } }))).toEqual({
       upToDate: false,

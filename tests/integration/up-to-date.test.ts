@@ -1,0 +1,165 @@
+/**
+ * An unchanged target starts no container: `build` hands out the tarball kept from the same inputs, `warm` reports
+ * the buildcache's specs as reused. A change of any one input (a spec, a template's value, the signing key), a
+ * pruned buildcache entry or a tampered kept tarball runs the target as before, and the report names the reason.
+ * Containers are counted from the engine's own events for the run's label, not from anything the factory says.
+ */
+import { readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { execa } from "execa";
+import { beforeAll, describe, expect, it } from "vitest";
+import { initKeys } from "../../src/sign/keys-init.js";
+import { runCli } from "./helpers/cli.js";
+import { requireEngine, requireTestImage } from "./helpers/engine.js";
+import { tempDir, writeTestStack } from "./helpers/stack.js";
+
+interface Report {
+  runId: string;
+  targets: {
+    status: string;
+    reason?: string;
+    built: string[];
+    fromCache: string[];
+    tarball?: string;
+    error?: string;
+  }[];
+}
+
+let work: string;
+let cacheRoot: string;
+let out: string;
+
+beforeAll(async () => {
+  const engine = await requireEngine();
+  await requireTestImage(engine);
+  await execa("npm", ["run", "build"], { stdio: "ignore" });
+  work = await tempDir("up-to-date");
+  cacheRoot = join(work, "cache");
+  out = join(work, "out");
+});
+
+/** Runs the CLI with a report; the report, what it printed, and the containers the engine created for that run. */
+async function run(
+  command: "build" | "warm",
+  stackFile: string,
+  extra: string[] = [],
+): Promise<{ report: Report; all: string; containers: string[] }> {
+  const since = Math.floor(Date.now() / 1000) - 1;
+  const reportPath = join(work, `report-${Date.now()}.json`);
+  const args = [command, stackFile, "--cache-dir", cacheRoot, "--report", reportPath, "--jobs", "2", ...extra];
+  const result = await runCli(command === "build" ? [...args, "--out", out] : args);
+  expect(result.exitCode, result.all).toBe(0);
+  const report = JSON.parse(await readFile(reportPath, "utf8")) as Report;
+  const { stdout } = await execa("docker", [
+    "events",
+    "--since",
+    String(since),
+    "--until",
+    String(Math.floor(Date.now() / 1000) + 1),
+    "--filter",
+    "type=container",
+    "--filter",
+    "event=create",
+    "--filter",
+    `label=stack-factory.run=${report.runId}`,
+    "--format",
+    "{{.Actor.ID}}",
+  ]);
+  return { report, all: result.all, containers: stdout.split("\n").filter((l) => l !== "") };
+}
+
+const stackOf = (over: { specs?: string[]; extra?: string } = {}) =>
+  writeTestStack(work, { name: "fresh", specs: over.specs ?? ["zlib"], ...(over.extra ? { extra: over.extra } : {}) });
+
+describe("an unchanged target", () => {
+  it("build: the second build starts no container and hands out the same tarball, which verifies", async () => {
+    const stackFile = await stackOf();
+    const first = await run("build", stackFile);
+    expect(first.report.targets[0]!.reason).toBe("no earlier concretization with these inputs");
+    expect(first.containers.length).toBeGreaterThan(0);
+    const tarball = first.report.targets[0]!.tarball!;
+    const bytes = await readFile(tarball);
+    await rm(tarball);
+    await rm(`${tarball}.sha256`);
+
+    const second = await run("build", stackFile);
+    const t = second.report.targets[0]!;
+    expect(t.reason).toBe("up to date: nothing started");
+    expect(second.containers).toEqual([]);
+    expect(t.built).toEqual([]);
+    expect(t.fromCache.some((s) => s.startsWith("zlib@"))).toBe(true);
+    expect(second.all).toContain("up to date: nothing started");
+    expect((await readFile(t.tarball!)).equals(bytes)).toBe(true);
+    const verify = await runCli(["verify", t.tarball!]);
+    expect(verify.exitCode, verify.all).toBe(0);
+  });
+
+  it("warm: reports every spec as reused without a container", async () => {
+    const { report, containers } = await run("warm", await stackOf());
+    expect(containers).toEqual([]);
+    expect(report.targets[0]).toMatchObject({ status: "ok", reason: "up to date: nothing started", built: [] });
+    expect(report.targets[0]!.fromCache.some((s) => s.startsWith("zlib@"))).toBe(true);
+  });
+});
+
+describe("a changed input runs the target and names the reason", () => {
+  it("a tampered kept tarball", async () => {
+    const stackFile = await stackOf();
+    const kept = join(cacheRoot, "kept", "fresh-1.0-x86_64_v3", "fresh-1.0-x86_64_v3.tar.gz");
+    const bytes = await readFile(kept);
+    bytes[bytes.length - 1] = bytes[bytes.length - 1]! ^ 0xff;
+    // Its own file (a hard link with the output would change that one too, and that is what a tamperer does).
+    await rm(kept);
+    await writeFile(kept, bytes);
+    const { report, containers } = await run("build", stackFile);
+    expect(report.targets[0]!.reason).toMatch(
+      /^the kept tarball \S+ has sha256 [0-9a-f]{64}, [0-9a-f]{64} was recorded$/,
+    );
+    expect(containers.length).toBeGreaterThan(0);
+    // Built and packed again, it is kept again: the next build is up to date.
+    expect((await run("build", stackFile)).containers).toEqual([]);
+  });
+
+  it("a pruned buildcache entry", async () => {
+    const stackFile = await stackOf();
+    const [key] = await readdir(join(cacheRoot, "buildcache"));
+    const dir = join(cacheRoot, "buildcache", key!, "build_cache");
+    const zlib = (await readdir(dir)).filter((f) => f.startsWith("zlib-"));
+    expect(zlib.length).toBeGreaterThan(0);
+    for (const f of zlib) await rm(join(dir, f));
+    const { report, containers } = await run("build", stackFile);
+    expect(report.targets[0]!.reason).toMatch(/^not in the buildcache: zlib@[\w.]+\/[a-z0-9]{7}$/);
+    expect(containers.length).toBeGreaterThan(0);
+  });
+
+  it("a value of the install script and module (the prefix)", async () => {
+    const { report, containers } = await run("build", await stackOf({ extra: "prefix: /opt/elsewhere/1.0" }));
+    expect(report.targets[0]!.reason).toBe("changed since the kept tarball: install script and module, prefix");
+    expect(containers.length).toBeGreaterThan(0);
+  });
+
+  it("a spec", async () => {
+    const { report, containers } = await run("build", await stackOf({ specs: ["zlib", "json-c"] }));
+    expect(report.targets[0]!.reason).toMatch(/^changed since the last build: spack\.yaml/);
+    expect(containers.length).toBeGreaterThan(0);
+  });
+
+  it("the signing key: a signed rebuild is up to date with a signature by the current key; another key runs", async () => {
+    const stackFile = await stackOf();
+    const site = await initKeys(join(work, "site"), { userId: "Site <site@example.org>", algorithm: "ed25519" });
+    const other = await initKeys(join(work, "other"), { userId: "Other <other@example.org>", algorithm: "ed25519" });
+    const signed = await run("build", stackFile, ["--sign-key", site.files.secret]);
+    expect(signed.report.targets[0]!.reason).toMatch(/signing key/);
+    const again = await run("build", stackFile, ["--sign-key", site.files.secret]);
+    expect(again.report.targets[0]!.reason).toBe("up to date: nothing started");
+    expect(again.containers).toEqual([]);
+    const tarball = again.report.targets[0]!.tarball!;
+    const verify = await runCli(["verify", tarball, "--keyring", site.files.public]);
+    expect(verify.exitCode, verify.all).toBe(0);
+    const changed = await run("build", stackFile, ["--sign-key", other.files.secret]);
+    expect(changed.report.targets[0]!.reason).toMatch(/signing key/);
+    expect(changed.containers.length).toBeGreaterThan(0);
+    const byOther = await runCli(["verify", tarball, "--keyring", other.files.public]);
+    expect(byOther.exitCode, byOther.all).toBe(0);
+  });
+});
