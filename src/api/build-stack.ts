@@ -62,6 +62,11 @@ export interface BuildStackOptions {
   buildcache?: BuildcacheLocation;
   /** The registry credentials file (factory settings `credentials:`), read here and never passed on as a value. */
   credentialsFile?: string;
+  /**
+   * Know before a target's container starts that it has nothing to do (default true); false runs every target, as
+   * benchmarks measure the path it saves.
+   */
+  upToDate?: boolean;
 }
 
 export interface BuildStackResult {
@@ -211,7 +216,7 @@ export async function buildStack(stack: Stack, options: BuildStackOptions): Prom
       ...(options.memory === undefined ? {} : { memory: options.memory }),
       ...(packer === undefined ? {} : { packer }),
       ...(bcKey === undefined ? {} : { signingKey: bcKey }),
-      upToDate,
+      ...(options.upToDate === false ? {} : { upToDate }),
     });
   } catch (error) {
     throw new RunStartError(engine.runId, plan, error);
