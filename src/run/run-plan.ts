@@ -155,6 +155,8 @@ export async function runPlan(plan: BuildPlan, options: RunOptions): Promise<Run
 
   const entries = [
     ...new Set(plan.targets.flatMap((t) => t.mounts.filter((m) => !m.hostIsAbsolute).map((m) => m.host))),
+    // Kept tarballs a run may hand out: stamped as used, and left alone by `cache prune` while the run lives.
+    ...(options.upToDate === undefined ? [] : plan.targets.map((t) => CACHE_LAYOUT.kept(t.outputs.dirName))),
   ];
   const unregisters: (() => Promise<void>)[] = [];
   // The cache root of every engine of this host, and the factory's own (logs, records, locks).
