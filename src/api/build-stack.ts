@@ -21,6 +21,7 @@ import { buildReport, type RunReport } from "../run/report.js";
 import { runPlan, type RunResult, type TargetPacker } from "../run/run-plan.js";
 import type { UpToDateOptions } from "../run/target-reuse.js";
 import { packagingInputs } from "../run/up-to-date-inputs.js";
+import { bringHome } from "../run/shared-out.js";
 import type { Reporter } from "../ui/reporter.js";
 
 export interface BuildStackOptions {
@@ -159,9 +160,12 @@ export async function buildStack(stack: Stack, options: BuildStackOptions): Prom
   const packer: TargetPacker | undefined =
     mode === "build"
       ? {
+          outDir,
           pack: async (target, container, log, context) => {
+            const shared = context.sharedOut;
             const packed = await packageTarget(plan, target, container, log, {
-              outDir,
+              outDir: shared?.host ?? outDir,
+              ...(shared === undefined ? {} : { sharedOutDir: shared.container }),
               compression,
               signal: options.signal,
               spackCommit: context.spackCommit,
@@ -172,6 +176,9 @@ export async function buildStack(stack: Stack, options: BuildStackOptions): Prom
               specsJson: context.captured["specs.json"] ?? "",
               ...(options.signing === undefined ? {} : { signingFingerprint: options.signing.fingerprint }),
             });
+            // Packed into the staging directory beside the tarballs: renamed into place, no copy.
+            if (shared !== undefined && packed.tarball !== undefined)
+              packed.tarball = await bringHome(packed.tarball, outDir);
             if (options.signing !== undefined && packed.tarball !== undefined) {
               const signature = await signFile(options.signing, packed.tarball);
               log.note(`step package: signed with key ${options.signing.fingerprint}: ${signature}`);

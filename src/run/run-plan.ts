@@ -16,6 +16,7 @@ import { hostPathOf, prepareCacheDirs } from "./host-caches.js";
 import { concretizationKey, repoDigest, treeIdentity, type ConcretizationInputs, type LockKey } from "./lock-reuse.js";
 import { concretizationInputsByName } from "./up-to-date-inputs.js";
 import { upToDateTarget, type UpToDateOptions } from "./target-reuse.js";
+import { prepareSharedOut, removeSharedOut, type SharedOut } from "./shared-out.js";
 import { runTarget, type LockOutcome, type StepTiming } from "./run-target.js";
 import { BUILTIN_IN_CHECKOUT } from "../config/inspect.js";
 import type { Origin } from "../config/types.js";
@@ -61,11 +62,18 @@ export interface RunOptions {
 }
 
 /** What a packer knows of the run besides the target. */
-export type PackContext = SourceCommits & { imageId: string; captured: Record<string, string> };
+export type PackContext = SourceCommits & {
+  imageId: string;
+  captured: Record<string, string>;
+  /** The output directory's staging directory, mounted in the container (an engine of this machine). */
+  sharedOut?: SharedOut;
+};
 
 /** Turns a built target, in its still-running container, into what the run reports (a tarball). */
 export interface TargetPacker {
   pack(target: TargetPlan, container: BuildContainer, log: TargetLog, context: PackContext): Promise<TargetExtra>;
+  /** Where tarballs go: on an engine of this machine, mounted in the container for the packer to write into. */
+  outDir?: string;
 }
 
 /** What a packer adds to a target's result. */
@@ -319,30 +327,39 @@ export async function runPlan(plan: BuildPlan, options: RunOptions): Promise<Run
               reporter,
             });
       if (reuse?.result !== undefined) return { ...reuse.result, ...onEngine };
+      // An engine of this machine packs straight into the output directory (through a mount, not the engine API).
+      const staged =
+        options.packer?.outDir !== undefined && engine.local
+          ? await prepareSharedOut(options.packer.outDir, runId, target.target).catch(() => undefined)
+          : undefined;
       try {
-        const outcome = await runTarget(placed, {
-          engine,
-          image: plan.builder.tag,
-          cacheRoot: options.cacheRoot,
-          logPath,
-          workDir: join(options.cacheRoot, CACHE_LAYOUT.targetRecord(runId, target.target)),
-          reporter,
-          signal: targetSignal,
-          ...pick(options, ["keepContainer", "cpus", "memory", "extraEnv", "signingKey"]),
-          ...(options.reuseLocks === false ? {} : { lockKey: lockKeyOf(placed, image.id) }),
-          ...(options.packer === undefined
-            ? {}
-            : {
-                afterSteps: async (c: BuildContainer, log: TargetLog, captured: Record<string, string>) => {
-                  extra = await options.packer!.pack(target, c, log, {
-                    spackCommit,
-                    ...(spackPackagesCommit === undefined ? {} : { spackPackagesCommit }),
-                    imageId: image.id,
-                    captured,
-                  });
-                },
-              }),
-        });
+        const outcome = await runTarget(
+          staged === undefined ? placed : { ...placed, mounts: [...placed.mounts, staged.mount] },
+          {
+            engine,
+            image: plan.builder.tag,
+            cacheRoot: options.cacheRoot,
+            logPath,
+            workDir: join(options.cacheRoot, CACHE_LAYOUT.targetRecord(runId, target.target)),
+            reporter,
+            signal: targetSignal,
+            ...pick(options, ["keepContainer", "cpus", "memory", "extraEnv", "signingKey"]),
+            ...(options.reuseLocks === false ? {} : { lockKey: lockKeyOf(placed, image.id) }),
+            ...(options.packer === undefined
+              ? {}
+              : {
+                  afterSteps: async (c: BuildContainer, log: TargetLog, captured: Record<string, string>) => {
+                    extra = await options.packer!.pack(target, c, log, {
+                      spackCommit,
+                      ...(spackPackagesCommit === undefined ? {} : { spackPackagesCommit }),
+                      imageId: image.id,
+                      captured,
+                      ...(staged === undefined ? {} : { sharedOut: staged.shared }),
+                    });
+                  },
+                }),
+          },
+        );
         await reuse?.keep(extra);
         const seconds = (performance.now() - started) / 1000;
         reporter.emit({ type: "target-done", target: target.target, ok: true, seconds, detail: extra.tarball ?? "" });
@@ -392,6 +409,8 @@ export async function runPlan(plan: BuildPlan, options: RunOptions): Promise<Run
           ...(reuse === undefined ? {} : { upToDate: reuse.verdict }),
           error: message,
         };
+      } finally {
+        if (staged !== undefined) await removeSharedOut(staged.shared).catch(() => undefined);
       }
     };
     // Targets only engines that are down could have built fail now; the others take the next free slot of their family.

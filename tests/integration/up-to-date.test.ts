@@ -21,6 +21,7 @@ interface Report {
     built: string[];
     fromCache: string[];
     tarball?: string;
+    logPath: string;
     error?: string;
   }[];
 }
@@ -78,6 +79,11 @@ describe("an unchanged target", () => {
     expect(first.report.targets[0]!.reason).toBe("no earlier concretization with these inputs");
     expect(first.containers.length).toBeGreaterThan(0);
     const tarball = first.report.targets[0]!.tarball!;
+    // An engine of this machine: packed straight into a staging directory of the output directory, renamed into
+    // place, the staging directory gone.
+    const log = await readFile(first.report.targets[0]!.logPath, "utf8");
+    expect(log).toContain(`wrote ${join(out, ".stack-factory-")}`);
+    expect((await readdir(out)).filter((n) => n.startsWith("."))).toEqual([]);
     const bytes = await readFile(tarball);
     await rm(tarball);
     await rm(`${tarball}.sha256`);
