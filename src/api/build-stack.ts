@@ -20,7 +20,7 @@ import { connectEngines, describeEngine } from "../run/engines.js";
 import { buildReport, type RunReport } from "../run/report.js";
 import { runPlan, type RunResult, type TargetPacker } from "../run/run-plan.js";
 import type { UpToDateOptions } from "../run/target-reuse.js";
-import { packagingInputs } from "../run/up-to-date-inputs.js";
+import { packagingInputs } from "../package/packaging-inputs.js";
 import { bringHome } from "../run/shared-out.js";
 import type { Reporter } from "../ui/reporter.js";
 

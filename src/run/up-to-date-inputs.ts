@@ -1,11 +1,4 @@
-/** A target's inputs by name, as kept records compare them: what feeds concretization, and what feeds packing. */
-import { createHash } from "node:crypto";
-import { readFile } from "node:fs/promises";
-import { join } from "node:path";
-import { assetFiles } from "../package/index.js";
-import type { BuildPlan, TargetPlan } from "../plan/types.js";
-import { projectRoot } from "../project-root.js";
-import { loadTemplates } from "../render/templates.js";
+/** A target's concretization inputs by name, as kept records compare them (what packing depends on: src/package). */
 import type { ConcretizationInputs } from "./lock-reuse.js";
 import { digestOf } from "./up-to-date.js";
 
@@ -18,66 +11,6 @@ export function concretizationInputsByName(inputs: ConcretizationInputs): Record
     "package repositories": digestOf(JSON.stringify(sortedEntries(inputs.repoDigests))),
     "builder image": inputs.imageId,
   };
-}
-
-export interface PackagingChoices {
-  compression: string;
-  /** The fingerprint of the key that signs tarballs, if any. */
-  signingFingerprint?: string;
-}
-
-/** What a target's tarball depends on besides its concretization: templates, prefix, module, assets, ... */
-export async function packagingInputs(
-  plan: BuildPlan,
-  target: TargetPlan,
-  choices: PackagingChoices,
-): Promise<Record<string, string>> {
-  const pkg = plan.package;
-  const assets = pkg === undefined ? {} : await assetFiles(plan.stack.name, pkg.assets);
-  const assetDigests: [string, string][] = [];
-  for (const [rel, file] of Object.entries(assets).sort(([a], [b]) => a.localeCompare(b))) {
-    const bytes =
-      typeof file === "string" || Buffer.isBuffer(file)
-        ? Buffer.from(file)
-        : "source" in file
-          ? await readFile(file.source)
-          : Buffer.from(file.content);
-    assetDigests.push([rel, createHash("sha256").update(bytes).digest("hex")]);
-  }
-  return {
-    templates: await templatesDigest(),
-    "install script and module": digestOf(JSON.stringify(target.packageFiles ?? null)),
-    prefix: pkg?.prefix ?? "",
-    module: JSON.stringify([pkg?.moduleName ?? "", sortedEntries(pkg?.moduleEnv ?? {})]),
-    assets: digestOf(JSON.stringify(assetDigests)),
-    compression: choices.compression,
-    "signing key": choices.signingFingerprint ?? "none",
-    "stack-factory": await factoryVersion(),
-    "tarball name": target.outputs.dirName,
-  };
-}
-
-let templates: Promise<string> | undefined;
-/** Every template and script a tarball is made with (read once per process). */
-function templatesDigest(): Promise<string> {
-  templates ??= templatesDigestOf(projectRoot);
-  return templates;
-}
-
-export async function templatesDigestOf(root: string): Promise<string> {
-  const t = await loadTemplates(root);
-  const scripts = await Promise.all(
-    ["pack-tree.py", "verify-signature.sh"].map((f) => readFile(join(root, "templates", f), "utf8")),
-  );
-  return digestOf(JSON.stringify([t.dockerfile, t.prepareRelocation, t.installScript, t.module, ...scripts]));
-}
-
-let version: Promise<string> | undefined;
-function factoryVersion(): Promise<string> {
-  version ??= readFile(join(projectRoot, "package.json"), "utf8").then(
-    (text) => (JSON.parse(text) as { version: string }).version,
-  );
-  return version;
 }
 
 function sortedEntries(record: Record<string, string>): [string, string][] {
