@@ -8,9 +8,13 @@ import { readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { execa } from "execa";
 import { beforeAll, describe, expect, it } from "vitest";
+import { buildcacheLocation } from "../../src/config/factory.js";
+import { specsInOciBuildcache } from "../../src/run/buildcache-oci.js";
+import { lockSpecs } from "../../src/run/lock-specs.js";
 import { initKeys } from "../../src/sign/keys-init.js";
 import { runCli } from "./helpers/cli.js";
 import { requireEngine, requireTestImage } from "./helpers/engine.js";
+import { requireRegistry } from "./helpers/registry.js";
 import { tempDir, writeTestStack } from "./helpers/stack.js";
 
 interface Report {
@@ -167,5 +171,70 @@ describe("a changed input runs the target and names the reason", () => {
     expect(changed.containers.length).toBeGreaterThan(0);
     const byOther = await runCli(["verify", tarball, "--keyring", other.files.public]);
     expect(byOther.exitCode, byOther.all).toBe(0);
+  });
+});
+
+describe("an OCI buildcache, read through the registry's API", () => {
+  it("warm: a target whose specs are all tagged and indexed is up to date; the reader sees what is missing and refuses without credentials", async () => {
+    const registry = await requireRegistry();
+    const repository = registry.freshRepository("up-to-date");
+    const location = buildcacheLocation(`oci+http://${registry.address}/${repository}`);
+    if (location.kind !== "oci") throw new Error("not an OCI location");
+    const factory = join(work, "oci-factory.yaml");
+    const ociCache = join(work, "oci-cache");
+    await writeFile(
+      factory,
+      [
+        "engines:",
+        "  - url: unix:///var/run/docker.sock",
+        "    name: main",
+        `    cache: ${ociCache}`,
+        "    network: host",
+        `buildcache: ${location.url}`,
+        `credentials: ${registry.credentialsFile}`,
+        "",
+      ].join("\n"),
+    );
+    const stackFile = await writeTestStack(work, { name: "oci", specs: ["zlib"] });
+    const warm = async () => {
+      const reportPath = join(work, `oci-${Date.now()}.json`);
+      const result = await runCli([
+        "warm",
+        stackFile,
+        "--factory",
+        factory,
+        "--cache-dir",
+        ociCache,
+        "--report",
+        reportPath,
+      ]);
+      expect(result.exitCode, result.all).toBe(0);
+      return JSON.parse(await readFile(reportPath, "utf8")) as Report;
+    };
+    expect((await warm()).targets[0]!.reason).toBe("no earlier concretization with these inputs");
+    const second = await warm();
+    expect(second.targets[0]!.reason).toBe("up to date: nothing started");
+    expect(second.targets[0]!.fromCache.some((s) => s.startsWith("zlib@"))).toBe(true);
+
+    // The reader itself, on the same repository: the specs the lock names are there, a spec never pushed is not.
+    const [lockKey] = await readdir(join(ociCache, "concretized"));
+    const specs = lockSpecs(await readFile(join(ociCache, "concretized", lockKey!, "spack.lock"), "utf8"));
+    const catalog = (await registry.get("/v2/_catalog?n=1000")) as { repositories: string[] };
+    const mine = catalog.repositories.filter((r) => r.startsWith(`${repository}/`));
+    expect(mine).toHaveLength(1);
+    const credentials = { username: registry.username, password: registry.password };
+    const signal = new AbortController().signal;
+    const never = { name: "zlib", version: "9.9", hash: "a".repeat(32) };
+    expect(
+      await specsInOciBuildcache([...specs, never], { location, repository: mine[0]!, credentials, signal }),
+    ).toEqual({ missing: [never] });
+    expect(
+      await specsInOciBuildcache(specs, { location, repository: `${repository}/nothing`, credentials, signal }),
+    ).toEqual({
+      missing: specs,
+    });
+    expect(await specsInOciBuildcache(specs, { location, repository: mine[0]!, signal })).toEqual({
+      unreadable: `cannot read the buildcache ${registry.address}/${mine[0]}: the registry asks for credentials and none were given`,
+    });
   });
 });
