@@ -344,6 +344,7 @@ export async function runPlan(plan: BuildPlan, options: RunOptions): Promise<Run
             reporter,
             signal: targetSignal,
             ...pick(options, ["keepContainer", "cpus", "memory", "extraEnv", "signingKey"]),
+            ...(reuse?.skipWithReusedLock === undefined ? {} : { skipWithReusedLock: reuse.skipWithReusedLock }),
             ...(options.reuseLocks === false ? {} : { lockKey: lockKeyOf(placed, image.id) }),
             ...(options.packer === undefined
               ? {}

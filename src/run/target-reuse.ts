@@ -137,6 +137,8 @@ export interface UpToDateTargetContext extends ReuseContext {
 export interface UpToDateOutcome {
   verdict: { upToDate: boolean; reason: string };
   result?: TargetResult;
+  /** Steps with nothing to do when the kept lock is reused (every spec of it is in the buildcache), and why. */
+  skipWithReusedLock?: Record<string, string>;
   keep(made: { tarball?: string; warnings?: string[] }): Promise<void>;
 }
 
@@ -182,7 +184,14 @@ export async function upToDateTarget(
       `kept tarball written to ${handed.tarball}${handed.signature === undefined ? "" : `, signed: ${handed.signature}`}`,
     );
   await log.close();
-  if (!verdict.upToDate || !answer.upToDate) return { verdict, keep: keepIt };
+  if (!verdict.upToDate || !answer.upToDate) {
+    const all = "every spec of the reused concretization is in the buildcache";
+    return {
+      verdict,
+      keep: keepIt,
+      ...(!answer.upToDate && answer.allInBuildcache === true ? { skipWithReusedLock: { fetch: all, push: all } } : {}),
+    };
+  }
   const seconds = (performance.now() - started) / 1000;
   ctx.reporter.emit({ type: "step", target, step: "up-to-date", title: verdict.reason });
   ctx.reporter.emit({ type: "target-done", target, ok: true, seconds, detail: handed?.tarball ?? verdict.reason });

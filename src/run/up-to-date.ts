@@ -46,7 +46,15 @@ export interface KeptTarball {
 
 export type Verdict =
   | { upToDate: true; reason: string; specs: string[]; kept?: KeptTarball }
-  | { upToDate: false; reason: string }
+  | {
+      upToDate: false;
+      reason: string;
+      /**
+       * The kept lock will be reused and every spec of it is in the buildcache: the run only installs from it, so
+       * fetching sources and pushing have nothing to do.
+       */
+      allInBuildcache?: boolean;
+    }
   | { need: "record" | "lock" | "presence" | "tarball" };
 
 export function decideUpToDate(f: UpToDateFacts): Verdict {
@@ -73,13 +81,10 @@ export function decideUpToDate(f: UpToDateFacts): Verdict {
     return rebuild(`the kept spack.lock cannot be read: ${error instanceof Error ? error.message : String(error)}`);
   }
   // What the kept tarball was made from is compared first: a changed input is the reason, whatever else follows.
-  if (f.mode === "build") {
-    if (f.record === null || f.record.tarball === undefined) return rebuild("no tarball kept from an earlier build");
-    const now = { ...f.inputs, [LOCK_INPUT]: digestOf(f.lock) };
-    const changed = changedInputs(f.record.inputs, now, Object.keys(now));
-    if (changed.length > 0) return rebuild(`changed since the kept tarball: ${changed.join(", ")}`);
-  }
+  const tarballReason = f.mode === "build" ? tarballInputsReason(f.record, f.inputs, f.lock) : undefined;
   if (f.presence === undefined) return { need: "presence" };
+  const inBuildcache = !("unreadable" in f.presence) && f.presence.missing.length === 0;
+  if (tarballReason !== undefined) return { upToDate: false, reason: tarballReason, allInBuildcache: inBuildcache };
   if ("unreadable" in f.presence) return rebuild(f.presence.unreadable);
   if (f.presence.missing.length > 0)
     return rebuild(`not in the buildcache: ${listed(f.presence.missing.map(shortSpec))}`);
@@ -88,9 +93,21 @@ export function decideUpToDate(f: UpToDateFacts): Verdict {
   const keptFile = f.record?.tarball;
   if (keptFile === undefined) return rebuild("no tarball kept from an earlier build");
   if (f.tarball === undefined) return { need: "tarball" };
-  if ("problem" in f.tarball) return rebuild(f.tarball.problem);
+  if ("problem" in f.tarball) return { upToDate: false, reason: f.tarball.problem, allInBuildcache: true };
   const kept = { path: f.tarball.path, ...keptFile, warnings: f.record?.warnings ?? [] };
   return { upToDate: true, reason: UP_TO_DATE, specs: names, kept };
+}
+
+/** Why the kept tarball cannot serve, as far as its record says (undefined: it may). */
+function tarballInputsReason(
+  record: KeptRecord | null | undefined,
+  inputs: Record<string, string>,
+  lock: string,
+): string | undefined {
+  if (record == null || record.tarball === undefined) return "no tarball kept from an earlier build";
+  const now = { ...inputs, [LOCK_INPUT]: digestOf(lock) };
+  const changed = changedInputs(record.inputs, now, Object.keys(now));
+  return changed.length > 0 ? `changed since the kept tarball: ${changed.join(", ")}` : undefined;
 }
 
 /** The inputs of `names` that differ between a record and now. */

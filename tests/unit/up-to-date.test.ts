@@ -94,7 +94,7 @@ describe("deciding whether a target is up to date", () => {
     ["prefix", { ...INPUTS, prefix: "/opt/y" }],
     ["compression", { ...INPUTS, compression: "zstd" }],
   ])("falls back naming the changed input: %s", (name, inputs) => {
-    expect(decideUpToDate(known({ inputs }))).toEqual({
+    expect(decideUpToDate(known({ inputs }))).toMatchObject({
       upToDate: false,
       reason: `changed since the kept tarball: ${name}`,
     });
@@ -102,11 +102,11 @@ describe("deciding whether a target is up to date", () => {
 
   it("names what changed when no lock is kept for the inputs (a spec, the image)", () => {
     const inputs = { ...INPUTS, "spack.yaml": "other", "builder image": "sha256:2222" };
-    expect(decideUpToDate(known({ inputs, lock: null }))).toEqual({
+    expect(decideUpToDate(known({ inputs, lock: null }))).toMatchObject({
       upToDate: false,
       reason: "changed since the last build: spack.yaml, builder image",
     });
-    expect(decideUpToDate(known({ inputs, lock: null, record: null }))).toEqual({
+    expect(decideUpToDate(known({ inputs, lock: null, record: null }))).toMatchObject({
       upToDate: false,
       reason: "no earlier concretization with these inputs",
     });
@@ -114,14 +114,14 @@ describe("deciding whether a target is up to date", () => {
 
   it("falls back when the concretization changed under the same inputs (--fresh found another)", () => {
     const other = LOCK.replace("1.3.1", "1.3.2");
-    expect(decideUpToDate(known({ lock: other }))).toEqual({
+    expect(decideUpToDate(known({ lock: other }))).toMatchObject({
       upToDate: false,
       reason: "changed since the kept tarball: spack.lock",
     });
   });
 
   it("falls back naming the specs missing from the buildcache (a pruned entry)", () => {
-    expect(decideUpToDate(known({ presence: { missing: [SPECS[1]!] } }))).toEqual({
+    expect(decideUpToDate(known({ presence: { missing: [SPECS[1]!] } }))).toMatchObject({
       upToDate: false,
       reason: "not in the buildcache: zlib@1.3.1/l56g2ad",
     });
@@ -133,22 +133,33 @@ describe("deciding whether a target is up to date", () => {
 
   it("names a changed input before what it leads to (another signing key: another, empty, buildcache)", () => {
     const inputs = { ...INPUTS, "signing key": "ABCDEF0123456789" };
-    expect(decideUpToDate(known({ inputs, presence: { missing: SPECS } }))).toEqual({
+    expect(decideUpToDate(known({ inputs, presence: { missing: SPECS } }))).toMatchObject({
       upToDate: false,
       reason: "changed since the kept tarball: signing key",
     });
   });
 
+  it("says when everything is in the buildcache although the target runs (fetch and push have nothing to do)", () => {
+    const changed = { ...INPUTS, prefix: "/opt/y" };
+    expect(decideUpToDate(known({ inputs: changed }))).toMatchObject({ allInBuildcache: true });
+    expect(decideUpToDate(known({ inputs: changed, presence: { missing: SPECS } }))).toMatchObject({
+      allInBuildcache: false,
+    });
+    expect(decideUpToDate(known({ tarball: { problem: "tampered" } }))).toMatchObject({ allInBuildcache: true });
+    expect(decideUpToDate(known({ presence: { missing: SPECS } }))).not.toHaveProperty("allInBuildcache");
+    expect(decideUpToDate(known({ presence: { unreadable: "x" } }))).not.toHaveProperty("allInBuildcache");
+  });
+
   it("falls back with the reader's words when the buildcache or the kept tarball cannot be trusted", () => {
-    expect(decideUpToDate(known({ presence: { unreadable: "cannot read the buildcache /b (EACCES)" } }))).toEqual({
+    expect(decideUpToDate(known({ presence: { unreadable: "cannot read the buildcache /b (EACCES)" } }))).toMatchObject({
       upToDate: false,
       reason: "cannot read the buildcache /b (EACCES)",
     });
-    expect(decideUpToDate(known({ tarball: { problem: "the kept tarball t has sha256 0, f was recorded" } }))).toEqual({
+    expect(decideUpToDate(known({ tarball: { problem: "the kept tarball t has sha256 0, f was recorded" } }))).toMatchObject({
       upToDate: false,
       reason: "the kept tarball t has sha256 0, f was recorded",
     });
-    expect(decideUpToDate(known({ record: null }))).toEqual({
+    expect(decideUpToDate(known({ record: null }))).toMatchObject({
       upToDate: false,
       reason: "no tarball kept from an earlier build",
     });
@@ -156,7 +167,7 @@ describe("deciding whether a target is up to date", () => {
 
   it("falls back for --fresh, an unusable lock key, a malformed lock and a compiler Spack builds", () => {
     expect(decideUpToDate(known({ fresh: true }))).toMatchObject({ upToDate: false, reason: /--fresh/ });
-    expect(decideUpToDate(known({ lockKey: { unusable: "the builder image id is unknown" } }))).toEqual({
+    expect(decideUpToDate(known({ lockKey: { unusable: "the builder image id is unknown" } }))).toMatchObject({
       upToDate: false,
       reason: "no concretization to compare: the builder image id is unknown",
     });
