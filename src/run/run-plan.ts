@@ -99,7 +99,7 @@ export interface TargetResult extends TargetExtra {
   engine?: string;
   /** Whether it was up to date (nothing started), or why it ran. */
   upToDate?: { upToDate: boolean; reason: string };
-  /** An up-to-date target: the concrete specs its buildcache holds (`name@version/hash7`). */
+  /** An up-to-date target: the concrete specs its buildcache holds (`<name>-<version>-<hash>`). */
   reusedSpecs?: string[];
   error?: string;
 }

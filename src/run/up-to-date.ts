@@ -10,7 +10,7 @@
 import { createHash } from "node:crypto";
 import type { KeptRecord, RunMode } from "../cache/kept-tarballs.js";
 import type { Presence } from "./buildcache-path.js";
-import { lockSpecs, shortSpec } from "./lock-specs.js";
+import { lockSpecs, shortSpec, specFileStem } from "./lock-specs.js";
 import type { LockKey } from "./lock-reuse.js";
 
 export const UP_TO_DATE = "up to date: nothing started";
@@ -88,7 +88,8 @@ export function decideUpToDate(f: UpToDateFacts): Verdict {
   if ("unreadable" in f.presence) return rebuild(f.presence.unreadable);
   if (f.presence.missing.length > 0)
     return rebuild(`not in the buildcache: ${listed(f.presence.missing.map(shortSpec))}`);
-  const names = specs.map(shortSpec);
+  // As Spack names them in its install log (`Extracting <name>-<version>-<hash>`), like the report's other lists.
+  const names = specs.map(specFileStem);
   if (f.mode === "warm") return { upToDate: true, reason: UP_TO_DATE, specs: names };
   const keptFile = f.record?.tarball;
   if (keptFile === undefined) return rebuild("no tarball kept from an earlier build");

@@ -68,7 +68,7 @@ describe("deciding whether a target is up to date", () => {
     const verdict = decideUpToDate(known());
     expect(verdict).toMatchObject({ upToDate: true, reason: UP_TO_DATE });
     expect(verdict).toMatchObject({ kept: { path: "/cache/kept/x/x-1.0-zen4.tar.gz", sha256: "f".repeat(64) } });
-    expect(verdict).toMatchObject({ specs: ["gcc-runtime@12.2.0/qnmhjgc", "zlib@1.3.1/l56g2ad"] });
+    expect(verdict).toMatchObject({ specs: [`gcc-runtime-12.2.0-${RUNTIME}`, `zlib-1.3.1-${ZLIB}`] });
   });
 
   it("asks for each fact in turn, hashing the kept tarball last", () => {
@@ -151,11 +151,15 @@ describe("deciding whether a target is up to date", () => {
   });
 
   it("falls back with the reader's words when the buildcache or the kept tarball cannot be trusted", () => {
-    expect(decideUpToDate(known({ presence: { unreadable: "cannot read the buildcache /b (EACCES)" } }))).toMatchObject({
-      upToDate: false,
-      reason: "cannot read the buildcache /b (EACCES)",
-    });
-    expect(decideUpToDate(known({ tarball: { problem: "the kept tarball t has sha256 0, f was recorded" } }))).toMatchObject({
+    expect(decideUpToDate(known({ presence: { unreadable: "cannot read the buildcache /b (EACCES)" } }))).toMatchObject(
+      {
+        upToDate: false,
+        reason: "cannot read the buildcache /b (EACCES)",
+      },
+    );
+    expect(
+      decideUpToDate(known({ tarball: { problem: "the kept tarball t has sha256 0, f was recorded" } })),
+    ).toMatchObject({
       upToDate: false,
       reason: "the kept tarball t has sha256 0, f was recorded",
     });
