@@ -56,7 +56,9 @@ export type MountKind =
   | "spack"
   | "spack-packages"
   | "repo"
-  | "mirror";
+  | "mirror"
+  /** The run's staging directory in the output directory (packing straight into it, engines of this host). */
+  | "output";
 
 export interface Mount {
   kind: MountKind;

@@ -31,6 +31,8 @@ export interface TargetReport {
   concretization?: string;
   /** The engine that built it (runs over several engines). */
   engine?: string;
+  /** "up to date: nothing started", or why the target ran (what changed, what is missing or unreadable). */
+  reason?: string;
   logPath: string;
   steps: StepTiming[];
   error?: string;
@@ -99,7 +101,10 @@ export async function buildReport(
   const targets: TargetReport[] = [];
   for (const t of result.targets) {
     const log = await readFile(t.logPath, "utf8").catch(() => "");
-    const { built, fromCache } = summariseInstallLog(log);
+    const summary = summariseInstallLog(log);
+    const { built } = summary;
+    // An up-to-date target installed nothing: what it reuses is what the buildcache holds for it.
+    const fromCache = t.upToDate?.upToDate === true ? (t.reusedSpecs ?? []) : summary.fromCache;
     const keptAfterFailure = t.status === "failed" && t.steps.some((s) => KEEP_STEPS.has(s.step));
     targets.push({
       target: t.target,
@@ -117,6 +122,7 @@ export async function buildReport(
         ? {}
         : { concretization: t.lock.reused ? "reused lock" : `concretized: ${t.lock.reason}` }),
       ...(t.engine === undefined ? {} : { engine: t.engine }),
+      ...(t.upToDate === undefined ? {} : { reason: t.upToDate.reason }),
       logPath: t.logPath,
       steps: t.steps.map((s) => ({ ...s, seconds: round(s.seconds) })),
       ...(t.error === undefined ? {} : { error: t.error }),
@@ -198,6 +204,8 @@ export function reportMarkdown(report: RunReport): string {
         `| ${t.target} | ${t.status === "ok" ? "ok" : `**${t.status}**`} | ${t.built.length} | ${t.fromCache.length} | ${t.seconds.toFixed(0)} s |`,
     ),
   ];
+  const current = report.targets.filter((t) => t.reason?.startsWith("up to date") === true).length;
+  if (current > 0) lines.push("", `${current} target(s) up to date: nothing started.`);
   const failed = report.targets.filter((t) => t.status === "failed");
   if (failed.length > 0)
     lines.push("", ...failed.map((t) => `- ${t.target} failed: see \`${t.logPath}\`${keptNote(t)}`));

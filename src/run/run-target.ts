@@ -36,6 +36,11 @@ export interface TargetRunOptions {
   lockKey?: LockKey;
   /** The secret key for the plan's signing steps (a signed buildcache); it reaches the container on stdin only. */
   signingKey?: FileSigningKey;
+  /**
+   * Steps to skip, with the reason, when the earlier concretization is reused (the up-to-date check found every
+   * spec of that lock in the buildcache: fetch and push have nothing to do).
+   */
+  skipWithReusedLock?: Partial<Record<string, string>>;
   /** Runs after the last step while the container is still there (packing reads the view from it). */
   afterSteps?: (container: BuildContainer, log: TargetLog, captured: Record<string, string>) => Promise<void>;
 }
@@ -126,6 +131,12 @@ export async function runTarget(plan: TargetPlan, options: TargetRunOptions): Pr
           });
           continue;
         }
+      }
+      const skip = lock?.reused === true ? options.skipWithReusedLock?.[step.id] : undefined;
+      if (skip !== undefined) {
+        log.note(`step ${step.id}: skipped: ${skip}`);
+        steps.push({ step: step.id, seconds: 0, exitCode: 0, reused: true });
+        continue;
       }
       reporter.emit({ type: "step", target, step: step.id, title: step.title });
       const started = performance.now();
