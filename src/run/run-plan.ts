@@ -13,7 +13,14 @@ import type { Reporter } from "../ui/reporter.js";
 import { CACHE_LAYOUT } from "../cache/layout.js";
 import { registerRun } from "../cache/usage.js";
 import { hostPathOf, prepareCacheDirs } from "./host-caches.js";
-import { concretizationKey, plannedEnvironments, repoDigest, treeIdentity, type ConcretizationInputs, type LockKey } from "./lock-reuse.js";
+import {
+  concretizationKey,
+  plannedEnvironments,
+  repoDigest,
+  treeIdentity,
+  type ConcretizationInputs,
+  type LockKey,
+} from "./lock-reuse.js";
 import { concretizationInputsByName } from "./up-to-date-inputs.js";
 import { upToDateTarget, type UpToDateOptions } from "./target-reuse.js";
 import { prepareSharedOut, removeSharedOut, type SharedOut } from "./shared-out.js";
