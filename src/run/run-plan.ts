@@ -54,6 +54,8 @@ export interface RunOptions {
   buildcache?: BuildcacheLocation;
   /** The registry's credentials, for an oci:// buildcache that needs them. */
   credentials?: RegistryCredentials;
+  /** The CA (PEM) the registry's certificate is signed by, for build containers to trust. */
+  registryCa?: string;
 }
 
 /** What a packer knows of the run besides the target. */
@@ -290,6 +292,7 @@ export async function runPlan(plan: BuildPlan, options: RunOptions): Promise<Run
         factoryCacheRoot: options.cacheRoot,
         ...(options.buildcache === undefined ? {} : { buildcache: options.buildcache }),
         ...(options.credentials === undefined ? {} : { credentials: options.credentials }),
+        ...(options.registryCa === undefined ? {} : { registryCa: options.registryCa }),
         ...(synced.has(runEngine.name) ? { synced: synced.get(runEngine.name) as ReadonlyMap<string, string> } : {}),
         ...(runEngine.jobs === undefined ? {} : { jobs: runEngine.jobs }),
       });
