@@ -11,7 +11,7 @@ const fixture = fileURLToPath(new URL("../fixtures/certs/test-ca.pem", import.me
 describe("the registry CA file (buildcache_ca)", () => {
   it("takes PEM certificates, and nothing else, into the build containers", async () => {
     const pem = await readFile(fixture, "utf8");
-    expect(await loadRegistryCa(fixture)).toBe(pem.trim() + "\n");
+    expect(await loadRegistryCa(fixture)).toBe(`${pem.trim()}\n`);
     const dir = await mkdtemp(path.join(tmpdir(), "sf-ca-"));
     const write = async (name: string, text: string) => {
       await writeFile(path.join(dir, name), text);

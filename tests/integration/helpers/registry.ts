@@ -36,6 +36,8 @@ export interface TestRegistry {
   freshRepository(prefix: string): string;
   /** GET a registry API path with the credentials; the parsed JSON (or undefined on 404). */
   get(path: string, accept?: string): Promise<unknown>;
+  /** GET a registry API path with the credentials; the bytes (a blob). */
+  getBytes(path: string): Promise<Buffer>;
 }
 
 /** Fails, saying how to start one, unless the test registry answers with its credentials. */
@@ -77,7 +79,13 @@ export async function requireRegistry(options: { plainHttp?: boolean } = {}): Pr
       { cause: error },
     );
   }
+  const getBytes = async (path: string): Promise<Buffer> => {
+    const { status, body } = await getUrl(`${scheme}://${where.address}${path}`, { Authorization: auth }, ca);
+    if (status < 200 || status >= 300) throw new Error(`GET ${path}: HTTP ${status}`);
+    return body;
+  };
   return {
+    getBytes,
     address: where.address,
     scheme,
     ...(plain ? {} : { caFile: TLS.caFile }),
