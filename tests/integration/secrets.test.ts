@@ -29,8 +29,14 @@ let stackFile: string;
 let keptContainer: string | undefined;
 const docker = new Docker();
 
-/** Where a secret was found: "<what>: <path inside>", for the failure message. */
+/** Where a needle was found: "<what>:<path inside> holds <needle>". */
 type Finding = string;
+
+/**
+ * A value the build containers get through `--env`: unlike the secrets it reaches every package build, so finding it
+ * where the secrets are looked for shows the search would have found them there.
+ */
+const CONTROL = "sf-secrets-control-5e1f0a";
 
 function isGzip(b: Buffer): boolean {
   return b.length > 2 && b[0] === 0x1f && b[1] === 0x8b;
@@ -43,7 +49,8 @@ function isTar(b: Buffer): boolean {
 /** Every place in `data` (opened through gzip and tar at any depth) that holds one of `needles`. */
 async function search(data: Buffer, where: string, needles: readonly string[]): Promise<Finding[]> {
   const found: Finding[] = [];
-  for (const n of needles) if (data.includes(n)) found.push(`${where} holds ${JSON.stringify(n.slice(0, 4))}…`);
+  for (const n of needles)
+    if (data.includes(n)) found.push(`${where} holds ${n === CONTROL ? "the control" : "a secret"}`);
   if (isGzip(data)) {
     let inflated: Buffer | undefined;
     try {
@@ -96,8 +103,14 @@ async function searchDir(dir: string, needles: readonly string[]): Promise<{ fou
 
 /** Every blob of every tag of a repository of the test registry (decompressed and opened). */
 async function searchRepository(repoPrefix: string, needles: readonly string[]) {
-  const catalog = (await registry.get("/v2/_catalog?n=10000")) as { repositories: string[] };
-  const repos = catalog.repositories.filter((r) => r.startsWith(`${repoPrefix}/`));
+  const all: string[] = [];
+  for (let page: string[] = []; all.length === 0 || page.length === 1000; ) {
+    const last = all.length === 0 ? "" : `&last=${encodeURIComponent(all.at(-1)!)}`;
+    page = ((await registry.get(`/v2/_catalog?n=1000${last}`)) as { repositories: string[] }).repositories;
+    all.push(...page);
+    if (page.length === 0) break;
+  }
+  const repos = all.filter((r) => r.startsWith(`${repoPrefix}/`));
   const found: Finding[] = [];
   let blobs = 0;
   for (const repo of repos) {
@@ -193,12 +206,16 @@ afterAll(async () => {
 
 describe("the registry password", () => {
   it("pulls and pushes, yet is in no package build, prefix, blob, log, report, tarball or kept container", async () => {
-    const secrets = [registry.password, Buffer.from(`${registry.username}:${registry.password}`).toString("base64")];
+    const secrets = [
+      registry.password,
+      Buffer.from(`${registry.username}:${registry.password}`).toString("base64"),
+      CONTROL,
+    ];
     const repoPrefix = registry.freshRepository("secrets");
     const pushes = await factoryFile("push", `${repoPrefix}/ok`);
 
     // 1. A build that pushes.
-    const first = await build("push", ["--factory", pushes]);
+    const first = await build("push", ["--factory", pushes, "--env", `SF_CONTROL=${CONTROL}`]);
     expect(first.exitCode, first.all).toBe(0);
     // 2. A build from the OCI buildcache (a fresh cache root: nothing local).
     const second = await build("pull", ["--factory", pushes]);
@@ -216,6 +233,8 @@ describe("the registry password", () => {
       await factoryFile("fail", `${repoPrefix}/fail`),
       "--env",
       "SPACK_STANDIN_FAIL=env-probe",
+      "--env",
+      `SF_CONTROL=${CONTROL}`,
       "--keep-container",
     ]);
     expect(failing.exitCode, failing.all).toBe(1);
@@ -236,15 +255,16 @@ describe("the registry password", () => {
       findings.push(...(await search(await readFile(join(work, `${name}.json`)), `${name}.json`, secrets)));
     }
     // What was searched is what matters: the probe's recorded environment, the failed build's stage environment.
-    expect(searched.filter((f) => f.endsWith(".tar.gz"))).toHaveLength(2);
-    const stageEnv = searched.find((f) => /-stage\/spack-build-env\.txt$/.test(f));
+    const tarballs = searched.filter((f) => /\/dist-(push|pull)\/[^/]+\.tar\.gz$/.test(f));
+    expect(tarballs).toHaveLength(2);
+    const stageEnv = searched.find((f) => /-stage\/(?:.+\/)?spack-build-env\.txt$/.test(f));
     expect(stageEnv, searched.join("\n")).toBeDefined();
     const stageText = await readFile(stageEnv!, "utf8");
     expect(stageText).toMatch(/^SPACK_PREFIX=/m);
     expect(stageText).not.toContain("STACK_FACTORY_REGISTRY");
     const stageOut = await readFile(stageEnv!.replace(/spack-build-env\.txt$/, "spack-build-out.txt"), "utf8");
     expect(stageOut).toContain("==> the build environment of env-probe:");
-    const tarList = await execa("tar", ["-tzf", searched.find((f) => f.endsWith(".tar.gz"))!]);
+    const tarList = await execa("tar", ["-tzf", tarballs[0]!]);
     expect(tarList.stdout).toMatch(/share\/env-probe\/build-env\.txt/);
 
     // Every blob the runs pushed.
@@ -273,8 +293,42 @@ describe("the registry password", () => {
     expect(mode!.split(" ")).toEqual(["600", uid]);
     expect(probe.stdout).toMatch(/^tmpfs \/sf\/registry tmpfs /m);
 
-    expect(findings).toEqual([]);
+    // The control reached the package build, and so every place searched that a build's environment reaches.
+    const control = findings.filter((f) => f.endsWith("holds the control"));
+    for (const place of [
+      /dist-push\/probe-1\.0-x86_64_v3\.tar\.gz \(gunzipped\):.*share\/env-probe\/build-env\.txt holds/,
+      /cache-fail\/logs\/.*-stage\/.*spack-build-env\.txt holds/,
+      /^sf-test\/secrets-\w+\/ok\/.*@sha256:\w+ \(gunzipped\):.*share\/env-probe\/build-env\.txt holds/,
+      /^sf-test\/secrets-\w+\/ok\/.*@sha256:\w+ \(gunzipped\):.*\/\.spack\/spack-build-out\.txt\.gz \(gunzipped\) holds/,
+      /^docker export:.*spack-stage-env-probe-.*\/spack-build-env\.txt holds/,
+    ])
+      expect(
+        control.some((f) => place.test(f)),
+        `${place}\n${control.join("\n")}`,
+      ).toBe(true);
+    expect(findings.filter((f) => !f.endsWith("holds the control"))).toEqual([]);
   }, 3_600_000);
+});
+
+describe("the registry's CA", () => {
+  it("doctor trusts buildcache_ca and logs in; without it the certificate is refused, and credentials over http are refused at validation", async () => {
+    const file = await factoryFile("doctor", registry.freshRepository("doctor"));
+    const ok = await runCli(["doctor", "--factory", file, "--cache-dir", join(work, "cache-doctor")]);
+    expect(ok.all).toMatch(/ok +registry 127\.0\.0\.1:5001 answers and takes the credentials/);
+    const text = await readFile(file, "utf8");
+    await writeFile(file, text.replace(/^buildcache_ca: .*\n/m, ""));
+    const untrusted = await runCli(["doctor", "--factory", file, "--cache-dir", join(work, "cache-doctor")]);
+    expect(untrusted.exitCode).not.toBe(0);
+    expect(untrusted.all).toMatch(/registry 127\.0\.0\.1:5001: .*(certificate|self.signed)/i);
+    await writeFile(
+      file,
+      text.replace(/^buildcache: oci:/m, "buildcache: oci+http:").replace(/^buildcache_ca: .*\n/m, ""),
+    );
+    const plain = await runCli(["build", stackFile, "--factory", file, "--cache-dir", join(work, "cache-doctor")]);
+    expect(plain.exitCode).toBe(2);
+    expect(plain.all).toContain(`${file}:5:1 credentials: credentials need an https registry (oci://)`);
+    expect(plain.all).not.toContain(registry.password);
+  }, 300_000);
 });
 
 describe("the signing passphrase", () => {
