@@ -5,6 +5,7 @@
 import { mkdir } from "node:fs/promises";
 import { availableParallelism, totalmem } from "node:os";
 import { loadRegistryCredentials, type BuildcacheLocation, type EngineSetting } from "../config/factory.js";
+import { loadRegistryCa } from "../config/registry-ca.js";
 import type { Stack } from "../config/types.js";
 import { connectEngine, newRunId, type Engine } from "../docker/index.js";
 import { DockerError, InputError } from "../errors.js";
@@ -68,6 +69,8 @@ export interface BuildStackOptions {
    * benchmarks measure the path it saves.
    */
   upToDate?: boolean;
+  /** The CA file the registry's certificate is signed by (factory settings `buildcache_ca:`). */
+  registryCaFile?: string;
 }
 
 export interface BuildStackResult {
@@ -118,6 +121,10 @@ export async function buildStack(stack: Stack, options: BuildStackOptions): Prom
   const credentials =
     options.credentialsFile !== undefined && options.buildcache?.kind === "oci"
       ? await loadRegistryCredentials(options.credentialsFile)
+      : undefined;
+  const registryCa =
+    options.registryCaFile !== undefined && options.buildcache?.kind === "oci"
+      ? await loadRegistryCa(options.registryCaFile)
       : undefined;
   const several = options.engines !== undefined;
   const connected = several
@@ -212,6 +219,7 @@ export async function buildStack(stack: Stack, options: BuildStackOptions): Prom
       ...(connected === undefined ? {} : { engines: connected.up, downEngines: connected.down }),
       ...(options.buildcache === undefined ? {} : { buildcache: options.buildcache }),
       ...(credentials === undefined ? {} : { credentials }),
+      ...(registryCa === undefined ? {} : { registryCa }),
       reporter: options.reporter,
       signal: options.signal,
       cacheRoot: options.cacheRoot,

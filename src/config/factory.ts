@@ -16,7 +16,8 @@
  *       identity: keys/builder                 # optional private key file (else the ssh agent)
  *       known_hosts: known_hosts               # optional (else ~/.ssh/known_hosts, /etc/ssh/ssh_known_hosts)
  *   buildcache: oci://registry.example:5000/site/buildcache   # or a path every engine's host sees
- *   credentials: registry.yaml                 # username/password for the registry (a file, never a flag)
+ *   credentials: registry.yaml                 # username/password for the registry (a file, never a flag; https only)
+ *   buildcache_ca: certs/registry-ca.pem       # the CA the registry's certificate is signed by (optional)
  */
 import path from "node:path";
 import * as v from "valibot";
@@ -25,7 +26,7 @@ import { defaultEngineName, ENDPOINT_FORMS, parseEndpoint, plainTcpProblem, type
 import { ConfigError, InputError } from "../errors.js";
 import { checkUserFileKind, readUserFile } from "../fs/user-file.js";
 import { cacheRootProblem } from "./cache-root.js";
-import { locateIssues, readMapDocument } from "./load.js";
+import { locateIssues, readMapDocument, type Anchor, type Segment } from "./load.js";
 import { utf8Text } from "./utf8.js";
 
 /** One engine the factory dispatches targets to. */
@@ -54,6 +55,8 @@ export interface FactorySettings {
   buildcache?: BuildcacheLocation;
   /** The registry's credentials file (`username:`/`password:`), absolute. Read only when a build needs it. */
   credentials?: string;
+  /** The CA file (PEM) the registry's certificate is signed by, absolute; build containers and this host trust it. */
+  buildcacheCa?: string;
 }
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,62}$/;
@@ -127,6 +130,7 @@ export const FactorySchema = v.strictObject({
     ),
   ),
   credentials: v.optional(v.pipe(v.string(), v.minLength(1))),
+  buildcache_ca: v.optional(v.pipe(v.string(), v.minLength(1, "a CA certificate file (PEM)"))),
 });
 
 type FactoryInput = v.InferOutput<typeof FactorySchema>;
@@ -187,8 +191,39 @@ export function parseFactorySettings(text: string, file: string): FactorySetting
   if (input.credentials !== undefined && !(input.buildcache ?? "").startsWith("oci")) {
     problems.push(issueAt(["credentials"], "credentials are for an oci:// buildcache, and there is none", "key"));
   }
+  problems.push(...registryProblems(input, issueAt));
   if (problems.length > 0) throw new ConfigError(file, problems);
   return toSettings(input, file);
+}
+
+/**
+ * Credentials go over TLS only: basic authentication over plain http sends the password in clear, and Spack's OCI
+ * client does not send a login over http ahead of a request, so every upload is refused and its retry loses the
+ * body (pushes fail with "Broken pipe"). A registry CA is for an https registry.
+ */
+function registryProblems(
+  input: FactoryInput,
+  issueAt: (path: Segment[], message: string, anchor?: Anchor) => string,
+): string[] {
+  const problems: string[] = [];
+  const buildcache = input.buildcache ?? "";
+  if (input.credentials !== undefined && buildcache.startsWith("oci+http://"))
+    problems.push(
+      issueAt(
+        ["credentials"],
+        "credentials need an https registry (oci://): over oci+http:// the password would cross the network in clear, and Spack's OCI client cannot push with credentials over plain http",
+        "key",
+      ),
+    );
+  if (input.buildcache_ca !== undefined && !buildcache.startsWith("oci://"))
+    problems.push(
+      issueAt(
+        ["buildcache_ca"],
+        "buildcache_ca is the CA of an https registry (buildcache: oci://...), and there is none",
+        "key",
+      ),
+    );
+  return problems;
 }
 
 function toSettings(input: FactoryInput, file: string): FactorySettings {
@@ -213,6 +248,7 @@ function toSettings(input: FactoryInput, file: string): FactorySettings {
     })),
     ...(input.buildcache === undefined ? {} : { buildcache: buildcacheLocation(input.buildcache) }),
     ...(input.credentials === undefined ? {} : { credentials: resolve(input.credentials) }),
+    ...(input.buildcache_ca === undefined ? {} : { buildcacheCa: resolve(input.buildcache_ca) }),
   };
 }
 

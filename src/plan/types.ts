@@ -140,6 +140,21 @@ export interface TargetPlan {
   packageFiles?: PackageFiles;
   /** A signed buildcache: the signing key's fingerprint and where its gpg home lives (on a tmpfs of its own). */
   signing?: TargetSigning;
+  /** What the build container needs to talk to the registry (placement adds it; never part of a written plan). */
+  registryFiles?: TargetRegistryFiles;
+}
+
+/**
+ * Files written on a tmpfs of the build container before its first step (mode 0600, owned by the build user,
+ * through the exec's stdin): never in the container's file system, an image layer or `docker diff`.
+ */
+export interface TargetRegistryFiles {
+  /** Container path of the tmpfs mount. */
+  tmpfs: string;
+  /** Container path → content. */
+  files: Record<string, string>;
+  /** When set, the image's system CAs and the site's CA (one of `files`) are joined at `path` (SSL_CERT_FILE). */
+  caBundle?: { path: string; siteCa: string };
 }
 
 export interface TargetSigning {

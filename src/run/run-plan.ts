@@ -66,6 +66,8 @@ export interface RunOptions {
   credentials?: RegistryCredentials;
   /** Know before a target's container starts whether it has anything to do (absent: every target runs). */
   upToDate?: UpToDateOptions;
+  /** The CA (PEM) the registry's certificate is signed by, for build containers to trust. */
+  registryCa?: string;
 }
 
 /** What a packer knows of the run besides the target. */
@@ -329,6 +331,7 @@ export async function runPlan(plan: BuildPlan, options: RunOptions): Promise<Run
         factoryCacheRoot: options.cacheRoot,
         ...(options.buildcache === undefined ? {} : { buildcache: options.buildcache }),
         ...(options.credentials === undefined ? {} : { credentials: options.credentials }),
+        ...(options.registryCa === undefined ? {} : { registryCa: options.registryCa }),
         ...(synced.has(runEngine.name) ? { synced: synced.get(runEngine.name) as ReadonlyMap<string, string> } : {}),
         ...(runEngine.jobs === undefined ? {} : { jobs: runEngine.jobs }),
       });

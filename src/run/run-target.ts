@@ -16,6 +16,7 @@ import { TargetLog } from "./target-log.js";
 import { keptContainerHint } from "./kept-container.js";
 import type { FileSigningKey } from "../sign/key.js";
 import { prepareGnupgHome, putSecretKey, removeSecretKey } from "../sign/container-key.js";
+import { putRegistryFiles } from "./registry-files.js";
 
 export interface TargetRunOptions {
   engine: Engine;
@@ -96,12 +97,16 @@ export async function runTarget(plan: TargetPlan, options: TargetRunOptions): Pr
       workingDir: CONTAINER.workRoot,
       ...(options.cpus === undefined ? {} : { cpus: options.cpus }),
       ...(options.memory === undefined ? {} : { memory: options.memory }),
-      ...(plan.signing === undefined ? {} : { tmpfs: [plan.signing.tmpfs] }),
+      tmpfs: [
+        ...(plan.signing === undefined ? [] : [plan.signing.tmpfs]),
+        ...(plan.registryFiles === undefined ? [] : [plan.registryFiles.tmpfs]),
+      ],
       signal,
     });
     await ensurePasswdEntry(container, user, signal);
     // One call per directory, so that each directory is made by the build user and the files are theirs.
     for (const [dir, files] of byDirectory(plan.files)) await container.putFiles(dir, files, user);
+    if (plan.registryFiles !== undefined) await putRegistryFiles(container, plan.registryFiles, signal);
     if (plan.signing !== undefined) {
       if (options.signingKey === undefined)
         throw new BuildError(

@@ -105,6 +105,7 @@ describe("factory settings file", () => {
         "    cache: /scratch/sf",
         "buildcache: oci://registry.example:5000/site/buildcache",
         "credentials: registry.yaml",
+        "buildcache_ca: certs/registry-ca.pem",
         "",
       ].join("\n"),
       "/etc/sf/factory.yaml",
@@ -133,6 +134,30 @@ describe("factory settings file", () => {
         plainHttp: false,
       },
       credentials: "/etc/sf/registry.yaml",
+      buildcacheCa: "/etc/sf/certs/registry-ca.pem",
+    });
+  });
+
+  it("refuses credentials over plain http (the password in clear; Spack cannot push with them) and a CA without an https registry", () => {
+    const issues = issuesOf(
+      [
+        "buildcache: oci+http://127.0.0.1:5000/site/bc", // 1
+        "credentials: r.yaml", // 2
+        "buildcache_ca: ca.pem", // 3
+        "",
+      ].join("\n"),
+    );
+    expect(issues).toEqual([
+      expect.stringMatching(
+        /^\/etc\/sf\/factory\.yaml:2:1 credentials: credentials need an https registry \(oci:\/\/\): over oci\+http:\/\/ the password would cross the network in clear/,
+      ),
+      expect.stringMatching(
+        /^\/etc\/sf\/factory\.yaml:3:1 buildcache_ca: buildcache_ca is the CA of an https registry/,
+      ),
+    ]);
+    // Without credentials, a loopback registry over http stays allowed.
+    expect(parseFactorySettings("buildcache: oci+http://127.0.0.1:5000/site/bc\n", "f.yaml").buildcache).toMatchObject({
+      plainHttp: true,
     });
   });
 

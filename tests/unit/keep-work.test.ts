@@ -49,7 +49,7 @@ describe("the plan keeps what a failed install finished", () => {
       engine: "a",
       cacheRoot: "/c",
       factoryCacheRoot: "/c",
-      buildcache: buildcacheLocation("oci+http://127.0.0.1:5000/site/buildcache"),
+      buildcache: buildcacheLocation("oci://127.0.0.1:5001/site/buildcache"),
       credentials: { username: "u", password: "p4ss" },
     });
     const keep = placed.steps.find((s) => s.id === "keep")!;

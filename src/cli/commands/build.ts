@@ -99,6 +99,7 @@ export async function buildCommand(
         ...(engines === undefined ? {} : { engines }),
         ...(settings?.buildcache === undefined ? {} : { buildcache: settings.buildcache }),
         ...(settings?.credentials === undefined ? {} : { credentialsFile: settings.credentials }),
+        ...(settings?.buildcacheCa === undefined ? {} : { registryCaFile: settings.buildcacheCa }),
       });
     } catch (error) {
       // The run failed before any target finished (image build, Spack clone, Ctrl-C early): still leave a report.
