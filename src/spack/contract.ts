@@ -138,6 +138,9 @@ export function environmentConfig(p: SpackPaths, input: EnvironmentInput): { spa
       install_tree: { root: p.installRoot, padded_length: p.paddedLength },
       source_cache: p.sourceCache,
       misc_cache: `${p.userCache}/cache`,
+      // Never dirty, whatever a site or user scope says: a dirty build skips Spack's clean_environment(), and package
+      // builds would inherit the install process's environment, the registry credentials (`*_ROOT`) with it.
+      dirty: false,
       // No build_jobs: the install steps give `-j`, and spack.yaml feeds the concretization key, which build
       // parallelism (cores / containers at once) must not change.
       ccache: true,

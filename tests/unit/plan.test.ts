@@ -128,6 +128,8 @@ describe("planBuild", () => {
     expect(Object.keys(plannedEnvironments(alone.files)).length).toBeGreaterThan(0);
     expect(keyOf(alone.files)).toEqual(keyOf(among.files));
     expect(alone.spackYaml).not.toMatch(/build_jobs/);
+    // Never dirty: a dirty build would skip Spack's clean_environment() and inherit the registry credentials.
+    expect((parse(alone.spackYaml) as { spack: { config: { dirty: unknown } } }).spack.config.dirty).toBe(false);
     expect(alone.steps.find((s) => s.id === "install")!.argv).toContain(String(jobsOne));
   });
 
