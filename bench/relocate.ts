@@ -17,7 +17,7 @@ import { cpus } from "node:os";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { execa } from "execa";
-import { BUILD_PREFIX_FILE, INSTALL_SCRIPT, NODE_REQUIREMENTS_FILE, RELOCATE_INDEX } from "../src/package/layout.js";
+import { LAYOUT } from "../src/package/layout.js";
 import { buildManifest } from "../src/package/manifest.js";
 import { packTarball } from "../src/package/pack.js";
 import { parseRelocateIndex } from "../src/package/relocation-index.js";
@@ -192,14 +192,14 @@ async function makeTarball(dir: string, params: Params): Promise<string> {
     outDir: dir,
     compression: "gzip",
     files: {
-      [INSTALL_SCRIPT]: { content: install, mode: 0o755 },
+      [LAYOUT.installScript]: { content: install, mode: 0o755 },
       [`modules/${STACK.moduleName}/${STACK.version}.lua`]: module,
-      [RELOCATE_INDEX]: relocateIndex,
-      [BUILD_PREFIX_FILE]: `${BUILD_PREFIX}\n`,
+      [LAYOUT.relocateIndex]: relocateIndex,
+      [LAYOUT.buildPrefix]: `${BUILD_PREFIX}\n`,
       // What a real tree records: install.sh checks the node's libc before copying (x86_64 hosts only).
       ...(process.arch === "x64"
         ? {
-            [NODE_REQUIREMENTS_FILE]:
+            [LAYOUT.nodeRequirements]:
               "machine\t62\tx86_64\nlibrary\tlibc.so.6\nversion\tlibc.so.6\tGLIBC_2.2.5\nversion\tlibc.so.6\tGLIBC_2.34\n",
           }
         : {}),
@@ -288,7 +288,7 @@ async function main(): Promise<void> {
   await fresh(unpacked);
   const extract = await timed(`tar -xzf "$1" -C "$2"`, tarball, unpacked);
   rows.push({ name: "tar -xzf", seconds: extract.seconds });
-  const tsv = await readFile(join(unpacked, TOP, RELOCATE_INDEX), "utf8");
+  const tsv = await readFile(join(unpacked, TOP, LAYOUT.relocateIndex), "utf8");
   const bytes = Number((await execa("du", ["-sb", join(unpacked, TOP)])).stdout.split(/\s/)[0]);
   const files = Number((await execa("bash", ["-c", `find "$1" -type f | wc -l`, "bench", join(unpacked, TOP)])).stdout);
 

@@ -9,7 +9,7 @@ import type { Stack } from "../config/types.js";
 import { connectEngine, newRunId, type Engine } from "../docker/index.js";
 import { DockerError, InputError } from "../errors.js";
 import type { Compression } from "../package/compressor.js";
-import { packageTarget } from "../package/package-target.js";
+import { packageTarget } from "../run/package-target.js";
 import { planBuild } from "../plan/plan.js";
 import type { BuildPlan } from "../plan/types.js";
 import { loadTemplates } from "../render/templates.js";

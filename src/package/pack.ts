@@ -24,7 +24,10 @@ import {
 } from "./compressor.js";
 import { cleanName, entryProblem, nameProblem } from "./entry-safety.js";
 import { openGenerated, type GeneratedFile } from "./generated-files.js";
-import { CHECKSUMS_FILE, INSTALL_SCRIPT, MANIFEST_FILE } from "./layout.js";
+import { LAYOUT } from "./layout.js";
+import { checkGeneratedPath, checkTop, defaultMtime, generatedOrder, type PackResult } from "./pack-rules.js";
+
+export { defaultMtime, type PackResult };
 import { withFiles, type Manifest } from "./manifest.js";
 import { writeEmpty, writeFile, type EntryHeader } from "./tar-writer.js";
 import { parentDirs } from "../fs/move-aside.js";
@@ -56,54 +59,6 @@ export interface PackTarballOptions {
   signal?: AbortSignal;
 }
 
-export interface PackResult {
-  path: string;
-  /** sha256 (hex) of the compressed tarball, also in `<path>.sha256`. */
-  sha256: string;
-  bytes: number;
-  /** Regular files in the tarball (SHA256SUMS included). */
-  files: number;
-  /** View entries left out (onUnsafe `skip`), each with the reason. */
-  skipped: string[];
-  compressor: string;
-}
-
-const RESERVED = new Set([MANIFEST_FILE, CHECKSUMS_FILE]);
-
-export function defaultMtime(env: NodeJS.ProcessEnv = process.env): Date {
-  const epoch = env["SOURCE_DATE_EPOCH"];
-  if (epoch !== undefined && /^\d+$/.test(epoch)) return new Date(Number(epoch) * 1000);
-  return new Date(0);
-}
-
-/** install.sh first, then the rest in byte order. */
-export function generatedOrder(a: string, b: string): number {
-  if (a === INSTALL_SCRIPT) return -1;
-  if (b === INSTALL_SCRIPT) return 1;
-  return byteOrder(a, b);
-}
-
-export function checkTop(top: string): void {
-  if (top === "" || top === "." || top === ".." || top.includes("/") || top.includes("\0")) {
-    throw new InputError(
-      `tarball top directory ${JSON.stringify(top)} must be one path component (like name-1.0-zen4)`,
-    );
-  }
-}
-
-export function checkGeneratedPath(path: string): void {
-  const problem = nameProblem(path);
-  if (problem !== undefined || cleanName(path) !== path) {
-    throw new InputError(
-      `generated file path ${JSON.stringify(path)} must be relative, without '..', './' or a trailing '/'`,
-    );
-  }
-  if (RESERVED.has(path))
-    throw new InputError(`${path} is written by the packer; it cannot be passed as a generated file`);
-  if (path === "view" || path.startsWith("view/"))
-    throw new InputError(`generated file ${path} would land inside the view`);
-}
-
 class ViewRenamer {
   private root: string | undefined;
   constructor(private readonly top: string) {}
@@ -123,7 +78,7 @@ class ViewRenamer {
         `the view archive has more than one top-level entry (${this.root} and ${first}); archive the view directory itself`,
       );
     }
-    return rest.length > 0 ? `${this.top}/view/${rest.join("/")}` : `${this.top}/view`;
+    return rest.length > 0 ? `${this.top}/${LAYOUT.view}/${rest.join("/")}` : `${this.top}/${LAYOUT.view}`;
   }
 }
 
@@ -201,10 +156,10 @@ async function packEntries(
   for (const [path, hex] of [...collected.sums].sort(([a], [b]) => byteOrder(a, b))) files[path] = hex;
   const manifest = Buffer.from(`${JSON.stringify(withFiles(options.manifest, files), null, 2)}\n`);
   collected.sums.set(
-    MANIFEST_FILE,
+    LAYOUT.manifest,
     await writeFile(
       pack,
-      { name: `${top}/${MANIFEST_FILE}`, type: "file", mode: 0o644, size: manifest.length },
+      { name: `${top}/${LAYOUT.manifest}`, type: "file", mode: 0o644, size: manifest.length },
       manifest,
       mtime,
     ),
@@ -212,7 +167,7 @@ async function packEntries(
   const sums = Buffer.from(formatSums(collected.sums));
   await writeFile(
     pack,
-    { name: `${top}/${CHECKSUMS_FILE}`, type: "file", mode: 0o644, size: sums.length },
+    { name: `${top}/${LAYOUT.checksums}`, type: "file", mode: 0o644, size: sums.length },
     sums,
     mtime,
   );

@@ -1,6 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { installPrefixProblem } from "../config/guards.js";
 import { InputError } from "../errors.js";
+import { LAYOUT, moduleFile, type Layout } from "../package/layout.js";
 import { projectRoot, render } from "./templates.js";
 
 /** What the install script of one stack build needs to know. */
@@ -46,6 +47,14 @@ function requireLine(what: string, value: string): void {
   }
 }
 
+/** The tarball's names as install.sh reads them (`it.layout.<name>`): shell words, from layout.ts alone. */
+export function installLayout(): Record<keyof Layout, string> {
+  return Object.fromEntries(Object.entries(LAYOUT).map(([key, name]) => [key, shellQuote(name)])) as Record<
+    keyof Layout,
+    string
+  >;
+}
+
 /** Render install.sh for one stack build. Pure: the template is loaded by the caller. */
 export function renderInstallScript(input: InstallScriptInput, template: string): string {
   requireLine("stack name", input.stackName);
@@ -63,10 +72,11 @@ export function renderInstallScript(input: InstallScriptInput, template: string)
     version: shellQuote(input.version),
     target: shellQuote(input.target),
     defaultPrefix: shellQuote(input.defaultPrefix),
-    moduleFile: shellQuote(`modules/${input.moduleName}/${input.version}.lua`),
+    moduleFile: shellQuote(moduleFile(input.moduleName, input.version)),
     moduleRelative: shellQuote(`${input.moduleName}/${input.version}.lua`),
     moduleLoad: shellQuote(`${input.moduleName}/${input.version}`),
     baseImage: shellQuote(input.baseImage ?? "an unrecorded base image"),
     title: `${input.stackName} ${input.version} (${input.target})`,
+    layout: installLayout(),
   });
 }
