@@ -289,6 +289,8 @@ def cpu_count():
 
 
 def pack(job):
+    # The staged top directory is the tarball's first member, also when no generated file was uploaded into it.
+    os.makedirs(job.path("s", ""), exist_ok=True)
     join_uploads(job)
     argv, label = compressor(job.compression, job.gzip_program)
     output = job.output or os.path.join(job.work, "out", "tarball")

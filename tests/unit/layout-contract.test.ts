@@ -19,7 +19,7 @@ function layoutNames(): { name: string; directory: boolean }[] {
   return [...names].map(([name, directory]) => ({ name, directory }));
 }
 
-const escape = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+const regexLiteral = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 
 /** Code without its comments: shell and Python `#` comments, and Python docstrings. */
 function codeOf(text: string, language: "sh" | "py"): string[] {
@@ -34,8 +34,8 @@ function spelledNames(file: string, text: string, language: "sh" | "py", allowed
     .map(({ name, directory }) => ({
       name,
       pattern: directory
-        ? new RegExp(`(?<![\\w.$-])${escape(name)}/|/${escape(name)}(?![\\w.-])`)
-        : new RegExp(`(?<![\\w-])${escape(name)}(?![\\w-])`),
+        ? new RegExp(`(?<![\\w.$-])${regexLiteral(name)}/|/${regexLiteral(name)}(?![\\w.-])`)
+        : new RegExp(`(?<![\\w-])${regexLiteral(name)}(?![\\w-])`),
     }));
   const found: string[] = [];
   codeOf(text, language).forEach((line, i) => {
