@@ -102,11 +102,11 @@ export async function packageTarget(
   for (const file of report.placeholderFiles ?? []) log.note(`warning: Spack placeholder still in ${file}`);
   for (const entry of report.installPathsLeft ?? [])
     log.note(`warning: a piece of a Spack install prefix still in ${JSON.stringify(entry)}`);
-  for (const name of report.droppedNames ?? []) log.note(`dropped view/${name}: its name holds a build path`);
+  for (const name of report.droppedNames ?? []) log.note(`dropped ${LAYOUT.view}/${name}: its name holds a build path`);
   for (const entry of report.dynstrNotCleared ?? [])
     log.note(`warning: dead .dynstr bytes (stale tails of old paths) left in ${JSON.stringify(entry)}`);
   for (const { link, target: to } of report.systemLinks ?? [])
-    log.note(`view/${link} -> ${to}: made by install.sh on the node, which must have ${to}`);
+    log.note(`${LAYOUT.view}/${link} -> ${to}: made by install.sh on the node, which must have ${to}`);
   const portability = report.portability === undefined ? undefined : portabilityFromPrepare(report.portability);
   const warnings = portability === undefined ? [] : portabilityWarnings(portability);
   for (const warning of warnings) log.note(`warning: ${warning}`);
