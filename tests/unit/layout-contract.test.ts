@@ -69,6 +69,17 @@ describe("the tarball's names have one owner (src/package/layout.ts)", () => {
     ]).toEqual([]);
   });
 
+  it("install.sh reads relocate.tsv in one function, which the install and the dry run call", async () => {
+    const template = await loadInstallTemplate();
+    // No loop of its own reads the index file: only read_relocate_index, which reads the file it is given.
+    expect(template.match(/<\s*"[^"]*\$RELOCATE_INDEX"/g)).toBeNull();
+    expect(template.match(/^read_relocate_index\(\) \{/gm)).toHaveLength(1);
+    expect(template.match(/read_relocate_index "\$(ROOT|SRC)\/\$RELOCATE_INDEX"/g)).toEqual([
+      'read_relocate_index "$ROOT/$RELOCATE_INDEX"',
+      'read_relocate_index "$SRC/$RELOCATE_INDEX"',
+    ]);
+  });
+
   it("renders every name into install.sh from the layout, shell-quoted", async () => {
     const script = renderInstallScript(
       { stackName: "s", version: "1", target: "zen4", defaultPrefix: "/apps/s", moduleName: "s" },
