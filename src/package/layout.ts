@@ -37,6 +37,10 @@
  * These files are written by prepare-relocation.py only and read by install.sh (and the packer, for the manifest).
  * The installer records the prefix it installed to in `.stack-factory/installed-prefix`; a later run relocates
  * from that prefix (text) or rewrites the same offsets (binary).
+ *
+ * LAYOUT below is the one owner of these names. The templates never spell them: install.sh gets them rendered
+ * (`it.layout`, render/install-script.ts), pack-tree.py in its job (`layout`), prepare-relocation.py on its command
+ * line (`--layout`, prepare-args.ts); tests/unit/layout-contract.test.ts fails when a template spells one.
  */
 export const LAYOUT = {
   /** The installer, first in the archive. */
