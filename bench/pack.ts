@@ -2,8 +2,9 @@
  * Packing benchmark, on one tree of >= 1 GB and >= 10,000 files (half compressible text, half random bytes).
  * The factory packs inside the build container (packInContainer): it is timed against `tar -c | <compressor>` of
  * the same tree in the same container, one compression after the other, each in one child process that
- * reports its peak RSS; and packInContainer writing into an output directory the container shares (sharedOutDir). BENCH_HOST=1 adds the in-process packer (packTarball, reading `tar -c` on this machine)
- * against the same commands run here. Run with bench/run.sh.
+ * reports its peak RSS; and packInContainer writing into an output directory the container shares (sharedOutDir).
+ * BENCH_HOST=1 adds the same packer run on this machine (packOnHost: pack-tree.py and GNU tar here) against the
+ * same commands run here. Run with bench/run.sh.
  *   BENCH_SIZE_MB (default 1024), BENCH_FILES (default 10000), BENCH_DIR (default /tmp/stack-factory-bench-...),
  *   BENCH_REPEAT (default 1: runs of each pair, alternating; the table shows the fastest of each),
  *   BENCH_ONLY (gzip,pigz,zstd: the pairs to run), BENCH_IMAGE (default: built from the test image).
@@ -15,13 +16,12 @@ import { mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { execa } from "execa";
-import type { Readable } from "node:stream";
 import { connectEngine, startContainer } from "../src/docker/index.js";
 import { packInContainer, type PackContainer } from "../src/package/container-pack.js";
 import { NoNetworkContainer } from "./no-network-container.js";
 import { buildManifest } from "../src/package/manifest.js";
-import { packTarball } from "../src/package/pack.js";
-import type { Compression, CompressorPreference } from "../src/package/compressor.js";
+import type { Compression } from "../src/package/compressor.js";
+import { packOnHost } from "../tests/helpers/pack-on-host.js";
 import { prng, textBlock } from "./text-data.js";
 
 const MB = 1024 * 1024;
@@ -88,32 +88,20 @@ function benchManifest(dir: string) {
 
 const GENERATED = { "install.sh": { content: "#!/bin/bash\n", mode: 0o755 } };
 
-/** Child mode (host): packs the tree once with packTarball, prints {seconds, maxRssMb, bytes}. */
-async function child(
-  dir: string,
-  outDir: string,
-  compression: Compression,
-  preference: CompressorPreference,
-): Promise<void> {
+type GzipProgram = "pigz" | "gzip";
+
+/** Child mode (host): packs the tree once with packOnHost, prints {seconds, maxRssMb, bytes}. */
+async function child(dir: string, outDir: string, compression: Compression, gzipProgram: GzipProgram): Promise<void> {
   const started = process.hrtime.bigint();
-  const manifest = benchManifest(dir);
-  // `tar -c` of the directory gives the same entry names as the engine's getArchive: `<basename>/...`.
-  // execa's stdout flows at once: hand it to the packer in the same tick.
-  const tar = execa("tar", ["-cf", "-", "-C", dirname(dir), basename(dir)], {
-    stdout: "pipe",
-    buffer: { stdout: false },
-  });
-  tar.catch(() => {});
-  const result = await packTarball({
-    view: tar.stdout as Readable,
+  const result = await packOnHost({
+    view: dir,
     top: "bench-1-x86_64_v3",
     outDir,
     compression,
-    compressor: preference,
+    gzipProgram,
     files: GENERATED,
-    manifest,
+    manifest: benchManifest(dir),
   });
-  await tar;
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   const maxRssMb = process.resourceUsage().maxRSS / 1024;
   process.stdout.write(
@@ -305,14 +293,9 @@ interface Row {
   cpu?: Cpu;
 }
 
-async function ours(
-  dir: string,
-  outDir: string,
-  compression: Compression,
-  preference: CompressorPreference,
-): Promise<Row> {
+async function ours(dir: string, outDir: string, compression: Compression, gzipProgram: GzipProgram): Promise<Row> {
   const self = fileURLToPath(import.meta.url);
-  const run = await execa(process.execPath, [self, "--child", dir, outDir, compression, preference]);
+  const run = await execa(process.execPath, [self, "--child", dir, outDir, compression, gzipProgram]);
   const report = JSON.parse(run.stdout.trim().split("\n").pop()!) as {
     seconds: number;
     maxRssMb: number;
@@ -321,7 +304,7 @@ async function ours(
   };
   await rm(outDir, { recursive: true, force: true });
   return {
-    name: `packTarball (${report.compressor})`,
+    name: `packOnHost (${report.compressor})`,
     seconds: report.seconds,
     bytes: report.bytes,
     maxRssMb: report.maxRssMb,
@@ -358,7 +341,7 @@ function table(rows: Row[], inputBytes: number, pairs: [number, number][]): stri
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
   if (args[0] === "--child") {
-    await child(args[1]!, args[2]!, args[3] as Compression, args[4] as CompressorPreference);
+    await child(args[1]!, args[2]!, args[3] as Compression, args[4] as GzipProgram);
     return;
   }
   if (args[0] === "--container-child") {
@@ -432,13 +415,13 @@ async function main(): Promise<void> {
   }
   if (process.env["BENCH_HOST"] === "1") {
     rows.push(await baseline(dir, join(work, "b.tar.gz"), "gzip -6"));
-    rows.push(await ours(dir, join(work, "zlib"), "gzip", "builtin"));
+    rows.push(await ours(dir, join(work, "gzip"), "gzip", "gzip"));
     pairs.push([rows.length - 1, rows.length - 2]);
     rows.push(await baseline(dir, join(work, "b.tar.gz"), "pigz -6"));
-    rows.push(await ours(dir, join(work, "pigz"), "gzip", "auto"));
+    rows.push(await ours(dir, join(work, "pigz"), "gzip", "pigz"));
     pairs.push([rows.length - 1, rows.length - 2]);
     rows.push(await baseline(dir, join(work, "b.tar.zst"), "zstd -3 -T0"));
-    rows.push(await ours(dir, join(work, "zstd"), "zstd", "auto"));
+    rows.push(await ours(dir, join(work, "zstd"), "zstd", "pigz"));
     pairs.push([rows.length - 1, rows.length - 2]);
   }
   const cpus = (await import("node:os")).cpus().length;

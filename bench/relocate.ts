@@ -2,7 +2,7 @@
  * Relocation benchmark: what a user does with a stack tarball (`tar -xzf` then `install.sh --prefix DIR`) against
  * `tar -xzf` alone, on one tarball of >= 1 GB and >= 10,000 files shaped like a packed stack: a view with text files
  * holding the build prefix, binaries with NUL-terminated copies of it, ELF executables in view/bin for the self-test,
- * the relocation index, the module, the manifest and SHA256SUMS, all packed by packTarball. Run with bench/run.sh.
+ * the relocation index, the module, the manifest and SHA256SUMS, all packed as the factory packs (packOnHost: pack-tree.py and GNU tar). Run with bench/run.sh.
  *   BENCH_SIZE_MB (default 1024), BENCH_FILES (default 10000), BENCH_EXECUTABLES (default 200),
  *   BENCH_DIR (default /tmp/stack-factory-relocate-<size>mb-<files>)
  * The view is reused when it exists with the same parameters, the tarball as long as install.sh and the module
@@ -15,14 +15,13 @@ import { existsSync } from "node:fs";
 import { copyFile, mkdir, open, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { cpus } from "node:os";
 import { join } from "node:path";
-import type { Readable } from "node:stream";
 import { execa } from "execa";
-import { BUILD_PREFIX_FILE, INSTALL_SCRIPT, NODE_REQUIREMENTS_FILE, RELOCATE_INDEX } from "../src/package/layout.js";
+import { LAYOUT, moduleFile } from "../src/package/layout.js";
 import { buildManifest } from "../src/package/manifest.js";
-import { packTarball } from "../src/package/pack.js";
 import { parseRelocateIndex } from "../src/package/relocation-index.js";
 import { loadInstallTemplate, renderInstallScript } from "../src/render/install-script.js";
 import { loadModuleTemplate, renderModule } from "../src/render/module.js";
+import { packOnHost } from "../tests/helpers/pack-on-host.js";
 import { prng, textBlock } from "./text-data.js";
 
 const MB = 1024 * 1024;
@@ -184,29 +183,26 @@ async function makeTarball(dir: string, params: Params): Promise<string> {
     relocateIndex,
   });
   process.stderr.write(`packing ${tarball}\n`);
-  const tar = execa("tar", ["-cf", "-", "-C", source, "view"], { stdout: "pipe", buffer: { stdout: false } });
-  tar.catch(() => {});
-  await packTarball({
-    view: tar.stdout as Readable,
+  await packOnHost({
+    view,
     top: TOP,
     outDir: dir,
     compression: "gzip",
     files: {
-      [INSTALL_SCRIPT]: { content: install, mode: 0o755 },
-      [`modules/${STACK.moduleName}/${STACK.version}.lua`]: module,
-      [RELOCATE_INDEX]: relocateIndex,
-      [BUILD_PREFIX_FILE]: `${BUILD_PREFIX}\n`,
+      [LAYOUT.installScript]: { content: install, mode: 0o755 },
+      [moduleFile(STACK.moduleName, STACK.version)]: module,
+      [LAYOUT.relocateIndex]: relocateIndex,
+      [LAYOUT.buildPrefix]: `${BUILD_PREFIX}\n`,
       // What a real tree records: install.sh checks the node's libc before copying (x86_64 hosts only).
       ...(process.arch === "x64"
         ? {
-            [NODE_REQUIREMENTS_FILE]:
+            [LAYOUT.nodeRequirements]:
               "machine\t62\tx86_64\nlibrary\tlibc.so.6\nversion\tlibc.so.6\tGLIBC_2.2.5\nversion\tlibc.so.6\tGLIBC_2.34\n",
           }
         : {}),
     },
     manifest,
   });
-  await tar;
   await writeFile(marker, wanted);
   return tarball;
 }
@@ -228,7 +224,7 @@ async function fresh(dir: string): Promise<void> {
 async function verifyInstall(prefix: string, tsv: string): Promise<string> {
   const left = await execa(
     "grep",
-    ["-rlF", "--exclude-dir=.stack-factory", "--exclude=manifest.json", BUILD_PREFIX, prefix],
+    ["-rlF", `--exclude-dir=${LAYOUT.metadata}`, `--exclude=${LAYOUT.manifest}`, BUILD_PREFIX, prefix],
     { reject: false },
   );
   if (left.exitCode !== 1) throw new Error(`the build prefix is still in:\n${left.stdout}${left.stderr}`);
@@ -288,7 +284,7 @@ async function main(): Promise<void> {
   await fresh(unpacked);
   const extract = await timed(`tar -xzf "$1" -C "$2"`, tarball, unpacked);
   rows.push({ name: "tar -xzf", seconds: extract.seconds });
-  const tsv = await readFile(join(unpacked, TOP, RELOCATE_INDEX), "utf8");
+  const tsv = await readFile(join(unpacked, TOP, LAYOUT.relocateIndex), "utf8");
   const bytes = Number((await execa("du", ["-sb", join(unpacked, TOP)])).stdout.split(/\s/)[0]);
   const files = Number((await execa("bash", ["-c", `find "$1" -type f | wc -l`, "bench", join(unpacked, TOP)])).stdout);
 

@@ -7,6 +7,8 @@ on their way into the tarball: GNU tar reads the files and writes the archive st
 
 WORK/job.json (written by the factory):
   top          the tarball's top directory, <name>-<version>-<target>
+  layout       the tarball's names, from src/package/layout.ts (`view`, `manifest` and `checksums` are read here:
+               the names below are theirs today)
   view         the view's real path (the build prefix); archived as <top>/view
   members      [kind, type, rel] in archive order: kind "s" (WORK/stage/<top>/rel, a generated file or its
                directory) or "v" (view/rel; rel "" is the view itself), type "d" directory, "f" file, "l" symlink
@@ -36,8 +38,6 @@ import subprocess
 import sys
 import threading
 
-CHECKSUMS_FILE = "SHA256SUMS"
-MANIFEST_FILE = "manifest.json"
 READ_BYTES = 1 << 20
 
 
@@ -119,6 +119,7 @@ class Job:
             job = json.load(f)
         self.work = os.path.dirname(os.path.abspath(path))
         self.top = job["top"]
+        self.layout = {key: job["layout"][key] for key in ("view", "manifest", "checksums")}
         self.view = job["view"].rstrip("/") or "/"
         self.stage = os.path.join(self.work, "stage")
         # manifest.json and SHA256SUMS: written while tar runs, so not in a directory tar has archived already (it
@@ -143,7 +144,8 @@ class Job:
         """Path relative to the top directory, as SHA256SUMS and the manifest name it."""
         if kind == "s":
             return rel
-        return "view/" + rel if rel else "view"
+        view = self.layout["view"]
+        return view + "/" + rel if rel else view
 
 
 def join_uploads(job):
@@ -220,10 +222,11 @@ class Sums(threading.Thread):
         job = self.job
         manifest = (job.manifest_head + files_object(sums) + job.manifest_tail).encode("utf-8")
         os.makedirs(job.tail, exist_ok=True)
-        write_file(job.path("t", MANIFEST_FILE), manifest)
-        sums[MANIFEST_FILE] = hashlib.sha256(manifest).hexdigest()
+        manifest_name, checksums_name = job.layout["manifest"], job.layout["checksums"]
+        write_file(job.path("t", manifest_name), manifest)
+        sums[manifest_name] = hashlib.sha256(manifest).hexdigest()
         text = "".join(sum_line(sums[name], name) for name in sorted(sums, key=utf8_order))
-        write_file(job.path("t", CHECKSUMS_FILE), text.encode("utf-8"))
+        write_file(job.path("t", checksums_name), text.encode("utf-8"))
         self.files = len(sums) + 1
 
 
@@ -244,7 +247,7 @@ def names_writer(job, sums, sink):
         sink.flush()
         sums.ready.wait()
         if sums.error is None:
-            sink.write(name(job.path("t", MANIFEST_FILE)) + name(job.path("t", CHECKSUMS_FILE)))
+            sink.write(name(job.path("t", job.layout["manifest"])) + name(job.path("t", job.layout["checksums"])))
     except BrokenPipeError:
         pass  # tar stopped early; its exit status says why
     finally:
@@ -270,8 +273,8 @@ def tar_argv(job):
         "--no-recursion",
         "--null",
         "--verbatim-files-from",
-        # The view's real path becomes <top>/view, the staged top directory <top>; symlink targets stay as they are.
-        "--transform=s,^%s,%s,S" % (bre(view_rel), replacement(job.top + "/view")),
+        # The view's real path becomes <top>/<view>, the staged top directory <top>; symlink targets stay as they are.
+        "--transform=s,^%s,%s,S" % (bre(view_rel), replacement(job.top + "/" + job.layout["view"])),
         "--transform=s,^%s,%s,S" % (bre(stage_rel), replacement(job.top)),
         "--transform=s,^%s,%s,S" % (bre(job.tail.lstrip("/")), replacement(job.top)),
         "--files-from=-",
@@ -286,6 +289,8 @@ def cpu_count():
 
 
 def pack(job):
+    # The staged top directory is the tarball's first member, also when no generated file was uploaded into it.
+    os.makedirs(job.path("s", ""), exist_ok=True)
     join_uploads(job)
     argv, label = compressor(job.compression, job.gzip_program)
     output = job.output or os.path.join(job.work, "out", "tarball")

@@ -3,7 +3,10 @@
 
 Runs inside the build container, after `spack env view regenerate`, on the view in place:
   --view   the view root as configured (a symlink to Spack's real `._<name>/<hash>` directory)
-  --stage  a directory for the outputs: relocate.tsv, node-requirements.tsv and prepare.json
+  --stage  a directory for the outputs: the tarball's relocation index, node requirements and system links at their
+           tarball paths, the dynamic tags and the report (prepare.json) beside them
+  --layout the tarball's names, as JSON: src/package/layout.ts (LAYOUT and PREPARE_OUTPUTS) passes them, so that
+           no name of the tarball is spelled here
   --top    the tarball's top-level directory name (<name>-<version>-<target>), recorded in prepare.json
   --install-root  optional: Spack's install tree root (unpadded); a file name holding it is dropped (see (a2))
 
@@ -34,8 +37,9 @@ The build prefix is the real path of the view root: Spack relocated the copied f
   (h) reports files still holding Spack's placeholder or a piece of an install prefix
       (`/linux-<target>/<name>-<version>-<hash>`, the stale tail of a path whose front was relocated), which the
       factory logs as warnings.
-Outputs in --stage: relocate.tsv, node-requirements.tsv, dynamic-tags.tsv (`view/<path><TAB>RPATH|RUNPATH|
-RPATH+RUNPATH|none` for every ELF file), system-links.tsv (`view/<path><TAB><absolute target>`), prepare.json.
+Outputs in --stage (names from --layout): the relocation index, node requirements, system links
+(`<view>/<path><TAB><absolute target>`) and dynamic tags (`<view>/<path><TAB>RPATH|RUNPATH|RPATH+RUNPATH|none` for
+every ELF file), and the report.
 Exit codes: 0 done (warnings are in prepare.json), 1 failure, 2 bad arguments.
 
 Decisions (the installer, templates/install.sh.eta, relies on them):
@@ -327,7 +331,7 @@ def text_regex(prefix):
     return re.compile(rb"(?<![\w\-/])([\w\-]*?)(" + re.escape(prefix) + rb")")
 
 
-def scan(view, rel, prefix, text_rule, report):
+def scan(view, rel, prefix, text_rule, report, view_name):
     """The relocation index line for one regular file, or None when it does not hold the build prefix."""
     path = os.path.join(view, rel)
     size = os.path.getsize(path)
@@ -336,7 +340,7 @@ def scan(view, rel, prefix, text_rule, report):
     with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
         if data.find(prefix) == -1:
             return None
-        index_path = "view/" + rel
+        index_path = view_name + "/" + rel
         if "\t" in index_path or "\n" in index_path:
             report["unlistable"].append(rel)
             return None
@@ -668,7 +672,7 @@ def placeholders(view, regular, report):
                 report["installPathsLeft"].append({"file": rel, "found": left.group(0).decode("utf-8", "replace")})
 
 
-def prepare(view_root, stage, top, install_root=None):
+def prepare(view_root, stage, top, layout, install_root=None):
     link = os.path.abspath(view_root)
     view = os.path.realpath(view_root)
     if not os.path.isdir(view):
@@ -738,7 +742,7 @@ def prepare(view_root, stage, top, install_root=None):
                 after = elf_tag(path, rel, report)
                 if after != tag:
                     raise RuntimeError(f"{rel}: its dynamic tag changed from {tag} to {after} while its RPATH was rewritten")
-                tags.append(f"view/{rel}\t{tag}")
+                tags.append(f"{layout['view']}/{rel}\t{tag}")
                 report["dynamicTags"][tag] = report["dynamicTags"].get(tag, 0) + 1
         elif rewrite_shebang(view, rel, prefix, report):
             report["shebangsRewritten"] += 1
@@ -747,7 +751,7 @@ def prepare(view_root, stage, top, install_root=None):
     text_rule = text_regex(prefix)
     for rel in regular:
         report["scanned"] += 1
-        line = scan(view, rel, prefix, text_rule, report)
+        line = scan(view, rel, prefix, text_rule, report, layout["view"])
         if line is not None:
             lines.append(line)
     report["files"] = len(lines)
@@ -755,16 +759,14 @@ def prepare(view_root, stage, top, install_root=None):
     requirements = portability(view, regular, names_in_view, report)
     requirements += [f"system-file\t{t}" for t in sorted({s["target"] for s in report["systemLinks"]})]
 
-    os.makedirs(stage, exist_ok=True)
-    with open(os.path.join(stage, "relocate.tsv"), "w", encoding="utf-8") as f:
-        f.write("".join(line + "\n" for line in lines))
-    with open(os.path.join(stage, "node-requirements.tsv"), "w", encoding="utf-8") as f:
-        f.write("".join(line + "\n" for line in requirements))
-    write_lines(os.path.join(stage, "dynamic-tags.tsv"), tags)
-    write_lines(
-        os.path.join(stage, "system-links.tsv"), [f"view/{s['link']}\t{s['target']}" for s in report["systemLinks"]]
-    )
-    with open(os.path.join(stage, "prepare.json"), "w", encoding="utf-8") as f:
+    def out(key):
+        return os.path.join(stage, layout[key])
+
+    write_lines(out("relocateIndex"), lines)
+    write_lines(out("nodeRequirements"), requirements)
+    write_lines(out("dynamicTags"), tags)
+    write_lines(out("systemLinks"), [f"{layout['view']}/{s['link']}\t{s['target']}" for s in report["systemLinks"]])
+    with open(out("report"), "w", encoding="utf-8") as f:
         json.dump(report, f, indent=2, sort_keys=True)
         f.write("\n")
     return report
@@ -780,19 +782,41 @@ def elf_tag(path, rel, report):
 
 
 def write_lines(path, lines):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w", encoding="utf-8") as f:
         f.write("".join(line + "\n" for line in lines))
+
+
+LAYOUT_KEYS = ("view", "relocateIndex", "nodeRequirements", "systemLinks", "dynamicTags", "report")
+
+
+def parse_layout(text):
+    """The names this script writes, from --layout: relative paths without '.' or '..' components."""
+    layout = json.loads(text)
+    if not isinstance(layout, dict):
+        raise ValueError("not a JSON object")
+    for key in LAYOUT_KEYS:
+        name = layout.get(key)
+        if not isinstance(name, str) or name == "" or name.startswith("/") or {".", ".."} & set(name.split("/")):
+            raise ValueError(f"{key} must be a relative path, got {name!r}")
+    return layout
 
 
 def main(argv):
     parser = argparse.ArgumentParser(description="Prepare a Spack copy view for a relocatable tarball.")
     parser.add_argument("--view", required=True, help="the view root (a symlink to the real view directory)")
-    parser.add_argument("--stage", required=True, help="directory for relocate.tsv, node-requirements.tsv and prepare.json")
+    parser.add_argument("--stage", required=True, help="directory for the outputs (their names from --layout)")
     parser.add_argument("--top", required=True, help="the tarball's top-level directory name")
     parser.add_argument("--install-root", help="Spack's install tree root: file names holding it are dropped")
+    parser.add_argument("--layout", required=True, help="the tarball's names as JSON (src/package/layout.ts)")
     args = parser.parse_args(argv)
     try:
-        report = prepare(args.view, args.stage, args.top, args.install_root)
+        layout = parse_layout(args.layout)
+    except ValueError as error:
+        print(f"prepare-relocation: --layout: {error}", file=sys.stderr)
+        return 2
+    try:
+        report = prepare(args.view, args.stage, args.top, layout, args.install_root)
     except (OSError, RuntimeError, subprocess.SubprocessError) as error:
         print(f"prepare-relocation: {error}", file=sys.stderr)
         return 1

@@ -10,7 +10,7 @@ import type { Stack } from "../config/types.js";
 import { connectEngine, newRunId, type Engine } from "../docker/index.js";
 import { DockerError, InputError } from "../errors.js";
 import type { Compression } from "../package/compressor.js";
-import { packageTarget } from "../package/package-target.js";
+import { packageTarget } from "../run/package-target.js";
 import { planBuild } from "../plan/plan.js";
 import type { BuildPlan } from "../plan/types.js";
 import { loadTemplates } from "../render/templates.js";
@@ -21,7 +21,7 @@ import { connectEngines, describeEngine } from "../run/engines.js";
 import { buildReport, type RunReport } from "../run/report.js";
 import { runPlan, type RunResult, type TargetPacker } from "../run/run-plan.js";
 import type { UpToDateOptions } from "../run/target-reuse.js";
-import { packagingInputs } from "../package/packaging-inputs.js";
+import { packagingInputs } from "../run/packaging-inputs.js";
 import { bringHome } from "../run/shared-out.js";
 import type { Reporter } from "../ui/reporter.js";
 

@@ -2,7 +2,7 @@
 import { createHash } from "node:crypto";
 import type { Stack } from "../config/types.js";
 import { formatSums } from "../package/checksums.js";
-import { CHECKSUMS_FILE, INSTALL_SCRIPT, MANIFEST_FILE, SBOM_FILE } from "../package/layout.js";
+import { LAYOUT } from "../package/layout.js";
 import { MANIFEST_KEYS } from "../package/manifest.js";
 import { loadBundleInstallTemplate, renderBundleInstall } from "../render/bundle-install.js";
 import { loadBundleModuleTemplates, renderBundleModule } from "../render/bundle-module.js";
@@ -49,7 +49,7 @@ function bundleManifest(input: BundleFilesInput, files: Record<string, string>):
       family: input.family,
       targets: per.map((p) => ({
         target: p.target,
-        manifest: `targets/${p.target}/${MANIFEST_FILE}`,
+        manifest: `targets/${p.target}/${LAYOUT.manifest}`,
         manifest_sha256: p.digest,
         compiler: p.manifest["compiler"],
         base_image: p.manifest["base_image"],
@@ -77,7 +77,7 @@ export async function bundleFiles(input: BundleFilesInput): Promise<Map<string, 
     },
     await loadBundleInstallTemplate(),
   );
-  out.set(INSTALL_SCRIPT, Buffer.from(install));
+  out.set(LAYOUT.installScript, Buffer.from(install));
   for (const system of stack.modules.systems) {
     const text = renderBundleModule(
       {
@@ -96,7 +96,7 @@ export async function bundleFiles(input: BundleFilesInput): Promise<Map<string, 
     out.set(modulePath(system, stack.modules.name, stack.version), Buffer.from(text));
   }
   const sbom = mergeSboms(input.sboms, { name: stack.name, version: stack.version, targets });
-  out.set(SBOM_FILE, Buffer.from(`${JSON.stringify(sbom, null, 2)}\n`));
+  out.set(LAYOUT.sbom, Buffer.from(`${JSON.stringify(sbom, null, 2)}\n`));
   const files: Record<string, string> = {};
   for (const [name, content] of out) files[name] = sha256(content);
   for (const e of input.entries) {
@@ -105,7 +105,7 @@ export async function bundleFiles(input: BundleFilesInput): Promise<Map<string, 
   }
   const sorted = Object.fromEntries(Object.entries(files).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
   const manifest = bundleManifest(input, sorted);
-  out.set(MANIFEST_FILE, manifest);
-  out.set(CHECKSUMS_FILE, Buffer.from(formatSums({ ...sorted, [MANIFEST_FILE]: sha256(manifest) })));
+  out.set(LAYOUT.manifest, manifest);
+  out.set(LAYOUT.checksums, Buffer.from(formatSums({ ...sorted, [LAYOUT.manifest]: sha256(manifest) })));
   return out;
 }

@@ -16,7 +16,7 @@ import type { Stack } from "../config/types.js";
 import { BuildError, InputError } from "../errors.js";
 import { byteOrder, formatSums } from "../package/checksums.js";
 import { openCompressor } from "../package/compressor.js";
-import { defaultMtime, INSTALL_SCRIPT, MANIFEST_FILE, SBOM_FILE, verifyTarball } from "../package/index.js";
+import { LAYOUT, defaultMtime, verifyTarball } from "../package/index.js";
 import { writeEmpty, writeFile } from "../package/tar-writer.js";
 import { getMicroarch } from "../targets/index.js";
 import { bundleFiles } from "./bundle-files.js";
@@ -86,7 +86,7 @@ async function writeEntries(
   }
   for (const name of [...files.keys()].sort(byteOrder)) {
     const content = files.get(name) as Buffer;
-    const mode = name === INSTALL_SCRIPT ? 0o755 : 0o644;
+    const mode = name === LAYOUT.installScript ? 0o755 : 0o644;
     await writeFile(tar, { name: `${top}/${name}`, type: "file", mode, size: content.length }, content, mtime);
   }
   for (const e of entries) {
@@ -123,8 +123,8 @@ export async function makeBundle(options: BundleOptions): Promise<BundleResult> 
     const manifests = new Map<string, Buffer>();
     const sboms = new Map<string, Buffer>();
     for (const [t, dir] of dirs) {
-      manifests.set(t, await readFile(join(dir, MANIFEST_FILE)));
-      const sbom = await readFile(join(dir, SBOM_FILE)).catch(() => undefined);
+      manifests.set(t, await readFile(join(dir, LAYOUT.manifest)));
+      const sbom = await readFile(join(dir, LAYOUT.sbom)).catch(() => undefined);
       if (sbom !== undefined) sboms.set(t, sbom);
     }
     const files = await bundleFiles({ stack, targets, family, entries, manifests, sboms });

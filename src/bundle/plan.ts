@@ -1,12 +1,3 @@
-/**
- * Which entries of a bundle are stored and which are hard links (pure). A bundle holds each target's tree under
- * `targets/<target>/`; a regular file of a later target that is byte-identical to the same path of an earlier one
- * (same sha256, size and mode) is stored as a hard link to the earlier entry, the one GNU tar has already extracted.
- * A path some target relocates (its relocate.tsv), the targets' metadata (`.stack-factory/`, manifest, sums, sbom,
- * install.sh) and their modules are never shared: the installer rewrites them per target.
- */
-import { RELOCATE_INDEX } from "../package/layout.js";
-
 export interface TreeFile {
   /** Path relative to the target's top directory. */
   path: string;
@@ -78,5 +69,3 @@ export function relocatedPaths(relocateTsv: string): string[] {
     .map((line) => line.split("\t")[1] ?? "")
     .filter((path) => path !== "");
 }
-
-export { RELOCATE_INDEX };

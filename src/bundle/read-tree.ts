@@ -3,7 +3,7 @@ import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { lstat, readdir, readFile, readlink } from "node:fs/promises";
 import { join } from "node:path";
-import { RELOCATE_INDEX } from "../package/layout.js";
+import { LAYOUT } from "../package/layout.js";
 import { relocatedPaths, type TargetTree, type TreeFile } from "./plan.js";
 
 async function sha256(path: string): Promise<string> {
@@ -30,6 +30,6 @@ async function listTree(top: string): Promise<TreeFile[]> {
 }
 
 export async function readTargetTree(target: string, top: string): Promise<TargetTree> {
-  const relocate = await readFile(join(top, RELOCATE_INDEX), "utf8").catch(() => "");
+  const relocate = await readFile(join(top, LAYOUT.relocateIndex), "utf8").catch(() => "");
   return { target, files: await listTree(top), relocated: relocatedPaths(relocate) };
 }

@@ -6,7 +6,7 @@
  * (getArchive), checking its size and hashing that one stream for the sidecar. When the engine runs here and the
  * output directory is mounted in the container (sharedOutDir), the tarball is written there and nothing is copied.
  *
- * Node decides what goes in and in which order (the same checks and layout as packTarball, layout.ts): it lists
+ * Node decides what goes in and in which order (pack-rules.ts, names from layout.ts): it lists
  * the view (`find`), refuses or skips what the verifier would refuse, uploads the generated files, and hands the
  * packer the ordered member list. Output: `<outDir>/<top>.tar.zst|.tar.gz` via a partial file renamed into place,
  * and `<final>.sha256`.
@@ -25,7 +25,8 @@ import { COMPRESSIONS, extensionOf, type Compression } from "./compressor.js";
 import { entryProblem } from "./entry-safety.js";
 import { openGenerated, type GeneratedFile } from "./generated-files.js";
 import { withFiles, type Manifest } from "./manifest.js";
-import { checkGeneratedPath, checkTop, defaultMtime, generatedOrder, type PackResult } from "./pack.js";
+import { LAYOUT, scriptLayout } from "./layout.js";
+import { checkGeneratedPath, checkTop, defaultMtime, generatedOrder, type PackResult } from "./pack-rules.js";
 
 /** What the packer needs of a build container (BuildContainer has it; tests use a local stand-in). */
 export interface PackContainer {
@@ -36,7 +37,7 @@ export interface PackContainer {
 
 export interface ContainerPackOptions {
   container: PackContainer;
-  /** The prepared view's real path in the container (the build prefix); archived as `<top>/view`. */
+  /** The prepared view's real path in the container (the build prefix); archived as `<top>/view` (LAYOUT.view). */
   view: string;
   /** Name of the top-level directory, `<name>-<version>-<target>`; also the file name without extension. */
   top: string;
@@ -453,11 +454,11 @@ export async function packInContainer(options: ContainerPackOptions): Promise<Pa
     members.push(["v", "d", ""]);
     const skipped: string[] = [];
     for (const { type, rel, link } of entries) {
-      const name = `${top}/view/${rel}`;
+      const name = `${top}/${LAYOUT.view}/${rel}`;
       const problem = entryProblem({ name, type, linkname: type === "symlink" ? link : null }, top);
       if (problem !== undefined) {
-        if (options.onUnsafe !== "skip") throw new BuildError(`the view holds view/${rel}: ${problem}`);
-        skipped.push(`view/${rel}: ${problem}`);
+        if (options.onUnsafe !== "skip") throw new BuildError(`the view holds ${LAYOUT.view}/${rel}: ${problem}`);
+        skipped.push(`${LAYOUT.view}/${rel}: ${problem}`);
         continue;
       }
       members.push(["v", type === "directory" ? "d" : type === "symlink" ? "l" : "f", rel]);
@@ -466,6 +467,7 @@ export async function packInContainer(options: ContainerPackOptions): Promise<Pa
     // 3. The generated files, the job and the packer into the container.
     const job = {
       top,
+      layout: scriptLayout(),
       view,
       members,
       mtime,

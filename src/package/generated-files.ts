@@ -3,6 +3,7 @@ import { createReadStream } from "node:fs";
 import { lstat, readdir } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { InputError } from "../errors.js";
+import { assetsDir } from "./layout.js";
 
 export type GeneratedFile =
   | string
@@ -46,7 +47,7 @@ export async function openGenerated(path: string, file: GeneratedFile): Promise<
 
 /** The tarball paths of a stack's assets: `data/<name>_assets/<basename>`, directories walked recursively. */
 export async function assetFiles(stackName: string, paths: readonly string[]): Promise<Record<string, GeneratedFile>> {
-  const dir = `data/${stackName}_assets`;
+  const dir = assetsDir(stackName);
   const files: Record<string, GeneratedFile> = {};
   const add = async (source: string, rel: string): Promise<void> => {
     let stats;

@@ -1,5 +1,5 @@
 export * from "./layout.js";
-export { packTarball, defaultMtime, type PackTarballOptions, type PackResult } from "./pack.js";
+export { defaultMtime, type PackResult } from "./pack-rules.js";
 export { verifyTarball, type VerifyReport } from "./verify.js";
 export {
   buildManifest,
@@ -14,4 +14,4 @@ export { buildSbom, type SbomSubject } from "./sbom.js";
 export { parseSpecs, type SpecRecord } from "./specs.js";
 export { parseRelocateIndex, type RelocateEntry } from "./relocation-index.js";
 export { assetFiles, type GeneratedFile } from "./generated-files.js";
-export { extensionOf, type Compression, type CompressorPreference } from "./compressor.js";
+export { extensionOf, type Compression } from "./compressor.js";

@@ -38,13 +38,62 @@
  * These files are written by prepare-relocation.py only and read by install.sh (and the packer, for the manifest).
  * The installer records the prefix it installed to in `.stack-factory/installed-prefix`; a later run relocates
  * from that prefix (text) or rewrites the same offsets (binary).
+ *
+ * LAYOUT below is the one owner of these names. The templates never spell them: install.sh gets them rendered
+ * (`it.layout`, render/install-script.ts), pack-tree.py in its job (`layout`), prepare-relocation.py on its command
+ * line (`--layout`, prepare-args.ts); tests/unit/layout-contract.test.ts fails when a template spells one.
  */
-export const RELOCATE_INDEX = ".stack-factory/relocate.tsv";
-export const INSTALLED_PREFIX_FILE = ".stack-factory/installed-prefix";
-export const BUILD_PREFIX_FILE = ".stack-factory/build-prefix";
-export const NODE_REQUIREMENTS_FILE = ".stack-factory/node-requirements.tsv";
-export const SYSTEM_LINKS_FILE = ".stack-factory/system-links.tsv";
-export const CHECKSUMS_FILE = "SHA256SUMS";
-export const MANIFEST_FILE = "manifest.json";
-export const SBOM_FILE = "sbom.cdx.json";
-export const INSTALL_SCRIPT = "install.sh";
+export const LAYOUT = {
+  /** The installer, first in the archive. */
+  installScript: "install.sh",
+  /** The self-contained copy view: the build prefix maps to `<prefix>/view`. */
+  view: "view",
+  /** Lmod modules: `modules/<module>/<version>.lua`. */
+  modules: "modules",
+  /** Files the stack ships: `data/<name>_assets/`. */
+  data: "data",
+  manifest: "manifest.json",
+  sbom: "sbom.cdx.json",
+  /** `sha256sum -c` format, every regular file but itself. */
+  checksums: "SHA256SUMS",
+  /** The installer's own files (below). */
+  metadata: ".stack-factory",
+  relocateIndex: ".stack-factory/relocate.tsv",
+  nodeRequirements: ".stack-factory/node-requirements.tsv",
+  systemLinks: ".stack-factory/system-links.tsv",
+  buildPrefix: ".stack-factory/build-prefix",
+  /** Written by install.sh at an install: the prefix it installed to, and which stack it is. */
+  installedPrefix: ".stack-factory/installed-prefix",
+  installedMarker: ".stack-factory/installed-stack",
+} as const;
+
+export type Layout = typeof LAYOUT;
+
+/**
+ * What prepare-relocation.py writes in its stage directory beside the tarball's own files (which it writes at their
+ * tarball paths there): read by the packer, never shipped.
+ */
+export const PREPARE_OUTPUTS = {
+  /** `view/<path><TAB>RPATH|RUNPATH|RPATH+RUNPATH|none` for every ELF file: the manifest's `dynamic_tags`. */
+  dynamicTags: "dynamic-tags.tsv",
+  /** The preparation's report (warnings, the build prefix, portability). */
+  report: "prepare.json",
+} as const;
+
+/** The names the Python scripts of templates/ take (job.json `layout`, prepare-relocation.py `--layout`). */
+export function scriptLayout(): Record<string, string> {
+  return { ...LAYOUT, ...PREPARE_OUTPUTS };
+}
+
+/**
+ * A module's path in the tree: `modules/<module>/<version>.lua` for Lmod, `modules/<module>/<version>` for
+ * Environment Modules (Tcl).
+ */
+export function moduleFile(moduleName: string, version: string, system: "lmod" | "tcl" = "lmod"): string {
+  return `${LAYOUT.modules}/${moduleName}/${version}${system === "lmod" ? ".lua" : ""}`;
+}
+
+/** `data/<name>_assets`: where a stack's assets go. */
+export function assetsDir(stackName: string): string {
+  return `${LAYOUT.data}/${stackName}_assets`;
+}

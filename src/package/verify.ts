@@ -26,7 +26,7 @@ import {
   symlinkEscape,
 } from "./entry-safety.js";
 import { DynamicTagReader, dynamicTagProblems, type TagReading } from "./dynamic-tags.js";
-import { CHECKSUMS_FILE, MANIFEST_FILE } from "./layout.js";
+import { LAYOUT } from "./layout.js";
 import { MANIFEST_KEYS } from "./manifest.js";
 import { TarProblem, TarReader } from "./tar-read.js";
 import { findExecutable } from "./which.js";
@@ -179,14 +179,14 @@ async function scanEntries(reader: TarReader, problems: Problems): Promise<Scan>
           if (hex === undefined) problems.add(`${name}: hardlink to ${entry.linkname}, which is not a file before it`);
           else scan.hashes.set(rel, hex);
           const reading = scan.tags.get(target);
-          if (reading !== undefined && rel.startsWith("view/")) scan.tags.set(rel, reading);
+          if (reading !== undefined && rel.startsWith(`${LAYOUT.view}/`)) scan.tags.set(rel, reading);
         }
       }
       if (type === "file" || type === "contiguous-file") {
         const hash = createHash("sha256");
-        const keep = rel === MANIFEST_FILE || rel === CHECKSUMS_FILE;
+        const keep = rel === LAYOUT.manifest || rel === LAYOUT.checksums;
         const chunks: Buffer[] = [];
-        const tags = rel?.startsWith("view/") ? new DynamicTagReader() : undefined;
+        const tags = rel?.startsWith(`${LAYOUT.view}/`) ? new DynamicTagReader() : undefined;
         let size = 0;
         for await (const chunk of entry.body) {
           hash.update(chunk);
@@ -221,59 +221,60 @@ async function scanEntries(reader: TarReader, problems: Problems): Promise<Scan>
 }
 
 function checkSums(scan: Scan, problems: Problems): void {
-  const text = scan.metadata.get(CHECKSUMS_FILE);
+  const text = scan.metadata.get(LAYOUT.checksums);
   if (text === undefined) {
-    problems.add(`${CHECKSUMS_FILE} is missing`);
+    problems.add(`${LAYOUT.checksums} is missing`);
     return;
   }
   const { files, bad } = parseSums(text.toString("utf8"));
-  for (const line of bad) problems.add(`${CHECKSUMS_FILE}: unreadable line ${JSON.stringify(line.slice(0, 120))}`);
+  for (const line of bad) problems.add(`${LAYOUT.checksums}: unreadable line ${JSON.stringify(line.slice(0, 120))}`);
   for (const [path, hex] of files) {
     const actual = scan.hashes.get(path);
-    if (actual === undefined) problems.add(`${CHECKSUMS_FILE} lists ${path}, which is not in the archive`);
-    else if (actual !== hex) problems.add(`${path}: sha256 ${actual} does not match ${CHECKSUMS_FILE} (${hex})`);
+    if (actual === undefined) problems.add(`${LAYOUT.checksums} lists ${path}, which is not in the archive`);
+    else if (actual !== hex) problems.add(`${path}: sha256 ${actual} does not match ${LAYOUT.checksums} (${hex})`);
   }
   for (const path of scan.hashes.keys()) {
-    if (path !== CHECKSUMS_FILE && !files.has(path)) problems.add(`${path} is not listed in ${CHECKSUMS_FILE}`);
+    if (path !== LAYOUT.checksums && !files.has(path)) problems.add(`${path} is not listed in ${LAYOUT.checksums}`);
   }
 }
 
 /** Checks the manifest; returns it when it is a JSON object. */
 function checkManifest(scan: Scan, problems: Problems): Record<string, unknown> | undefined {
-  const text = scan.metadata.get(MANIFEST_FILE);
+  const text = scan.metadata.get(LAYOUT.manifest);
   if (text === undefined) {
-    problems.add(`${MANIFEST_FILE} is missing`);
+    problems.add(`${LAYOUT.manifest} is missing`);
     return undefined;
   }
   let manifest: unknown;
   try {
     manifest = JSON.parse(text.toString("utf8"));
   } catch (error) {
-    problems.add(`${MANIFEST_FILE} is not JSON: ${(error as Error).message}`);
+    problems.add(`${LAYOUT.manifest} is not JSON: ${(error as Error).message}`);
     return undefined;
   }
   if (typeof manifest !== "object" || manifest === null || Array.isArray(manifest)) {
-    problems.add(`${MANIFEST_FILE} is not a JSON object`);
+    problems.add(`${LAYOUT.manifest} is not a JSON object`);
     return undefined;
   }
   const record = manifest as Record<string, unknown>;
   const missing = MANIFEST_KEYS.filter((key) => !Object.hasOwn(record, key));
-  if (missing.length > 0) problems.add(`${MANIFEST_FILE} lacks ${missing.join(", ")}`);
+  if (missing.length > 0) problems.add(`${LAYOUT.manifest} lacks ${missing.join(", ")}`);
   const files = record["files"];
   if (typeof files !== "object" || files === null || Array.isArray(files)) {
-    if (!missing.includes("files")) problems.add(`${MANIFEST_FILE}: files is not an object of path → sha256`);
+    if (!missing.includes("files")) problems.add(`${LAYOUT.manifest}: files is not an object of path → sha256`);
     return record;
   }
   // A Map, never `in` on the parsed object: a file named `constructor` or `__proto__` is a name like any other.
   const listed = new Map(Object.entries(files as Record<string, unknown>));
   for (const [path, hex] of listed) {
     const actual = scan.hashes.get(path);
-    if (actual === undefined) problems.add(`${MANIFEST_FILE} lists ${path}, which is not in the archive`);
-    else if (actual !== hex) problems.add(`${path}: sha256 ${actual} does not match ${MANIFEST_FILE} (${String(hex)})`);
+    if (actual === undefined) problems.add(`${LAYOUT.manifest} lists ${path}, which is not in the archive`);
+    else if (actual !== hex)
+      problems.add(`${path}: sha256 ${actual} does not match ${LAYOUT.manifest} (${String(hex)})`);
   }
   for (const path of scan.hashes.keys()) {
-    if (path !== CHECKSUMS_FILE && path !== MANIFEST_FILE && !listed.has(path)) {
-      problems.add(`${path} is not listed in ${MANIFEST_FILE}`);
+    if (path !== LAYOUT.checksums && path !== LAYOUT.manifest && !listed.has(path)) {
+      problems.add(`${path} is not listed in ${LAYOUT.manifest}`);
     }
   }
   return record;
@@ -288,21 +289,21 @@ function checkBundleTargets(scan: Scan, manifest: Record<string, unknown>, probl
   if (bundle === undefined) return;
   const targets = (bundle as { targets?: unknown } | null)?.targets;
   if (!Array.isArray(targets)) {
-    problems.add(`${MANIFEST_FILE}: bundle.targets is not a list`);
+    problems.add(`${LAYOUT.manifest}: bundle.targets is not a list`);
     return;
   }
   for (const t of targets as { target?: unknown; manifest_sha256?: unknown }[]) {
     const name = typeof t?.target === "string" ? t.target : "";
     if (!/^[a-z0-9_.]+$/.test(name)) {
-      problems.add(`${MANIFEST_FILE}: bundle.targets holds a bad target name ${JSON.stringify(t?.target)}`);
+      problems.add(`${LAYOUT.manifest}: bundle.targets holds a bad target name ${JSON.stringify(t?.target)}`);
       continue;
     }
-    const path = `targets/${name}/${MANIFEST_FILE}`;
+    const path = `targets/${name}/${LAYOUT.manifest}`;
     const actual = scan.hashes.get(path);
-    if (actual === undefined) problems.add(`${MANIFEST_FILE}: the bundle's target ${name} has no ${path}`);
+    if (actual === undefined) problems.add(`${LAYOUT.manifest}: the bundle's target ${name} has no ${path}`);
     else if (actual !== t.manifest_sha256) {
       problems.add(
-        `${path}: sha256 ${actual} does not match the bundle's ${MANIFEST_FILE} (${String(t.manifest_sha256)})`,
+        `${path}: sha256 ${actual} does not match the bundle's ${LAYOUT.manifest} (${String(t.manifest_sha256)})`,
       );
     }
   }

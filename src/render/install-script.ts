@@ -1,6 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { installPrefixProblem } from "../config/guards.js";
 import { InputError } from "../errors.js";
+import { LAYOUT, type Layout } from "../package/layout.js";
 import { type ModuleSystem, modulePath } from "./module.js";
 import { projectRoot, render } from "./templates.js";
 
@@ -49,6 +50,14 @@ function requireLine(what: string, value: string): void {
   }
 }
 
+/** The tarball's names as install.sh reads them (`it.layout.<name>`): shell words, from layout.ts alone. */
+export function installLayout(): Record<keyof Layout, string> {
+  return Object.fromEntries(Object.entries(LAYOUT).map(([key, name]) => [key, shellQuote(name)])) as Record<
+    keyof Layout,
+    string
+  >;
+}
+
 /** Render install.sh for one stack build. Pure: the template is loaded by the caller. */
 export function renderInstallScript(input: InstallScriptInput, template: string): string {
   requireLine("stack name", input.stackName);
@@ -72,5 +81,6 @@ export function renderInstallScript(input: InstallScriptInput, template: string)
     moduleLoad: shellQuote(`${input.moduleName}/${input.version}`),
     baseImage: shellQuote(input.baseImage ?? "an unrecorded base image"),
     title: `${input.stackName} ${input.version} (${input.target})`,
+    layout: installLayout(),
   });
 }

@@ -1,6 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { InputError } from "../errors.js";
 import { projectRoot, render } from "./templates.js";
+import { moduleFile } from "../package/layout.js";
 import { moduleStem } from "../config/guards.js";
 import { ENV_NAME } from "../config/schema.js";
 
@@ -97,7 +98,7 @@ export type ModuleSystem = (typeof MODULE_SYSTEMS)[number];
 
 /** Where a module of `system` lies, relative to the tarball's top directory (Lmod prefers the .lua of the two). */
 export function modulePath(system: ModuleSystem, moduleName: string, version: string): string {
-  return `modules/${moduleName}/${version}${system === "lmod" ? ".lua" : ""}`;
+  return moduleFile(moduleName, version, system);
 }
 
 /**

@@ -1,12 +1,10 @@
-import { mkdtemp, readFile, readdir, symlink, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, readdir, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { execa } from "execa";
-import type { Readable } from "node:stream";
-import { pack as tarPack } from "tar-stream";
 import { beforeAll, describe, expect, it } from "vitest";
 import { buildManifest } from "../../src/package/manifest.js";
-import { packTarball } from "../../src/package/pack.js";
+import { packOnHost } from "../helpers/pack-on-host.js";
 
 const CLI = resolve("dist-js/cli/main.js");
 // A time limit: a command that hangs (on a FIFO, say) fails its test instead of stalling the suite.
@@ -205,10 +203,9 @@ describe("stack-factory CLI", () => {
 
     it("verify --install-test exits 2 for an --image that is not an image reference, before Docker", async () => {
       const dir = await mkdtemp(join(tmpdir(), "sf-verify-image-"));
-      const view = tarPack();
-      view.entry({ name: "h/", type: "directory", mode: 0o755 });
-      view.entry({ name: "h/a.txt", mode: 0o644 }, "a\n");
-      view.finalize();
+      const view = join(dir, "h");
+      await mkdir(view);
+      await writeFile(join(view, "a.txt"), "a\n");
       const manifest = buildManifest({
         stack: { name: "demo", version: "1", file: "/s/demo.yaml", description: "" },
         target: "x86_64_v3",
@@ -218,10 +215,10 @@ describe("stack-factory CLI", () => {
         buildPrefix: "/sf/view/._default/h",
         relocateIndex: "",
       });
-      const { path } = await packTarball({
-        view: view as unknown as Readable,
+      const { path } = await packOnHost({
+        view,
         top: "demo-1-x86_64_v3",
-        outDir: dir,
+        outDir: join(dir, "out"),
         manifest,
       });
       const run = await cli("verify", path, "--install-test", "--image=--privileged");

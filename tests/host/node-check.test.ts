@@ -1,8 +1,6 @@
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Readable } from "node:stream";
-import { execa } from "execa";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { verifyCommand } from "../../src/cli/commands/verify.js";
 import { buildManifest } from "../../src/package/manifest.js";
@@ -13,7 +11,7 @@ import {
   portabilityWarnings,
   type Portability,
 } from "../../src/package/node-check.js";
-import { packTarball } from "../../src/package/pack.js";
+import { packOnHost } from "../helpers/pack-on-host.js";
 
 /** prepare.json's record for a tree built on this machine: glibc's oldest and a 2.17 version, zlib outside the view. */
 const PREPARED = {
@@ -38,7 +36,7 @@ afterAll(async () => {
   await rm(work, { recursive: true, force: true });
 });
 
-/** A real tarball (packTarball) whose manifest carries `portability`. */
+/** A real tarball (packed as the factory packs) whose manifest carries `portability`. */
 async function tarball(name: string, portability: Portability | undefined): Promise<string> {
   const source = join(work, `${name}-src`);
   await mkdir(join(source, "view/share"), { recursive: true });
@@ -53,9 +51,8 @@ async function tarball(name: string, portability: Portability | undefined): Prom
     relocateIndex: "",
     ...(portability === undefined ? {} : { portability }),
   });
-  const tar = execa("tar", ["-cf", "-", "-C", source, "view"], { stdout: "pipe", buffer: { stdout: false } });
-  const packed = await packTarball({
-    view: tar.stdout as Readable,
+  const packed = await packOnHost({
+    view: join(source, "view"),
     top: `demo-1.0-${name}`,
     outDir: join(work, "out"),
     files: {
@@ -65,7 +62,6 @@ async function tarball(name: string, portability: Portability | undefined): Prom
     },
     manifest,
   });
-  await tar;
   return packed.path;
 }
 

@@ -3,6 +3,8 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { execa } from "execa";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { LAYOUT, PREPARE_OUTPUTS } from "../../src/package/layout.js";
+import { prepareArgv } from "../../src/package/prepare-args.js";
 import { parseRelocateIndex } from "../../src/package/relocation-index.js";
 
 const SCRIPT = resolve("templates/prepare-relocation.py");
@@ -73,12 +75,17 @@ async function searchTags(file: string): Promise<string[]> {
   );
 }
 
+/** prepare-relocation.py as the factory runs it (its names from layout.ts), with `extra` arguments. */
+function argv(view: string, top: string, extra: string[] = []): string[] {
+  return [...prepareArgv(SCRIPT, { view, stage, top }).slice(1), ...extra];
+}
+
 async function prepare(extra: string[] = []) {
-  const run = await execa("python3", [SCRIPT, "--view", root, "--stage", stage, "--top", "demo-1.0-zen4", ...extra]);
+  const run = await execa("python3", argv(root, "demo-1.0-zen4", extra));
   expect(run.exitCode).toBe(0);
   return {
-    report: JSON.parse(await readFile(join(stage, "prepare.json"), "utf8")),
-    index: parseRelocateIndex(await readFile(join(stage, "relocate.tsv"), "utf8")),
+    report: JSON.parse(await readFile(join(stage, PREPARE_OUTPUTS.report), "utf8")),
+    index: parseRelocateIndex(await readFile(join(stage, LAYOUT.relocateIndex), "utf8")),
   };
 }
 
@@ -119,7 +126,7 @@ describe("prepare-relocation.py", () => {
       "RPATH $ORIGIN/../lib:/usr/lib:/sf/install/__spack_path_placeholder__/zlib/lib",
     ]);
     expect(await searchTags(join(real, "bin/runpath-app"))).toEqual(["RUNPATH $ORIGIN/../lib"]);
-    expect(await readFile(join(stage, "dynamic-tags.tsv"), "utf8")).toBe(
+    expect(await readFile(join(stage, PREPARE_OUTPUTS.dynamicTags), "utf8")).toBe(
       "view/bin/app\tRPATH\nview/bin/runpath-app\tRUNPATH\nview/lib/libfoo.so\tnone\n",
     );
     expect(report.dynamicTags).toEqual({ RPATH: 1, RUNPATH: 1, none: 1 });
@@ -151,8 +158,8 @@ describe("prepare-relocation.py", () => {
     await expect(access(join(real, "bin/python3.11"))).rejects.toThrow();
     expect(await readlink(join(real, "bin/python3"))).toBe("python3.11");
     expect(report.systemLinks).toEqual([{ link: "bin/python3.11", target: "/usr/bin/python3.11" }]);
-    expect(await readFile(join(stage, "system-links.tsv"), "utf8")).toBe("view/bin/python3.11\t/usr/bin/python3.11\n");
-    expect(await readFile(join(stage, "node-requirements.tsv"), "utf8")).toContain(
+    expect(await readFile(join(stage, LAYOUT.systemLinks), "utf8")).toBe("view/bin/python3.11\t/usr/bin/python3.11\n");
+    expect(await readFile(join(stage, LAYOUT.nodeRequirements), "utf8")).toContain(
       "system-file\t/usr/bin/python3.11\n",
     );
     // /etc is not a system path a node provides for the view: still reported as leaving it.
@@ -220,7 +227,7 @@ describe("prepare-relocation.py", () => {
     expect(report.occurrences).toBe(app.offsets.length);
     // The rewritten RPATH no longer names the build prefix; the library never did.
     expect(index.map((e) => e.path).sort()).toEqual(["view/bin/app", "view/share/app/app.pc"]);
-    expect((await readFile(join(stage, "relocate.tsv"), "utf8")).split("\n")[0]).toMatch(
+    expect((await readFile(join(stage, LAYOUT.relocateIndex), "utf8")).split("\n")[0]).toMatch(
       /^binary\tview\/bin\/app\t\d+(,\d+)+$/,
     );
   });
@@ -269,7 +276,7 @@ describe("prepare-relocation.py", () => {
     expect(await readFile(join(real, "bin/tool.lua"), "utf8")).toBe(`${inline}\n--!${real}/bin/lua\nprint(1)\n`);
     expect(await readFile(join(real, "bin/short"), "utf8")).toBe("#!/usr/bin/env python3\nprint(1)\n");
     expect(report.shebangsRewritten).toBe(2);
-    expect(await readFile(join(stage, "node-requirements.tsv"), "utf8")).toContain("env-split\n");
+    expect(await readFile(join(stage, LAYOUT.nodeRequirements), "utf8")).toContain("env-split\n");
   });
 
   it("zeroes dead .dynstr bytes left after an RPATH shortened in place, and the binary still runs", async () => {
@@ -346,7 +353,7 @@ describe("prepare-relocation.py", () => {
     );
     await sh("gcc", ["-shared", "-fPIC", "-o", join(real, "lib/libz-user.so"), join(work, "z.c"), "-l:libz.so.1"]);
     const { report } = await prepare();
-    const requirements = await readFile(join(stage, "node-requirements.tsv"), "utf8");
+    const requirements = await readFile(join(stage, LAYOUT.nodeRequirements), "utf8");
     expect(requirements).toMatch(/^machine\t62\tx86_64\n/);
     expect(requirements).toContain("library\tlibc.so.6\n");
     expect(requirements).toContain("library\tlibz.so.1\n");
@@ -358,10 +365,39 @@ describe("prepare-relocation.py", () => {
   });
 
   it("fails with a message when the view does not exist", async () => {
-    const run = await execa("python3", [SCRIPT, "--view", join(work, "nope"), "--stage", stage, "--top", "t"], {
-      reject: false,
-    });
+    const run = await execa("python3", argv(join(work, "nope"), "t"), { reject: false });
     expect(run.exitCode).not.toBe(0);
     expect(run.stderr).toContain("is not a directory");
+  });
+
+  it("writes its outputs at the names it is given, and refuses names that leave its stage (exit 2)", async () => {
+    const names = { ...LAYOUT, ...PREPARE_OUTPUTS, relocateIndex: "meta/index.tsv", report: "meta/report.json" };
+    const given = await execa("python3", [
+      SCRIPT,
+      "--view",
+      root,
+      "--stage",
+      stage,
+      "--top",
+      "t",
+      "--layout",
+      JSON.stringify(names),
+    ]);
+    expect(given.exitCode).toBe(0);
+    expect(parseRelocateIndex(await readFile(join(stage, "meta/index.tsv"), "utf8")).length).toBeGreaterThan(0);
+    expect(JSON.parse(await readFile(join(stage, "meta/report.json"), "utf8"))).toMatchObject({ top: "t" });
+    await expect(access(join(stage, LAYOUT.relocateIndex))).rejects.toThrow();
+    for (const bad of ["../index.tsv", "/tmp/index.tsv", "a/./b", ""]) {
+      const layout = JSON.stringify({ ...names, relocateIndex: bad });
+      const refused = await execa(
+        "python3",
+        [SCRIPT, "--view", root, "--stage", stage, "--top", "t", "--layout", layout],
+        {
+          reject: false,
+        },
+      );
+      expect(refused.exitCode).toBe(2);
+      expect(refused.stderr).toContain("--layout: relocateIndex must be a relative path");
+    }
   });
 });

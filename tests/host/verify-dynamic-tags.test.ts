@@ -1,13 +1,11 @@
-import { copyFile, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Readable } from "node:stream";
 import { execa } from "execa";
-import { pack as tarPack } from "tar-stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DynamicTagReader } from "../../src/package/dynamic-tags.js";
 import { buildManifest } from "../../src/package/manifest.js";
-import { packTarball } from "../../src/package/pack.js";
+import { packOnHost } from "../helpers/pack-on-host.js";
 import { verifyTarball } from "../../src/package/verify.js";
 
 /**
@@ -62,18 +60,14 @@ function streamed(bytes: Buffer, size: number) {
 }
 
 async function tarballWith(name: string, app: string, tags: string): Promise<string> {
-  const tar = tarPack();
-  tar.entry({ name: "h/", type: "directory", mode: 0o755, mtime: new Date(0) });
-  tar.entry({ name: "h/bin/", type: "directory", mode: 0o755, mtime: new Date(0) });
-  tar.entry({ name: "h/bin/app", mode: 0o755, mtime: new Date(0) }, await readFile(app));
-  tar.entry({ name: "h/bin/small", mode: 0o755, mtime: new Date(0) }, await readFile(small));
-  tar.entry({ name: "h/share.txt", mode: 0o644, mtime: new Date(0) }, "\x7fELF but short\n");
-  tar.finalize();
-  const chunks: Buffer[] = [];
-  for await (const chunk of tar as unknown as AsyncIterable<Buffer>) chunks.push(chunk);
+  const view = join(work, name, "view");
+  await mkdir(join(view, "bin"), { recursive: true });
+  await copyFile(app, join(view, "bin/app"));
+  await copyFile(small, join(view, "bin/small"));
+  await writeFile(join(view, "share.txt"), "\x7fELF but short\n");
   const out = join(work, name);
-  const result = await packTarball({
-    view: Readable.from([Buffer.concat(chunks)]),
+  const result = await packOnHost({
+    view,
     top: "demo-1-x86_64_v3",
     outDir: out,
     manifest: buildManifest({

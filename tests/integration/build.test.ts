@@ -1,7 +1,7 @@
 import { cp, readFile, readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { execa } from "execa";
-import { beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { loadStack } from "../../src/config/index.js";
 import { connectEngine, type Engine } from "../../src/docker/index.js";
 import { runPlan, type RunResult } from "../../src/run/run-plan.js";
@@ -22,7 +22,12 @@ beforeAll(async () => {
   await requireTestImage(engine);
   await execa("npm", ["run", "build"], { stdio: "ignore" });
   work = await tempDir("build");
-  cacheRoot = join(work, "cache");
+});
+
+// Each test its own cache root: the tests run in any order, and one must never find what another built.
+let caches = 0;
+beforeEach(() => {
+  cacheRoot = join(work, `cache-${++caches}`);
 });
 
 /** Build a stack file through the programmatic API, with a fresh engine (one engine: one run id). */

@@ -10,7 +10,7 @@ import { checkKeptTarball, keep, readKept, type KeptRecord } from "../../src/cac
 import { projectRoot } from "../../src/project-root.js";
 import { specsInPathBuildcache } from "../../src/run/buildcache-path.js";
 import { lockSpecs, type ConcreteSpec } from "../../src/run/lock-specs.js";
-import { templatesDigestOf } from "../../src/package/packaging-inputs.js";
+import { templatesDigestOf } from "../../src/run/packaging-inputs.js";
 import { concretizationInputsByName } from "../../src/run/up-to-date-inputs.js";
 import { decideUpToDate, digestOf, UP_TO_DATE, type UpToDateFacts } from "../../src/run/up-to-date.js";
 

@@ -1,15 +1,12 @@
-import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Readable } from "node:stream";
-import { gunzipSync, gzipSync } from "node:zlib";
+import { gzipSync } from "node:zlib";
 import { pack as tarPack, type Header } from "tar-stream";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { InputError } from "../../src/errors.js";
 import { buildManifest } from "../../src/package/manifest.js";
-import { packTarball } from "../../src/package/pack.js";
 import { verifyTarball } from "../../src/package/verify.js";
 
 type Entry = { header: Partial<Header> & { name: string }; body?: string };
@@ -43,24 +40,6 @@ const manifest = buildManifest({
   relocateIndex: "",
 });
 
-async function goodTarball(): Promise<string> {
-  const view = await tarOf([
-    { header: { name: "h/", type: "directory", mode: 0o755 } },
-    { header: { name: "h/bin/", type: "directory", mode: 0o755 } },
-    { header: { name: "h/bin/tool", type: "file", mode: 0o755 }, body: "tool body\n" },
-    { header: { name: "h/bin/alias", type: "symlink", linkname: "tool" } },
-    { header: { name: "h/bin/hard", type: "link", linkname: "h/bin/tool" } },
-  ]);
-  const result = await packTarball({
-    view: Readable.from([view]),
-    top: "demo-1-x86_64_v3",
-    outDir: work,
-    files: { "install.sh": { content: "#!/bin/bash\n", mode: 0o755 } },
-    manifest,
-  });
-  return result.path;
-}
-
 /** A gzipped archive of `entries` plus consistent SHA256SUMS and manifest.json, so only the crafted entry is wrong. */
 async function crafted(name: string, entries: Entry[]): Promise<string> {
   const files: Record<string, string> = {};
@@ -84,15 +63,6 @@ async function crafted(name: string, entries: Entry[]): Promise<string> {
 }
 
 describe("verifyTarball", () => {
-  it("accepts a tarball made by packTarball", async () => {
-    const report = await verifyTarball(await goodTarball());
-    expect(report.problems).toEqual([]);
-    expect(report.ok).toBe(true);
-    expect(report.top).toBe("demo-1-x86_64_v3");
-    // install.sh, view/bin/tool, view/bin/hard, manifest.json, SHA256SUMS
-    expect(report.files).toBe(5);
-  });
-
   it("accepts a crafted archive with nothing wrong (the control for the cases below)", async () => {
     const report = await verifyTarball(await crafted("control", [{ header: { name: "top/a.txt" }, body: "a\n" }]));
     expect(report.problems).toEqual([]);
@@ -141,36 +111,6 @@ describe("verifyTarball", () => {
     expect(report.problems.some((p) => /top directory starting with '-'/.test(p))).toBe(true);
   });
 
-  it("reports the base image the manifest names", async () => {
-    const report = await verifyTarball(await goodTarball());
-    expect(report.baseImage).toBe(manifest.base_image);
-  });
-
-  it("rejects a tampered file, naming it", async () => {
-    const path = await goodTarball();
-    const tar = gunzipSync(await readFile(path));
-    const at = tar.indexOf("tool body");
-    tar.write("TOOL", at);
-    await writeFile(path, gzipSync(tar));
-    const report = await verifyTarball(path);
-    expect(report.ok).toBe(false);
-    expect(report.problems.some((p) => p.startsWith("view/bin/tool: sha256") && p.includes("SHA256SUMS"))).toBe(true);
-    expect(report.problems.some((p) => p.startsWith("view/bin/tool: sha256") && p.includes("manifest.json"))).toBe(
-      true,
-    );
-    expect(report.problems.some((p) => p.includes("does not match demo-1-x86_64_v3.tar.gz.sha256"))).toBe(true);
-  });
-
-  it("rejects a wrong sidecar checksum", async () => {
-    const path = await goodTarball();
-    await writeFile(`${path}.sha256`, `${"0".repeat(64)}  demo-1-x86_64_v3.tar.gz\n`);
-    const report = await verifyTarball(path);
-    expect(report.ok).toBe(false);
-    expect(report.problems).toEqual([
-      expect.stringMatching(/does not match demo-1-x86_64_v3\.tar\.gz\.sha256 \(0{64}\)/),
-    ]);
-  });
-
   it("reports a manifest without its required keys and files missing from SHA256SUMS", async () => {
     const tar = await tarOf([
       { header: { name: "top/", type: "directory" } },
@@ -194,27 +134,6 @@ describe("verifyTarball", () => {
     const report = await verifyTarball(garbage);
     expect(report.ok).toBe(false);
     expect(report.problems[0]).toMatch(/not a gzip or zstd file/);
-
-    const truncated = join(work, "truncated.tar.gz");
-    await writeFile(truncated, (await readFile(await goodTarball())).subarray(0, 200));
-    const cut = await verifyTarball(truncated);
-    expect(cut.ok).toBe(false);
-    expect(cut.problems.some((p) => p.startsWith("cannot read the archive"))).toBe(true);
-
     await expect(verifyTarball(join(work, "missing.tar.gz"))).rejects.toBeInstanceOf(InputError);
   });
-});
-
-describe("verifyTarball on zstd archives", () => {
-  it.skipIf(spawnSync("zstd", ["--version"]).status !== 0)(
-    "reads a zstd-compressed tarball through the zstd program",
-    async () => {
-      const gz = await goodTarball();
-      const zst = join(work, "demo-1-x86_64_v3.tar.zst");
-      await writeFile(zst, spawnSync("zstd", ["-q", "-c"], { input: gunzipSync(await readFile(gz)) }).stdout);
-      const report = await verifyTarball(zst);
-      expect(report.problems).toEqual([]);
-      expect(report.files).toBe(5);
-    },
-  );
 });

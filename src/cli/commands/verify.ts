@@ -2,7 +2,7 @@ import { basename, dirname, resolve } from "node:path";
 import { imageReferenceProblem } from "../../config/guards.js";
 import { connectEngine, runOneShot } from "../../docker/index.js";
 import { InputError } from "../../errors.js";
-import { verifyTarball } from "../../package/index.js";
+import { LAYOUT, verifyTarball } from "../../package/index.js";
 import { checkThisNode, parsePortability } from "../../package/node-check.js";
 import { checkTarballSignature } from "../../sign/tarball-signature.js";
 import { abortOnSignals } from "../signals.js";
@@ -16,25 +16,26 @@ export const INSTALL_TEST_PREFIXES = [
 /**
  * The fixed script of --install-test, run by bash in a fresh container: unpack, install at each prefix, run the
  * self-test, and check that the installed tree no longer names the build prefix. User data reaches it only as
- * arguments ($1 top directory, $2 tarball, then the prefixes), never as script text.
+ * arguments ($1 top directory, $2 tarball, then the tree's names from layout.ts, then the prefixes), never as script
+ * text.
  */
 const INSTALL_TEST_SCRIPT = `set -eu
-top=$1; tarball=$2; shift 2
+top=$1; tarball=$2; build_prefix_file=$3; metadata=$4; manifest=$5; installer=$6; view=$7; shift 7
 work=$(mktemp -d)
 cd "$work"
 case "$tarball" in
   *.zst) zstd -dc "$tarball" | tar -x ;;
   *) tar -xzf "$tarball" ;;
 esac
-build_prefix=$(cat "$work/$top/.stack-factory/build-prefix")
+build_prefix=$(cat "$work/$top/$build_prefix_file")
 for prefix in "$@"; do
   echo "== install at $prefix (\${#prefix} characters)"
-  "$work/$top/install.sh" --prefix "$prefix"
-  if grep -rlF --exclude-dir=.stack-factory --exclude=manifest.json -- "$build_prefix" "$prefix"; then
+  "$work/$top/$installer" --prefix "$prefix"
+  if grep -rlF --exclude-dir="$metadata" --exclude="$manifest" -- "$build_prefix" "$prefix"; then
     echo "install-test: the files above still name the build prefix" >&2
     exit 1
   fi
-  for exe in "$prefix"/view/bin/*; do
+  for exe in "$prefix/$view"/bin/*; do
     [ -f "$exe" ] && [ -x "$exe" ] || continue
     if [ "$(head -c4 "$exe" | od -An -c | tr -d ' \\n')" = '177ELF' ] && ldd "$exe" | grep -q 'not found'; then
       echo "install-test: $exe has unresolved libraries" >&2; ldd "$exe" >&2; exit 1
@@ -86,6 +87,11 @@ export async function verifyCommand(
         "install-test",
         report.top ?? "",
         `/pkg/${basename(path)}`,
+        LAYOUT.buildPrefix,
+        LAYOUT.metadata,
+        LAYOUT.manifest,
+        LAYOUT.installScript,
+        LAYOUT.view,
         ...INSTALL_TEST_PREFIXES,
       ],
       mounts: [{ host: dirname(path), container: "/pkg", readOnly: true }],

@@ -4,7 +4,8 @@ import { existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, relative, resolve } from "node:path";
 import { execa } from "execa";
-import { BUILD_PREFIX_FILE, NODE_REQUIREMENTS_FILE, RELOCATE_INDEX } from "../../../src/package/layout.js";
+import { assetsDir, LAYOUT, PREPARE_OUTPUTS } from "../../../src/package/layout.js";
+import { prepareArgv } from "../../../src/package/prepare-args.js";
 import { loadInstallTemplate, renderInstallScript } from "../../../src/render/install-script.js";
 import { loadModuleTemplate, MODULE_SYSTEMS, modulePath, renderModule } from "../../../src/render/module.js";
 
@@ -163,15 +164,18 @@ export async function buildRelocatableTree(options: TreeOptions = {}): Promise<R
   await write(join(real, ".spack/greet/spec.json"), `{"prefix": "${PLACEHOLDER_RPATH}"}\n`);
 
   const stage = join(root, "stage");
-  const prepared = await execa("python3", [PREPARE, "--view", link, "--stage", stage, "--top", STACK.stackName], {
+  const prepared = await execa("python3", prepareArgv(PREPARE, { view: link, stage, top: STACK.stackName }).slice(1), {
     reject: false,
   });
   if (prepared.exitCode !== 0) throw new Error(`prepare-relocation.py failed:\n${prepared.stdout}\n${prepared.stderr}`);
-  const prepareReport = JSON.parse(await readFile(join(stage, "prepare.json"), "utf8")) as Record<string, unknown>;
+  const prepareReport = JSON.parse(await readFile(join(stage, PREPARE_OUTPUTS.report), "utf8")) as Record<
+    string,
+    unknown
+  >;
 
   await mkdir(top, { recursive: true });
-  await rename(real, join(top, "view"));
-  await write(join(top, `data/${STACK.stackName}_assets/README`), "assets\n");
+  await rename(real, join(top, LAYOUT.view));
+  await write(join(top, assetsDir(STACK.stackName), "README"), "assets\n");
   const moduleInput = {
     ...STACK,
     defaultPrefix,
@@ -184,17 +188,17 @@ export async function buildRelocatableTree(options: TreeOptions = {}): Promise<R
     await write(join(top, modulePath(system, STACK.moduleName, STACK.version)), text);
   }
   await write(
-    join(top, "install.sh"),
+    join(top, LAYOUT.installScript),
     renderInstallScript(
       { ...STACK, defaultPrefix, baseImage: "stack-factory-test/debian:bookworm" },
       await loadInstallTemplate(),
     ),
     0o755,
   );
-  await write(join(top, BUILD_PREFIX_FILE), `${buildPrefix}\n`);
-  await write(join(top, RELOCATE_INDEX), await readFile(join(stage, "relocate.tsv")));
-  if (existsSync(join(stage, "node-requirements.tsv"))) {
-    await write(join(top, NODE_REQUIREMENTS_FILE), await readFile(join(stage, "node-requirements.tsv")));
+  await write(join(top, LAYOUT.buildPrefix), `${buildPrefix}\n`);
+  await write(join(top, LAYOUT.relocateIndex), await readFile(join(stage, LAYOUT.relocateIndex)));
+  if (existsSync(join(stage, LAYOUT.nodeRequirements))) {
+    await write(join(top, LAYOUT.nodeRequirements), await readFile(join(stage, LAYOUT.nodeRequirements)));
   }
 
   const sums: string[] = [];

@@ -4,8 +4,8 @@ import { readdir, readFile } from "node:fs/promises";
 import { join, relative } from "node:path";
 import type { BuildPlan, TargetPlan } from "../plan/types.js";
 import { projectRoot } from "../project-root.js";
-import { digestOf } from "../run/up-to-date.js";
-import { assetFiles } from "./generated-files.js";
+import { digestOf } from "./up-to-date.js";
+import { assetFiles } from "../package/generated-files.js";
 
 export interface PackagingChoices {
   compression: string;

@@ -4,22 +4,19 @@ import { CONTAINER } from "../plan/paths.js";
 import type { BuildPlan, PackagePlan, TargetPlan } from "../plan/types.js";
 import {
   assetFiles,
-  BUILD_PREFIX_FILE,
   buildManifest,
   buildSbom,
-  INSTALL_SCRIPT,
-  NODE_REQUIREMENTS_FILE,
+  LAYOUT,
   parseSpecs,
-  RELOCATE_INDEX,
-  SBOM_FILE,
-  SYSTEM_LINKS_FILE,
+  PREPARE_OUTPUTS,
   type Compression,
   type GeneratedFile,
-} from "./index.js";
-import { packInContainer } from "./container-pack.js";
-import { portabilityFromPrepare, portabilityWarnings, type PreparePortability } from "./node-check.js";
-import type { TargetExtra } from "../run/run-plan.js";
-import type { TargetLog } from "../run/target-log.js";
+} from "../package/index.js";
+import { packInContainer } from "../package/container-pack.js";
+import { prepareArgv, stagePath } from "../package/prepare-args.js";
+import { portabilityFromPrepare, portabilityWarnings, type PreparePortability } from "../package/node-check.js";
+import type { TargetExtra } from "./run-plan.js";
+import type { TargetLog } from "./target-log.js";
 import { MODULE_SYSTEMS, modulePath } from "../render/module.js";
 
 export interface PackageOptions {
@@ -77,18 +74,12 @@ export async function packageTarget(
   const { signal } = options;
   const top = target.outputs.dirName;
 
-  const prepare = [
-    "python3",
-    pkg.prepareScript,
-    "--view",
-    target.paths.viewRoot,
-    "--stage",
-    CONTAINER.stage,
-    "--top",
+  const prepare = prepareArgv(pkg.prepareScript, {
+    view: target.paths.viewRoot,
+    stage: CONTAINER.stage,
     top,
-    "--install-root",
-    target.paths.installRoot,
-  ];
+    installRoot: target.paths.installRoot,
+  });
   log.note(`step package: ${prepare.join(" ")}`);
   const prepared = await container.exec(prepare, {
     signal,
@@ -100,10 +91,10 @@ export async function packageTarget(
       `target ${target.target}: step "package" failed with exit code ${prepared.exitCode} preparing the view for relocation\nfull log: ${log.path}`,
     );
   }
-  const relocateIndex = (await container.readFile(`${CONTAINER.stage}/relocate.tsv`, signal)).toString("utf8");
-  const report = JSON.parse(
-    (await container.readFile(`${CONTAINER.stage}/prepare.json`, signal)).toString("utf8"),
-  ) as PrepareReport;
+  const stageText = async (name: string) =>
+    (await container.readFile(stagePath(CONTAINER.stage, name), signal)).toString("utf8");
+  const relocateIndex = await stageText(LAYOUT.relocateIndex);
+  const report = JSON.parse(await stageText(PREPARE_OUTPUTS.report)) as PrepareReport;
   for (const entry of report.outsideRpaths) log.note(`warning: RPATH entry outside the view: ${JSON.stringify(entry)}`);
   for (const entry of report.escapingSymlinks) log.note(`warning: symlink leaving the view: ${JSON.stringify(entry)}`);
   for (const entry of report.textLeftAlone ?? [])
@@ -111,25 +102,23 @@ export async function packageTarget(
   for (const file of report.placeholderFiles ?? []) log.note(`warning: Spack placeholder still in ${file}`);
   for (const entry of report.installPathsLeft ?? [])
     log.note(`warning: a piece of a Spack install prefix still in ${JSON.stringify(entry)}`);
-  for (const name of report.droppedNames ?? []) log.note(`dropped view/${name}: its name holds a build path`);
+  for (const name of report.droppedNames ?? []) log.note(`dropped ${LAYOUT.view}/${name}: its name holds a build path`);
   for (const entry of report.dynstrNotCleared ?? [])
     log.note(`warning: dead .dynstr bytes (stale tails of old paths) left in ${JSON.stringify(entry)}`);
   for (const { link, target: to } of report.systemLinks ?? [])
-    log.note(`view/${link} -> ${to}: made by install.sh on the node, which must have ${to}`);
+    log.note(`${LAYOUT.view}/${link} -> ${to}: made by install.sh on the node, which must have ${to}`);
   const portability = report.portability === undefined ? undefined : portabilityFromPrepare(report.portability);
   const warnings = portability === undefined ? [] : portabilityWarnings(portability);
   for (const warning of warnings) log.note(`warning: ${warning}`);
-  const stageText = async (name: string) =>
-    (await container.readFile(`${CONTAINER.stage}/${name}`, signal)).toString("utf8");
-  const nodeRequirements = await stageText("node-requirements.tsv");
-  const dynamicTags = await stageText("dynamic-tags.tsv");
-  const systemLinks = await stageText("system-links.tsv");
+  const nodeRequirements = await stageText(LAYOUT.nodeRequirements);
+  const dynamicTags = await stageText(PREPARE_OUTPUTS.dynamicTags);
+  const systemLinks = await stageText(LAYOUT.systemLinks);
 
   const specs = parseSpecs(options.specsJson);
   const files = {
     ...(await generatedFiles(plan, pkg, target, relocateIndex, report.buildPrefix, specs)),
-    [NODE_REQUIREMENTS_FILE]: nodeRequirements,
-    [SYSTEM_LINKS_FILE]: systemLinks,
+    [LAYOUT.nodeRequirements]: nodeRequirements,
+    [LAYOUT.systemLinks]: systemLinks,
   };
   const manifest = buildManifest({
     stack: plan.stack,
@@ -201,11 +190,11 @@ async function generatedFiles(
     }),
   );
   return {
-    [INSTALL_SCRIPT]: { content: installScript, mode: 0o755 },
+    [LAYOUT.installScript]: { content: installScript, mode: 0o755 },
     ...moduleFiles,
-    [SBOM_FILE]: `${JSON.stringify(buildSbom(specs, { name, version }), null, 2)}\n`,
-    [RELOCATE_INDEX]: relocateIndex,
-    [BUILD_PREFIX_FILE]: `${buildPrefix}\n`,
+    [LAYOUT.sbom]: `${JSON.stringify(buildSbom(specs, { name, version }), null, 2)}\n`,
+    [LAYOUT.relocateIndex]: relocateIndex,
+    [LAYOUT.buildPrefix]: `${buildPrefix}\n`,
     ...(await assetFiles(name, pkg.assets)),
   };
 }

@@ -2,9 +2,9 @@ import { chmod, mkdir, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { Readable } from "node:stream";
 import { execa } from "execa";
-import type { ExecOptions, FileEntry } from "../../../src/docker/index.js";
-import { CancelledError } from "../../../src/errors.js";
-import type { PackContainer } from "../../../src/package/container-pack.js";
+import type { ExecOptions, FileEntry } from "../../src/docker/index.js";
+import { CancelledError } from "../../src/errors.js";
+import type { PackContainer } from "../../src/package/container-pack.js";
 
 /**
  * A stand-in for a build container that runs on this machine: commands run here, container paths are host paths,
