@@ -105,7 +105,8 @@ function packageList(what: string, names: readonly string[]): Html {
 
 /** A failed target: the step that failed, the error, the tail of its log. */
 function failure(t: TargetReport): Html {
-  const failed = t.steps.findLast((s) => s.exitCode !== 0);
+  // The first step that failed: steps that keep what was built run after it, and may fail too.
+  const failed = t.steps.find((s) => s.exitCode !== 0);
   const last = t.steps.at(-1);
   const where =
     failed !== undefined
