@@ -17,6 +17,8 @@ const FIXTURES = fileURLToPath(new URL("../fixtures/", import.meta.url));
 const SPACK = path.join(FIXTURES, "spack-standin", "bin", "spack");
 const BUILTIN = path.join(FIXTURES, "spack-packages", "repos", "spack_repo", "builtin");
 const CLINGO_STUB = path.join(FIXTURES, "clingo-standin");
+const STANDIN_LIB = path.join(FIXTURES, "spack-standin", "lib");
+const BOOTSTRAP_FILES = ["clingo-bootstrap", "gnupg", "patchelf", "gnuconfig"].map((n) => `bootstrap/${n}.tar.gz`);
 
 let tmp: string;
 let server: Server;
@@ -83,6 +85,12 @@ beforeAll(async () => {
       `/${name}/${name}-${version}.tar.gz`,
       fs.readFileSync(archive(path.join(gen, "source-cache"), sha256Of(name, version))),
     );
+  }
+  // The bootstrap files (sources and the pre-built buildcache) the stand-in's bootstrap mirror downloads.
+  for (const file of [...BOOTSTRAP_FILES, "bootstrap/bootstrap-buildcache.tar.gz"]) {
+    const py = `import sys; sys.path.insert(0, ${JSON.stringify(STANDIN_LIB)}); from standin.bootstrap_mirror import generated; sys.stdout.buffer.write(generated(${JSON.stringify(file)}))`;
+    const out = await execa("python3", ["-c", py], { encoding: "buffer" });
+    files.set(`/${file}`, Buffer.from(out.stdout));
   }
   server = createServer((req, res) => {
     served.push(req.url ?? "");
@@ -174,5 +182,55 @@ describe("spack stand-in: mirror create", () => {
     const unconcretized = await spack(dir, ["mirror", "create", "--all"]);
     expect(unconcretized.exitCode).toBe(1);
     expect(unconcretized.stderr).toContain("not concretized");
+  });
+});
+
+describe("spack stand-in: bootstrap mirror", () => {
+  it("makes a bootstrap mirror with --binary-packages from which a trusted source gives clingo; untrusted, exit 3", async () => {
+    const root = path.join(tmp, "bootstrap");
+    const offline = await execa(SPACK, ["bootstrap", "mirror", "--binary-packages", path.join(tmp, "b-offline")], {
+      reject: false,
+      env: { SPACK_STANDIN_OFFLINE: "1" },
+    });
+    expect(offline.exitCode).toBe(1);
+    expect(offline.stderr).toContain("FetchError: All fetchers failed");
+
+    const made = await execa(SPACK, ["bootstrap", "mirror", "--binary-packages", root], {
+      reject: false,
+      env: { SPACK_STANDIN_URL_BASE: base },
+    });
+    expect(made.exitCode, made.stderr).toBe(0);
+    expect(made.stdout).toContain(
+      `==> Adding "clingo-bootstrap" and dependencies to the mirror at ${root}/bootstrap_cache`,
+    );
+    expect(made.stdout).toContain("  % spack bootstrap add --trust local-binaries <final-path>/metadata/binaries");
+    expect(served).toContain("/bootstrap/bootstrap-buildcache.tar.gz");
+    for (const f of ["metadata.yaml", "clingo.json", "gnupg.json", "patchelf.json"])
+      expect(fs.existsSync(path.join(root, "metadata", "binaries", f)), f).toBe(true);
+    expect(fs.readFileSync(path.join(root, "metadata", "binaries", "metadata.yaml"), "utf8")).toContain(
+      "type: buildcache",
+    );
+
+    const concretize = async (trusted: boolean) => {
+      const dir = writeEnv(`bootstrap-${trusted}`, ["zlib"]);
+      const manifest = path.join(dir, "env", "spack.yaml");
+      const doc = YAML.parse(fs.readFileSync(manifest, "utf8"));
+      doc.spack.bootstrap = {
+        sources: [{ name: "kit", metadata: path.join(root, "metadata", "binaries") }],
+        trusted: { kit: trusted },
+      };
+      fs.writeFileSync(manifest, YAML.stringify(doc));
+      // No PYTHONPATH: the interpreter cannot import clingo (Debian packages none for Python).
+      return execa(SPACK, ["-e", path.join(dir, "env"), "concretize"], {
+        reject: false,
+        env: { SPACK_USER_CACHE_PATH: path.join(dir, "user-cache"), SPACK_DISABLE_LOCAL_CONFIG: "1", PYTHONPATH: "" },
+      });
+    };
+    const untrusted = await concretize(false);
+    expect(untrusted.exitCode).toBe(3);
+    expect(untrusted.stderr).toContain('cannot bootstrap the "clingo" Python module');
+    const ok = await concretize(true);
+    expect(ok.exitCode, ok.stderr).toBe(0);
+    expect(ok.stdout).toContain("==> Bootstrapping clingo from pre-built binaries");
   });
 });
