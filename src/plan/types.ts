@@ -103,7 +103,9 @@ export type StepId =
   | "install"
   | "push"
   | "view"
-  | "find";
+  | "find"
+  | "mirror"
+  | "bootstrap-mirror";
 
 export interface TargetPlan {
   target: string;
