@@ -60,6 +60,8 @@ export interface BuildStackOptions {
   buildcache?: BuildcacheLocation;
   /** The registry credentials file (factory settings `credentials:`), read here and never passed on as a value. */
   credentialsFile?: string;
+  /** Changes the plan before it runs (a build from a kit adds the kit's bootstrap source). */
+  adjustPlan?: (plan: BuildPlan) => BuildPlan;
 }
 
 export interface BuildStackResult {
@@ -94,12 +96,13 @@ export async function buildStack(stack: Stack, options: BuildStackOptions): Prom
   });
   // A key from files signs the buildcache too (in the containers); a key of the user's agent signs tarballs only.
   const bcKey = options.signing?.kind === "file" ? options.signing : undefined;
-  const plan = planBuild(stack, targets, {
+  const planned = planBuild(stack, targets, {
     templates: await loadTemplates(),
     jobs,
     mode,
     ...(bcKey === undefined ? {} : { signing: { fingerprint: bcKey.fingerprint, publicKey: bcKey.publicKey } }),
   });
+  const plan = options.adjustPlan === undefined ? planned : options.adjustPlan(planned);
   const outDir = options.outDir ?? "dist";
   // Fail now, not after the builds, when the output directory cannot be made.
   if (mode === "build") {
