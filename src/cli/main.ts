@@ -208,6 +208,7 @@ cli
   .option("--cache-dir <dir>", "Host cache root to check")
   .option("--engine <url>", "An engine to check (repeatable); default: the --factory file's, else the local one")
   .option("--factory <file>", "Factory settings: check every engine and the buildcache registry")
+  .option("--kit <dir>", "Say whether this host can build the stack from this kit alone")
   .action((stack: string | undefined, flags) =>
     run(async () => {
       // A cache root under /proc would make the writability check spin forever.

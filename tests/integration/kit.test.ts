@@ -192,6 +192,10 @@ describe("kit: an air-gapped factory from one command", () => {
     await engine.docker.getImage(builder).remove({ force: true });
     await engine.docker.getImage(`stack-factory-test/debian:${baseTag}`).remove();
 
+    const doctor = await runCli(["doctor", stackFile, "--kit", kit, "--cache-dir", path.join(dir, "cache-doctor")]);
+    expect(doctor.exitCode, doctor.all).toBe(0);
+    expect(doctor.stdout).toContain(`ok   builder image ${builder} (x86_64): loaded from images/builder-x86_64.tar`);
+    expect(doctor.stdout).toContain("ok   this host can build kitdemo 1.0 from the kit alone");
     const verified = await runCli(["kit", "verify", kit, "--stack", stackFile]);
     expect(verified.exitCode, verified.all).toBe(0);
     expect(verified.stdout).toContain("covers");
@@ -233,6 +237,9 @@ describe("kit: an air-gapped factory from one command", () => {
       const verify = await runCli(["kit", "verify", kit]);
       expect(verify.exitCode).toBe(1);
       expect(verify.stdout).toContain(`FAIL missing: ${zlib.source}`);
+      const doctor = await runCli(["doctor", stackFile, "--kit", kit, "--cache-dir", path.join(dir, "cache-doctor")]);
+      expect(doctor.exitCode).toBe(1);
+      expect(doctor.stdout).toContain(`FAIL kit: source of zlib@1.3.1 (target x86_64_v3) is missing: ${zlib.source}`);
     } finally {
       fs.renameSync(aside, path.join(kit, zlib.source));
     }
