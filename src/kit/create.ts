@@ -21,7 +21,8 @@ import { signFile } from "../sign/sign-file.js";
 import { getMicroarch } from "../targets/index.js";
 import type { Reporter } from "../ui/reporter.js";
 import { containerUser } from "../run/host-caches.js";
-import { copyTree, giveTree, inventory } from "./files.js";
+import { copyTree, giveTree } from "./files.js";
+import { sealKit } from "./seal.js";
 import { kitCreatePlan } from "./kit-plan.js";
 import { KIT_LAYOUT } from "./layout.js";
 import { KIT_FORMAT_VERSION, serializeKitManifest, type KitManifest, type KitSpec } from "./manifest.js";
@@ -89,12 +90,8 @@ export async function createKit(stack: Stack, options: CreateKitOptions): Promis
   }
   await giveTree(kitDir, { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 });
   const manifest = await assemble(stack, plan, result, locks, stackBytes, options, engine);
-  const inv = await inventory(kitDir);
-  manifest.files = inv.files;
-  const manifestPath = join(kitDir, KIT_LAYOUT.manifest);
-  await writeFile(manifestPath, serializeKitManifest(manifest));
-  if (options.signing !== undefined) await signFile(options.signing, manifestPath);
-  return { manifest, bytes: inv.bytes, seconds: (performance.now() - started) / 1000 };
+  const sealed = await sealKit(kitDir, manifest, options.signing);
+  return { manifest: sealed.manifest, bytes: sealed.bytes, seconds: (performance.now() - started) / 1000 };
 }
 
 /** Copy what the builds mount, save the image, and describe it all. */
