@@ -17,7 +17,6 @@ import type { BuildPlan } from "../plan/types.js";
 import { loadTemplates } from "../render/templates.js";
 import { runPlan, type RunResult } from "../run/run-plan.js";
 import type { SigningKey } from "../sign/key.js";
-import { signFile } from "../sign/sign-file.js";
 import { getMicroarch } from "../targets/index.js";
 import type { Reporter } from "../ui/reporter.js";
 import { containerUser } from "../run/host-caches.js";
@@ -25,7 +24,7 @@ import { copyTree, giveTree } from "./files.js";
 import { sealKit } from "./seal.js";
 import { kitCreatePlan } from "./kit-plan.js";
 import { KIT_LAYOUT } from "./layout.js";
-import { KIT_FORMAT_VERSION, serializeKitManifest, type KitManifest, type KitSpec } from "./manifest.js";
+import { KIT_FORMAT_VERSION, type KitManifest, type KitSpec } from "./manifest.js";
 
 export interface CreateKitOptions {
   kitDir: string;
