@@ -26,6 +26,8 @@ export const KIT_LAYOUT = {
 
 /** Name of the kit's source mirror in every environment built from a kit. */
 export const KIT_MIRROR = "kit-sources";
+/** Name of the kit's buildcache (`--with-buildcache`) in every environment built from a kit. */
+export const KIT_BUILDCACHE_MIRROR = "kit-buildcache";
 /** Name of the kit's bootstrap source (`bootstrap: sources:`, trusted). */
 export const KIT_BOOTSTRAP_SOURCE = "kit-binaries";
 

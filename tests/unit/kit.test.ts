@@ -118,6 +118,11 @@ describe("a stack and a plan from a kit", () => {
     const plan = planBuild(s, undefined, { templates, jobs: 2 });
     const env = parse(plan.targets[0]!.spackYaml) as { spack: { mirrors: Record<string, { url: string }> } };
     expect(env.spack.mirrors["kit-sources"]?.url).toBe("file:///sf/mirrors/kit-sources");
+    const withCache = stackFromKit(stack, manifest({ buildcache: "buildcache" }), "/media/kit");
+    expect(withCache.spack.mirrors).toEqual({
+      "kit-sources": "/media/kit/mirror",
+      "kit-buildcache": "/media/kit/buildcache",
+    });
   });
 
   it("planWithKit trusts the kit's bootstrap source in every environment and mounts it read-only", () => {
