@@ -20,6 +20,7 @@ import type { SigningKey } from "../sign/key.js";
 import { getMicroarch } from "../targets/index.js";
 import type { Reporter } from "../ui/reporter.js";
 import { containerUser } from "../run/host-caches.js";
+import { RECORDED_COMMIT } from "../run/spack-checkout.js";
 import { copyTree, giveTree } from "./files.js";
 import { sealKit } from "./seal.js";
 import { kitCreatePlan } from "./kit-plan.js";
@@ -132,6 +133,8 @@ async function assemble(
     await mkdir(dirname(join(kitDir, KIT_LAYOUT.publicKey)), { recursive: true });
     await writeFile(join(kitDir, KIT_LAYOUT.publicKey), options.signing.publicKey);
   }
+  await recordCommit(join(kitDir, KIT_LAYOUT.spack), result.spackCommit);
+  if (builtin !== undefined) await recordCommit(join(kitDir, builtinRel), result.spackPackagesCommit);
   const families = [...new Set(stack.targets.map((t) => getMicroarch(t)?.family ?? t))];
   await mkdir(join(kitDir, "images"), { recursive: true });
   for (const family of families)
@@ -169,6 +172,12 @@ async function assemble(
     ...(options.signing === undefined ? {} : { public_key: KIT_LAYOUT.publicKey }),
     files: {},
   };
+}
+
+/** A plain tree names the commit it was copied from, so builds from the kit record it (`headOf`). */
+async function recordCommit(dir: string, commit: string | undefined): Promise<void> {
+  if (commit !== undefined && /^[0-9a-f]{7,64}$/.test(commit))
+    await writeFile(join(dir, RECORDED_COMMIT), `${commit}\n`);
 }
 
 function describe(origin: Stack["spack"]["origin"]): string {

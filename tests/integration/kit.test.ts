@@ -216,6 +216,13 @@ describe("kit: an air-gapped factory from one command", () => {
     const tarball = path.join(out, "kitdemo-1.0-x86_64_v3.tar.gz");
     const checked = await runCli(["verify", tarball]);
     expect(checked.exitCode, checked.all).toBe(0);
+    // The tarball records the commits the kit was made from, though the kit's trees are plain.
+    const shipped = JSON.parse(
+      (await execa("tar", ["-xzOf", tarball, "kitdemo-1.0-x86_64_v3/manifest.json"])).stdout,
+    ) as { spack_commit: string; spack_packages_commit: string };
+    expect(manifest.spack.commit).toMatch(/^[0-9a-f]{40}$/);
+    expect(shipped.spack_commit).toBe(manifest.spack.commit);
+    expect(shipped.spack_packages_commit).toBe(manifest.spack_packages.commit);
   });
 
   it("refuses, before any container starts, a kit lacking a source, and a stack it was not made for", async () => {
