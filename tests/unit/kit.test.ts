@@ -1,5 +1,11 @@
 /** The pure parts of kits: kit.json's parser, coverage, the stack and plans pointed at a kit. */
+import { createWriteStream, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pipeline } from "node:stream/promises";
+import { pack } from "tar-stream";
 import { describe, expect, it } from "vitest";
+import { savedImageTags } from "../../src/docker/image-file.js";
 import { parse } from "yaml";
 import { parseStack } from "../../src/config/index.js";
 import { InputError } from "../../src/errors.js";
@@ -166,5 +172,29 @@ describe("a stack and a plan from a kit", () => {
       container: "/sf/kit-out",
       readOnly: false,
     });
+  });
+});
+
+describe("a kit's builder image file", () => {
+  /** A small archive in `docker save`'s shape with these members. */
+  async function saved(members: Record<string, string>): Promise<string> {
+    const file = join(mkdtempSync(join(tmpdir(), "sf-kit-image-")), "image.tar");
+    const tar = pack();
+    for (const [name, body] of Object.entries(members)) tar.entry({ name, mtime: new Date(0) }, body);
+    tar.finalize();
+    await pipeline(tar, createWriteStream(file));
+    return file;
+  }
+
+  it("is read for every tag a load would give, from manifest.json and the legacy repositories file", async () => {
+    const tag = "stack-factory/builder:0123456789abcdef";
+    expect(
+      await savedImageTags(await saved({ "blobs/x": "layer", "manifest.json": JSON.stringify([{ RepoTags: [tag] }]) })),
+    ).toEqual([tag]);
+    const sneaky = await saved({
+      "manifest.json": JSON.stringify([{ RepoTags: [tag] }, { RepoTags: ["ubuntu:24.04"] }]),
+      repositories: JSON.stringify({ debian: { bookworm: "abc" } }),
+    });
+    expect(await savedImageTags(sneaky)).toEqual([tag, "ubuntu:24.04", "debian:bookworm"]);
   });
 });
