@@ -27,12 +27,24 @@ function untilConcretized(steps: readonly Step[]): Step[] {
 function kitTarget(target: TargetPlan, first: boolean, kitDir: string): TargetPlan {
   const spack = target.steps.find((s) => s.id === "concretize")?.argv[0] as string;
   const paths = { spack, envDir: target.envDir };
+  const mirror = `${KIT_CONTAINER.out}/${KIT_LAYOUT.mirror}`;
+  // A compiler Spack builds has an environment of its own: its sources go into the kit too.
+  const compilerEnv = target.steps.find((s) => s.id === "compiler-install")?.argv[2];
   const steps: Step[] = [
     ...untilConcretized(target.steps),
+    ...(compilerEnv === undefined
+      ? []
+      : [
+          {
+            id: "mirror" as const,
+            title: "mirror the sources of the compiler into the kit",
+            argv: spackCommands.mirrorCreate({ spack, envDir: compilerEnv }, mirror),
+          },
+        ]),
     {
       id: "mirror",
       title: "mirror the sources of every concrete spec into the kit",
-      argv: spackCommands.mirrorCreate(paths, `${KIT_CONTAINER.out}/${KIT_LAYOUT.mirror}`),
+      argv: spackCommands.mirrorCreate(paths, mirror),
     },
   ];
   if (first) {

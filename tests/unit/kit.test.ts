@@ -165,6 +165,13 @@ describe("a stack and a plan from a kit", () => {
       "/sf/env",
       ...["mirror", "create", "-d", "/sf/kit-out/mirror", "--all"],
     ]);
+    const built = parseStack(
+      `name: c\nversion: "1"\nspecs: [zlib]\ntargets: [x86_64_v3]\ncompiler: gcc@13.3.0\nspack: { source: /srv/spack, builtin: { source: /srv/sp } }\n`,
+      "/stacks/c.yaml",
+    );
+    const withCompiler = kitCreatePlan(planBuild(built, undefined, { templates, jobs: 2, mode: "warm" }), "/k");
+    const mirrors = withCompiler.targets[0]!.steps.filter((s) => s.id === "mirror").map((s) => s.argv[2]);
+    expect(mirrors).toEqual(["/sf/compiler-env", "/sf/env"]);
     expect(plan.targets[0]!.mounts.at(-1)).toEqual({
       kind: "mirror",
       host: "/kits/new",
