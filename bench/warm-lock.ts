@@ -1,10 +1,20 @@
 /**
- * Warm-path benchmark: the Spack time of a warm rebuild of an unchanged target, reusing the earlier run's spack.lock
- * against concretizing afresh, measured in the same run on the same cache. The Spack stand-in is made to take as
- * long as real Spack to concretize (SPACK_STANDIN_CONCRETIZE_SECONDS: 35-55 s for a four-node environment on two
- * cores with Spack 1.1); installing everything from the buildcache is what it is.
+ * Warm-path benchmark, on one cache, in one run:
+ *
+ * 1. the Spack time of a warm rebuild of an unchanged target, reusing the earlier run's spack.lock against
+ *    concretizing afresh (SPACK_STANDIN_CONCRETIZE_SECONDS: 35-55 s for a four-node environment on two cores with
+ *    Spack 1.1);
+ * 2. the wall time of an unchanged target, `warm` and `build` (buildStack, as the CLI runs it), with the up-to-date
+ *    check against without it (today's path: every step in a container, the tarball packed again). The stand-in takes
+ *    as long as real Spack 1.1 took for each step of such a rebuild (SPACK_STANDIN_STEP_SECONDS, issue 23's figures:
+ *    compiler find 2.5 s, externals 2.0, fetch 2.1, install from cache 4.0, push 2.2, view 2.1, find 1.8). Packing is
+ *    the factory's own, of the stand-in's small view (real views take longer: 4.2 s in the issue), so today's path is
+ *    if anything measured short. Runs alternate, BENCH_REPEAT times each; every time is printed.
+ *
  * Needs a Docker engine and the test image (scripts/ensure-docker.sh, scripts/make-test-image.sh).
  *   BENCH_CONCRETIZE seconds per concretization (default 40)
+ *   BENCH_REPEAT     runs of each unchanged-target variant (default 3)
+ *   BENCH_SKIP_LOCK=1 leave out part 1 (two concretizations)
  */
 import { cp, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -14,6 +24,7 @@ import { loadStack } from "../src/config/index.js";
 import { connectEngine } from "../src/docker/index.js";
 import { planBuild } from "../src/plan/plan.js";
 import { loadTemplates } from "../src/render/templates.js";
+import { buildStack } from "../src/api/build-stack.js";
 import { runPlan, type RunResult } from "../src/run/run-plan.js";
 
 const concretize = Number(process.env["BENCH_CONCRETIZE"] ?? 40);
@@ -69,7 +80,65 @@ const spackSeconds = (r: RunResult): number =>
 const stepsOf = (r: RunResult): string =>
   r.targets[0]!.steps.map((s) => `${s.step} ${s.seconds.toFixed(1)}${s.reused === true ? " (reused)" : ""}`).join(", ");
 
+/** Issue 23's figures for real Spack 1.1 (seconds per command of an unchanged rebuild), by command word. */
+const STEP_SECONDS = "compiler=2.5,external=2.0,fetch=2.1,install=4.0,buildcache=2.2,env=2.1,find=1.8";
+const repeat = Number(process.env["BENCH_REPEAT"] ?? 3);
+
+/** One unchanged-target run through buildStack: wall seconds, and the target's reason and steps. */
+async function unchanged(mode: "build" | "warm", upToDate: boolean): Promise<{ seconds: number; detail: string }> {
+  const started = performance.now();
+  const { result, report } = await buildStack(await loadStack(file), {
+    mode,
+    cacheRoot: join(dir, "cache"),
+    outDir: join(dir, "out"),
+    concurrency: 1,
+    jobs: 2,
+    reporter: { emit() {}, close() {} },
+    signal: new AbortController().signal,
+    upToDate,
+    extraEnv: { SPACK_STANDIN_CONCRETIZE_SECONDS: String(concretize), SPACK_STANDIN_STEP_SECONDS: STEP_SECONDS },
+  });
+  const seconds = (performance.now() - started) / 1000;
+  const t = result.targets[0]!;
+  if (t.status !== "ok") throw new Error(`benchmark ${mode} failed: ${t.error}`);
+  const reason = report.targets[0]!.reason ?? "";
+  if (upToDate && reason !== "up to date: nothing started") throw new Error(`${mode} was not up to date: ${reason}`);
+  return { seconds, detail: upToDate ? reason : stepsOf(result) };
+}
+
 try {
+  if (process.env["BENCH_SKIP_LOCK"] !== "1") await lockPart();
+  // The first build of this stack packs and keeps its tarball (the lock is kept already, or made now).
+  await unchanged("build", true).catch(() => unchanged("build", true));
+  const runs: Record<string, { seconds: number[]; detail: string }> = {};
+  const variants: [string, "build" | "warm", boolean][] = [
+    ["warm, today's path (every step in a container)", "warm", false],
+    ["warm, up-to-date check (nothing started)", "warm", true],
+    ["build, today's path (steps, packing)", "build", false],
+    ["build, up-to-date check (kept tarball)", "build", true],
+  ];
+  for (let i = 0; i < repeat; i++) {
+    for (const [name, mode, upToDate] of variants) {
+      const r = await unchanged(mode, upToDate);
+      runs[name] = { seconds: [...(runs[name]?.seconds ?? []), r.seconds], detail: r.detail };
+    }
+  }
+  console.log(
+    `\nunchanged target, one target, wall seconds per run (${repeat} alternating runs each; Spack steps as slow as real Spack 1.1)`,
+  );
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  for (const [name] of variants) {
+    const r = runs[name]!;
+    console.log(
+      `${name.padEnd(50)} median ${median(r.seconds).toFixed(2).padStart(6)}  runs ${r.seconds.map((x) => x.toFixed(2)).join(", ")}  ${r.detail}`,
+    );
+  }
+  console.log("goals: build <= 2 s, warm <= 1 s per target");
+} finally {
+  await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+}
+
+async function lockPart(): Promise<void> {
   // First run: builds everything, pushes it, keeps the lock.
   const first = await warm(true);
   console.log(`first run: ${first.targets[0]!.lock?.reason ?? "?"}`);
@@ -89,6 +158,4 @@ try {
   console.log(
     `lock reused: ${reused.targets[0]!.lock?.reused === true ? "yes" : `no (${reused.targets[0]!.lock?.reason ?? "?"})`}`,
   );
-} finally {
-  await rm(dir, { recursive: true, force: true }).catch(() => undefined);
 }

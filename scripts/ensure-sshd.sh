@@ -39,6 +39,8 @@ getent group docker >/dev/null || groupadd docker
 if ! id -u "$user" >/dev/null 2>&1; then
   useradd --uid 4243 --user-group --groups docker --no-create-home --home-dir / --shell /bin/sh "$user"
 fi
+# Whoever made it: in the docker group (and no other), as the ssh engine tests need it.
+usermod -G docker "$user"
 usermod --home / "$user"
 # No password, but not locked either ("!" would make sshd refuse even a key): "*" matches no password.
 usermod -p '*' "$user"

@@ -5,17 +5,37 @@ Runs inside the build container, after `spack env view regenerate`, on the view 
   --view   the view root as configured (a symlink to Spack's real `._<name>/<hash>` directory)
   --stage  a directory for the outputs: relocate.tsv, node-requirements.tsv and prepare.json
   --top    the tarball's top-level directory name (<name>-<version>-<target>), recorded in prepare.json
+  --install-root  optional: Spack's install tree root (unpadded); a file name holding it is dropped (see (a2))
 
 The build prefix is the real path of the view root: Spack relocated the copied files to it. The script
   (a) removes the view's `.spack/` metadata directory (install-tree placeholders, build environments);
+  (a2) drops every file or directory whose *name* holds a path of the build machine (the build prefix, the install
+      root, Spack's `__spack_path_placeholder__`), such as glib's gdb helper
+      `share/gdb/auto-load/<install prefix>/lib/libglib-2.0.so...-gdb.py`: gdb looks such a file up by the library's
+      absolute path, which is the build machine's, so it is of no use at any other prefix;
   (b) rewrites RPATH/RUNPATH entries inside the view to `$ORIGIN/<relative>`, keeps system entries and reports
-      any other absolute entry (for instance into the Spack install tree);
-  (c) turns absolute symlinks into the view into relative ones and reports symlinks that leave the view;
+      any other absolute entry (for instance into the Spack install tree). Each ELF file keeps the dynamic tag it
+      was linked with: Spack links with DT_RPATH, which LD_LIBRARY_PATH cannot override, and `patchelf
+      --set-rpath` alone would turn it into DT_RUNPATH, letting any cluster module's LD_LIBRARY_PATH swap a view
+      library for its own; such files are rewritten with `--force-rpath`. The tag of every ELF file is read again
+      afterwards (a change fails the script) and written to dynamic-tags.tsv, which the manifest carries and
+      `stack-factory verify` checks;
+  (c) turns absolute symlinks into the view into relative ones; an absolute symlink to a system path (under /usr,
+      /bin, /lib...: a Python virtual environment's `bin/python3.X -> /usr/bin/python3.X`) is taken out of the
+      view and recorded in system-links.tsv, for install.sh to make again on the node once it has checked that
+      the target exists there (node-requirements.tsv `system-file`); other symlinks that leave the view are
+      reported; a virtual environment's pyvenv.cfg loses its `command` line (how the environment was made, naming
+      Spack's padded install tree; Python does not read it);
   (d) rewrites shebangs to the helper-free form below;
   (e) zeroes the dead bytes of every ELF file's .dynstr (bytes no dynamic entry, dynamic symbol or version
       record references: the tails of strings Spack shortened in place, such as `__spack_path_placeholder__`);
   (f) scans every regular file for the build prefix and writes the relocation index (format: src/package/layout.ts);
-  (g) records what the tree needs from a node (node-requirements.tsv, and `portability` in prepare.json).
+  (g) records what the tree needs from a node (node-requirements.tsv, and `portability` in prepare.json);
+  (h) reports files still holding Spack's placeholder or a piece of an install prefix
+      (`/linux-<target>/<name>-<version>-<hash>`, the stale tail of a path whose front was relocated), which the
+      factory logs as warnings.
+Outputs in --stage: relocate.tsv, node-requirements.tsv, dynamic-tags.tsv (`view/<path><TAB>RPATH|RUNPATH|
+RPATH+RUNPATH|none` for every ELF file), system-links.tsv (`view/<path><TAB><absolute target>`), prepare.json.
 Exit codes: 0 done (warnings are in prepare.json), 1 failure, 2 bad arguments.
 
 Decisions (the installer, templates/install.sh.eta, relies on them):
@@ -68,6 +88,8 @@ VERSION_FAMILIES = ("GLIBC", "GLIBCXX", "CXXABI", "GCC")
 ELF_MACHINES = {3: "i386", 40: "arm", 62: "x86_64", 21: "ppc64", 183: "aarch64", 243: "riscv64", 22: "s390x"}
 # RPATH entries under these stay as they are: the OS's own libraries.
 SYSTEM_DIRS = ("/lib", "/lib32", "/lib64", "/libx32", "/usr")
+# Symlinks of the view to paths under these are made again on the node (system-links.tsv) once it has the target.
+SYSTEM_LINK_DIRS = SYSTEM_DIRS + ("/bin", "/sbin")
 
 
 def squeeze_slashes(path):
@@ -94,6 +116,42 @@ class ViewPaths:
                 rest = path[len(root):].lstrip("/")
                 return os.path.join(self.real, rest) if rest else self.real
         return None
+
+
+# Characters a recorded system path may hold (it is written into a TSV file and made a symlink target by install.sh).
+SYSTEM_PATH = re.compile(r"^/[A-Za-z0-9._+-]+(?:/[A-Za-z0-9._+-]+)*$")
+PT_DYNAMIC, DT_RPATH, DT_RUNPATH = 2, 15, 29
+
+
+def dynamic_tag(path):
+    """`RPATH`, `RUNPATH`, `RPATH+RUNPATH` or `none`: the search-path tags of an ELF file's dynamic segment (read
+    through the program headers, as the dynamic loader reads it)."""
+    f, data = mapped(path)
+    try:
+        if len(data) < 64 or data[4] not in (1, 2) or data[5] not in (1, 2):
+            raise ElfError("not a supported ELF header")
+        is64, end = data[4] == 2, "<" if data[5] == 1 else ">"
+        phoff = struct.unpack_from(end + ("Q" if is64 else "I"), data, 32 if is64 else 28)[0]
+        phentsize, phnum = struct.unpack_from(end + "HH", data, 54 if is64 else 42)
+        tags = set()
+        for i in range(phnum):
+            at = phoff + i * phentsize
+            if struct.unpack_from(end + "I", data, at)[0] != PT_DYNAMIC:
+                continue
+            offset, size = struct.unpack_from(end + ("QQQQ" if is64 else "IIII"), data, at + (8 if is64 else 4))[0::3]
+            step = 16 if is64 else 8
+            for entry in range(offset, min(offset + size, len(data)) - step + 1, step):
+                tag = struct.unpack_from(end + ("q" if is64 else "i"), data, entry)[0]
+                if tag == 0:
+                    break
+                if tag in (DT_RPATH, DT_RUNPATH):
+                    tags.add("RPATH" if tag == DT_RPATH else "RUNPATH")
+        return "+".join(sorted(tags)) or "none"
+    except struct.error as error:
+        raise ElfError(str(error)) from error
+    finally:
+        data.close()
+        f.close()
 
 
 def walk(root):
@@ -150,8 +208,8 @@ class Writable:
         return False
 
 
-def rewrite_rpaths(view, paths, rel, report):
-    """Rewrites the RPATH/RUNPATH of one ELF file; returns True when it changed."""
+def rewrite_rpaths(view, paths, rel, report, tag):
+    """Rewrites the RPATH/RUNPATH of one ELF file, keeping its dynamic tag `tag`; returns True when it changed."""
     path = os.path.join(view, rel)
     printed = run_patchelf(["--print-rpath", path])
     if printed.returncode != 0:
@@ -182,7 +240,8 @@ def rewrite_rpaths(view, paths, rel, report):
     if updated == current:
         return False
     with Writable(path):
-        result = run_patchelf(["--set-rpath", updated, path])
+        # --force-rpath keeps DT_RPATH a DT_RPATH; without it patchelf writes a DT_RUNPATH.
+        result = run_patchelf([*(["--force-rpath"] if tag == "RPATH" else []), "--set-rpath", updated, path])
     if result.returncode != 0:
         raise RuntimeError(f"patchelf --set-rpath failed on {path}: {result.stderr.strip()}")
     return True
@@ -196,6 +255,12 @@ def rewrite_symlink(view, paths, rel, report):
     if target.startswith("/"):
         inside = paths.inside(target)
         if inside is None:
+            system = os.path.normpath(squeeze_slashes(target))
+            listable = "\t" not in rel and "\n" not in rel
+            if listable and SYSTEM_PATH.match(system) and any(is_under(system, d) for d in SYSTEM_LINK_DIRS):
+                os.remove(link)
+                report["systemLinks"].append({"link": rel, "target": system})
+                return False
             report["escapingSymlinks"].append({"link": rel, "target": target})
             return False
         relative = os.path.relpath(inside, here)
@@ -206,6 +271,44 @@ def rewrite_symlink(view, paths, rel, report):
     if not is_under(resolved, view):
         report["escapingSymlinks"].append({"link": rel, "target": target})
     return False
+
+
+def drop_build_paths_in_names(view, markers, report):
+    """Removes every entry whose path in the view holds one of `markers` (paths of the build machine), and the
+    directories that leaves empty."""
+    emptied = set()
+    for directory, dirs, files in os.walk(view, topdown=True):
+        for name in sorted(dirs + files):
+            full = os.path.join(directory, name)
+            rel = os.path.relpath(full, view)
+            if not any(m in "/" + rel + "/" for m in markers):
+                continue
+            if name in dirs and not os.path.islink(full):
+                for d, _, _ in os.walk(full):
+                    os.chmod(d, stat.S_IRWXU)
+                shutil.rmtree(full)
+                dirs.remove(name)
+            else:
+                os.remove(full)
+            report["droppedNames"].append(rel)
+            emptied.add(directory)
+    for directory in sorted(emptied, key=len, reverse=True):
+        while directory != view and not os.listdir(directory):
+            os.rmdir(directory)
+            directory = os.path.dirname(directory)
+
+
+def clean_pyvenv_cfg(path, report, rel):
+    """Drops the `command` line of a virtual environment's pyvenv.cfg (it names where the environment was made)."""
+    with open(path, "rb") as f:
+        lines = f.read().split(b"\n")
+    kept = [line for line in lines if not re.match(rb"^\s*command\s*=", line)]
+    if len(kept) == len(lines):
+        return
+    with Writable(path):
+        with open(path, "wb") as f:
+            f.write(b"\n".join(kept))
+    report["venvConfigs"].append(rel)
 
 
 def is_text(data):
@@ -546,7 +649,13 @@ def portability(view, regular, names_in_view, report):
     return lines
 
 
+# A piece of a Spack install prefix (`/linux-<target>/<name>-<version>-<32-character hash>`): what a stale tail of an
+# install-tree path still holds once its front is gone.
+INSTALL_LAYOUT = re.compile(rb"/linux-[a-z0-9_]+/[A-Za-z0-9_.+-]+-[a-z0-9]{32}")
+
+
 def placeholders(view, regular, report):
+    """Reports files still holding Spack's placeholder, or a piece of an install prefix (a stale tail)."""
     for rel in regular:
         path = os.path.join(view, rel)
         if os.path.getsize(path) < len(PLACEHOLDER):
@@ -554,9 +663,12 @@ def placeholders(view, regular, report):
         with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
             if data.find(PLACEHOLDER) != -1:
                 report["placeholderFiles"].append(rel)
+            left = INSTALL_LAYOUT.search(data)
+            if left is not None:
+                report["installPathsLeft"].append({"file": rel, "found": left.group(0).decode("utf-8", "replace")})
 
 
-def prepare(view_root, stage, top):
+def prepare(view_root, stage, top, install_root=None):
     link = os.path.abspath(view_root)
     view = os.path.realpath(view_root)
     if not os.path.isdir(view):
@@ -572,6 +684,10 @@ def prepare(view_root, stage, top):
         "symlinksRewritten": 0,
         "shebangsRewritten": 0,
         "dynstrBytesCleared": 0,
+        "droppedNames": [],
+        "systemLinks": [],
+        "venvConfigs": [],
+        "dynamicTags": {},
         "outsideRpaths": [],
         "escapingSymlinks": [],
         "unlistable": [],
@@ -580,6 +696,7 @@ def prepare(view_root, stage, top):
         "dynstrNotCleared": [],
         "elfNotRead": [],
         "placeholderFiles": [],
+        "installPathsLeft": [],
         "scanned": 0,
         "files": 0,
         "textFiles": 0,
@@ -587,6 +704,10 @@ def prepare(view_root, stage, top):
         "occurrences": 0,
     }
     report["removedMetadata"] = drop_metadata(view)
+    markers = [view + "/", link + "/", PLACEHOLDER.decode()]
+    if install_root:
+        markers.append(install_root.rstrip("/") + "/")
+    drop_build_paths_in_names(view, markers, report)
 
     regular = []
     names_in_view = set()
@@ -602,13 +723,23 @@ def prepare(view_root, stage, top):
             elif stat.S_ISREG(mode):
                 names_in_view.add(name)
                 regular.append(rel)
+                if name == "pyvenv.cfg":
+                    clean_pyvenv_cfg(full, report, rel)
 
+    tags = []
     for rel in regular:
         path = os.path.join(view, rel)
         if is_elf(path):
-            if rewrite_rpaths(view, paths, rel, report):
+            tag = elf_tag(path, rel, report)
+            if rewrite_rpaths(view, paths, rel, report, tag):
                 report["rpathsRewritten"] += 1
             report["dynstrBytesCleared"] += clear_dead_dynstr(path, report, rel)
+            if tag is not None:
+                after = elf_tag(path, rel, report)
+                if after != tag:
+                    raise RuntimeError(f"{rel}: its dynamic tag changed from {tag} to {after} while its RPATH was rewritten")
+                tags.append(f"view/{rel}\t{tag}")
+                report["dynamicTags"][tag] = report["dynamicTags"].get(tag, 0) + 1
         elif rewrite_shebang(view, rel, prefix, report):
             report["shebangsRewritten"] += 1
 
@@ -622,16 +753,35 @@ def prepare(view_root, stage, top):
     report["files"] = len(lines)
     placeholders(view, regular, report)
     requirements = portability(view, regular, names_in_view, report)
+    requirements += [f"system-file\t{t}" for t in sorted({s["target"] for s in report["systemLinks"]})]
 
     os.makedirs(stage, exist_ok=True)
     with open(os.path.join(stage, "relocate.tsv"), "w", encoding="utf-8") as f:
         f.write("".join(line + "\n" for line in lines))
     with open(os.path.join(stage, "node-requirements.tsv"), "w", encoding="utf-8") as f:
         f.write("".join(line + "\n" for line in requirements))
+    write_lines(os.path.join(stage, "dynamic-tags.tsv"), tags)
+    write_lines(
+        os.path.join(stage, "system-links.tsv"), [f"view/{s['link']}\t{s['target']}" for s in report["systemLinks"]]
+    )
     with open(os.path.join(stage, "prepare.json"), "w", encoding="utf-8") as f:
         json.dump(report, f, indent=2, sort_keys=True)
         f.write("\n")
     return report
+
+
+def elf_tag(path, rel, report):
+    """The file's dynamic tag, or None (reported) when it only starts like an ELF file: nothing loads it."""
+    try:
+        return dynamic_tag(path)
+    except ElfError as error:
+        report["elfNotRead"].append({"file": rel, "reason": f"dynamic segment: {error}"})
+        return None
+
+
+def write_lines(path, lines):
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("".join(line + "\n" for line in lines))
 
 
 def main(argv):
@@ -639,9 +789,10 @@ def main(argv):
     parser.add_argument("--view", required=True, help="the view root (a symlink to the real view directory)")
     parser.add_argument("--stage", required=True, help="directory for relocate.tsv, node-requirements.tsv and prepare.json")
     parser.add_argument("--top", required=True, help="the tarball's top-level directory name")
+    parser.add_argument("--install-root", help="Spack's install tree root: file names holding it are dropped")
     args = parser.parse_args(argv)
     try:
-        report = prepare(args.view, args.stage, args.top)
+        report = prepare(args.view, args.stage, args.top, args.install_root)
     except (OSError, RuntimeError, subprocess.SubprocessError) as error:
         print(f"prepare-relocation: {error}", file=sys.stderr)
         return 1
@@ -650,7 +801,10 @@ def main(argv):
         f"{report['symlinksRewritten']} symlink(s) and {report['shebangsRewritten']} shebang(s) rewritten, "
         f"{report['dynstrBytesCleared']} dead .dynstr byte(s) cleared, {len(report['outsideRpaths'])} RPATH entry(ies) "
         f"outside the view, {len(report['escapingSymlinks'])} symlink(s) leaving the view, "
-        f"{len(report['portability']['hazards'])} library(ies) needed from outside the view that a node may lack"
+        f"{len(report['portability']['hazards'])} library(ies) needed from outside the view that a node may lack, "
+        f"{len(report['systemLinks'])} symlink(s) to system paths for the node to provide, "
+        f"{len(report['droppedNames'])} name(s) holding build paths dropped; dynamic tags: "
+        + (", ".join(f"{n} {t}" for t, n in sorted(report["dynamicTags"].items())) or "no ELF files")
     )
     return 0
 

@@ -5,6 +5,7 @@
 import { mkdir } from "node:fs/promises";
 import { availableParallelism, totalmem } from "node:os";
 import { loadRegistryCredentials, type BuildcacheLocation, type EngineSetting } from "../config/factory.js";
+import { loadRegistryCa } from "../config/registry-ca.js";
 import type { Stack } from "../config/types.js";
 import { connectEngine, newRunId, type Engine } from "../docker/index.js";
 import { DockerError, InputError } from "../errors.js";
@@ -19,6 +20,9 @@ import { chooseConcurrency } from "../run/concurrency.js";
 import { connectEngines, describeEngine } from "../run/engines.js";
 import { buildReport, type RunReport } from "../run/report.js";
 import { runPlan, type RunResult, type TargetPacker } from "../run/run-plan.js";
+import type { UpToDateOptions } from "../run/target-reuse.js";
+import { packagingInputs } from "../package/packaging-inputs.js";
+import { bringHome } from "../run/shared-out.js";
 import type { Reporter } from "../ui/reporter.js";
 
 export interface BuildStackOptions {
@@ -60,6 +64,13 @@ export interface BuildStackOptions {
   buildcache?: BuildcacheLocation;
   /** The registry credentials file (factory settings `credentials:`), read here and never passed on as a value. */
   credentialsFile?: string;
+  /**
+   * Know before a target's container starts that it has nothing to do (default true); false runs every target, as
+   * benchmarks measure the path it saves.
+   */
+  upToDate?: boolean;
+  /** The CA file the registry's certificate is signed by (factory settings `buildcache_ca:`). */
+  registryCaFile?: string;
   /** Changes the plan before it runs (a build from a kit adds the kit's bootstrap source). */
   adjustPlan?: (plan: BuildPlan) => BuildPlan;
 }
@@ -114,6 +125,10 @@ export async function buildStack(stack: Stack, options: BuildStackOptions): Prom
     options.credentialsFile !== undefined && options.buildcache?.kind === "oci"
       ? await loadRegistryCredentials(options.credentialsFile)
       : undefined;
+  const registryCa =
+    options.registryCaFile !== undefined && options.buildcache?.kind === "oci"
+      ? await loadRegistryCa(options.registryCaFile)
+      : undefined;
   const several = options.engines !== undefined;
   const connected = several
     ? await connectEngines(options.engines ?? [], {
@@ -156,10 +171,13 @@ export async function buildStack(stack: Stack, options: BuildStackOptions): Prom
   const packer: TargetPacker | undefined =
     mode === "build"
       ? {
+          outDir,
           pack: async (target, container, log, context) => {
+            const shared = context.sharedOut;
             const packed = await packageTarget(plan, target, container, log, {
-              outDir,
-              compression: options.compression ?? "gzip",
+              outDir: shared?.host ?? outDir,
+              ...(shared === undefined ? {} : { sharedOutDir: shared.container }),
+              compression,
               signal: options.signal,
               spackCommit: context.spackCommit,
               ...(context.spackPackagesCommit === undefined
@@ -169,6 +187,9 @@ export async function buildStack(stack: Stack, options: BuildStackOptions): Prom
               specsJson: context.captured["specs.json"] ?? "",
               ...(options.signing === undefined ? {} : { signingFingerprint: options.signing.fingerprint }),
             });
+            // Packed into the staging directory beside the tarballs: renamed into place, no copy.
+            if (shared !== undefined && packed.tarball !== undefined)
+              packed.tarball = await bringHome(packed.tarball, outDir);
             if (options.signing !== undefined && packed.tarball !== undefined) {
               const signature = await signFile(options.signing, packed.tarball);
               log.note(`step package: signed with key ${options.signing.fingerprint}: ${signature}`);
@@ -177,6 +198,23 @@ export async function buildStack(stack: Stack, options: BuildStackOptions): Prom
           },
         }
       : undefined;
+  const signing = options.signing;
+  const compression = options.compression ?? "gzip";
+  // An unchanged target is known before its container starts; build hands out the tarball kept from the same inputs.
+  const upToDate: UpToDateOptions =
+    mode === "build"
+      ? {
+          packaging: {
+            inputsOf: (target) =>
+              packagingInputs(plan, target, {
+                compression,
+                ...(signing === undefined ? {} : { signingFingerprint: signing.fingerprint }),
+              }),
+            outDir,
+            ...(signing === undefined ? {} : { sign: (file: string) => signFile(signing, file) }),
+          },
+        }
+      : {};
   let result: RunResult;
   try {
     result = await runPlan(plan, {
@@ -184,6 +222,7 @@ export async function buildStack(stack: Stack, options: BuildStackOptions): Prom
       ...(connected === undefined ? {} : { engines: connected.up, downEngines: connected.down }),
       ...(options.buildcache === undefined ? {} : { buildcache: options.buildcache }),
       ...(credentials === undefined ? {} : { credentials }),
+      ...(registryCa === undefined ? {} : { registryCa }),
       reporter: options.reporter,
       signal: options.signal,
       cacheRoot: options.cacheRoot,
@@ -196,6 +235,7 @@ export async function buildStack(stack: Stack, options: BuildStackOptions): Prom
       ...(options.memory === undefined ? {} : { memory: options.memory }),
       ...(packer === undefined ? {} : { packer }),
       ...(bcKey === undefined ? {} : { signingKey: bcKey }),
+      ...(options.upToDate === false ? {} : { upToDate }),
     });
   } catch (error) {
     throw new RunStartError(engine.runId, plan, error);

@@ -4,7 +4,7 @@ import { hostname } from "node:os";
 import { dirname } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { isProcessAlive } from "../process/alive.js";
-import { CancelledError } from "../errors.js";
+import { CancelledError, FactoryError } from "../errors.js";
 
 /** Who holds a lock, as written into the lock file. */
 interface Holder {
@@ -37,6 +37,28 @@ export interface LockOptions {
  * aborts (CancelledError).
  */
 export async function acquireLock(path: string, options: LockOptions = {}): Promise<() => Promise<void>> {
+  try {
+    return await acquire(path, options);
+  } catch (error) {
+    throw lockFailure(error, path);
+  }
+}
+
+/**
+ * A failure of the machine while taking a lock (a full disk, a read-only cache, no permission) as a message naming
+ * the lock and the reason, exit 1: it fails the target that wanted the lock, without a stack trace.
+ */
+function lockFailure(error: unknown, path: string): unknown {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  if (error instanceof FactoryError || typeof code !== "string") return error;
+  const reason = (error as Error).message.replace(/^[A-Z]+: /, "").replace(/, \w+ '.*'$/, "");
+  return new FactoryError(`cannot take the host lock ${path}: ${reason} (${code})`, {
+    cause: error,
+    hint: code === "ENOSPC" || code === "EDQUOT" ? "free space on the cache root's file system" : undefined,
+  });
+}
+
+async function acquire(path: string, options: LockOptions): Promise<() => Promise<void>> {
   await mkdir(dirname(path), { recursive: true });
   const me: Holder = { pid: process.pid, host: hostname(), since: new Date().toISOString() };
   const unreadableStaleMs = options.unreadableStaleMs ?? 5000;
@@ -82,8 +104,9 @@ export async function withLock<T>(path: string, action: () => Promise<T>, option
 /** Create the lock holding `me`; its inode, or undefined when the lock exists. */
 async function tryCreate(path: string, me: Holder): Promise<number | undefined> {
   const tmp = `${path}.tmp-${process.pid}-${randomBytes(6).toString("hex")}`;
-  await writeFile(tmp, JSON.stringify(me), { flag: "wx" });
   try {
+    // Inside the try: a write that fails half way (a full disk) leaves no temporary file behind.
+    await writeFile(tmp, JSON.stringify(me), { flag: "wx" });
     await link(tmp, path);
     return (await stat(tmp)).ino;
   } catch (error) {

@@ -11,6 +11,8 @@
  *   logs/<run>/<target>.log  full build logs
  *   runs/<run>/<target>/     what a run's steps recorded
  *   concretized/<key>/       a target's spack.lock, kept for the next run with the same inputs
+ *   kept/<name>-<version>-<target>/  a target's last tarball and the inputs of its last build and warm run
+ *                            (build.json, warm.json): an unchanged rebuild hands the tarball out again
  *   synced/<name>/           on an engine of another host: what the factory sent it (Spack, spack-packages, a
  *                            stack's repositories and mirrors), named by content digest, never changed once there
  *   synced/.incoming/<run>-N/ a tree being received; renamed into synced/ when complete
@@ -32,6 +34,7 @@ export const CACHE_LAYOUT = {
   runs: (runId: string): string => join("runs", runId),
   targetRecord: (runId: string, target: string): string => join("runs", runId, target),
   concretized: (key: string): string => join("concretized", key, "spack.lock"),
+  kept: (target: string): string => join("kept", target),
   lock: (name: string): string => join("locks", `${name}.lock`),
   synced: (name: string): string => join("synced", name),
   incoming: (runId: string, n: number): string => join("synced", ".incoming", `${runId}-${n}`),
@@ -49,6 +52,7 @@ export const CACHE_KINDS = {
   logs: "keyed",
   runs: "keyed",
   concretized: "keyed",
+  kept: "keyed",
 } as const;
 export type CacheKind = keyof typeof CACHE_KINDS;
 

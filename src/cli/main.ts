@@ -100,6 +100,7 @@ const runFlags = (command: ReturnType<typeof cli.command>) =>
 runFlags(cli.command("build <stack>", "Build the stack for its targets in Docker"))
   .option("--out <dir>", "Output directory for tarballs", { default: "dist" })
   .option("--compress <kind>", "Tarball compression: gzip (default) or zstd")
+  .option("--bundle", "Also merge the targets' tarballs into one multi-target bundle (see `bundle`)")
   .action((stack: string, flags) =>
     run(async () => {
       await checkRunPaths(stack, flags);
@@ -128,6 +129,15 @@ cli
       await checkOutputDir(cacheRoot(flags.cacheDir), "--cache-dir");
       return (await import("./commands/cache.js")).cacheCommand(action, flags);
     }),
+  );
+
+cli
+  .command("bundle <stack>", "Merge the stack's target tarballs, built earlier, into one multi-target bundle")
+  .option("--target <names>", "Targets to bundle, in this order (default: every target of the stack)")
+  .option("--dist <dir>", "Where the target tarballs are (default: dist)")
+  .option("--out <dir>", "Where to write the bundle (default: --dist)")
+  .action((stack: string, flags) =>
+    run(async () => (await import("./commands/bundle.js")).bundleCommand(stack, flags)),
   );
 
 cli

@@ -6,6 +6,7 @@ import { projectRoot } from "../project-root.js";
 import { InputError } from "../errors.js";
 import { ENV_NAME } from "../config/schema.js";
 import { kindOf } from "../fs/kind.js";
+import { checkUserFileKind } from "../fs/user-file.js";
 
 /** Cache root: `--cache-dir`, then `STACK_FACTORY_CACHE`, then the project's own `cache/`. */
 export function cacheRoot(flag: string | undefined): string {
@@ -143,7 +144,8 @@ export async function checkInputFile(path: string, what: string): Promise<void> 
   if (path === "") throw new InputError(`${what}: the path is empty`);
   const stats = await statOrUndefined(resolve(path));
   if (stats === undefined) throw new InputError(`cannot read ${what} ${path}: no such file`);
-  if (!stats.isFile()) throw new InputError(`${what} ${path} is ${kindOf(stats)}, not a regular file`);
+  // The one kind check of files the user names (fs/user-file.ts): a FIFO would block the read forever.
+  await checkUserFileKind(path, { what });
 }
 
 /** Options that may be given more than once; any other given twice is a mistake, not a list. */

@@ -16,16 +16,18 @@
  *       identity: keys/builder                 # optional private key file (else the ssh agent)
  *       known_hosts: known_hosts               # optional (else ~/.ssh/known_hosts, /etc/ssh/ssh_known_hosts)
  *   buildcache: oci://registry.example:5000/site/buildcache   # or a path every engine's host sees
- *   credentials: registry.yaml                 # username/password for the registry (a file, never a flag)
+ *   credentials: registry.yaml                 # username/password for the registry (a file, never a flag; https only)
+ *   buildcache_ca: certs/registry-ca.pem       # the CA the registry's certificate is signed by (optional)
  */
-import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import * as v from "valibot";
 import { isPlainHostPath } from "../docker/container-spec.js";
-import { defaultEngineName, ENDPOINT_FORMS, parseEndpoint, type Endpoint } from "../docker/engine.js";
+import { defaultEngineName, ENDPOINT_FORMS, parseEndpoint, plainTcpProblem, type Endpoint } from "../docker/engine.js";
 import { ConfigError, InputError } from "../errors.js";
-import { LineCounter, parseDocument } from "yaml";
-import { dottedPath, locateIssues, offsetOf, readFailure, readMapDocument, type Anchor, type Segment } from "./load.js";
+import { checkUserFileKind, readUserFile } from "../fs/user-file.js";
+import { cacheRootProblem } from "./cache-root.js";
+import { locateIssues, readMapDocument, type Anchor, type Segment } from "./load.js";
+import { utf8Text } from "./utf8.js";
 
 /** One engine the factory dispatches targets to. */
 export interface EngineSetting {
@@ -53,6 +55,8 @@ export interface FactorySettings {
   buildcache?: BuildcacheLocation;
   /** The registry's credentials file (`username:`/`password:`), absolute. Read only when a build needs it. */
   credentials?: string;
+  /** The CA file (PEM) the registry's certificate is signed by, absolute; build containers and this host trust it. */
+  buildcacheCa?: string;
 }
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,62}$/;
@@ -70,7 +74,15 @@ const engineUrl = v.pipe(
         return false;
       }
     },
-    (issue) => `not an engine URL: ${JSON.stringify(issue.input)} (expected ${ENDPOINT_FORMS})`,
+    // The parser's own reason, which shows the URL on one line and without its password.
+    (issue) => {
+      try {
+        parseEndpoint(issue.input as string);
+      } catch (error) {
+        return `not an engine URL: ${(error as Error).message.replace(/^engine /, "")}`;
+      }
+      return `not an engine URL (expected ${ENDPOINT_FORMS})`;
+    },
   ),
 );
 
@@ -84,6 +96,10 @@ const EngineSchema = v.strictObject({
       v.check(
         (p) => !p.startsWith("/") || isPlainHostPath(p),
         "a cache root of letters, digits and '/ . _ + -' only, without '..' (it is handed to the engine as a mount)",
+      ),
+      v.check(
+        (p) => cacheRootProblem(p) === undefined,
+        (issue) => cacheRootProblem(issue.input as string) ?? "",
       ),
     ),
   ),
@@ -99,6 +115,7 @@ const EngineSchema = v.strictObject({
     ),
   ),
   network: v.optional(v.pipe(v.string(), v.regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, "a Docker network name (e.g. host)"))),
+  insecure_plain_tcp: v.optional(v.literal(true, "true, or leave it out")),
 });
 
 export const FactorySchema = v.strictObject({
@@ -113,19 +130,24 @@ export const FactorySchema = v.strictObject({
     ),
   ),
   credentials: v.optional(v.pipe(v.string(), v.minLength(1))),
+  buildcache_ca: v.optional(v.pipe(v.string(), v.minLength(1, "a CA certificate file (PEM)"))),
 });
 
 type FactoryInput = v.InferOutput<typeof FactorySchema>;
 
 /** Read and validate a factory settings file. */
 export async function loadFactorySettings(file: string): Promise<FactorySettings> {
-  let text: string;
-  try {
-    text = await readFile(file, "utf8");
-  } catch (error) {
-    throw new InputError(`cannot read factory settings file ${file}: ${readFailure(error)}`, { cause: error });
+  const bytes = await readUserFile(file, { what: "factory settings file" });
+  const settings = parseFactorySettings(utf8Text(bytes, file), file);
+  // Every file it names, before any command reads one: a FIFO, a device or a directory is refused now.
+  const named: [string, string][] = [];
+  if (settings.credentials !== undefined) named.push([settings.credentials, "credentials file"]);
+  for (const e of settings.engines) {
+    if (e.endpoint?.identityFile !== undefined) named.push([e.endpoint.identityFile, "identity file"]);
+    for (const kh of e.endpoint?.knownHostsFiles ?? []) named.push([kh, "known_hosts file"]);
   }
-  return parseFactorySettings(text, file);
+  for (const [p, what] of named) await checkUserFileKind(p, { what, prefix: `${file}: ` });
+  return settings;
 }
 
 /** Validate a factory settings file's text. Pure: `file` names it in messages and anchors relative paths. */
@@ -152,8 +174,15 @@ export function parseFactorySettings(text: string, file: string): FactorySetting
       );
     }
     seen.set(name, i);
-    if (e.tls !== undefined && parseEndpoint(e.url).kind !== "tcp")
+    const endpoint = parseEndpoint(e.url);
+    if (e.tls !== undefined && endpoint.kind !== "tcp")
       problems.push(issueAt(["engines", i, "tls"], "tls applies to tcp:// engines only", "key"));
+    if (e.insecure_plain_tcp !== undefined && (endpoint.kind !== "tcp" || e.tls !== undefined))
+      problems.push(issueAt(["engines", i, "insecure_plain_tcp"], "applies to tcp:// engines without tls only", "key"));
+    if (endpoint.kind === "tcp" && e.tls === undefined && e.insecure_plain_tcp === undefined) {
+      const problem = plainTcpProblem(endpoint.host);
+      if (problem !== undefined) problems.push(issueAt(["engines", i, "url"], problem));
+    }
     for (const key of ["identity", "known_hosts"] as const) {
       if (e[key] !== undefined && parseEndpoint(e.url).kind !== "ssh")
         problems.push(issueAt(["engines", i, key], `${key} applies to ssh:// engines only`, "key"));
@@ -162,8 +191,39 @@ export function parseFactorySettings(text: string, file: string): FactorySetting
   if (input.credentials !== undefined && !(input.buildcache ?? "").startsWith("oci")) {
     problems.push(issueAt(["credentials"], "credentials are for an oci:// buildcache, and there is none", "key"));
   }
+  problems.push(...registryProblems(input, issueAt));
   if (problems.length > 0) throw new ConfigError(file, problems);
   return toSettings(input, file);
+}
+
+/**
+ * Credentials go over TLS only: basic authentication over plain http sends the password in clear, and Spack's OCI
+ * client does not send a login over http ahead of a request, so every upload is refused and its retry loses the
+ * body (pushes fail with "Broken pipe"). A registry CA is for an https registry.
+ */
+function registryProblems(
+  input: FactoryInput,
+  issueAt: (path: Segment[], message: string, anchor?: Anchor) => string,
+): string[] {
+  const problems: string[] = [];
+  const buildcache = input.buildcache ?? "";
+  if (input.credentials !== undefined && buildcache.startsWith("oci+http://"))
+    problems.push(
+      issueAt(
+        ["credentials"],
+        "credentials need an https registry (oci://): over oci+http:// the password would cross the network in clear, and Spack's OCI client cannot push with credentials over plain http",
+        "key",
+      ),
+    );
+  if (input.buildcache_ca !== undefined && !buildcache.startsWith("oci://"))
+    problems.push(
+      issueAt(
+        ["buildcache_ca"],
+        "buildcache_ca is the CA of an https registry (buildcache: oci://...), and there is none",
+        "key",
+      ),
+    );
+  return problems;
 }
 
 function toSettings(input: FactoryInput, file: string): FactorySettings {
@@ -176,6 +236,7 @@ function toSettings(input: FactoryInput, file: string): FactorySettings {
       endpoint: {
         url: e.url,
         ...(e.tls === undefined ? {} : { tlsDir: resolve(e.tls) }),
+        ...(e.insecure_plain_tcp === undefined ? {} : { insecurePlainTcp: true }),
         ...(e.identity === undefined ? {} : { identityFile: resolve(e.identity) }),
         ...(e.known_hosts === undefined
           ? {}
@@ -187,7 +248,16 @@ function toSettings(input: FactoryInput, file: string): FactorySettings {
     })),
     ...(input.buildcache === undefined ? {} : { buildcache: buildcacheLocation(input.buildcache) }),
     ...(input.credentials === undefined ? {} : { credentials: resolve(input.credentials) }),
+    ...(input.buildcache_ca === undefined ? {} : { buildcacheCa: resolve(input.buildcache_ca) }),
   };
+}
+
+/** The files the settings name that the factory keeps secret (itself, credentials, identities, TLS directories). */
+export function secretFiles(settings: FactorySettings | undefined): string[] {
+  if (settings === undefined) return [];
+  const out = [settings.file, settings.credentials];
+  for (const e of settings.engines) out.push(e.endpoint?.identityFile, e.endpoint?.tlsDir);
+  return out.filter((f): f is string => f !== undefined);
 }
 
 /** `oci://host:5000/site/buildcache` or an absolute path. The schema has checked the form. */
@@ -212,7 +282,9 @@ export function chooseEngines(settings: FactorySettings | undefined, flags: read
     const engines: EngineSetting[] = [];
     const names = new Set<string>();
     for (const url of flags) {
-      parseEndpoint(url);
+      const endpoint = parseEndpoint(url);
+      const plain = endpoint.kind === "tcp" ? plainTcpProblem(endpoint.host) : undefined;
+      if (plain !== undefined) throw new InputError(`--engine ${url}: ${plain}`);
       let name = defaultEngineName(url);
       for (let n = 2; names.has(name); n++) name = `${defaultEngineName(url)}-${n}`;
       names.add(name);
@@ -224,51 +296,4 @@ export function chooseEngines(settings: FactorySettings | undefined, flags: read
   return [{ name: "local" }];
 }
 
-const CredentialsSchema = v.strictObject({
-  username: v.pipe(v.string("a user name"), v.minLength(1, "a user name")),
-  password: v.pipe(v.string("a password (quote it if YAML would read it as a number)"), v.minLength(1, "a password")),
-});
-
-/**
- * Read the registry's credentials file (`username:` and `password:`). It must not be readable by group or others.
- * Messages name the file, the line and the key, never a value.
- */
-export async function loadRegistryCredentials(file: string): Promise<{ username: string; password: string }> {
-  let text: string;
-  let mode: number;
-  try {
-    text = await readFile(file, "utf8");
-    mode = (await stat(file)).mode;
-  } catch (error) {
-    throw new InputError(`cannot read the registry credentials file ${file}: ${readFailure(error)}`, { cause: error });
-  }
-  if ((mode & 0o077) !== 0) {
-    throw new InputError(
-      `the registry credentials file ${file} is readable by others (mode ${(mode & 0o777).toString(8)})`,
-      {
-        hint: `chmod 600 ${file}`,
-      },
-    );
-  }
-  const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false });
-  const at = (offset: number): string => {
-    const { line, col } = lines.linePos(offset);
-    return `${file}:${line}:${col}`;
-  };
-  // YAML errors quote the text around them: say where only.
-  if (doc.errors.length > 0)
-    throw new ConfigError(
-      file,
-      doc.errors.map((e) => `${at(e.pos[0])}: not valid YAML (${e.code})`),
-    );
-  const result = v.safeParse(CredentialsSchema, doc.toJS());
-  if (!result.success) {
-    const issueAt = (segments: readonly Segment[], message: string, anchor: Anchor = "value"): string => {
-      const dotted = dottedPath(segments);
-      return `${at(offsetOf(doc, segments, anchor))}${dotted === "" ? "" : ` ${dotted}`}: ${message}`;
-    };
-    throw new ConfigError(file, locateIssues(doc, result.issues, issueAt));
-  }
-  return result.output;
-}
+export { loadRegistryCredentials } from "./credentials.js";

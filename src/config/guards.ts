@@ -157,6 +157,9 @@ export function documentIssues(doc: Document, where: Where): string[] {
           const segment: Segment = typeof key === "string" || typeof key === "number" ? key : index;
           if (isScalar(item.key) && typeof item.key.value === "string" && CONTROL.test(item.key.value)) {
             at(item.key, [...path, segment], `the key ${controlMessage(item.key.value)}`);
+          } else if (isScalar(item.key) && item.key.value === "__proto__") {
+            // Turned into values, it would set the map's prototype instead of a key: dropped without a word.
+            at(item.key, path, 'the key "__proto__" is not allowed (no field or variable may have that name)');
           } else if (!isScalar(item.key)) visit(item.key, [...path, segment], ancestors);
           visit(item.value, [...path, segment], ancestors);
         } else {

@@ -9,6 +9,8 @@ import { type Document, isAlias, isMap, isScalar, isSeq, LineCounter, type Node,
 import { ConfigError, InputError } from "../errors.js";
 import { documentIssues, documentValues, nestingIssue, specialKind, stackIssues } from "./guards.js";
 import { inspectSpackSources } from "./inspect.js";
+import { boundaryIssues } from "./stack-boundary.js";
+import { utf8Text } from "./utf8.js";
 import type { CompilerChoice, Origin, Stack } from "./types.js";
 import {
   COMPILER_SPEC,
@@ -18,6 +20,7 @@ import {
   DEFAULT_SPACK_REF,
   DEFAULT_SPACK_URL,
   describeValue,
+  MODULE_SYSTEM_NAMES,
   isUrl,
   type StackInput,
   StackSchema,
@@ -29,20 +32,29 @@ export type Segment = string | number;
 export type Anchor = "value" | "key" | "parent";
 
 /** Read and validate a stack file. Local paths it names (assets, Spack checkout, repos, mirrors) must exist. */
-export async function loadStack(file: string): Promise<Stack> {
+export async function loadStack(file: string, options: { secrets?: readonly string[] } = {}): Promise<Stack> {
   let text: string;
   // A FIFO (or a device) would block the read, or never end it.
   const special = await specialKind(file);
   if (special !== undefined)
     throw new InputError(`cannot read stack file ${file}: it is ${special}, not a regular file`);
   try {
-    text = await readFile(file, "utf8");
+    text = utf8Text(await readFile(file), file);
   } catch (error) {
+    if (error instanceof ConfigError) throw error;
     throw new InputError(`cannot read stack file ${file}: ${readFailure(error)}`, { cause: error });
   }
   const parsed = parseWithPositions(text, file);
   const issues = await missingPaths(parsed.stack, parsed.issueAt, parsed.offsetAt);
   if (issues.length > 0) throw new ConfigError(file, issues);
+  const crossing = await boundaryIssues({
+    stack: parsed.stack,
+    stackFile: file,
+    secrets: options.secrets ?? [],
+    issueAt: parsed.issueAt,
+    offsetAt: parsed.offsetAt,
+  });
+  if (crossing.length > 0) throw new ConfigError(file, crossing);
   const inspected = await inspectSpackSources(parsed.stack, parsed.builtinGiven, parsed.issueAt);
   if (inspected.issues.length > 0) throw new ConfigError(file, inspected.issues);
   return inspected.stack;
@@ -130,7 +142,13 @@ export function locateIssues(
 export function readMapDocument(
   text: string,
   file: string,
-  what: { empty: string; notMap: (got: string) => string; prepare?: (doc: Document) => void },
+  what: {
+    empty: string;
+    notMap: (got: string) => string;
+    prepare?: (doc: Document) => void;
+    /** A file of secrets: syntax errors say where and what kind, never the text around them. */
+    secret?: boolean;
+  },
 ): {
   doc: Document;
   at: (offset: number) => string;
@@ -146,13 +164,17 @@ export function readMapDocument(
   if (doc.errors.length > 0)
     throw new ConfigError(
       file,
-      doc.errors.map((e) => `${at(e.pos[0])}: ${e.message}`),
+      doc.errors.map((e) => `${at(e.pos[0])}: ${what.secret === true ? `not valid YAML (${e.code})` : e.message}`),
     );
   if (doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null)) {
     throw new ConfigError(file, [`${at(0)}: ${what.empty}`]);
   }
   if (!isMap(doc.contents)) {
-    throw new ConfigError(file, [`${at(doc.contents.range?.[0] ?? 0)}: ${what.notMap(describeValue(doc.toJS()))}`]);
+    // Described from the node, not its values: expanding a top-level alias bomb would throw.
+    const top = doc.contents;
+    const got =
+      what.secret === true ? "" : isSeq(top) ? "a list" : isScalar(top) ? describeValue(top.value) : "an alias";
+    throw new ConfigError(file, [`${at(doc.contents.range?.[0] ?? 0)}: ${what.notMap(got)}`]);
   }
   what.prepare?.(doc);
   const issueAt = (segments: readonly Segment[], message: string, anchor: Anchor = "value"): string => {
@@ -292,7 +314,11 @@ function toStack(input: StackInput, file: string): Stack {
     packages: structuredClone(input.packages ?? {}),
     externals: [...(input.externals ?? [])],
     prefix: normalisePrefix(input.prefix ?? `/opt/${input.name}/${input.version}`),
-    modules: { name: input.modules?.name ?? input.name, env: { ...(input.modules?.env ?? {}) } },
+    modules: {
+      name: input.modules?.name ?? input.name,
+      env: { ...(input.modules?.env ?? {}) },
+      systems: [...new Set(input.modules?.systems ?? MODULE_SYSTEM_NAMES)],
+    },
     assets: (input.assets ?? []).map(resolve),
   };
 }

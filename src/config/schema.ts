@@ -272,6 +272,12 @@ const envName = v.pipe(
   v.string(),
   v.regex(ENV_NAME, (issue) => `${describeValue(issue.input)} is not a valid environment variable name`),
 );
+/** The module systems a stack's modules are written for (src/render/module.ts renders both). */
+export const MODULE_SYSTEM_NAMES = ["lmod", "tcl"] as const;
+const moduleSystem = v.picklist(
+  MODULE_SYSTEM_NAMES,
+  (issue) => `${describeValue(issue.input)} is not a module system (allowed: ${MODULE_SYSTEM_NAMES.join(", ")})`,
+);
 const modules = strict({
   name: v.optional(safeName("module name")),
   env: v.optional(
@@ -281,6 +287,7 @@ const modules = strict({
       (input) => `expected a map of variable name to value, got ${describeValue(input)}`,
     ),
   ),
+  systems: v.optional(nonEmptyList(moduleSystem, "module systems")),
 });
 
 const prefix = v.pipe(

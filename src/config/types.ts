@@ -20,7 +20,8 @@ export interface Stack {
   externals: string[];
   /** Default install prefix on the cluster. */
   prefix: string;
-  modules: { name: string; env: Record<string, string> };
+  /** Module name, the stack's own module variables, and the systems modules are written for (Lmod, Tcl). */
+  modules: { name: string; env: Record<string, string>; systems: ("lmod" | "tcl")[] };
   /** Files shipped under data/<name>_assets/ (absolute host paths). */
   assets: string[];
 }

@@ -1,9 +1,11 @@
 import { createHash } from "node:crypto";
-import { readFile, stat } from "node:fs/promises";
+import { createPrivateKey } from "node:crypto";
 import { homedir, hostname, userInfo } from "node:os";
 import { basename, join } from "node:path";
 import Docker from "dockerode";
+import ssh2 from "ssh2";
 import { DockerError, InputError } from "../errors.js";
+import { readUserFile, readUserFileIfPresent } from "../fs/user-file.js";
 import { reasonOf } from "./failure.js";
 import { checkHostKey, keyTypeOf, knownHostsName } from "./known-hosts.js";
 import { sshHttpAgent } from "./ssh-agent.js";
@@ -26,11 +28,53 @@ export interface Endpoint {
   identityFile?: string;
   /** `ssh://` only: the known_hosts files the host key must be in (default ~/.ssh/known_hosts and /etc/ssh/ssh_known_hosts). */
   knownHostsFiles?: string[];
+  /** `tcp://` without TLS to a host other than this one, as the settings allow it explicitly (`insecure_plain_tcp`). */
+  insecurePlainTcp?: boolean;
+}
+
+/** Whether a host name or address is this machine's loopback. */
+export function isLoopbackHost(host: string): boolean {
+  return host === "localhost" || host === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
+/**
+ * Why `tcp://host` without TLS is refused, or undefined (loopback). A Docker API on plain TCP is root on that host
+ * for anyone who can reach its port, and what crosses the network (credentials files, signing keys) is readable.
+ */
+export function plainTcpProblem(host: string): string | undefined {
+  if (isLoopbackHost(host)) return undefined;
+  return `tcp://${host} without TLS: a Docker API on plain TCP gives root on that host to anyone who reaches its port, and everything sent to it crosses the network in clear; give tls: (ca.pem, cert.pem, key.pem), or set insecure_plain_tcp: true on this engine in the factory settings to accept that`;
+}
+
+/** A URL as messages may show it: control characters escaped, a password replaced by ***. Pure. */
+export function shownUrl(url: string): string {
+  const redacted = url.replace(/^([A-Za-z][A-Za-z0-9+.-]*:\/\/[^/@?#]*?):[^/?#]*@/, "$1:***@");
+  return JSON.stringify(redacted);
 }
 
 /** The known_hosts files ssh reads by default. */
 export function defaultKnownHostsFiles(): string[] {
   return [join(homedir(), ".ssh", "known_hosts"), "/etc/ssh/ssh_known_hosts"];
+}
+
+/**
+ * DOCKER_HOST, DOCKER_TLS_VERIFY and DOCKER_CERT_PATH as the docker CLI reads them, as an endpoint that goes through
+ * the same checks as `--engine` (known_hosts for ssh, TLS files for tcp); undefined without DOCKER_HOST.
+ */
+export function endpointFromEnvironment(env: NodeJS.ProcessEnv = process.env): Endpoint | undefined {
+  const url = env["DOCKER_HOST"];
+  if (url === undefined || url === "") return undefined;
+  let parsed: ParsedEndpoint;
+  try {
+    parsed = parseEndpoint(url);
+  } catch (error) {
+    throw new InputError(`DOCKER_HOST: ${(error as Error).message}`);
+  }
+  const tls = (env["DOCKER_TLS_VERIFY"] ?? "") !== "";
+  if (parsed.kind !== "tcp") return { url };
+  if (!tls) return { url };
+  const certPath = env["DOCKER_CERT_PATH"];
+  return { url, tlsDir: certPath === undefined || certPath === "" ? join(homedir(), ".docker") : certPath };
 }
 
 /** An endpoint URL taken apart: what dockerode needs, except the TLS files (read when connecting). */
@@ -44,7 +88,13 @@ export const ENDPOINT_FORMS = "unix:///path/to/docker.sock, tcp://host:port or s
 /** Parse `unix:///var/run/docker.sock`, `tcp://host:2376`, `ssh://user@host[:22]`. Pure; throws InputError. */
 export function parseEndpoint(url: string): ParsedEndpoint {
   const bad = (why: string): InputError =>
-    new InputError(`engine ${JSON.stringify(url)}: ${why} (expected ${ENDPOINT_FORMS})`);
+    new InputError(`engine ${shownUrl(url)}: ${why} (expected ${ENDPOINT_FORMS})`);
+  // Before the URL parser, which drops tabs and newlines silently.
+  const control = /[\u0000-\u001f\u007f-\u009f\s]/u.exec(url);
+  if (control !== null) {
+    const code = `U+${control[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")}`;
+    throw bad(`contains ${code}; an engine URL has no spaces or control characters`);
+  }
   if (url.startsWith("unix://")) {
     const socketPath = url.slice("unix://".length);
     if (!socketPath.startsWith("/")) throw bad("a unix socket needs an absolute path");
@@ -62,12 +112,16 @@ export function parseEndpoint(url: string): ParsedEndpoint {
   if (parsed.search !== "" || parsed.hash !== "") throw bad("unexpected query or fragment");
   if (parsed.protocol === "tcp:") {
     if (parsed.port === "") throw bad("a tcp endpoint needs a port (2376 with TLS, 2375 without)");
-    if (parsed.username !== "" || parsed.password !== "")
-      throw bad("a tcp endpoint takes no user; use tls: for authentication");
+    if (parsed.password !== "")
+      throw bad("no passwords in engine URLs (it is not shown here); tcp uses tls: certificates");
+    if (parsed.username !== "") throw bad("a tcp endpoint takes no user; use tls: for authentication");
     return { kind: "tcp", host, port: Number(parsed.port) };
   }
   if (parsed.protocol === "ssh:") {
-    if (parsed.password !== "") throw bad("no passwords in engine URLs; ssh uses the ssh agent (SSH_AUTH_SOCK)");
+    if (parsed.password !== "")
+      throw bad(
+        "no passwords in engine URLs (it is not shown here); ssh uses a key: identity: or the ssh agent (SSH_AUTH_SOCK)",
+      );
     return {
       kind: "ssh",
       host,
@@ -97,7 +151,7 @@ interface Refusal {
   hint?: string;
 }
 
-async function dockerOptions(endpoint: Endpoint, refusal: Refusal): Promise<Docker.DockerOptions> {
+async function dockerOptions(endpoint: Endpoint, refusal: Refusal, timeoutMs: number): Promise<Docker.DockerOptions> {
   const p = parseEndpoint(endpoint.url);
   if (p.kind !== "ssh" && (endpoint.identityFile !== undefined || endpoint.knownHostsFiles !== undefined))
     throw new InputError(`engine ${endpoint.url}: identity and known_hosts apply to ssh:// engines only`);
@@ -109,23 +163,67 @@ async function dockerOptions(endpoint: Endpoint, refusal: Refusal): Promise<Dock
   if (p.kind === "ssh") {
     if (endpoint.tlsDir !== undefined)
       throw new InputError(`engine ${endpoint.url}: tls applies to tcp:// engines only`);
-    return sshOptions(endpoint, p, refusal);
+    return sshOptions(endpoint, p, refusal, timeoutMs);
   }
-  if (endpoint.tlsDir === undefined) return { protocol: "http", host: p.host, port: p.port };
-  const read = async (file: string): Promise<Buffer> => {
-    try {
-      return await readFile(join(endpoint.tlsDir as string, file));
-    } catch (error) {
-      throw new InputError(
-        `engine ${endpoint.url}: cannot read ${join(endpoint.tlsDir as string, file)}: ${reasonOf(error)}`,
-        {
-          hint: "tls: names a directory with ca.pem, cert.pem and key.pem (as `docker --tlsverify` uses)",
-        },
-      );
-    }
-  };
-  const [ca, cert, key] = await Promise.all([read("ca.pem"), read("cert.pem"), read("key.pem")]);
+  if (endpoint.tlsDir === undefined) {
+    const problem = endpoint.insecurePlainTcp === true ? undefined : plainTcpProblem(p.host);
+    if (problem !== undefined) throw new InputError(`engine ${endpoint.url}: ${problem}`);
+    return { protocol: "http", host: p.host, port: p.port };
+  }
+  const dir = endpoint.tlsDir;
+  const read = (file: string, secret: boolean): Promise<Buffer> =>
+    readUserFile(join(dir, file), {
+      what: "",
+      prefix: `engine ${endpoint.url}: `,
+      hint: "tls: names a directory with ca.pem, cert.pem and key.pem (as `docker --tlsverify` uses)",
+      private: secret,
+      maxBytes: 1024 * 1024,
+    });
+  // One after the other: the first missing file is the one named, every time.
+  const ca = await read("ca.pem", false);
+  const cert = await read("cert.pem", false);
+  const key = await read("key.pem", true);
+  try {
+    createPrivateKey(key);
+  } catch {
+    throw new InputError(`engine ${endpoint.url}: the TLS file ${join(dir, "key.pem")} is not a PEM private key`, {
+      hint: "tls: names a directory with ca.pem, cert.pem and key.pem (as `docker --tlsverify` uses)",
+    });
+  }
   return { protocol: "https", host: p.host, port: p.port, ca, cert, key };
+}
+
+/**
+ * An ssh identity file: private (mode 0600), and a private key ssh2 can use as it is. A public key, an encrypted key
+ * (the factory takes no passphrase: use the ssh agent) or anything else is bad input, said before connecting.
+ */
+async function readIdentity(url: string, file: string): Promise<Buffer> {
+  const bytes = await readUserFile(file, {
+    what: "the identity file",
+    prefix: `engine ${url}: `,
+    private: true,
+    maxBytes: 1024 * 1024,
+  });
+  const parsed = ssh2.utils.parseKey(bytes);
+  const key = Array.isArray(parsed) ? parsed[0] : parsed;
+  if (key instanceof Error || key === undefined) {
+    const encrypted = key instanceof Error && /passphrase|encrypted/i.test(key.message);
+    throw new InputError(
+      encrypted
+        ? `engine ${url}: the identity file ${file} is encrypted; the factory takes no passphrase`
+        : `engine ${url}: the identity file ${file} is not an ssh private key`,
+      {
+        hint: encrypted
+          ? "load the key into your ssh agent (ssh-add) and leave identity: out"
+          : "identity: names a private key file such as ~/.ssh/id_ed25519, not its .pub",
+      },
+    );
+  }
+  if (!key.isPrivateKey())
+    throw new InputError(`engine ${url}: the identity file ${file} holds a public key, not a private one`, {
+      hint: "identity: names the private key (id_ed25519), not its .pub",
+    });
+  return bytes;
 }
 
 /**
@@ -136,32 +234,18 @@ async function sshOptions(
   endpoint: Endpoint,
   p: Extract<ParsedEndpoint, { kind: "ssh" }>,
   refusal: Refusal,
+  timeoutMs: number,
 ): Promise<Docker.DockerOptions> {
   const explicit = endpoint.knownHostsFiles !== undefined;
   const files = endpoint.knownHostsFiles ?? defaultKnownHostsFiles();
   const texts: Record<string, string> = {};
   for (const file of files) {
-    try {
-      texts[file] = await readFile(file, "utf8");
-    } catch (error) {
-      if (explicit)
-        throw new InputError(`engine ${endpoint.url}: cannot read known_hosts file ${file}: ${reasonOf(error)}`);
-    }
+    const named = { what: "known_hosts file", prefix: `engine ${endpoint.url}: ` };
+    const bytes = explicit ? await readUserFile(file, named) : await readUserFileIfPresent(file, named);
+    if (bytes !== undefined) texts[file] = bytes.toString("utf8");
   }
-  let privateKey: Buffer | undefined;
-  if (endpoint.identityFile !== undefined) {
-    const file = endpoint.identityFile;
-    try {
-      if (((await stat(file)).mode & 0o077) !== 0)
-        throw new InputError(`engine ${endpoint.url}: the identity file ${file} is readable by others`, {
-          hint: `chmod 600 ${file}`,
-        });
-      privateKey = await readFile(file);
-    } catch (error) {
-      if (error instanceof InputError) throw error;
-      throw new InputError(`engine ${endpoint.url}: cannot read the identity file ${file}: ${reasonOf(error)}`);
-    }
-  }
+  const privateKey =
+    endpoint.identityFile === undefined ? undefined : await readIdentity(endpoint.url, endpoint.identityFile);
   const agent = process.env["SSH_AUTH_SOCK"];
   const name = knownHostsName(p.host, p.port);
   const hostVerifier = (key: Buffer): boolean => {
@@ -190,6 +274,8 @@ async function sshOptions(
       port: p.port,
       username: p.username ?? userInfo().username,
       hostVerifier,
+      // A host that never completes the handshake fails like an engine that does not answer, not after ssh2's 20 s.
+      readyTimeout: Math.max(timeoutMs, 1000),
       ...(privateKey === undefined ? {} : { privateKey }),
       ...(privateKey === undefined && agent !== undefined ? { agent } : {}),
     }),
@@ -273,23 +359,29 @@ export interface ConnectOptions {
   network?: string;
 }
 
+/** The hint of an engine reached by URL that does not answer (no refusal of its own to tell). */
+export function unreachableHint(url: string): string {
+  return `check that the engine at ${url} is running and reachable from this host`;
+}
+
 /** Connects to the engine at `endpoint` (default: DOCKER_HOST, else the local socket) and checks that it answers. */
 export async function connectEngine(options: ConnectOptions = {}): Promise<Engine> {
-  const endpoint = options.endpoint;
+  const fromEnvironment = options.endpoint === undefined ? endpointFromEnvironment() : undefined;
+  const endpoint = options.endpoint ?? fromEnvironment;
   const where =
-    endpoint !== undefined
-      ? endpoint.url
-      : process.env.DOCKER_HOST
-        ? `DOCKER_HOST=${process.env.DOCKER_HOST}`
+    options.endpoint !== undefined
+      ? options.endpoint.url
+      : fromEnvironment !== undefined
+        ? `DOCKER_HOST=${fromEnvironment.url}`
         : "/var/run/docker.sock";
-  const hint =
-    endpoint === undefined
-      ? START_ENGINE_HINT
-      : `check that the engine at ${endpoint.url} is running and reachable from this host`;
+  const hint = options.endpoint === undefined ? START_ENGINE_HINT : unreachableHint(options.endpoint.url);
   let docker: Docker;
   const refusal: Refusal = {};
   try {
-    docker = endpoint === undefined ? new Docker() : new Docker(await dockerOptions(endpoint, refusal));
+    docker =
+      endpoint === undefined
+        ? new Docker()
+        : new Docker(await dockerOptions(endpoint, refusal, options.timeoutMs ?? 5000));
   } catch (error) {
     if (error instanceof InputError) throw error;
     throw new DockerError(`cannot use ${where}: ${reasonOf(error)}`, { cause: error, hint });
@@ -299,6 +391,8 @@ export async function connectEngine(options: ConnectOptions = {}): Promise<Engin
       abortSignal: AbortSignal.timeout(options.timeoutMs ?? 5000),
     });
   } catch (error) {
+    // An ssh session still connecting (a host that never answers) would hold the process.
+    (docker.modem as { agent?: { close?: () => void } }).agent?.close?.();
     if (refusal.reason !== undefined)
       throw new DockerError(`refused ${where}: ${refusal.reason}`, {
         cause: error,
@@ -311,6 +405,6 @@ export async function connectEngine(options: ConnectOptions = {}): Promise<Engin
     pid: options.pid ?? process.pid,
     host: options.host ?? hostname(),
   };
-  const name = options.name ?? (endpoint === undefined ? "local" : defaultEngineName(endpoint.url));
+  const name = options.name ?? (options.endpoint === undefined ? "local" : defaultEngineName(options.endpoint.url));
   return new Engine(docker, identity, where, name, isLocalEndpoint(endpoint), options.network, endpoint?.tlsDir);
 }

@@ -15,7 +15,7 @@ export async function freeBytesOnEngineHost(
 ): Promise<number | undefined> {
   let images: { RepoTags?: string[] | null; Id: string }[];
   try {
-    images = await engine.docker.listImages({ filters: { label: [`${LABEL.factory}=1`] } });
+    images = await engine.docker.listImages({ filters: { label: [`${LABEL.image}=1`] } });
   } catch (error) {
     throw dockerError(`listing the factory's images on ${engine.name}`, error);
   }

@@ -5,7 +5,7 @@ import { throwIfAborted } from "./abort.js";
 import { packFiles } from "./archive.js";
 import type { Engine } from "./engine.js";
 import { dockerError, statusCodeOf } from "./failure.js";
-import { factoryLabels } from "./labels.js";
+import { imageLabels } from "./labels.js";
 
 /** Build context entries all carry this modification time, so an unchanged context packs to the same bytes. */
 const CONTEXT_MTIME = new Date("2000-01-01T00:00:00Z");
@@ -126,7 +126,7 @@ export async function buildImage(engine: Engine, options: BuildImageOptions): Pr
   try {
     const stream = (await engine.docker.buildImage(context, {
       t: tag,
-      labels: factoryLabels(engine.identity, options.labels),
+      labels: imageLabels(engine.identity, options.labels),
       ...(options.buildArgs ? { buildargs: options.buildArgs } : {}),
       rm: true,
       forcerm: true,

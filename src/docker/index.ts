@@ -7,12 +7,13 @@ export {
   isLocalEndpoint,
   parseEndpoint,
   START_ENGINE_HINT,
+  unreachableHint,
   type ConnectOptions,
   type Endpoint,
   type EngineVersion,
   type ParsedEndpoint,
 } from "./engine.js";
-export { LABEL, newRunId, factoryLabels, labelFilters, type Identity } from "./labels.js";
+export { LABEL, newRunId, factoryLabels, imageLabels, labelFilters, type Identity } from "./labels.js";
 export { buildImage, imageExists, imageId, ensureImage, type BuildImageOptions } from "./image-build.js";
 export { runOneShot, type OneShotOptions } from "./one-shot.js";
 export { freeBytesOnEngineHost } from "./host-disk.js";

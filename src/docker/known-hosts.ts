@@ -48,12 +48,35 @@ function parse(text: string, file: string): Line[] {
   return out;
 }
 
-function globMatches(pattern: string, name: string): boolean {
-  const re = pattern
-    .replace(/[.+^${}()|[\]\\]/g, "\\$&")
-    .replace(/\*/g, ".*")
-    .replace(/\?/g, ".");
-  return new RegExp(`^${re}$`, "i").test(name);
+/**
+ * ssh's `*` and `?` glob, case-insensitive, without backtracking: the classic two-pointer match that remembers only
+ * the last `*` (a pattern of many `*` is matched in time proportional to pattern × name, not exponential).
+ */
+export function globMatches(pattern: string, name: string): boolean {
+  const p = pattern.toLowerCase();
+  const n = name.toLowerCase();
+  let pi = 0;
+  let ni = 0;
+  let star = -1;
+  let resume = 0;
+  while (ni < n.length) {
+    if (pi < p.length && (p[pi] === "?" || (p[pi] !== "*" && p[pi] === n[ni]))) {
+      pi += 1;
+      ni += 1;
+    } else if (pi < p.length && p[pi] === "*") {
+      star = pi;
+      resume = ni;
+      pi += 1;
+    } else if (star >= 0) {
+      pi = star + 1;
+      resume += 1;
+      ni = resume;
+    } else {
+      return false;
+    }
+  }
+  while (pi < p.length && p[pi] === "*") pi += 1;
+  return pi === p.length;
 }
 
 /** Whether a line's host field names `name`. */

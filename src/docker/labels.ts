@@ -8,6 +8,8 @@ export const LABEL = {
   host: "stack-factory.host",
   /** Set on containers of a run asked to keep a failed build's container: only `clean --all` removes them. */
   keep: "stack-factory.keep",
+  /** Set on the images the factory builds, instead of the run's labels (see imageLabels). */
+  image: "stack-factory.image",
 } as const;
 
 /** Who creates resources: the run, the process and the host, as written into the labels. */
@@ -31,6 +33,17 @@ export function factoryLabels(identity: Identity, extra: Record<string, string> 
     [LABEL.pid]: String(identity.pid),
     [LABEL.host]: identity.host,
   };
+}
+
+/**
+ * Labels of an image the factory builds: the caller's, the image mark and the host, never the run's own. A container
+ * inherits its image's labels: with the run and pid of the (long gone) run that built the image, a container someone
+ * starts from it with `docker run` would look like a dead run's and `clean` would remove it.
+ */
+export function imageLabels(identity: Identity, extra: Record<string, string> = {}): Record<string, string> {
+  const own = new Set<string>([LABEL.factory, LABEL.run, LABEL.pid, LABEL.keep]);
+  const kept = Object.fromEntries(Object.entries(extra).filter(([key]) => !own.has(key)));
+  return { ...kept, [LABEL.image]: "1", [LABEL.host]: identity.host };
 }
 
 /** Engine `label` filters selecting the factory's resources, optionally of one run and/or one host. */

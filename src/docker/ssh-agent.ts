@@ -44,12 +44,21 @@ export function sshHttpAgent(config: ConnectConfig & { host: string; port: numbe
     };
     session.ready = new Promise<Client>((resolve, reject) => {
       client.once("ready", () => resolve(client));
-      client.once("error", (error) => {
+      // `on`, not `once`: ssh2 may emit several errors for one failure (a protocol error, then the socket's),
+      // and an 'error' event without a listener ends the process with a stack trace.
+      client.on("error", (error) => {
         forget();
+        sock.destroy();
         reject(error);
       });
-      client.once("close", forget);
+      client.once("close", () => {
+        forget();
+        sock.destroy();
+        reject(new Error("the ssh connection closed before it was ready"));
+      });
     });
+    sock.on("error", () => {}); // reported through the client's 'error'
+    client.on("end", () => sock.destroy());
     session.ready.catch(() => {});
     sock.connect(config.port, config.host);
     client.connect({ ...config, sock });
@@ -91,7 +100,11 @@ export function sshHttpAgent(config: ConnectConfig & { host: string; port: numbe
     return undefined;
   };
   agent.close = () => {
-    for (const s of sessions.splice(0)) void s.ready.then((client) => client.end()).catch(() => {});
+    for (const s of sessions.splice(0)) {
+      s.gone = true;
+      s.sock.destroy();
+      void s.ready.then((client) => client.end()).catch(() => {});
+    }
   };
   return agent;
 }

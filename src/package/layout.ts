@@ -6,6 +6,7 @@
  *   install.sh                          the installer (bash + coreutils + grep + sed + findutils + tar only)
  *   view/                               a self-contained copy view; RPATHs are $ORIGIN-relative
  *   modules/<module>/<version>.lua      the Lmod module; finds its prefix from its own location
+ *   modules/<module>/<version>          the same as an Environment Modules (Tcl) modulefile (`modules.systems`)
  *   data/<name>_assets/                 files the stack ships
  *   manifest.json                       stack, target, specs, build prefix, files to relocate, checksums
  *   sbom.cdx.json                       CycloneDX SBOM of the concrete specs
@@ -27,7 +28,14 @@
  *   library<TAB><soname>                          a library some ELF needs that the view does not hold
  *   version<TAB><soname><TAB><version>            a symbol version (GLIBC_2.34, ...) needed from such a library
  *   env-split                                     the tree has rewritten shebangs: /usr/bin/env -S must work
- * Both files are written by prepare-relocation.py only and read by install.sh (and the packer, for the manifest).
+ *   system-file<TAB><absolute path>               a path of the node that a symlink of the view points to
+ * .stack-factory/system-links.tsv: symlinks of the view to system paths (a Python virtual environment's
+ * `bin/python3.X -> /usr/bin/python3.X`), which no tarball may carry: install.sh makes them on the node.
+ *   <path><TAB><absolute target>                  e.g. view/bin/python3.11<TAB>/usr/bin/python3.11
+ * manifest.json `dynamic_tags` records the search-path tag every ELF file of the view was linked with (path →
+ * RPATH, RUNPATH, RPATH+RUNPATH or none; prepare-relocation.py keeps them): `verify` refuses a tarball whose ELF
+ * files differ from it (a DT_RPATH turned DT_RUNPATH lets LD_LIBRARY_PATH replace the view's libraries).
+ * These files are written by prepare-relocation.py only and read by install.sh (and the packer, for the manifest).
  * The installer records the prefix it installed to in `.stack-factory/installed-prefix`; a later run relocates
  * from that prefix (text) or rewrites the same offsets (binary).
  */
@@ -35,6 +43,7 @@ export const RELOCATE_INDEX = ".stack-factory/relocate.tsv";
 export const INSTALLED_PREFIX_FILE = ".stack-factory/installed-prefix";
 export const BUILD_PREFIX_FILE = ".stack-factory/build-prefix";
 export const NODE_REQUIREMENTS_FILE = ".stack-factory/node-requirements.tsv";
+export const SYSTEM_LINKS_FILE = ".stack-factory/system-links.tsv";
 export const CHECKSUMS_FILE = "SHA256SUMS";
 export const MANIFEST_FILE = "manifest.json";
 export const SBOM_FILE = "sbom.cdx.json";

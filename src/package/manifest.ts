@@ -1,4 +1,5 @@
 /** manifest.json: what a tarball holds, where it was built and which files the installer relocates. */
+import { parseDynamicTags, type DynamicTag } from "./dynamic-tags.js";
 import type { Portability } from "./node-check.js";
 import { parseRelocateIndex, type RelocateEntry } from "./relocation-index.js";
 import type { SpecRecord } from "./specs.js";
@@ -25,6 +26,8 @@ export interface ManifestSpec {
   name: string;
   version: string;
   hash: string;
+  /** The package repository the recipe came from (Spack's namespace: `builtin`, or a site repository's). */
+  namespace?: string;
   variants: Record<string, unknown>;
   dependencies: { name: string; hash: string }[];
 }
@@ -48,6 +51,8 @@ export interface Manifest {
   relocate: RelocateEntry[];
   /** What the tree needs from a node (machine, libraries outside the view, symbol versions); absent in older manifests. */
   portability?: Portability;
+  /** The search-path tag every ELF file of the view was linked with (`verify` checks it); absent in older manifests. */
+  dynamic_tags?: Record<string, DynamicTag>;
   /** Fingerprint of the key whose detached signature (`<tarball>.asc`) ships beside the tarball; absent when unsigned. */
   signing_key?: { fingerprint: string };
   /** Path relative to the top directory → sha256 hex; every regular file but manifest.json and SHA256SUMS. */
@@ -68,6 +73,8 @@ export interface ManifestInput {
   /** relocate.tsv as written by prepare-relocation.py. */
   relocateIndex: string;
   portability?: Portability;
+  /** dynamic-tags.tsv as written by prepare-relocation.py. */
+  dynamicTags?: string;
   /** Fingerprint of the tarball's signing key. */
   signingFingerprint?: string;
   createdBy?: string;
@@ -92,12 +99,14 @@ export function buildManifest(input: ManifestInput, files: Record<string, string
       name: s.name,
       version: s.version,
       hash: s.hash,
+      ...(s.namespace === undefined ? {} : { namespace: s.namespace }),
       variants: s.variants,
       dependencies: s.dependencies.map((d) => ({ name: d.name, hash: d.hash })),
     })),
     build_prefix: input.buildPrefix,
     relocate: parseRelocateIndex(input.relocateIndex),
     ...(input.portability === undefined ? {} : { portability: input.portability }),
+    ...(input.dynamicTags === undefined ? {} : { dynamic_tags: parseDynamicTags(input.dynamicTags) }),
     ...(input.signingFingerprint === undefined ? {} : { signing_key: { fingerprint: input.signingFingerprint } }),
     files,
     created_by: input.createdBy ?? "stack-factory",

@@ -1,5 +1,3 @@
-import { readFile } from "node:fs/promises";
-import { posix } from "node:path";
 import type { BuildContainer } from "../docker/index.js";
 import { BuildError } from "../errors.js";
 import { CONTAINER } from "../plan/paths.js";
@@ -14,6 +12,7 @@ import {
   parseSpecs,
   RELOCATE_INDEX,
   SBOM_FILE,
+  SYSTEM_LINKS_FILE,
   type Compression,
   type GeneratedFile,
 } from "./index.js";
@@ -21,10 +20,7 @@ import { packInContainer } from "./container-pack.js";
 import { portabilityFromPrepare, portabilityWarnings, type PreparePortability } from "./node-check.js";
 import type { TargetExtra } from "../run/run-plan.js";
 import type { TargetLog } from "../run/target-log.js";
-import { projectRoot } from "../project-root.js";
-
-/** install.sh --verify-signature runs this (templates/verify-signature.sh), shipped in every tarball. */
-export const VERIFY_SIGNATURE_SCRIPT = ".stack-factory/verify-signature.sh";
+import { MODULE_SYSTEMS, modulePath } from "../render/module.js";
 
 export interface PackageOptions {
   outDir: string;
@@ -55,6 +51,13 @@ interface PrepareReport {
   /** Text occurrences Spack's boundary rule leaves, files still holding a Spack placeholder. */
   textLeftAlone?: unknown[];
   placeholderFiles?: string[];
+  /** Files still holding a piece of an install prefix (`/linux-<target>/<name>-<version>-<hash>`). */
+  installPathsLeft?: { file: string; found: string }[];
+  /** Entries whose names held a path of the build machine (removed), symlinks to system paths (made by install.sh). */
+  droppedNames?: string[];
+  /** ELF files whose dead .dynstr bytes could not be cleared (the stale tails of shortened paths stay). */
+  dynstrNotCleared?: unknown[];
+  systemLinks?: { link: string; target: string }[];
   portability?: PreparePortability;
 }
 
@@ -83,6 +86,8 @@ export async function packageTarget(
     CONTAINER.stage,
     "--top",
     top,
+    "--install-root",
+    target.paths.installRoot,
   ];
   log.note(`step package: ${prepare.join(" ")}`);
   const prepared = await container.exec(prepare, {
@@ -104,17 +109,27 @@ export async function packageTarget(
   for (const entry of report.textLeftAlone ?? [])
     log.note(`warning: build prefix left in a text file (not at a word start): ${JSON.stringify(entry)}`);
   for (const file of report.placeholderFiles ?? []) log.note(`warning: Spack placeholder still in ${file}`);
+  for (const entry of report.installPathsLeft ?? [])
+    log.note(`warning: a piece of a Spack install prefix still in ${JSON.stringify(entry)}`);
+  for (const name of report.droppedNames ?? []) log.note(`dropped view/${name}: its name holds a build path`);
+  for (const entry of report.dynstrNotCleared ?? [])
+    log.note(`warning: dead .dynstr bytes (stale tails of old paths) left in ${JSON.stringify(entry)}`);
+  for (const { link, target: to } of report.systemLinks ?? [])
+    log.note(`view/${link} -> ${to}: made by install.sh on the node, which must have ${to}`);
   const portability = report.portability === undefined ? undefined : portabilityFromPrepare(report.portability);
   const warnings = portability === undefined ? [] : portabilityWarnings(portability);
   for (const warning of warnings) log.note(`warning: ${warning}`);
-  const nodeRequirements = (await container.readFile(`${CONTAINER.stage}/node-requirements.tsv`, signal)).toString(
-    "utf8",
-  );
+  const stageText = async (name: string) =>
+    (await container.readFile(`${CONTAINER.stage}/${name}`, signal)).toString("utf8");
+  const nodeRequirements = await stageText("node-requirements.tsv");
+  const dynamicTags = await stageText("dynamic-tags.tsv");
+  const systemLinks = await stageText("system-links.tsv");
 
   const specs = parseSpecs(options.specsJson);
   const files = {
     ...(await generatedFiles(plan, pkg, target, relocateIndex, report.buildPrefix, specs)),
     [NODE_REQUIREMENTS_FILE]: nodeRequirements,
+    [SYSTEM_LINKS_FILE]: systemLinks,
   };
   const manifest = buildManifest({
     stack: plan.stack,
@@ -127,6 +142,7 @@ export async function packageTarget(
     specs,
     buildPrefix: report.buildPrefix,
     relocateIndex,
+    dynamicTags,
     ...(portability === undefined ? {} : { portability }),
     ...(options.signingFingerprint === undefined ? {} : { signingFingerprint: options.signingFingerprint }),
   });
@@ -177,17 +193,19 @@ async function generatedFiles(
   // Rendered at plan time: they depend on the plan alone.
   if (target.packageFiles === undefined)
     throw new BuildError(`target ${target.target}: the plan has no install script (a warm plan)`);
-  const { installScript, module } = target.packageFiles;
+  const { installScript, modules } = target.packageFiles;
+  const moduleFiles = Object.fromEntries(
+    MODULE_SYSTEMS.flatMap((system) => {
+      const text = modules[system];
+      return text === undefined ? [] : [[modulePath(system, pkg.moduleName, version), text]];
+    }),
+  );
   return {
     [INSTALL_SCRIPT]: { content: installScript, mode: 0o755 },
-    [posix.join("modules", pkg.moduleName, `${version}.lua`)]: module,
+    ...moduleFiles,
     [SBOM_FILE]: `${JSON.stringify(buildSbom(specs, { name, version }), null, 2)}\n`,
     [RELOCATE_INDEX]: relocateIndex,
     [BUILD_PREFIX_FILE]: `${buildPrefix}\n`,
-    [VERIFY_SIGNATURE_SCRIPT]: {
-      content: await readFile(posix.join(projectRoot, "templates", "verify-signature.sh"), "utf8"),
-      mode: 0o755,
-    },
     ...(await assetFiles(name, pkg.assets)),
   };
 }

@@ -27,6 +27,7 @@ function properties(spec: SpecRecord): { name: string; value: string }[] {
   }
   if (spec.arch?.platform !== undefined) props.push({ name: "spack:platform", value: spec.arch.platform });
   if (spec.arch?.target !== undefined) props.push({ name: "spack:target", value: spec.arch.target });
+  if (spec.namespace !== undefined) props.push({ name: "spack:namespace", value: spec.namespace });
   return props;
 }
 

@@ -10,6 +10,8 @@ export interface SpecRecord {
   hash: string;
   variants: Record<string, unknown>;
   arch?: { platform?: string; target?: string };
+  /** The package repository the recipe came from (`builtin`, or a site's namespace). */
+  namespace?: string;
   prefix?: string;
   dependencies: { name: string; hash: string }[];
 }
@@ -77,12 +79,14 @@ function recordOf(node: Record<string, unknown>, where: string): SpecRecord {
   }
   const arch = archOf(node);
   const prefix = text(node["prefix"]);
+  const namespace = text(node["namespace"]);
   return {
     name,
     version,
     hash,
     variants: variantsOf(node),
     ...(arch !== undefined ? { arch } : {}),
+    ...(namespace !== undefined ? { namespace } : {}),
     ...(prefix !== undefined ? { prefix } : {}),
     dependencies: dependenciesOf(node),
   };

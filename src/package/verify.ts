@@ -3,7 +3,8 @@
  * as GNU tar would extract it (one top directory, no absolute or `..` paths, names normalised before duplicates
  * are looked for, links that stay inside once resolved through each other, no devices, fifos, setuid/setgid,
  * world-writable or foreign-owned entries, no extended header GNU tar would act on), and that every file matches
- * SHA256SUMS and the manifest. Reports problems; only a missing or non-regular file (a FIFO would block) throws.
+ * SHA256SUMS and the manifest, and that every ELF file of the view has the dynamic tag (DT_RPATH or DT_RUNPATH) the
+ * manifest records it was linked with (dynamic-tags.ts). Reports problems; only a missing or non-regular file (a FIFO would block) throws.
  */
 import { createHash } from "node:crypto";
 import { constants } from "node:fs";
@@ -24,6 +25,7 @@ import {
   symlinkAbove,
   symlinkEscape,
 } from "./entry-safety.js";
+import { DynamicTagReader, dynamicTagProblems, type TagReading } from "./dynamic-tags.js";
 import { CHECKSUMS_FILE, MANIFEST_FILE } from "./layout.js";
 import { MANIFEST_KEYS } from "./manifest.js";
 import { TarProblem, TarReader } from "./tar-read.js";
@@ -122,6 +124,8 @@ interface Scan {
   /** Path relative to the top directory → sha256 of every regular file. */
   hashes: Map<string, string>;
   metadata: Map<string, Buffer>;
+  /** Dynamic tag of every file under view/ (hardlinks included), read as the bytes stream by. */
+  tags: Map<string, TagReading>;
 }
 
 /**
@@ -131,7 +135,7 @@ interface Scan {
  * the reading: nothing after it can be judged.
  */
 async function scanEntries(reader: TarReader, problems: Problems): Promise<Scan> {
-  const scan: Scan = { top: undefined, hashes: new Map(), metadata: new Map() };
+  const scan: Scan = { top: undefined, hashes: new Map(), metadata: new Map(), tags: new Map() };
   const seen = new Set<string>();
   /** Clean archive path → link target, of every symlink. */
   const links = new Map<string, string>();
@@ -174,20 +178,25 @@ async function scanEntries(reader: TarReader, problems: Problems): Promise<Scan>
           const hex = scan.hashes.get(target);
           if (hex === undefined) problems.add(`${name}: hardlink to ${entry.linkname}, which is not a file before it`);
           else scan.hashes.set(rel, hex);
+          const reading = scan.tags.get(target);
+          if (reading !== undefined && rel.startsWith("view/")) scan.tags.set(rel, reading);
         }
       }
       if (type === "file" || type === "contiguous-file") {
         const hash = createHash("sha256");
         const keep = rel === MANIFEST_FILE || rel === CHECKSUMS_FILE;
         const chunks: Buffer[] = [];
+        const tags = rel?.startsWith("view/") ? new DynamicTagReader() : undefined;
         let size = 0;
         for await (const chunk of entry.body) {
           hash.update(chunk);
+          tags?.push(chunk);
           size += chunk.length;
           if (keep && size <= MAX_METADATA_BYTES) chunks.push(chunk);
         }
         if (rel !== undefined && type === "file") {
           scan.hashes.set(rel, hash.digest("hex"));
+          if (tags !== undefined) scan.tags.set(rel, tags.finish());
           if (keep && size > MAX_METADATA_BYTES) problems.add(`${rel} is larger than ${MAX_METADATA_BYTES} bytes`);
           else if (keep) scan.metadata.set(rel, Buffer.concat(chunks));
         }
@@ -271,6 +280,35 @@ function checkManifest(scan: Scan, problems: Problems): Record<string, unknown> 
 }
 
 /**
+ * A multi-target bundle (`stack-factory bundle`): its manifest's `bundle.targets` names each target's own manifest
+ * and its sha256; each must be in the archive with that digest (the bundle's SHA256SUMS covers every other file).
+ */
+function checkBundleTargets(scan: Scan, manifest: Record<string, unknown>, problems: Problems): void {
+  const bundle = manifest["bundle"];
+  if (bundle === undefined) return;
+  const targets = (bundle as { targets?: unknown } | null)?.targets;
+  if (!Array.isArray(targets)) {
+    problems.add(`${MANIFEST_FILE}: bundle.targets is not a list`);
+    return;
+  }
+  for (const t of targets as { target?: unknown; manifest_sha256?: unknown }[]) {
+    const name = typeof t?.target === "string" ? t.target : "";
+    if (!/^[a-z0-9_.]+$/.test(name)) {
+      problems.add(`${MANIFEST_FILE}: bundle.targets holds a bad target name ${JSON.stringify(t?.target)}`);
+      continue;
+    }
+    const path = `targets/${name}/${MANIFEST_FILE}`;
+    const actual = scan.hashes.get(path);
+    if (actual === undefined) problems.add(`${MANIFEST_FILE}: the bundle's target ${name} has no ${path}`);
+    else if (actual !== t.manifest_sha256) {
+      problems.add(
+        `${path}: sha256 ${actual} does not match the bundle's ${MANIFEST_FILE} (${String(t.manifest_sha256)})`,
+      );
+    }
+  }
+}
+
+/**
  * Opens `path` for reading without blocking (a FIFO would otherwise wait for a writer forever) and checks that it
  * is a regular file. Returns undefined when it does not exist.
  */
@@ -349,6 +387,8 @@ async function verifyOpen(path: string, handle: FileHandle): Promise<VerifyRepor
   else {
     checkSums(found, problems);
     manifest = checkManifest(found, problems);
+    if (manifest !== undefined) checkBundleTargets(found, manifest, problems);
+    for (const problem of dynamicTagProblems(manifest?.["dynamic_tags"], found.tags)) problems.add(problem);
   }
   const baseImage = manifest?.["base_image"];
   const signingFingerprint = (manifest?.["signing_key"] as { fingerprint?: unknown } | undefined)?.fingerprint;

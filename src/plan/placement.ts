@@ -1,8 +1,8 @@
 /**
  * A target's plan as it runs on one engine: its cache mounts under that engine's cache root (a path of the engine's
  * host), the buildcache where the factory settings put it (a registry every engine pushes to and installs from, or
- * a path every engine's host sees), and the registry's credentials, when it needs them, in a file of the build
- * container that only the steps talking to the registry read. Pure: the plan is not changed, a new one is returned.
+ * a path every engine's host sees), and the registry's credentials and CA, when it needs them, in files on a tmpfs
+ * of the build container; only the steps talking to the registry read the credentials. Pure: the plan is not changed, a new one is returned.
  */
 import { join, posix } from "node:path";
 import { parse, stringify } from "yaml";
@@ -10,21 +10,39 @@ import { LOCKS } from "../cache/layout.js";
 import type { BuildcacheLocation } from "../config/factory.js";
 import { BUILDCACHE_MIRROR, withInstallJobs } from "../spack/contract.js";
 import { CONTAINER } from "./paths.js";
-import type { Mount, Step, StepId, TargetPlan } from "./types.js";
+import type { Mount, Step, StepId, TargetPlan, TargetRegistryFiles } from "./types.js";
 
-/** Names of the variables Spack reads the registry's credentials from (`access_pair` of the mirror). */
-export const REGISTRY_USERNAME_VARIABLE = "STACK_FACTORY_REGISTRY_USERNAME";
-export const REGISTRY_PASSWORD_VARIABLE = "STACK_FACTORY_REGISTRY_PASSWORD";
-/** Where the credentials file goes in a build container (never into its environment, an image or a log). */
-export const REGISTRY_CREDENTIALS_FILE = `${CONTAINER.workRoot}/secrets/registry.env`;
+/**
+ * Names of the variables Spack reads the registry's credentials from (`access_pair` of the mirror). They end in
+ * `_ROOT` on purpose: Spack's `build_environment.clean_environment()` unsets every `*_ROOT` variable (but
+ * SPACK_ROOT) in the process a package builds in, so the `spack` process that pulls and pushes has them, and no
+ * package build (configure, make, tests, its recorded `spack-build-env.txt`) inherits them.
+ */
+export const REGISTRY_USERNAME_VARIABLE = "STACK_FACTORY_REGISTRY_USERNAME_ROOT";
+export const REGISTRY_PASSWORD_VARIABLE = "STACK_FACTORY_REGISTRY_PASSWORD_ROOT";
+/**
+ * Where a build container keeps what it needs to talk to the registry: a tmpfs of its own (memory, gone with the
+ * container, never in its file system, an image or `docker diff`), files mode 0600 owned by the build user.
+ */
+export const REGISTRY_PATHS = {
+  tmpfs: `${CONTAINER.workRoot}/registry`,
+  credentials: `${CONTAINER.workRoot}/registry/registry.env`,
+  siteCa: `${CONTAINER.workRoot}/registry/site-ca.pem`,
+  /** The image's system CAs and the site's registry CA: the build's `SSL_CERT_FILE`. */
+  caBundle: `${CONTAINER.workRoot}/registry/ca-bundle.pem`,
+} as const;
+/** Kept for callers that name the credentials file alone. */
+export const REGISTRY_CREDENTIALS_FILE = REGISTRY_PATHS.credentials;
 
 /** Steps that may talk to the buildcache: concretization reuses from it, installs read it, pushes write it. */
 const REGISTRY_STEPS: ReadonlySet<StepId> = new Set([
   "compiler-install",
+  "compiler-keep",
   "compiler-push",
   "concretize",
   "fetch",
   "install",
+  "keep",
   "push",
 ]);
 
@@ -43,6 +61,8 @@ export interface Placement {
   /** Where the shared buildcache is; undefined: under the engine's cache root, as without settings. */
   buildcache?: BuildcacheLocation;
   credentials?: RegistryCredentials;
+  /** The CA (PEM) the registry's certificate is signed by, when it is not one the image trusts already. */
+  registryCa?: string;
   /**
    * An engine of another host: where the content mounts (Spack, spack-packages, repositories, mirrors) were sent
    * under its cache root, by the plan's mount host (see remoteRootNeeds). Absent: the engine sees this host's paths.
@@ -140,7 +160,11 @@ export function placeTarget(target: TargetPlan, placement: Placement): TargetPla
 
   const ownSourceCache = placement.cacheRoot !== placement.factoryCacheRoot;
   const secret = oci !== undefined && placement.credentials !== undefined ? placement.credentials : undefined;
-  if (secret !== undefined) files[REGISTRY_CREDENTIALS_FILE] = credentialsEnvFile(secret);
+  if (secret !== undefined && oci?.plainHttp === true)
+    throw new Error("placeTarget: registry credentials over plain http (validation refuses them)");
+  const registryFiles = registryFilesOf(secret, oci === undefined ? undefined : placement.registryCa);
+  const env =
+    registryFiles?.caBundle === undefined ? target.env : { ...target.env, SSL_CERT_FILE: registryFiles.caBundle.path };
   const steps = target.steps.map((step): Step => {
     // Caches of another cache root are that engine's own: their locks are too (a shared buildcache keeps one lock).
     const ownLock =
@@ -153,7 +177,7 @@ export function placeTarget(target: TargetPlan, placement: Placement): TargetPla
     const argv = secret !== undefined && REGISTRY_STEPS.has(step.id) ? withCredentials(sized) : sized;
     return { ...step, argv: [...argv], ...(lock === undefined ? {} : { lock }) };
   });
-  return { ...target, files, spackYaml, mounts, steps };
+  return { ...target, files, spackYaml, mounts, steps, env, ...(registryFiles === undefined ? {} : { registryFiles }) };
 }
 
 /** The environment's spack.yaml with the factory's buildcache mirror moved; a signed buildcache stays signed. */
@@ -176,6 +200,19 @@ function withCredentials(argv: readonly string[]): string[] {
 function credentialsEnvFile(c: RegistryCredentials): string {
   const quote = (value: string): string => `'${value.replace(/'/g, `'\\''`)}'`;
   return `${REGISTRY_USERNAME_VARIABLE}=${quote(c.username)}\n${REGISTRY_PASSWORD_VARIABLE}=${quote(c.password)}\n`;
+}
+
+/** The registry's files of a build container (credentials, the site's CA), or undefined when it needs none. */
+function registryFilesOf(secret?: RegistryCredentials, siteCa?: string): TargetRegistryFiles | undefined {
+  if (secret === undefined && siteCa === undefined) return undefined;
+  return {
+    tmpfs: REGISTRY_PATHS.tmpfs,
+    files: {
+      ...(secret === undefined ? {} : { [REGISTRY_PATHS.credentials]: credentialsEnvFile(secret) }),
+      ...(siteCa === undefined ? {} : { [REGISTRY_PATHS.siteCa]: siteCa }),
+    },
+    ...(siteCa === undefined ? {} : { caBundle: { path: REGISTRY_PATHS.caBundle, siteCa: REGISTRY_PATHS.siteCa } }),
+  };
 }
 
 function lockSlug(name: string): string {

@@ -18,7 +18,7 @@ import {
 } from "../spack/contract.js";
 import { compilerCanTarget, getMicroarch, osCompiler } from "../targets/index.js";
 import { BUILD_PREFIX_MIN_LENGTH, BUILDER_USER, CONTAINER, INSTALL_PADDED_LENGTH } from "./paths.js";
-import type { BuildPlan, ImagePlan, Mount, PackageFiles, PackagePlan, Step, TargetPlan } from "./types.js";
+import type { BuildPlan, ImagePlan, Mount, PackageFiles, PackagePlan, Step, StepId, TargetPlan } from "./types.js";
 
 export interface PlanOptions {
   templates: Templates;
@@ -118,19 +118,21 @@ export const PLAN_FORMAT_VERSION = 2;
 
 /** install.sh and the module of one target: pure functions of the stack and the target. */
 function packageFiles(stack: Stack, target: string, templates: Templates): PackageFiles {
-  const module = renderModule(
-    {
-      stackName: stack.name,
-      version: stack.version,
-      moduleName: stack.modules.name,
-      target,
-      defaultPrefix: stack.prefix,
-      envVars: { ...stack.modules.env },
-      description: stack.description,
-      specs: [...stack.specs],
-    },
-    templates.module,
-  );
+  const moduleInput = {
+    stackName: stack.name,
+    version: stack.version,
+    moduleName: stack.modules.name,
+    target,
+    defaultPrefix: stack.prefix,
+    envVars: { ...stack.modules.env },
+    description: stack.description,
+    specs: [...stack.specs],
+  };
+  const systems = stack.modules.systems;
+  const modules = {
+    ...(systems.includes("lmod") ? { lmod: renderModule(moduleInput, templates.module, "lmod") } : {}),
+    ...(systems.includes("tcl") ? { tcl: renderModule(moduleInput, templates.tclModule, "tcl") } : {}),
+  };
   const install = renderInstallScript(
     {
       stackName: stack.name,
@@ -138,11 +140,12 @@ function packageFiles(stack: Stack, target: string, templates: Templates): Packa
       target,
       defaultPrefix: stack.prefix,
       moduleName: stack.modules.name,
+      moduleSystems: [...systems],
       baseImage: stack.base_image,
     },
     templates.installScript,
   );
-  return { installScript: install, module };
+  return { installScript: install, modules };
 }
 
 function planPackage(stack: Stack): PackagePlan {
@@ -232,7 +235,7 @@ function planTarget(stack: Stack, target: string, options: PlanOptions): TargetP
       argv: spackCommands.gpgTrust(paths, SIGNING_PATHS.publicKey),
     });
   }
-  const signs = signingKey === undefined ? {} : { secretKey: true };
+  const signs: { secretKey?: true } = signingKey === undefined ? {} : { secretKey: true };
   if (stack.compiler.kind === "spack") {
     // The compiler is built first, in an environment of its own, for the family's generic target (it runs on the
     // build host, whatever the stack's target), pushed to the buildcache so the next build reuses it, and then
@@ -255,6 +258,7 @@ function planTarget(stack: Stack, target: string, options: PlanOptions): TargetP
         title: `build the compiler ${stack.compiler.spec}`,
         argv: spackCommands.install(compilerPaths, options.jobs),
       },
+      keepStep("compiler-keep", "compiler-install", spackCommands.push(compilerPaths, signingKey), pushLock, signs),
       {
         id: "compiler-push",
         title: "push the compiler to the buildcache",
@@ -285,6 +289,9 @@ function planTarget(stack: Stack, target: string, options: PlanOptions): TargetP
     // cache by the others. Optional: an air-gapped factory may have binaries for everything and no sources.
     { id: "fetch", title: "fetch sources", argv: spackCommands.fetch(paths), lock: LOCKS.sourceCache, optional: true },
     { id: "install", title: "install", argv: spackCommands.install(paths, options.jobs) },
+    // A late failure keeps what was built: the packages installed before it go to the buildcache, so that a rerun
+    // builds only what is left. The same push, under the same lock, as after a whole install.
+    keepStep("keep", "install", spackCommands.push(paths, signingKey), pushLock, signs),
     // Pushes update the buildcache index: one writer at a time per buildcache.
     {
       id: "push",
@@ -317,6 +324,24 @@ function planTarget(stack: Stack, target: string, options: PlanOptions): TargetP
     ...(signingKey === undefined
       ? {}
       : { signing: { fingerprint: signingKey, tmpfs: SIGNING_PATHS.tmpfs, gnupgHome: SIGNING_PATHS.gnupgHome } }),
+  };
+}
+
+/**
+ * The step that runs only after `failed` failed: a push of what is installed (Spack pushes the installed packages of
+ * a partly installed environment, and says which were not installed). It updates the index under the buildcache's
+ * push lock, like every push; nothing is pushed while packages build (no `autopush`), so concurrent targets never
+ * write a path buildcache's index at once, and no package build runs with the signing key or the registry's
+ * credentials at hand.
+ */
+function keepStep(id: StepId, failed: StepId, argv: string[], lock: string, signs: { secretKey?: true }): Step {
+  return {
+    id,
+    title: "keep what was installed before the failure (push to the buildcache)",
+    argv,
+    lock,
+    afterFailureOf: failed,
+    ...signs,
   };
 }
 

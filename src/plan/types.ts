@@ -56,7 +56,9 @@ export type MountKind =
   | "spack"
   | "spack-packages"
   | "repo"
-  | "mirror";
+  | "mirror"
+  /** The run's staging directory in the output directory (packing straight into it, engines of this host). */
+  | "output";
 
 export interface Mount {
   kind: MountKind;
@@ -89,11 +91,18 @@ export interface Step {
    * tmpfs just before the step and removed right after it. Only the key's fingerprint is in the plan.
    */
   secretKey?: boolean;
+  /**
+   * Runs only when that step failed, right after it, and never otherwise: keeps what the failed step finished (a
+   * push of the packages installed before an install failed). Its own exit code is recorded and logged; the target
+   * fails with the first failure either way.
+   */
+  afterFailureOf?: StepId;
 }
 
 export type StepId =
   | "trust"
   | "compiler-install"
+  | "compiler-keep"
   | "compiler-push"
   | "compiler-view"
   | "compiler"
@@ -101,6 +110,7 @@ export type StepId =
   | "concretize"
   | "fetch"
   | "install"
+  | "keep"
   | "push"
   | "view"
   | "find"
@@ -132,6 +142,21 @@ export interface TargetPlan {
   packageFiles?: PackageFiles;
   /** A signed buildcache: the signing key's fingerprint and where its gpg home lives (on a tmpfs of its own). */
   signing?: TargetSigning;
+  /** What the build container needs to talk to the registry (placement adds it; never part of a written plan). */
+  registryFiles?: TargetRegistryFiles;
+}
+
+/**
+ * Files written on a tmpfs of the build container before its first step (mode 0600, owned by the build user,
+ * through the exec's stdin): never in the container's file system, an image layer or `docker diff`.
+ */
+export interface TargetRegistryFiles {
+  /** Container path of the tmpfs mount. */
+  tmpfs: string;
+  /** Container path → content. */
+  files: Record<string, string>;
+  /** When set, the image's system CAs and the site's CA (one of `files`) are joined at `path` (SSL_CERT_FILE). */
+  caBundle?: { path: string; siteCa: string };
 }
 
 export interface TargetSigning {
@@ -142,8 +167,8 @@ export interface TargetSigning {
   gnupgHome: string;
 }
 
-/** install.sh and the Lmod module of one target; the packer places them (src/package/layout.ts). */
+/** install.sh and the modules of one target (Lmod, Tcl: those the stack asks for); the packer places them. */
 export interface PackageFiles {
   installScript: string;
-  module: string;
+  modules: Partial<Record<"lmod" | "tcl", string>>;
 }

@@ -9,7 +9,7 @@ export function planToJson(plan: BuildPlan): string {
 
 /**
  * Write a plan as files: `builder/<context files>`, and per target `<target>/spack.yaml`, `<target>/steps.json`,
- * `<target>/mounts.json` and the tarball's plan-made files `<target>/package/install.sh` and `module.lua`;
+ * `<target>/mounts.json` and the tarball's plan-made files `<target>/package/install.sh`, `module.lua` and `module.tcl`;
  * plus `plan.json`. Each file is written under a temporary name and renamed.
  */
 export async function writePlan(plan: BuildPlan, outDir: string): Promise<string[]> {
@@ -21,7 +21,9 @@ export async function writePlan(plan: BuildPlan, outDir: string): Promise<string
     files[join(t.target, "mounts.json")] = `${JSON.stringify(t.mounts, null, 2)}\n`;
     if (t.packageFiles !== undefined) {
       files[join(t.target, "package", "install.sh")] = t.packageFiles.installScript;
-      files[join(t.target, "package", "module.lua")] = t.packageFiles.module;
+      const { lmod, tcl } = t.packageFiles.modules;
+      if (lmod !== undefined) files[join(t.target, "package", "module.lua")] = lmod;
+      if (tcl !== undefined) files[join(t.target, "package", "module.tcl")] = tcl;
     }
   }
   const written: string[] = [];

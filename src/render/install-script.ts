@@ -1,6 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { installPrefixProblem } from "../config/guards.js";
 import { InputError } from "../errors.js";
+import { type ModuleSystem, modulePath } from "./module.js";
 import { projectRoot, render } from "./templates.js";
 
 /** What the install script of one stack build needs to know. */
@@ -10,8 +11,10 @@ export interface InstallScriptInput {
   target: string;
   /** Where the script installs without --prefix. */
   defaultPrefix: string;
-  /** Module name: the tree holds `modules/<moduleName>/<version>.lua`. */
+  /** Module name: the tree holds `modules/<moduleName>/<version>.lua` (Lmod) and `.../<version>` (Tcl). */
   moduleName: string;
+  /** The module systems the tree has modules for (default: both). */
+  moduleSystems?: readonly ModuleSystem[];
   /** The base image the stack was built on, named when a node is refused (the manifest's `base_image`). */
   baseImage?: string;
 }
@@ -63,8 +66,9 @@ export function renderInstallScript(input: InstallScriptInput, template: string)
     version: shellQuote(input.version),
     target: shellQuote(input.target),
     defaultPrefix: shellQuote(input.defaultPrefix),
-    moduleFile: shellQuote(`modules/${input.moduleName}/${input.version}.lua`),
-    moduleRelative: shellQuote(`${input.moduleName}/${input.version}.lua`),
+    moduleFiles: (input.moduleSystems ?? ["lmod", "tcl"])
+      .map((system) => shellQuote(modulePath(system, input.moduleName, input.version)))
+      .join(" "),
     moduleLoad: shellQuote(`${input.moduleName}/${input.version}`),
     baseImage: shellQuote(input.baseImage ?? "an unrecorded base image"),
     title: `${input.stackName} ${input.version} (${input.target})`,

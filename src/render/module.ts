@@ -4,11 +4,11 @@ import { projectRoot, render } from "./templates.js";
 import { moduleStem } from "../config/guards.js";
 import { ENV_NAME } from "../config/schema.js";
 
-/** What the Lmod module of one stack build needs to know. */
+/** What the module (Lmod or Tcl) of one stack build needs to know. */
 export interface ModuleInput {
   stackName: string;
   version: string;
-  /** Module name: the module is installed at `<prefix>/modules/<moduleName>/<version>.lua`. */
+  /** Module name: the module is installed at `<prefix>/modules/<moduleName>/<version>.lua` (Tcl: without `.lua`). */
   moduleName: string;
   target: string;
   /** The stack's default install prefix; the module's recorded prefix until install.sh rewrites it. */
@@ -19,14 +19,15 @@ export interface ModuleInput {
   specs: string[];
 }
 
-/** The module template path, relative to the project root. */
+/** The module template paths, relative to the project root. */
 export const MODULE_TEMPLATE = "modules-templates/module.lua.eta";
+export const TCL_MODULE_TEMPLATE = "modules-templates/module.tcl.eta";
 
 /** Variables the module never sets: the view's RPATHs make them unnecessary and they break other software. */
 const FORBIDDEN_VARS = ["LD_LIBRARY_PATH", "LD_PRELOAD", "LD_RUN_PATH"];
 
-export async function loadModuleTemplate(root = projectRoot): Promise<string> {
-  return readFile(`${root}/${MODULE_TEMPLATE}`, "utf8");
+export async function loadModuleTemplate(root = projectRoot, system: "lmod" | "tcl" = "lmod"): Promise<string> {
+  return readFile(`${root}/${system === "lmod" ? MODULE_TEMPLATE : TCL_MODULE_TEMPLATE}`, "utf8");
 }
 
 /**
@@ -56,7 +57,7 @@ export function luaString(value: string): string {
   return `${out}"`;
 }
 
-function requireAbsolutePrefix(prefix: string): void {
+export function requireAbsolutePrefix(prefix: string): void {
   if (!prefix.startsWith("/") || /["\\\p{Cc}]/u.test(prefix)) {
     throw new InputError(
       `default prefix ${JSON.stringify(prefix)} is not usable: it must be an absolute path without quotes, backslashes or control characters`,
@@ -64,7 +65,7 @@ function requireAbsolutePrefix(prefix: string): void {
   }
 }
 
-function requireModuleName(moduleName: string): void {
+export function requireModuleName(moduleName: string): void {
   const parts = moduleName.split("/");
   if (moduleName === "" || parts.some((p) => p === "" || p === "." || p === "..")) {
     throw new InputError(
@@ -73,8 +74,8 @@ function requireModuleName(moduleName: string): void {
   }
 }
 
-function checkEnvVars(envVars: Record<string, string>, stem: string): Array<[string, string]> {
-  const reserved = [...FORBIDDEN_VARS, `${stem}_ROOT`, `${stem}_INSTALL_PREFIX`];
+export function checkEnvVars(envVars: Record<string, string>, stem: string): Array<[string, string]> {
+  const reserved = [...FORBIDDEN_VARS, `${stem}_ROOT`, `${stem}_INSTALL_PREFIX`, `${stem}_TARGET`];
   return Object.entries(envVars).map(([name, value]) => {
     if (!ENV_NAME.test(name)) {
       throw new InputError(
@@ -90,10 +91,41 @@ function checkEnvVars(envVars: Record<string, string>, stem: string): Array<[str
   });
 }
 
-/** Render the Lmod module (Lua) of one stack build. Pure: the template is loaded by the caller. */
-export function renderModule(input: ModuleInput, template: string): string {
+/** The module systems the factory writes modules for: Lmod (Lua) and Environment Modules (Tcl). */
+export const MODULE_SYSTEMS = ["lmod", "tcl"] as const;
+export type ModuleSystem = (typeof MODULE_SYSTEMS)[number];
+
+/** Where a module of `system` lies, relative to the tarball's top directory (Lmod prefers the .lua of the two). */
+export function modulePath(system: ModuleSystem, moduleName: string, version: string): string {
+  return `modules/${moduleName}/${version}${system === "lmod" ? ".lua" : ""}`;
+}
+
+/**
+ * A Tcl double-quoted word holding `value` exactly: `\`, `"`, `$`, `[`, `]`, braces and control characters are
+ * escaped (control characters as `\u` with four hex digits, so a following hex digit cannot join them); nothing in
+ * the word is substituted. Other characters pass as they are.
+ */
+export function tclString(value: string): string {
+  let out = '"';
+  for (const ch of value) {
+    const code = ch.codePointAt(0) ?? 0;
+    if ('\\"$[]{}'.includes(ch)) out += `\\${ch}`;
+    else if (ch === "\n") out += "\\n";
+    else if (ch === "\r") out += "\\r";
+    else if (ch === "\t") out += "\\t";
+    else if (code < 0x20 || code === 0x7f) out += `\\u${code.toString(16).padStart(4, "0")}`;
+    else out += ch;
+  }
+  return `${out}"`;
+}
+
+const QUOTE: Record<ModuleSystem, (value: string) => string> = { lmod: luaString, tcl: tclString };
+
+/** Render the module of one stack build for `system` (Lmod by default). Pure: the template is loaded by the caller. */
+export function renderModule(input: ModuleInput, template: string, system: ModuleSystem = "lmod"): string {
   requireAbsolutePrefix(input.defaultPrefix);
   requireModuleName(input.moduleName);
+  const quote = QUOTE[system];
   const stem = envStem(input.stackName);
   const env = checkEnvVars(input.envVars, stem);
   const help = [
@@ -107,17 +139,17 @@ export function renderModule(input: ModuleInput, template: string): string {
   ].join("\n");
   return render(template, {
     comment: `${input.moduleName}/${input.version}`.replace(/[\r\n]/g, " "),
-    stackName: luaString(input.stackName),
-    version: luaString(input.version),
-    target: luaString(input.target),
-    label: luaString(`${input.moduleName}/${input.version}`),
-    description: luaString(input.description),
-    help: luaString(help),
-    prefixVariable: luaString(`${stem}_INSTALL_PREFIX`),
-    rootVariable: luaString(`${stem}_ROOT`),
-    recordedPrefix: luaString(input.defaultPrefix),
-    // <prefix>/modules/<moduleName...>/<version>.lua: one level per segment, plus modules/ and the file itself.
+    stackName: quote(input.stackName),
+    version: quote(input.version),
+    target: quote(input.target),
+    label: quote(`${input.moduleName}/${input.version}`),
+    description: quote(input.description),
+    help: quote(help),
+    prefixVariable: quote(`${stem}_INSTALL_PREFIX`),
+    rootVariable: quote(`${stem}_ROOT`),
+    recordedPrefix: quote(input.defaultPrefix),
+    // <prefix>/modules/<moduleName...>/<version>[.lua]: one level per segment, plus modules/ and the file itself.
     levelsUp: input.moduleName.split("/").length + 2,
-    env: env.map(([name, value]) => ({ name: luaString(name), value: luaString(value) })),
+    env: env.map(([name, value]) => ({ name: quote(name), value: quote(value) })),
   });
 }

@@ -11,6 +11,8 @@ export interface Templates {
   installScript: string;
   /** modules-templates/module.lua.eta: the tarball's Lmod module. */
   module: string;
+  /** modules-templates/module.tcl.eta: the tarball's Environment Modules (Tcl) modulefile. */
+  tclModule: string;
 }
 
 export { projectRoot };
@@ -21,6 +23,7 @@ export async function loadTemplates(root = projectRoot): Promise<Templates> {
     prepareRelocation: await readFile(`${root}/templates/prepare-relocation.py`, "utf8"),
     installScript: await readFile(`${root}/templates/install.sh.eta`, "utf8"),
     module: await readFile(`${root}/modules-templates/module.lua.eta`, "utf8"),
+    tclModule: await readFile(`${root}/modules-templates/module.tcl.eta`, "utf8"),
   };
 }
 

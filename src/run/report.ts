@@ -1,6 +1,6 @@
 import { FactoryError } from "../errors.js";
 import { readFile } from "node:fs/promises";
-import { summariseInstallLog } from "../spack/contract.js";
+import { keptPackages, summariseInstallLog } from "../spack/contract.js";
 import type { BuildPlan } from "../plan/types.js";
 import type { NodeFloor, RunResult, TargetStatus } from "./run-plan.js";
 import type { StepTiming } from "./run-target.js";
@@ -14,6 +14,11 @@ export interface TargetReport {
   built: string[];
   /** Packages installed from the buildcache. */
   fromCache: string[];
+  /**
+   * A failed target's packages built before the failure and pushed to the buildcache after it (a rerun takes them
+   * from there). Only when a push ran after the failure.
+   */
+  kept?: string[];
   tarball?: string;
   tarballBytes?: number;
   /** sha256 (hex) of the tarball. */
@@ -26,12 +31,17 @@ export interface TargetReport {
   concretization?: string;
   /** The engine that built it (runs over several engines). */
   engine?: string;
+  /** "up to date: nothing started", or why the target ran (what changed, what is missing or unreadable). */
+  reason?: string;
   logPath: string;
   steps: StepTiming[];
   error?: string;
   /** A failed target's last log lines (the full log is at `logPath`). */
   logTail?: string[];
 }
+
+/** Steps that run only after a failure, to keep what was built (`afterFailureOf`). */
+const KEEP_STEPS: ReadonlySet<string> = new Set(["keep", "compiler-keep"]);
 
 /** Version of the run report's shape (`--report`): bumped when a field changes meaning or goes. */
 export const REPORT_FORMAT_VERSION = 3;
@@ -91,13 +101,18 @@ export async function buildReport(
   const targets: TargetReport[] = [];
   for (const t of result.targets) {
     const log = await readFile(t.logPath, "utf8").catch(() => "");
-    const { built, fromCache } = summariseInstallLog(log);
+    const summary = summariseInstallLog(log);
+    const { built } = summary;
+    // An up-to-date target installed nothing: what it reuses is what the buildcache holds for it.
+    const fromCache = t.upToDate?.upToDate === true ? (t.reusedSpecs ?? []) : summary.fromCache;
+    const keptAfterFailure = t.status === "failed" && t.steps.some((s) => KEEP_STEPS.has(s.step));
     targets.push({
       target: t.target,
       status: t.status,
       seconds: round(t.seconds),
       built,
       fromCache,
+      ...(keptAfterFailure ? { kept: keptPackages(built, log) } : {}),
       ...(t.tarball === undefined ? {} : { tarball: t.tarball }),
       ...(t.tarballBytes === undefined ? {} : { tarballBytes: t.tarballBytes }),
       ...(t.tarballSha256 === undefined ? {} : { tarballSha256: t.tarballSha256 }),
@@ -107,6 +122,7 @@ export async function buildReport(
         ? {}
         : { concretization: t.lock.reused ? "reused lock" : `concretized: ${t.lock.reason}` }),
       ...(t.engine === undefined ? {} : { engine: t.engine }),
+      ...(t.upToDate === undefined ? {} : { reason: t.upToDate.reason }),
       logPath: t.logPath,
       steps: t.steps.map((s) => ({ ...s, seconds: round(s.seconds) })),
       ...(t.error === undefined ? {} : { error: t.error }),
@@ -188,8 +204,11 @@ export function reportMarkdown(report: RunReport): string {
         `| ${t.target} | ${t.status === "ok" ? "ok" : `**${t.status}**`} | ${t.built.length} | ${t.fromCache.length} | ${t.seconds.toFixed(0)} s |`,
     ),
   ];
+  const current = report.targets.filter((t) => t.reason?.startsWith("up to date") === true).length;
+  if (current > 0) lines.push("", `${current} target(s) up to date: nothing started.`);
   const failed = report.targets.filter((t) => t.status === "failed");
-  if (failed.length > 0) lines.push("", ...failed.map((t) => `- ${t.target} failed: see \`${t.logPath}\``));
+  if (failed.length > 0)
+    lines.push("", ...failed.map((t) => `- ${t.target} failed: see \`${t.logPath}\`${keptNote(t)}`));
   return `${lines.join("\n")}\n`;
 }
 
@@ -198,6 +217,14 @@ export function logTail(log: string, lines = LOG_TAIL_LINES): string[] {
   const all = log.split("\n");
   if (all.at(-1) === "") all.pop();
   return all.slice(-lines);
+}
+
+/** What a failed target kept in the buildcache, for its line in the summary. */
+function keptNote(t: TargetReport): string {
+  if (t.kept === undefined) return "";
+  return t.kept.length === 0
+    ? "; nothing built before the failure was kept"
+    : `; ${t.kept.length} package(s) built before the failure kept in the buildcache, a rerun builds only what is left`;
 }
 
 function round(seconds: number): number {

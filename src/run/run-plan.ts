@@ -13,7 +13,17 @@ import type { Reporter } from "../ui/reporter.js";
 import { CACHE_LAYOUT } from "../cache/layout.js";
 import { registerRun } from "../cache/usage.js";
 import { hostPathOf, prepareCacheDirs } from "./host-caches.js";
-import { concretizationKey, plannedEnvironments, repoDigest, treeIdentity, type LockKey } from "./lock-reuse.js";
+import {
+  concretizationKey,
+  plannedEnvironments,
+  repoDigest,
+  treeIdentity,
+  type ConcretizationInputs,
+  type LockKey,
+} from "./lock-reuse.js";
+import { concretizationInputsByName } from "./up-to-date-inputs.js";
+import { upToDateTarget, type UpToDateOptions } from "./target-reuse.js";
+import { prepareSharedOut, removeSharedOut, type SharedOut } from "./shared-out.js";
 import { runTarget, type LockOutcome, type StepTiming } from "./run-target.js";
 import { BUILTIN_IN_CHECKOUT } from "../config/inspect.js";
 import type { Origin } from "../config/types.js";
@@ -54,14 +64,25 @@ export interface RunOptions {
   buildcache?: BuildcacheLocation;
   /** The registry's credentials, for an oci:// buildcache that needs them. */
   credentials?: RegistryCredentials;
+  /** Know before a target's container starts whether it has anything to do (absent: every target runs). */
+  upToDate?: UpToDateOptions;
+  /** The CA (PEM) the registry's certificate is signed by, for build containers to trust. */
+  registryCa?: string;
 }
 
 /** What a packer knows of the run besides the target. */
-export type PackContext = SourceCommits & { imageId: string; captured: Record<string, string> };
+export type PackContext = SourceCommits & {
+  imageId: string;
+  captured: Record<string, string>;
+  /** The output directory's staging directory, mounted in the container (an engine of this machine). */
+  sharedOut?: SharedOut;
+};
 
 /** Turns a built target, in its still-running container, into what the run reports (a tarball). */
 export interface TargetPacker {
   pack(target: TargetPlan, container: BuildContainer, log: TargetLog, context: PackContext): Promise<TargetExtra>;
+  /** Where tarballs go: on an engine of this machine, mounted in the container for the packer to write into. */
+  outDir?: string;
 }
 
 /** What a packer adds to a target's result. */
@@ -99,6 +120,10 @@ export interface TargetResult extends TargetExtra {
   lock?: LockOutcome;
   /** The engine that built it (runs over several engines). */
   engine?: string;
+  /** Whether it was up to date (nothing started), or why it ran. */
+  upToDate?: { upToDate: boolean; reason: string };
+  /** An up-to-date target: the concrete specs its buildcache holds (`<name>-<version>-<hash>`). */
+  reusedSpecs?: string[];
   error?: string;
 }
 
@@ -161,6 +186,8 @@ export async function runPlan(plan: BuildPlan, options: RunOptions): Promise<Run
 
   const entries = [
     ...new Set(plan.targets.flatMap((t) => t.mounts.filter((m) => !m.hostIsAbsolute).map((m) => m.host))),
+    // Kept tarballs a run may hand out: stamped as used, and left alone by `cache prune` while the run lives.
+    ...(options.upToDate === undefined ? [] : plan.targets.map((t) => CACHE_LAYOUT.kept(t.outputs.dirName))),
   ];
   const unregisters: (() => Promise<void>)[] = [];
   // The cache root of every engine of this host, and the factory's own (logs, records, locks).
@@ -265,14 +292,14 @@ export async function runPlan(plan: BuildPlan, options: RunOptions): Promise<Run
     };
     const spackIdentity = (await identityOf("spack")) ?? "unknown";
     const packagesIdentity = await identityOf("spack-packages");
-    const lockKeyOf = (target: TargetPlan, imageId: string): LockKey =>
-      concretizationKey({
-        environments: plannedEnvironments(target.files),
-        spackCommit: spackIdentity,
-        ...(packagesIdentity === undefined ? {} : { spackPackagesCommit: packagesIdentity }),
-        repoDigests,
-        imageId,
-      });
+    const inputsOf = (target: TargetPlan, imageId: string): ConcretizationInputs => ({
+      environments: plannedEnvironments(target.files),
+      spackCommit: spackIdentity,
+      ...(packagesIdentity === undefined ? {} : { spackPackagesCommit: packagesIdentity }),
+      repoDigests,
+      imageId,
+    });
+    const lockKeyOf = (target: TargetPlan, imageId: string): LockKey => concretizationKey(inputsOf(target, imageId));
 
     const failFast = new AbortController();
     const targetSignal = AbortSignal.any([signal, failFast.signal]);
@@ -304,33 +331,61 @@ export async function runPlan(plan: BuildPlan, options: RunOptions): Promise<Run
         factoryCacheRoot: options.cacheRoot,
         ...(options.buildcache === undefined ? {} : { buildcache: options.buildcache }),
         ...(options.credentials === undefined ? {} : { credentials: options.credentials }),
+        ...(options.registryCa === undefined ? {} : { registryCa: options.registryCa }),
         ...(synced.has(runEngine.name) ? { synced: synced.get(runEngine.name) as ReadonlyMap<string, string> } : {}),
         ...(runEngine.jobs === undefined ? {} : { jobs: runEngine.jobs }),
       });
+      // Nothing to do: said, and nothing started. Otherwise the reason it runs, and what it made is kept after it.
+      const reuse =
+        options.upToDate === undefined
+          ? undefined
+          : await upToDateTarget(placed, options.upToDate, {
+              lockKey: lockKeyOf(placed, image.id),
+              concretization: concretizationInputsByName(inputsOf(placed, image.id)),
+              cacheRoot: options.cacheRoot,
+              fresh: options.reuseLocks === false,
+              ...pick(options, ["buildcache", "credentials"]),
+              engine: { name: runEngine.name, local: engine.local, cacheRoot: runEngine.cacheRoot },
+              signal: targetSignal,
+              logPath,
+              reporter,
+            });
+      if (reuse?.result !== undefined) return { ...reuse.result, ...onEngine };
+      // An engine of this machine packs straight into the output directory (through a mount, not the engine API).
+      const staged =
+        options.packer?.outDir !== undefined && engine.local
+          ? await prepareSharedOut(options.packer.outDir, runId, target.target).catch(() => undefined)
+          : undefined;
       try {
-        const outcome = await runTarget(placed, {
-          engine,
-          image: plan.builder.tag,
-          cacheRoot: options.cacheRoot,
-          logPath,
-          workDir: join(options.cacheRoot, CACHE_LAYOUT.targetRecord(runId, target.target)),
-          reporter,
-          signal: targetSignal,
-          ...pick(options, ["keepContainer", "cpus", "memory", "extraEnv", "signingKey"]),
-          ...(options.reuseLocks === false ? {} : { lockKey: lockKeyOf(placed, image.id) }),
-          ...(options.packer === undefined
-            ? {}
-            : {
-                afterSteps: async (c: BuildContainer, log: TargetLog, captured: Record<string, string>) => {
-                  extra = await options.packer!.pack(target, c, log, {
-                    spackCommit,
-                    ...(spackPackagesCommit === undefined ? {} : { spackPackagesCommit }),
-                    imageId: image.id,
-                    captured,
-                  });
-                },
-              }),
-        });
+        const outcome = await runTarget(
+          staged === undefined ? placed : { ...placed, mounts: [...placed.mounts, staged.mount] },
+          {
+            engine,
+            image: plan.builder.tag,
+            cacheRoot: options.cacheRoot,
+            logPath,
+            workDir: join(options.cacheRoot, CACHE_LAYOUT.targetRecord(runId, target.target)),
+            reporter,
+            signal: targetSignal,
+            ...pick(options, ["keepContainer", "cpus", "memory", "extraEnv", "signingKey"]),
+            ...(reuse?.skipWithReusedLock === undefined ? {} : { skipWithReusedLock: reuse.skipWithReusedLock }),
+            ...(options.reuseLocks === false ? {} : { lockKey: lockKeyOf(placed, image.id) }),
+            ...(options.packer === undefined
+              ? {}
+              : {
+                  afterSteps: async (c: BuildContainer, log: TargetLog, captured: Record<string, string>) => {
+                    extra = await options.packer!.pack(target, c, log, {
+                      spackCommit,
+                      ...(spackPackagesCommit === undefined ? {} : { spackPackagesCommit }),
+                      imageId: image.id,
+                      captured,
+                      ...(staged === undefined ? {} : { sharedOut: staged.shared }),
+                    });
+                  },
+                }),
+          },
+        );
+        await reuse?.keep(extra);
         const seconds = (performance.now() - started) / 1000;
         reporter.emit({ type: "target-done", target: target.target, ok: true, seconds, detail: extra.tarball ?? "" });
         return {
@@ -343,6 +398,7 @@ export async function runPlan(plan: BuildPlan, options: RunOptions): Promise<Run
           ...(outcome.lock === undefined ? {} : { lock: outcome.lock }),
           ...onEngine,
           ...extra,
+          ...(reuse === undefined ? {} : { upToDate: reuse.verdict }),
         };
       } catch (error) {
         const seconds = (performance.now() - started) / 1000;
@@ -375,8 +431,11 @@ export async function runPlan(plan: BuildPlan, options: RunOptions): Promise<Run
           steps,
           captured: {},
           ...onEngine,
+          ...(reuse === undefined ? {} : { upToDate: reuse.verdict }),
           error: message,
         };
+      } finally {
+        if (staged !== undefined) await removeSharedOut(staged.shared).catch(() => undefined);
       }
     };
     // Targets only engines that are down could have built fail now; the others take the next free slot of their family.

@@ -3,10 +3,10 @@ import { join, posix } from "node:path";
 import { LABEL, startContainer, type BuildContainer, type Engine } from "../docker/index.js";
 import { BuildError, CancelledError } from "../errors.js";
 import { CONTAINER } from "../plan/paths.js";
-import type { TargetPlan } from "../plan/types.js";
+import type { Step, StepId, TargetPlan } from "../plan/types.js";
 import type { Reporter } from "../ui/reporter.js";
 import { containerUser, hostPathOf } from "./host-caches.js";
-import { failedStageDirs } from "../spack/contract.js";
+import { failedStageDirs, pushedPackages } from "../spack/contract.js";
 import { withLock } from "../cache/host-lock.js";
 import { CACHE_LAYOUT } from "../cache/layout.js";
 import { findLock, saveLock, type LockKey } from "./lock-reuse.js";
@@ -16,6 +16,7 @@ import { TargetLog } from "./target-log.js";
 import { keptContainerHint } from "./kept-container.js";
 import type { FileSigningKey } from "../sign/key.js";
 import { prepareGnupgHome, putSecretKey, removeSecretKey } from "../sign/container-key.js";
+import { putRegistryFiles } from "./registry-files.js";
 
 export interface TargetRunOptions {
   engine: Engine;
@@ -36,6 +37,11 @@ export interface TargetRunOptions {
   lockKey?: LockKey;
   /** The secret key for the plan's signing steps (a signed buildcache); it reaches the container on stdin only. */
   signingKey?: FileSigningKey;
+  /**
+   * Steps to skip, with the reason, when the earlier concretization is reused (the up-to-date check found every
+   * spec of that lock in the buildcache: fetch and push have nothing to do).
+   */
+  skipWithReusedLock?: Partial<Record<string, string>>;
   /** Runs after the last step while the container is still there (packing reads the view from it). */
   afterSteps?: (container: BuildContainer, log: TargetLog, captured: Record<string, string>) => Promise<void>;
 }
@@ -91,12 +97,16 @@ export async function runTarget(plan: TargetPlan, options: TargetRunOptions): Pr
       workingDir: CONTAINER.workRoot,
       ...(options.cpus === undefined ? {} : { cpus: options.cpus }),
       ...(options.memory === undefined ? {} : { memory: options.memory }),
-      ...(plan.signing === undefined ? {} : { tmpfs: [plan.signing.tmpfs] }),
+      tmpfs: [
+        ...(plan.signing === undefined ? [] : [plan.signing.tmpfs]),
+        ...(plan.registryFiles === undefined ? [] : [plan.registryFiles.tmpfs]),
+      ],
       signal,
     });
     await ensurePasswdEntry(container, user, signal);
     // One call per directory, so that each directory is made by the build user and the files are theirs.
     for (const [dir, files] of byDirectory(plan.files)) await container.putFiles(dir, files, user);
+    if (plan.registryFiles !== undefined) await putRegistryFiles(container, plan.registryFiles, signal);
     if (plan.signing !== undefined) {
       if (options.signingKey === undefined)
         throw new BuildError(
@@ -108,6 +118,8 @@ export async function runTarget(plan: TargetPlan, options: TargetRunOptions): Pr
 
     for (const step of plan.steps) {
       if (signal.aborted) throw new CancelledError();
+      // Such a step runs only after the failure of the step it names (keepAfterFailure).
+      if (step.afterFailureOf !== undefined) continue;
       if (step.id === "concretize" && options.lockKey !== undefined) {
         const started = performance.now();
         const startedAt = new Date().toISOString();
@@ -125,33 +137,22 @@ export async function runTarget(plan: TargetPlan, options: TargetRunOptions): Pr
           continue;
         }
       }
+      const skip = lock?.reused === true ? options.skipWithReusedLock?.[step.id] : undefined;
+      if (skip !== undefined) {
+        log.note(`step ${step.id}: skipped: ${skip}`);
+        steps.push({ step: step.id, seconds: 0, exitCode: 0, reused: true });
+        continue;
+      }
       reporter.emit({ type: "step", target, step: step.id, title: step.title });
-      log.note(`step ${step.id}: ${step.argv.map(quoteForLog).join(" ")}`);
       const started = performance.now();
       const startedAt = new Date().toISOString();
-      const stdout: Buffer[] = [];
-      const runStep = () =>
-        container!.exec(step.argv, {
-          signal,
-          onStdout: (chunk) => (step.captureStdout === undefined ? log.write(chunk) : stdout.push(chunk)),
-          onStderr: (chunk) => log.write(chunk),
-        });
-      const exec =
-        step.secretKey === true ? () => withSecretKey(container!, plan, options, log, step.id, runStep) : runStep;
-      const { exitCode } =
-        step.lock === undefined
-          ? await exec()
-          : await withLock(join(options.cacheRoot, CACHE_LAYOUT.lock(step.lock)), exec, {
-              signal,
-              onWait: (holder) => log.note(`step ${step.id}: waiting for lock ${step.lock} held by ${holder}`),
-            });
+      const { exitCode, stdout } = await execStep(container, step, plan, options, log);
       steps.push({ step: step.id, seconds: (performance.now() - started) / 1000, exitCode, startedAt });
       if (step.captureStdout !== undefined) {
         // Kept in memory for what follows (packing reads it from here); a copy stays in the run's record.
-        const text = Buffer.concat(stdout).toString("utf8");
-        captured[step.captureStdout] = text;
+        captured[step.captureStdout] = stdout;
         const path = join(options.workDir, step.captureStdout);
-        await writeFile(path, text);
+        await writeFile(path, stdout);
         log.note(`step ${step.id}: output kept, and recorded in ${path}`);
       }
       if (exitCode === 0 && step.id === "concretize" && options.lockKey !== undefined && "key" in options.lockKey) {
@@ -173,7 +174,11 @@ export async function runTarget(plan: TargetPlan, options: TargetRunOptions): Pr
         if (signal.aborted) throw new CancelledError();
         await saveStageLogs(container, log, `${options.logPath.replace(/\.log$/, "")}-stage`);
         keep = options.keepContainer === true;
-        throw stepFailure(target, step.id, exitCode, log, keep ? container.id : undefined, options.engine);
+        // The error quotes the failed step's last lines: made before anything else writes to the log.
+        const failure = stepFailure(target, step.id, exitCode, log, keep ? container.id : undefined, options.engine);
+        const kept = await keepAfterFailure(container, plan, step.id, options, log, steps);
+        if (kept !== undefined) failure.message += `\n${kept}`;
+        throw failure;
       }
     }
     if (options.afterSteps !== undefined) {
@@ -208,12 +213,86 @@ export async function runTarget(plan: TargetPlan, options: TargetRunOptions): Pr
       keep = true;
       error.message += `\n${keptContainerHint(options.engine, container.id, options.engine.runId)}`;
     }
-    // The steps that ran (the failed one last) go into the run report with the failure.
+    // The steps that ran (the failed one, then those that kept what it finished) go into the run report.
     throw Object.assign(error instanceof Error ? error : new Error(String(error)), { steps });
   } finally {
     if (container !== undefined && !keep) await container.remove();
     await log.close();
   }
+}
+
+/**
+ * Runs one step in the container, under its host lock and with the secret key when it signs. Its stdout goes to the
+ * log, or (a step that captures it) into the returned text only; `tee` keeps it in the returned text as well.
+ */
+async function execStep(
+  container: BuildContainer,
+  step: Step,
+  plan: TargetPlan,
+  options: TargetRunOptions,
+  log: TargetLog,
+  tee = false,
+): Promise<{ exitCode: number; stdout: string }> {
+  const { signal } = options;
+  log.note(`step ${step.id}: ${step.argv.map(quoteForLog).join(" ")}`);
+  const stdout: Buffer[] = [];
+  const runStep = () =>
+    container.exec(step.argv, {
+      signal,
+      onStdout: (chunk) => {
+        if (step.captureStdout === undefined) log.write(chunk);
+        if (step.captureStdout !== undefined || tee) stdout.push(chunk);
+      },
+      onStderr: (chunk) => log.write(chunk),
+    });
+  const exec = step.secretKey === true ? () => withSecretKey(container, plan, options, log, step.id, runStep) : runStep;
+  const { exitCode } =
+    step.lock === undefined
+      ? await exec()
+      : await withLock(join(options.cacheRoot, CACHE_LAYOUT.lock(step.lock)), exec, {
+          signal,
+          onWait: (holder) => log.note(`step ${step.id}: waiting for lock ${step.lock} held by ${holder}`),
+        });
+  return { exitCode, stdout: Buffer.concat(stdout).toString("utf8") };
+}
+
+/**
+ * After step `failed` failed, runs the steps that keep what it finished (pushes of the packages installed before
+ * the failure), and says what they kept: the packages they pushed. Their failures are logged, never thrown: the
+ * target fails with the first failure.
+ */
+async function keepAfterFailure(
+  container: BuildContainer,
+  plan: TargetPlan,
+  failed: StepId,
+  options: TargetRunOptions,
+  log: TargetLog,
+  steps: StepTiming[],
+): Promise<string | undefined> {
+  const pushed: string[] = [];
+  const keepers = plan.steps.filter((s) => s.afterFailureOf === failed);
+  for (const step of keepers) {
+    if (options.signal.aborted) return undefined;
+    options.reporter.emit({ type: "step", target: plan.target, step: step.id, title: step.title });
+    const started = performance.now();
+    const startedAt = new Date().toISOString();
+    try {
+      const { exitCode, stdout } = await execStep(container, step, plan, options, log, true);
+      steps.push({ step: step.id, seconds: (performance.now() - started) / 1000, exitCode, startedAt });
+      pushed.push(...pushedPackages(stdout));
+      // Spack pushes what is installed and then names each package that is not: an exit code 1 is expected.
+      log.note(
+        `step ${step.id}: exit code ${exitCode}; pushed ${pushed.length} package(s) installed before the failure`,
+      );
+    } catch (error) {
+      if (options.signal.aborted) return undefined;
+      log.note(`step ${step.id}: could not run: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  }
+  if (keepers.length === 0) return undefined;
+  return pushed.length === 0
+    ? "kept in the buildcache: nothing new (no package was pushed after the failure; the log says why)"
+    : `kept in the buildcache: ${pushed.length} package(s) built before the failure (${pushed.join(", ")}); a rerun builds only what is left`;
 }
 
 /** Runs a signing step with the secret key in the target's gpg home (on its tmpfs), and removes the key after it. */

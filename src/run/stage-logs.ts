@@ -8,8 +8,8 @@ import { STAGE_LOG_FILES } from "../spack/contract.js";
 
 /**
  * Copy the logs of a failed build's stage directory out of the container before it goes, into `dest`.
- * Only regular files with known log names are written, each under its base name: nothing in the archive can
- * choose where a file lands. Returns the host paths written.
+ * Only regular files with known log names are written, each under its base name (mode 0600): nothing in the
+ * archive can choose where a file lands. Returns the host paths written.
  */
 export async function copyStageLogs(container: BuildContainer, stageDir: string, dest: string): Promise<string[]> {
   const written: string[] = [];
@@ -21,7 +21,8 @@ export async function copyStageLogs(container: BuildContainer, stageDir: string,
       const base = entry.header.name.split("/").pop() ?? "";
       if (entry.header.type === "file" && STAGE_LOG_FILES.test(base) && !written.includes(join(dest, base))) {
         const path = join(dest, base);
-        await pipeline(entry, createWriteStream(path));
+        // A build's logs may hold anything its environment had: for the factory's user only.
+        await pipeline(entry, createWriteStream(path, { mode: 0o600 }));
         written.push(path);
       } else {
         entry.resume();

@@ -3,9 +3,10 @@
  * the id of a key in the invoking user's own gpg keyring and agent. Keys are files, never values: nothing here puts
  * key material on a command line, in the environment or in a message.
  */
-import { readFile, writeFile } from "node:fs/promises";
+import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { InputError } from "../errors.js";
+import { checkPrivateMode, readUserFile } from "../fs/user-file.js";
 import { gpgOrThrow, primaryFingerprints, runGpg, withGpgHome } from "./gpg.js";
 
 export const SECRET_KEY_HEADER = "-----BEGIN PGP PRIVATE KEY BLOCK-----";
@@ -62,23 +63,26 @@ export async function loadSigningKey(flags: SigningFlags): Promise<SigningKey | 
 }
 
 async function loadKeyFile(path: string, passphraseFile: string | undefined): Promise<FileSigningKey> {
-  const secretKey = await readFile(path).catch((error: NodeJS.ErrnoException) => {
-    throw new InputError(`--sign-key ${path}: cannot read it (${error.code ?? error.message})`);
-  });
+  // An armored secret key is a few kilobytes; 1 MiB leaves room for many subkeys and refuses noise at once.
+  const secretKey = await readUserFile(path, { what: "--sign-key", maxBytes: 1024 * 1024 });
   if (!secretKey.toString("latin1").includes(SECRET_KEY_HEADER)) {
     throw new InputError(`--sign-key ${path}: not an armored OpenPGP secret key (no "${SECRET_KEY_HEADER}" line)`, {
       hint: "export one with: gpg --armor --export-secret-keys KEYID > site-signing.asc, or make one with stack-factory keys init DIR",
     });
   }
+  await checkPrivateMode(path, "--sign-key");
   let passphrase: Buffer | undefined;
   if (passphraseFile !== undefined) {
-    const text = await readFile(passphraseFile).catch((error: NodeJS.ErrnoException) => {
-      throw new InputError(`--sign-passphrase-file ${passphraseFile}: cannot read it (${error.code ?? error.message})`);
-    });
+    const text = await readUserFile(passphraseFile, { what: "--sign-passphrase-file", maxBytes: 64 * 1024 });
     passphrase = firstLine(text);
   }
   const checked = await withGpgHome(async (home) => {
-    await gpgOrThrow(`--sign-key ${path}: importing it`, ["--import"], { home, input: secretKey });
+    const imported = await runGpg(["--import"], { home, input: secretKey });
+    // What gpg cannot import (garbage after the armor header) is a bad file, not a failure of the machine.
+    if (imported.exitCode !== 0)
+      throw new InputError(
+        `--sign-key ${path}: gpg cannot import it (exit code ${imported.exitCode}): not a usable OpenPGP secret key`,
+      );
     const listing = await gpgOrThrow(`--sign-key ${path}: listing it`, ["--with-colons", "--list-secret-keys"], {
       home,
     });

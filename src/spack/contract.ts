@@ -183,15 +183,20 @@ export interface RepoConfig {
 }
 
 /**
- * The `repos:` section. Spack v1.x: a map, with `builtin` naming a local path, so that Spack never clones
- * spack-packages during a build (a list merged with the defaults leaves builtin to be cloned from GitHub); Package
- * API v2 repositories must sit at `…/spack_repo/<namespace>`. Spack 0.2x: the list form, builtin is in the checkout.
+ * The `repos:` section. Spack takes a package from the first repository of the merged `repos:` configuration that
+ * has it (highest scope first, top to bottom within a scope), so the stack's repositories come first, in the order
+ * the stack lists them, and builtin last: a site's recipe under a builtin name overrides builtin's.
+ * Spack v1.x: a map, with `builtin` naming a local path, so that Spack never clones spack-packages during a build (a
+ * list merged with the defaults leaves builtin to be cloned from GitHub); the environment's keys come before the
+ * defaults' when Spack merges them, so builtin stays last. Package API v2 repositories must sit at
+ * `…/spack_repo/<namespace>`. Spack 0.2x: the list form, builtin is in the checkout and its defaults' list
+ * (`$spack/var/spack/repos/builtin`) is appended after the environment's.
  */
 export function reposConfig(repos: RepoConfig): Record<string, string> | string[] | undefined {
   if (repos.generation === "v0") return repos.extra.length > 0 ? repos.extra.map((r) => r.path) : undefined;
   const out: Record<string, string> = {};
-  if (repos.builtin !== undefined) out["builtin"] = repos.builtin;
   for (const r of repos.extra) out[r.namespace] = r.path;
+  if (repos.builtin !== undefined) out["builtin"] = repos.builtin;
   return Object.keys(out).length > 0 ? out : undefined;
 }
 
@@ -222,6 +227,27 @@ export function summariseInstallLog(log: string): { built: string[]; fromCache: 
   const fromCache = collect(installLogPatterns.fromCache);
   const cached = new Set(fromCache);
   return { built: collect(installLogPatterns.installed).filter((p) => !cached.has(p)), fromCache };
+}
+
+/**
+ * What `buildcache push` says it uploaded, one line per package: "[i/n] Pushed <name>@<version>/<hash:7>" (v0.23 and
+ * v1.x; an OCI push adds ": sha256:… (…)"). Packages already in the buildcache get no such line.
+ */
+export const pushLogPattern = /Pushed ([^\s@]+)@(\S+?)\/([a-z0-9]{7})(?![a-z0-9])/g;
+
+/** The packages (`name@version/hash7`) a push log says were uploaded, each once. */
+export function pushedPackages(log: string): string[] {
+  return [...new Set([...log.matchAll(pushLogPattern)].map((m) => `${m[1]}@${m[2]}/${m[3]}`))];
+}
+
+/**
+ * Of the packages built (`name-version-hash`, as summariseInstallLog lists them), those a push in the log uploaded:
+ * what a failed build kept in the buildcache.
+ */
+export function keptPackages(built: readonly string[], log: string): string[] {
+  // `zlib@1.3.1/abcdefg` is `zlib-1.3.1-abcdefg` and 25 more characters of the 32 of the hash.
+  const prefixes = pushedPackages(log).map((p) => p.replace(/^([^@]+)@(.+)\/([a-z0-9]{7})$/, "$1-$2-$3"));
+  return built.filter((b) => prefixes.some((p) => b.startsWith(p) && b.length === p.length + 25));
 }
 
 /**

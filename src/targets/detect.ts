@@ -4,7 +4,7 @@ import { MICROARCHS, type CatalogueEntry } from "./catalogue.js";
 import type { Family } from "./types.js";
 
 /** archspec's table from the `CPU implementer` code of aarch64 /proc/cpuinfo to a vendor name. */
-const ARM_VENDORS: Record<string, string> = {
+export const ARM_VENDORS: Record<string, string> = {
   "0x41": "ARM",
   "0x42": "Broadcom",
   "0x43": "Cavium",
@@ -42,7 +42,7 @@ interface HostInfo {
 }
 
 /** The first value of every `key : value` line (the first processor's, as archspec reads it). */
-function parseCpuinfo(text: string): Map<string, string> {
+export function parseCpuinfo(text: string): Map<string, string> {
   const fields = new Map<string, string>();
   for (const line of text.split("\n")) {
     const colon = line.indexOf(":");

@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, readdir, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, readdir, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { execa } from "execa";
@@ -190,6 +190,17 @@ describe("stack-factory CLI", () => {
         expect(run.exitCode, run.all).toBe(2);
         expect(run.stderr).toContain(`${fifo} is a FIFO, not a regular file`);
       }
+    });
+
+    it("keys init exits 2 for a directory holding a dangling symlink, and writes nothing through it", async () => {
+      const dir = await mkdtemp(join(tmpdir(), "sf-keys-link-"));
+      await symlink(join(dir, "planted.asc"), join(dir, "public.asc"));
+      const run = await cli("keys", "init", dir);
+      expect(run.exitCode, run.all).toBe(2);
+      expect(run.stderr).toContain(
+        `${join(dir, "public.asc")} is a symlink; a key pair is never written over anything`,
+      );
+      expect((await readdir(dir)).sort()).toEqual(["public.asc"]);
     });
 
     it("verify --install-test exits 2 for an --image that is not an image reference, before Docker", async () => {

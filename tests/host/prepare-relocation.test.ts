@@ -47,6 +47,8 @@ beforeEach(async () => {
     `-DDATADIR="${real}/share/app"`,
     `-L${real}/lib`,
     "-lfoo",
+    // DT_RPATH, as Spack's compiler wrapper links.
+    "-Wl,--disable-new-dtags",
     // Through the symlink root, through the real path, a system directory and the install tree.
     `-Wl,-rpath,${root}/lib:${real}/lib:/usr/lib:/sf/install/__spack_path_placeholder__/zlib/lib`,
   ]);
@@ -63,8 +65,16 @@ afterEach(async () => {
   await rm(work, { recursive: true, force: true });
 });
 
-async function prepare() {
-  const run = await execa("python3", [SCRIPT, "--view", root, "--stage", stage, "--top", "demo-1.0-zen4"]);
+/** The dynamic section's RPATH/RUNPATH lines of an ELF file, as readelf prints them. */
+async function searchTags(file: string): Promise<string[]> {
+  const { stdout } = await sh("readelf", ["-d", file]);
+  return [...stdout.matchAll(/\((RPATH|RUNPATH)\)\s+Library (?:rpath|runpath): \[(.*)\]/g)].map(
+    (m) => `${m[1]} ${m[2]}`,
+  );
+}
+
+async function prepare(extra: string[] = []) {
+  const run = await execa("python3", [SCRIPT, "--view", root, "--stage", stage, "--top", "demo-1.0-zen4", ...extra]);
   expect(run.exitCode).toBe(0);
   return {
     report: JSON.parse(await readFile(join(stage, "prepare.json"), "utf8")),
@@ -87,6 +97,89 @@ describe("prepare-relocation.py", () => {
     await rename(real, moved);
     const run = await sh(join(moved, "bin/app"), []);
     expect(run.stdout.startsWith("42 ")).toBe(true);
+  });
+
+  it("keeps each ELF file's dynamic tag: DT_RPATH stays DT_RPATH, DT_RUNPATH stays DT_RUNPATH; records every one", async () => {
+    // A second program linked with the linker's default, DT_RUNPATH.
+    await sh("gcc", [
+      "-o",
+      join(real, "bin/runpath-app"),
+      join(work, "app.c"),
+      `-DDATADIR="/usr/share"`,
+      `-L${real}/lib`,
+      "-lfoo",
+      "-Wl,--enable-new-dtags",
+      `-Wl,-rpath,${real}/lib`,
+    ]);
+    expect(await searchTags(join(real, "bin/app"))).toEqual([
+      `RPATH ${root}/lib:${real}/lib:/usr/lib:/sf/install/__spack_path_placeholder__/zlib/lib`,
+    ]);
+    const { report } = await prepare();
+    expect(await searchTags(join(real, "bin/app"))).toEqual([
+      "RPATH $ORIGIN/../lib:/usr/lib:/sf/install/__spack_path_placeholder__/zlib/lib",
+    ]);
+    expect(await searchTags(join(real, "bin/runpath-app"))).toEqual(["RUNPATH $ORIGIN/../lib"]);
+    expect(await readFile(join(stage, "dynamic-tags.tsv"), "utf8")).toBe(
+      "view/bin/app\tRPATH\nview/bin/runpath-app\tRUNPATH\nview/lib/libfoo.so\tnone\n",
+    );
+    expect(report.dynamicTags).toEqual({ RPATH: 1, RUNPATH: 1, none: 1 });
+    // With DT_RPATH, LD_LIBRARY_PATH cannot swap the view's library for a decoy of the same name.
+    const decoys = join(work, "decoys");
+    await mkdir(decoys);
+    await writeFile(join(work, "decoy.c"), "int foo(void) { return 666; }\n");
+    await sh("gcc", ["-shared", "-fPIC", "-o", join(decoys, "libfoo.so"), join(work, "decoy.c")]);
+    const run = await execa(join(real, "bin/app"), [], { env: { LD_LIBRARY_PATH: decoys }, extendEnv: false });
+    expect(run.stdout.startsWith("42 ")).toBe(true);
+    // Whereas a DT_RUNPATH gives way to it: the case the tag is kept for.
+    const runpath = await execa(join(real, "bin/runpath-app"), [], {
+      env: { LD_LIBRARY_PATH: decoys },
+      extendEnv: false,
+    });
+    expect(runpath.stdout.startsWith("666 ")).toBe(true);
+  });
+
+  it("takes symlinks to system paths out of the view for install.sh to make, and drops pyvenv.cfg's command", async () => {
+    // A Python virtual environment as Spack 1.x's python-venv leaves it in a view.
+    await symlink("/usr/bin/python3.11", join(real, "bin/python3.11"));
+    await symlink("python3.11", join(real, "bin/python3"));
+    const venvPrefix = "/sf/install/__spack_path_placeholder__/linux-x86_64_v3/python-venv-1.0-abc";
+    await writeFile(
+      join(real, "pyvenv.cfg"),
+      `home = /usr/bin\ninclude-system-site-packages = false\nversion = 3.11.2\nexecutable = /usr/bin/python3.11\ncommand = /usr/bin/python3.11 -m venv --without-pip ${venvPrefix}\n`,
+    );
+    const { report } = await prepare(["--install-root", "/sf/install"]);
+    await expect(access(join(real, "bin/python3.11"))).rejects.toThrow();
+    expect(await readlink(join(real, "bin/python3"))).toBe("python3.11");
+    expect(report.systemLinks).toEqual([{ link: "bin/python3.11", target: "/usr/bin/python3.11" }]);
+    expect(await readFile(join(stage, "system-links.tsv"), "utf8")).toBe("view/bin/python3.11\t/usr/bin/python3.11\n");
+    expect(await readFile(join(stage, "node-requirements.tsv"), "utf8")).toContain(
+      "system-file\t/usr/bin/python3.11\n",
+    );
+    // /etc is not a system path a node provides for the view: still reported as leaving it.
+    expect(report.escapingSymlinks).toContainEqual({ link: "share/passwd", target: "/etc/passwd" });
+    expect(await readFile(join(real, "pyvenv.cfg"), "utf8")).toBe(
+      "home = /usr/bin\ninclude-system-site-packages = false\nversion = 3.11.2\nexecutable = /usr/bin/python3.11\n",
+    );
+    expect(report.venvConfigs).toEqual(["pyvenv.cfg"]);
+  });
+
+  it("drops files whose names hold a build path (glib's gdb helper), and the directories that leaves empty", async () => {
+    const helperDir = join(
+      real,
+      "share/gdb/auto-load/sf/install/__spack_path_placeholder__/__spack_path_placeh/linux-x86_64_v3/glib-2.78-abc/lib",
+    );
+    await mkdir(helperDir, { recursive: true });
+    await writeFile(join(helperDir, "libglib-2.0.so.0-gdb.py"), "import gdb\n");
+    // Unpadded: only the install root says it is a build path.
+    const plainDir = join(real, "share/gdb/auto-load/sf/install/linux-x86_64_v3/glib-2.78-abc/lib");
+    await mkdir(plainDir, { recursive: true });
+    await writeFile(join(plainDir, "libglib-2.0.so.0-gdb.py"), "import gdb\n");
+    await writeFile(join(real, "share/gdb/keep.py"), "kept\n");
+    const { report, index } = await prepare(["--install-root", "/sf/install"]);
+    expect(report.droppedNames).toEqual(["share/gdb/auto-load/sf/install"]);
+    await expect(access(join(real, "share/gdb/auto-load"))).rejects.toThrow();
+    expect(await readFile(join(real, "share/gdb/keep.py"), "utf8")).toBe("kept\n");
+    expect(index.some((e) => e.path.includes("auto-load"))).toBe(false);
   });
 
   it("drops the .spack metadata and makes symlinks into the view relative", async () => {
@@ -213,6 +306,37 @@ describe("prepare-relocation.py", () => {
     expect(readelf).toMatch(/Name: GLIBC_2\.34/);
     const run = await sh(join(real, "bin/dead"), []);
     expect(run.stdout.startsWith("42 /usr/share")).toBe(true);
+  });
+
+  it("clears the stale tail of an install prefix left after a shortened RPATH, and reports one it cannot clear", async () => {
+    const slurm = `/sf/install/${"__spack_path_placeholder__/".repeat(4)}linux-x86_64_v3/slurm-25.05-${"a".repeat(32)}`;
+    const old = `${slurm}/sbin:${slurm}/lib`;
+    await sh("gcc", [
+      "-o",
+      join(real, "bin/slurmd"),
+      join(work, "app.c"),
+      `-DDATADIR="/usr/share"`,
+      `-L${real}/lib`,
+      "-lfoo",
+      "-Wl,--disable-new-dtags",
+      `-Wl,-rpath,${old}`,
+    ]);
+    // Shortened in place as Spack's view does: the new string and its NUL over the old one, the rest left behind.
+    const bytes = await readFile(join(real, "bin/slurmd"));
+    Buffer.from(`${real}/lib\0`).copy(bytes, bytes.indexOf(Buffer.from(old)));
+    await writeFile(join(real, "bin/slurmd"), bytes);
+    expect(bytes.includes(Buffer.from("/linux-x86_64_v3/slurm-25.05-"))).toBe(true);
+    // A text file naming another install prefix: nothing to clear, but reported.
+    await writeFile(join(real, "share/app/paths.txt"), `plugins=${slurm}/lib/slurm\n`);
+    const { report } = await prepare();
+    const after = await readFile(join(real, "bin/slurmd"));
+    expect(after.includes(Buffer.from("/linux-x86_64_v3/"))).toBe(false);
+    expect(await searchTags(join(real, "bin/slurmd"))).toEqual(["RPATH $ORIGIN/../lib"]);
+    expect(report.installPathsLeft).toEqual([
+      { file: "share/app/paths.txt", found: `/linux-x86_64_v3/slurm-25.05-${"a".repeat(32)}` },
+    ]);
+    const run = await sh(join(real, "bin/slurmd"), []);
+    expect(run.stdout.startsWith("42 ")).toBe(true);
   });
 
   it("records what the tree needs from a node: machine, libraries outside the view, symbol versions", async () => {

@@ -1,6 +1,7 @@
-import { chmod, mkdtemp, readFile, writeFile } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, readdir, readFile, stat, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
+import { execa } from "execa";
 import { beforeAll, describe, expect, it } from "vitest";
 import { initKeys } from "../../src/sign/keys-init.js";
 import { firstLine, loadSigningKey } from "../../src/sign/key.js";
@@ -37,6 +38,111 @@ describe("keys init", () => {
 
   it("never overwrites a key pair", async () => {
     await expect(initKeys(join(work, "site"), { userId: "Again <a@example.org>" })).rejects.toThrow(/exists already/);
+  });
+
+  it("writes nothing through a dangling symlink, in the directory or as the directory", async () => {
+    for (const name of ["public.asc", "secret.asc", "verify-tarball.sh"]) {
+      const dir = join(work, `dangling-${name}`);
+      const elsewhere = join(work, `elsewhere-${name}`);
+      await mkdir(dir);
+      await mkdir(elsewhere);
+      await symlink(join(elsewhere, "planted"), join(dir, name));
+      await expect(initKeys(dir, { userId: "Dangling <d@example.org>" })).rejects.toThrow(
+        new RegExp(`${name.replace(".", "\\.")} is a symlink; a key pair is never written over anything`),
+      );
+      expect(await readdir(elsewhere)).toEqual([]);
+      expect(await readdir(dir)).toEqual([name]);
+    }
+    const link = join(work, "dangling-dir");
+    await symlink(join(work, "no-such-dir"), link);
+    await expect(initKeys(link, { userId: "Dangling <d@example.org>" })).rejects.toThrow(/a symlink to nothing/);
+    await expect(stat(join(work, "no-such-dir"))).rejects.toThrow(/ENOENT/);
+  });
+});
+
+describe("the site's verifier (verify-tarball.sh beside the public key)", () => {
+  let file: string;
+  const verifier = (...args: string[]) => execa("bash", [site.files.verifier, ...args], { reject: false, all: true });
+
+  beforeAll(async () => {
+    file = join(work, "release-1.0-x86_64_v3.tar.gz");
+    await writeFile(file, Buffer.from("a tarball's bytes\n".repeat(500)));
+    await signFile((await loadSigningKey({ signKey: site.files.secret }))!, file);
+  });
+
+  it("is written executable, pinned to the key's fingerprint", async () => {
+    expect((await stat(site.files.verifier)).mode & 0o777).toBe(0o755);
+    const text = await readFile(site.files.verifier, "utf8");
+    expect(text).toContain(`\nSITE_FINGERPRINT=${site.fingerprint}\n`);
+    expect(text).not.toContain("@FINGERPRINT@");
+  });
+
+  it("accepts a tarball signed by the site's key, with public.gpg beside it or --keyring public.asc, under bash or sh", async () => {
+    const good = await verifier(file);
+    expect(good.exitCode, good.all).toBe(0);
+    expect(good.stdout).toBe(`verify-tarball.sh: good signature by ${site.fingerprint} on ${basename(file)}`);
+    expect((await verifier("--keyring", site.files.public, file)).exitCode).toBe(0);
+    // Plain POSIX syntax: dash runs it too (no bash-only construct, so no bash version matters).
+    const dash = await execa("dash", [site.files.verifier, file], { reject: false, all: true });
+    expect(dash.exitCode, dash.all).toBe(0);
+  });
+
+  it("refuses an altered byte, a missing .asc, another key's signature and a secret key, exit 1", async () => {
+    const altered = join(work, "altered.tar.gz");
+    const bytes = await readFile(file);
+    bytes[100] = (bytes[100] as number) ^ 1;
+    await writeFile(altered, bytes);
+    await writeFile(`${altered}.asc`, await readFile(`${file}.asc`));
+    const bad = await verifier(altered);
+    expect(bad.exitCode).toBe(1);
+    expect(bad.stderr).toMatch(/REFUSED altered\.tar\.gz: BAD signature/);
+
+    const unsigned = join(work, "unsigned.tar.gz");
+    await writeFile(unsigned, "x");
+    const missing = await verifier(unsigned);
+    expect(missing.exitCode).toBe(1);
+    expect(missing.stderr).toMatch(/REFUSED unsigned\.tar\.gz: no signature .*unsigned\.tar\.gz\.asc/);
+
+    const byOther = join(work, "by-other.tar.gz");
+    await writeFile(byOther, await readFile(file));
+    await signFile((await loadSigningKey({ signKey: other.files.secret }))!, byOther);
+    const foreign = await verifier(byOther);
+    expect(foreign.exitCode).toBe(1);
+    expect(foreign.stderr).toMatch(/REFUSED by-other\.tar\.gz: signed by key \w+, which is not the site's key/);
+    // Another keyring given by hand does not move the pin: the signer must be the site's key.
+    const pinned = await verifier("--keyring", other.files.public, byOther);
+    expect(pinned.exitCode).toBe(1);
+    expect(pinned.stderr).toContain(`signed by ${other.fingerprint}, not by the site's key ${site.fingerprint}`);
+    const secret = await verifier("--keyring", site.files.secret, file);
+    expect(secret.exitCode).toBe(1);
+    expect(secret.stderr).toMatch(/holds a secret key/);
+    // One refused tarball among good ones fails the whole check.
+    expect((await verifier(file, altered)).exitCode).toBe(1);
+    expect((await verifier()).exitCode).toBe(2);
+  });
+
+  it("says so when the node has neither gpgv nor gpg", async () => {
+    const bin = join(work, "bin-without-gpg");
+    await mkdir(bin);
+    for (const tool of [
+      "dirname",
+      "basename",
+      "mktemp",
+      "rm",
+      "mkdir",
+      "grep",
+      "sed",
+      "cut",
+      "tr",
+      "base64",
+      "cp",
+      "tail",
+    ]) {
+      await symlink((await execa("bash", ["-c", `command -v ${tool}`])).stdout, join(bin, tool));
+    }
+    const run = await execa("/bin/bash", [site.files.verifier, file], { reject: false, all: true, env: { PATH: bin } });
+    expect(run.exitCode).toBe(1);
+    expect(run.stderr).toMatch(/needs gpgv or gpg, and neither is on PATH/);
   });
 });
 

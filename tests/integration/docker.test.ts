@@ -133,12 +133,31 @@ describe("images", () => {
     expect(await imageExists(engine, tag)).toBe(true);
     const info = await engine.docker.getImage(tag).inspect();
     expect(first.id).toBe(info.Id);
-    expect(info.Config.Labels).toMatchObject({ [LABEL.factory]: "1", [LABEL.run]: engine.runId, [CASE]: "build" });
+    expect(info.Config.Labels).toMatchObject({ [LABEL.image]: "1", [CASE]: "build" });
+    for (const key of [LABEL.factory, LABEL.run, LABEL.pid]) expect(info.Config.Labels).not.toHaveProperty(key);
 
     const again: string[] = [];
     const second = await ensureImage(engine, { tag, files, onLine: (l) => again.push(l) });
     expect(second).toEqual({ built: false, id: first.id });
     expect(again).toEqual([]);
+  });
+
+  it("labels an image so that a container started from it by hand is no dead run's for clean", async () => {
+    // The image is built by a run whose process is gone, as a builder image outlives the run that built it.
+    const builder = await requireEngine({ runId: newRunId(), pid: deadPid() });
+    extraEngines.push(builder);
+    const files = { Dockerfile: `FROM ${base}\nLABEL ${CASE}=by-hand-${builder.runId}\n` };
+    const tag = contentTag(files);
+    builtTags.push(tag);
+    await ensureImage(builder, { tag, files });
+    const byHand = await engine.docker.createContainer({ Image: tag, Cmd: ["true"] });
+    try {
+      const removed = await removeDeadRuns(engine);
+      expect(removed.map((r) => r.id)).not.toContain(byHand.id);
+      expect(await containerGone(engine, byHand.id)).toBe(false);
+    } finally {
+      await byHand.remove({ force: true });
+    }
   });
 
   it("rejects a failing RUN with the error text and the last lines of output", async () => {

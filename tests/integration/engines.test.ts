@@ -95,7 +95,8 @@ describe("two engines on one machine", () => {
   });
 
   it("an engine's network reaches the loopback registry from its containers (host network)", async () => {
-    const registry = await requireRegistry();
+    // Plain http: the probe speaks HTTP by hand.
+    const registry = await requireRegistry({ plainHttp: true });
     const [host, port] = registry.address.split(":");
     const probe = [
       "bash",

@@ -1,4 +1,4 @@
-import { readdir, readFile, rename, stat } from "node:fs/promises";
+import { readdir, readFile, rename, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { execa } from "execa";
 import { beforeAll, describe, expect, it } from "vitest";
@@ -103,6 +103,51 @@ async function checkInstalled(prefix: string): Promise<void> {
   if (pc !== "") expect(pc).toContain(`${prefix}/view`);
 }
 
+/** RPATH, RUNPATH, RPATH+RUNPATH or none, as readelf shows an ELF file's dynamic section. */
+async function searchTag(file: string): Promise<string> {
+  const { stdout } = await execa("readelf", ["-d", file]);
+  return (
+    [...stdout.matchAll(/\((RPATH|RUNPATH)\)/g)]
+      .map((m) => m[1])
+      .sort()
+      .join("+") || "none"
+  );
+}
+
+/** The libraries the dynamic loader resolves for `program` under LD_LIBRARY_PATH=`path`, as ldd shows them. */
+async function loaded(program: string, path: string): Promise<string> {
+  const trace = await execa(program, [], {
+    env: { LD_TRACE_LOADED_OBJECTS: "1", LD_LIBRARY_PATH: path },
+    extendEnv: false,
+    reject: false,
+    all: true,
+  });
+  expect(trace.exitCode, trace.all).toBe(0);
+  return trace.stdout;
+}
+
+/**
+ * A directory of decoys, one for each shared library of the view under its soname: loading any of them ends the
+ * process at once (exit 66, "DECOY <soname>" on stderr), as a cluster module's library of the same name would take
+ * over the view's.
+ */
+async function decoysFor(libDir: string, out: string): Promise<string[]> {
+  await execa("mkdir", ["-p", out]);
+  const sonames: string[] = [];
+  for (const lib of await elfFiles(libDir)) {
+    const { stdout } = await execa("readelf", ["-d", lib]);
+    const soname = /\(SONAME\)\s+Library soname: \[(.*)\]/.exec(stdout)?.[1] ?? lib.split("/").at(-1)!;
+    const source = join(out, `${soname}.c`);
+    await writeFile(
+      source,
+      `#include <unistd.h>\n__attribute__((constructor)) static void decoy(void) { write(2, "DECOY ${soname}\\n", ${soname.length + 7}); _exit(66); }\n`,
+    );
+    await execa("gcc", ["-shared", "-fPIC", `-Wl,-soname,${soname}`, "-o", join(out, soname), source]);
+    sonames.push(soname);
+  }
+  return sonames.sort();
+}
+
 describe("relocatable tarball of a stack built in Docker", () => {
   it("is written under its final name with a sidecar, one top directory and the documented layout", async () => {
     expect((await readdir(dist)).sort()).toEqual(["tiny-1.0-x86_64_v3.tar.gz", "tiny-1.0-x86_64_v3.tar.gz.sha256"]);
@@ -115,6 +160,7 @@ describe("relocatable tarball of a stack built in Docker", () => {
       "SHA256SUMS",
       "sbom.cdx.json",
       "modules/tiny/1.0.lua",
+      "modules/tiny/1.0",
       "view/bin/hello",
     ]) {
       expect(names, required).toContain(`tiny-1.0-x86_64_v3/${required}`);
@@ -149,6 +195,49 @@ describe("relocatable tarball of a stack built in Docker", () => {
     await install(long);
     await checkInstalled(short);
     await checkInstalled(long);
+  });
+
+  it("keeps the view's libraries over LD_LIBRARY_PATH decoys: every ELF file keeps the DT_RPATH it was linked with", async () => {
+    const prefix = join(work, "decoyed");
+    await install(prefix);
+    const manifest = JSON.parse(await readFile(join(prefix, "manifest.json"), "utf8")) as {
+      dynamic_tags: Record<string, string>;
+    };
+    const elves = await elfFiles(join(prefix, "view"));
+    const found: Record<string, string> = {};
+    for (const elf of elves) found[elf.slice(prefix.length + 1)] = await searchTag(elf);
+    // The tags the stand-in linked with (as Spack does: DT_RPATH), recorded and kept through packing and install.
+    expect(found).toEqual(manifest.dynamic_tags);
+    expect(Object.values(found).filter((t) => t !== "none").length).toBeGreaterThanOrEqual(4);
+    expect(new Set(Object.values(found))).toEqual(new Set(["RPATH", "none"]));
+
+    const decoys = join(work, "decoys");
+    const sonames = await decoysFor(join(prefix, "view/lib"), decoys);
+    expect(sonames).toEqual(expect.arrayContaining(["libhello.so", "liblibgreet.so", "libzlib.so"]));
+    const programs = (await elfFiles(join(prefix, "view/bin"))).sort();
+    expect(programs.length).toBeGreaterThanOrEqual(3);
+    for (const program of programs) {
+      const clean = await execa(program, [], { env: {}, extendEnv: false, reject: false, all: true });
+      expect(clean.exitCode, `${program}: ${clean.all}`).toBe(0);
+      const decoyed = await execa(program, [], {
+        env: { LD_LIBRARY_PATH: decoys },
+        extendEnv: false,
+        reject: false,
+        all: true,
+      });
+      expect(decoyed.all, program).not.toContain("DECOY");
+      expect(decoyed.exitCode, `${program}: ${decoyed.all}`).toBe(0);
+      expect(decoyed.stdout).toBe(clean.stdout);
+      // What the loader resolves (as ldd asks it): nothing from the decoys.
+      expect(await loaded(program, decoys), program).not.toContain(decoys);
+    }
+    // The decoys work: a program whose libraries LD_LIBRARY_PATH may override (DT_RUNPATH) takes them.
+    const hello = join(prefix, "view/bin/hello");
+    await execa("patchelf", ["--set-rpath", "$ORIGIN/../lib", hello]);
+    expect(await searchTag(hello)).toBe("RUNPATH");
+    expect(await loaded(hello, decoys)).toContain(`${decoys}/libhello.so`);
+    const swapped = await execa(hello, [], { env: { LD_LIBRARY_PATH: decoys }, extendEnv: false, reject: false });
+    expect(swapped.exitCode).not.toBe(0);
   });
 
   it("can be moved and relocated again with its own install script", async () => {
@@ -210,7 +299,8 @@ describe("one failing target among three", () => {
     const byTarget = Object.fromEntries(report.targets.map((t) => [t.target, t]));
     expect(byTarget["x86_64_v2"]!.status).toBe("failed");
     expect(byTarget["x86_64_v2"]!.error).toContain(byTarget["x86_64_v2"]!.logPath);
-    expect(byTarget["x86_64_v2"]!.steps.at(-1)).toMatchObject({ step: "install", exitCode: 1 });
+    // The failed install, then the push of what it installed before the failure.
+    expect(byTarget["x86_64_v2"]!.steps.slice(-2)).toMatchObject([{ step: "install", exitCode: 1 }, { step: "keep" }]);
     expect(byTarget["x86_64"]!.steps.map((s) => s.step)).toEqual([
       "compiler",
       "concretize",

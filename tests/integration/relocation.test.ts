@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { readFile } from "node:fs/promises";
+import { appendFile, cp, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { execa } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -29,7 +29,7 @@ interface Run {
   values: Record<string, string>;
 }
 
-async function inContainer(script: string, image = TEST_IMAGE): Promise<Run> {
+async function inContainer(script: string, image = TEST_IMAGE, mounts: string[] = [], pkg = tree.top): Promise<Run> {
   const result = await execa(
     "docker",
     [
@@ -39,7 +39,8 @@ async function inContainer(script: string, image = TEST_IMAGE): Promise<Run> {
       "--label=stack-factory=1",
       `--label=${RUN_LABEL}=${runId}`,
       "-v",
-      `${tree.top}:/pkg:ro`,
+      `${pkg}:/pkg:ro`,
+      ...mounts.flatMap((m) => ["-v", m]),
       image,
       "bash",
       "-c",
@@ -173,6 +174,92 @@ echo "GREET=$(env -i /opt/c/view/bin/greet | tr '\\n' '|')"
     expect(run.values.PATHS).toBe(`here=/opt/c/view/share|elsewhere=/mnt${tree.buildPrefix}/share|`);
     expect(run.values.LIBS).toBe("Libs: -L/opt/c/view/lib -lgreet");
     expect(run.values.GREET).toBe(tree.greetOutput("/opt/c").replace(/\n/g, "|"));
+  });
+
+  it("keeps DT_RPATH through packing and install: a decoy libgreet.so in LD_LIBRARY_PATH is not loaded", async () => {
+    const readelf = async (file: string) => String((await execa("readelf", ["-d", file])).stdout);
+    expect(await readelf(join(tree.top, "view/bin/greet"))).toMatch(
+      /\(RPATH\)\s+Library rpath: \[\$ORIGIN\/\.\.\/lib\]/,
+    );
+    const decoys = join(tree.root, "decoys");
+    await execa("mkdir", ["-p", decoys]);
+    await execa("sh", [
+      "-c",
+      `printf '%s\\n' '#include <unistd.h>' '__attribute__((constructor)) static void decoy(void) { write(2, "DECOY\\n", 6); _exit(66); }' >"$1/decoy.c" && gcc -shared -fPIC -Wl,-soname,libgreet.so -o "$1/libgreet.so" "$1/decoy.c"`,
+      "sh",
+      decoys,
+    ]);
+    const run = await inContainer(
+      `
+bash /pkg/install.sh --prefix /opt/d >/dev/null; echo "RC=$?"
+env -i LD_PRELOAD=/decoys/libgreet.so /bin/true 2>/dev/null; echo "LOADED_RC=$?"
+echo "DECOYED=$(env -i LD_LIBRARY_PATH=/decoys /opt/d/view/bin/greet 2>&1 | tr '\\n' '|'; echo "rc=\${PIPESTATUS[0]}")"
+`,
+      TEST_IMAGE,
+      [`${decoys}:/decoys:ro`],
+    );
+    expect(run.values.RC, run.stderr).toBe("0");
+    // The control: the decoy ends any process that loads it.
+    expect(run.values.LOADED_RC).toBe("66");
+    expect(run.values.DECOYED).toBe(`${tree.greetOutput("/opt/d").replace(/\n/g, "|")}rc=0`);
+  });
+
+  it("makes the view's symlinks to system paths on the node, and refuses hostile records of them", async () => {
+    /** A copy of the tree whose system-links.tsv (and node requirement) says `links`, listed in SHA256SUMS. */
+    const variant = async (name: string, links: string, requirement = "") => {
+      const copy = join(tree.root, name);
+      await cp(tree.top, copy, { recursive: true, verbatimSymlinks: true });
+      await writeFile(join(copy, ".stack-factory/system-links.tsv"), links);
+      if (requirement !== "") await appendFile(join(copy, ".stack-factory/node-requirements.tsv"), requirement);
+      const sums = await execa(
+        "sha256sum",
+        ["./.stack-factory/system-links.tsv", "./.stack-factory/node-requirements.tsv"],
+        {
+          cwd: copy,
+        },
+      );
+      const kept = (await readFile(join(copy, "SHA256SUMS"), "utf8"))
+        .split("\n")
+        .filter(
+          (l) => l !== "" && !l.includes("./.stack-factory/system-links.tsv") && !l.includes("node-requirements"),
+        );
+      await writeFile(join(copy, "SHA256SUMS"), `${[...kept, sums.stdout].join("\n")}\n`);
+      return copy;
+    };
+    const install = `bash /pkg/install.sh --prefix /opt/l; echo "RC=$?"; echo "OPT=$(ls -A /opt)"; echo "TMP=$(ls -A /tmp | tr '\\n' ' ')"`;
+    const good = await inContainer(
+      `${install}\necho "LINK=$(readlink /opt/l/view/bin/sh-link)"\necho "RUN=$(/opt/l/view/bin/sh-link -c 'echo ran')"`,
+      TEST_IMAGE,
+      [],
+      await variant("links-good", "view/bin/sh-link\t/usr/bin/dash\n", "system-file\t/usr/bin/dash\n"),
+    );
+    expect(good.values.RC, good.stderr).toBe("0");
+    expect(good.values.LINK).toBe("/usr/bin/dash");
+    expect(good.values.RUN).toBe("ran");
+    const missing = await inContainer(
+      install,
+      TEST_IMAGE,
+      [],
+      await variant("links-missing", "view/bin/py\t/usr/bin/python3.99\n", "system-file\t/usr/bin/python3.99\n"),
+    );
+    expect(missing.values.RC).toBe("1");
+    expect(missing.stderr).toContain("/usr/bin/python3.99 is needed");
+    expect(missing.values.OPT).toBe("");
+    for (const [name, links, message] of [
+      ["links-up", "view/../../tmp/evil\t/usr/bin/dash\n", "unsafe path 'view/../../tmp/evil'"],
+      ["links-outside", "install.sh.bak\t/usr/bin/dash\n", "'install.sh.bak' is not a path in view/"],
+      ["links-shell", "view/bin/x\t/usr/bin/$(touch /tmp/pwned)\n", "bad target '/usr/bin/$(touch /tmp/pwned)'"],
+      ["links-relative", "view/bin/x\tusr/bin/dash\n", "bad target 'usr/bin/dash'"],
+      ["links-dotdot-target", "view/bin/x\t/usr/../etc/shadow\n", "bad target '/usr/../etc/shadow'"],
+      ["links-existing", "view/bin/greet\t/usr/bin/dash\n", "'view/bin/greet' already exists in the tree"],
+      ["links-no-dir", "view/nowhere/x\t/usr/bin/dash\n", "the directory of 'view/nowhere/x' is not in the tree"],
+    ] as const) {
+      const run = await inContainer(install, TEST_IMAGE, [], await variant(name, links));
+      expect(run.values.RC, `${name}: ${run.stderr}`).toBe("1");
+      expect(run.stderr, name).toContain(message);
+      expect(run.values.OPT, name).toBe("");
+      expect(run.values.TMP, name).toBe("");
+    }
   });
 
   it("records what the tree needs from a node and refuses an older glibc before copying anything", async () => {

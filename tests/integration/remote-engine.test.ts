@@ -13,11 +13,17 @@ import { connectEngine } from "../../src/docker/index.js";
 import type { RunReport } from "../../src/run/report.js";
 import { requireEngine, requireTestImage } from "./helpers/engine.js";
 import { CLI, tempDir, writeTestStack } from "./helpers/stack.js";
+import { ensureUser, type TestUser } from "./helpers/users.js";
 
 const TLS_URL = process.env["STACK_FACTORY_SECOND_ENGINE_TLS"] ?? "tcp://127.0.0.1:23760";
 const TLS_CLIENT = process.env["STACK_FACTORY_SECOND_ENGINE_TLS_DIR"] ?? "/var/lib/stack-factory-docker2-tls/client";
-/** The ordinary user the factory runs as when the test runs as root (spack-v1.test.ts makes the same one). */
-const BUILDER = { name: "sf-docker-user", uid: 4242 };
+/**
+ * The ordinary user the factory runs as when the test runs as root: in no supplementary group, the docker group
+ * included, since it reaches the engine through TCP with TLS only.
+ */
+const BUILDER: TestUser = { name: "sf-tls-user", uid: 4244, groups: [] };
+/** Its uid and gid, once made. */
+let builder = { uid: -1, gid: -1 };
 
 const isRoot = process.getuid?.() === 0;
 let work: string;
@@ -25,11 +31,6 @@ let dir: string;
 let remoteRoot: string;
 let factoryFile: string;
 let stackFile: string;
-
-async function ensureUser(): Promise<void> {
-  if ((await execa("id", ["-u", BUILDER.name], { reject: false })).exitCode === 0) return;
-  await execa("useradd", ["--uid", String(BUILDER.uid), "--user-group", "--no-create-home", BUILDER.name]);
-}
 
 /** The CLI as the ordinary user (as root: through runuser), never throwing. */
 function factory(args: string[]) {
@@ -88,8 +89,8 @@ beforeAll(async () => {
     (await readFile(stackFile, "utf8")).replace(/builtin: \{/, `repos: [${JSON.stringify(repo)}], builtin: {`),
   );
   if (isRoot) {
-    await ensureUser();
-    await execa("chown", ["-R", `${BUILDER.uid}:${BUILDER.uid}`, dir]);
+    builder = await ensureUser(BUILDER);
+    await execa("chown", ["-R", `${builder.uid}:${builder.gid}`, dir]);
   }
 });
 
@@ -101,7 +102,9 @@ async function run(command: "build" | "warm", name: string) {
   return { exitCode: result.exitCode ?? -1, all: result.all ?? "", report: parsed };
 }
 
-describe("an engine of another host, reached over TCP with TLS", () => {
+// Steps of one scenario, in this order even when the tests are shuffled (scripts/test.sh): each starts from
+// what the ones before left in the caches, as a site's successive runs do.
+describe("an engine of another host, reached over TCP with TLS", { shuffle: false }, () => {
   it("builds there: its cache root is prepared through the engine, and tarball, log and report come home", async () => {
     if (isRoot) {
       // The factory's own user cannot look into the engine's cache root: nothing can reach it but the engine.
@@ -131,7 +134,7 @@ describe("an engine of another host, reached over TCP with TLS", () => {
       "spack-packages-builtin",
       "spack-spack-standin",
     ]);
-    const owner = isRoot ? BUILDER.uid : process.getuid?.();
+    const owner = isRoot ? builder.uid : process.getuid?.();
     for (const d of ["source", "ccache"]) expect((await stat(join(remoteRoot, d))).uid, d).toBe(owner);
     const keys = await readdir(join(remoteRoot, "buildcache"));
     expect(keys).toHaveLength(1);
@@ -155,7 +158,7 @@ describe("an engine of another host, reached over TCP with TLS", () => {
     const copy = join(dir, "standin-copy");
     await execa("cp", ["-a", "tests/fixtures/spack-standin", copy]);
     await writeFile(join(copy, "NOTE"), "changed\n");
-    if (isRoot) await execa("chown", ["-R", `${BUILDER.uid}:${BUILDER.uid}`, copy]);
+    if (isRoot) await execa("chown", ["-R", `${builder.uid}:${builder.gid}`, copy]);
     const text = await readFile(stackFile, "utf8");
     await writeFile(stackFile, text.replace(/source: "[^"]*spack-standin"/, `source: ${JSON.stringify(copy)}`));
     const { exitCode, all } = await run("warm", "third");

@@ -1,5 +1,5 @@
 import { copyFile, mkdir, readFile, readdir, writeFile } from "node:fs/promises";
-import { basename, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import Docker from "dockerode";
 import { execa } from "execa";
 import { beforeAll, describe, expect, it } from "vitest";
@@ -47,11 +47,11 @@ function watchContainers(pid: () => number | undefined): { stop: () => Promise<s
           try {
             const info = await docker.getContainer(c.Id).inspect();
             seen.set(`${c.Id}:${JSON.stringify(info.ExecIDs ?? [])}`, JSON.stringify(info));
-            const changes = (await docker
+            const changes: unknown = await docker
               .getContainer(c.Id)
               .changes()
-              .catch(() => [])) as { Path: string }[] | null;
-            for (const change of changes ?? []) layerPaths.add(change.Path);
+              .catch(() => []);
+            for (const path of changedPaths(changes)) layerPaths.add(path);
             for (const execId of info.ExecIDs ?? []) {
               if (execs.has(execId)) continue;
               const e = await docker
@@ -78,6 +78,27 @@ function watchContainers(pid: () => number | undefined): { stop: () => Promise<s
   };
 }
 
+/**
+ * The paths of a `docker diff` answer. Engines answer a list of `{Path, Kind}`, but `null` for a container that has
+ * not started yet, which dockerode hands over as the bytes "null\n" (engine 20.10): anything but a list of changes
+ * with a string path counts as no change.
+ */
+function changedPaths(answer: unknown): string[] {
+  let list = answer;
+  if (Buffer.isBuffer(answer) || typeof answer === "string") {
+    try {
+      list = JSON.parse(answer.toString()) as unknown;
+    } catch {
+      return [];
+    }
+  }
+  if (!Array.isArray(list)) return [];
+  return list.flatMap((change: unknown) => {
+    const path = (change as { Path?: unknown } | null)?.Path;
+    return typeof path === "string" ? [path] : [];
+  });
+}
+
 /** Long runs of the armored secret key's body: any of them in a text means the key leaked. */
 async function secretFragments(file: string): Promise<string[]> {
   const text = await readFile(file, "utf8");
@@ -92,6 +113,70 @@ async function listFiles(dir: string): Promise<string[]> {
     if (entry.isFile()) out.push(join(entry.parentPath, entry.name));
   }
   return out;
+}
+
+/** Copies of the signed tarball, each in a directory of its own, under the same name, made once whichever test asks first. */
+interface Copies {
+  /** One byte changed, the original .sha256 and .asc beside it. */
+  altered: string;
+  /** Signed by another key. */
+  resigned: string;
+  /** Without its .asc. */
+  unsigned: string;
+  /**
+   * Unpacked, install.sh replaced by a script that always succeeds (and writes PREFIX/tampered, to show that it ran),
+   * a .stack-factory/verify-signature.sh that always succeeds added, packed again; the original .asc beside it.
+   */
+  tampered: string;
+}
+let made: Promise<Copies> | undefined;
+
+function copies(): Promise<Copies> {
+  made ??= makeCopies();
+  return made;
+}
+
+async function makeCopies(): Promise<Copies> {
+  const name = basename(tarball);
+  const top = name.replace(/\.tar\.gz$/, "");
+  const place = async (dir: string) => {
+    await mkdir(join(work, dir));
+    return join(work, dir, name);
+  };
+  const altered = await place("altered");
+  const bytes = await readFile(tarball);
+  bytes[bytes.length - 100] = (bytes[bytes.length - 100] as number) ^ 0x01;
+  await writeFile(altered, bytes);
+  await copyFile(`${tarball}.sha256`, `${altered}.sha256`);
+  await copyFile(`${tarball}.asc`, `${altered}.asc`);
+
+  const resigned = await place("resigned");
+  await copyFile(tarball, resigned);
+  await copyFile(`${tarball}.sha256`, `${resigned}.sha256`);
+  await signFile((await loadSigningKey({ signKey: other.files.secret }))!, resigned);
+
+  const unsigned = await place("unsigned");
+  await copyFile(tarball, unsigned);
+
+  const tampered = await place("tampered");
+  const tree = join(work, "tampered-tree");
+  await mkdir(tree);
+  await execa("tar", ["-xzf", tarball, "-C", tree]);
+  const succeed = "#!/bin/sh\n# always succeeds\nexit 0\n";
+  const install = [
+    "#!/bin/sh",
+    "# always succeeds, and leaves a mark at the prefix",
+    'while [ $# -gt 0 ]; do case $1 in --prefix) mkdir -p "$2" && echo tampered >"$2/tampered"; shift 2 ;; *) shift ;; esac; done',
+    'echo "install.sh: signature: good signature (not checked at all)"',
+    "exit 0",
+    "",
+  ].join("\n");
+  await writeFile(join(tree, top, "install.sh"), install, { mode: 0o755 });
+  await mkdir(join(tree, top, ".stack-factory"), { recursive: true });
+  await writeFile(join(tree, top, ".stack-factory", "verify-signature.sh"), succeed, { mode: 0o755 });
+  await execa("tar", ["-czf", tampered, "-C", tree, top]);
+  await copyFile(`${tarball}.asc`, `${tampered}.asc`);
+  return { altered, resigned, unsigned, tampered };
 }
 
 beforeAll(async () => {
@@ -119,6 +204,7 @@ beforeAll(async () => {
       public: join(work, "site", "public.asc"),
       publicBinary: join(work, "site", "public.gpg"),
       fingerprint: join(work, "site", "fingerprint"),
+      verifier: join(work, "site", "verify-tarball.sh"),
     },
   };
   other = await initKeys(join(work, "other"), { userId: "Another Site <other@example.org>", algorithm: "ed25519" });
@@ -182,32 +268,16 @@ describe("signed tarballs", () => {
   });
 
   it("refuses a tarball altered by one byte, a signature by another key, and a missing signature", async () => {
-    const altered = join(work, "altered");
-    await mkdir(altered);
-    const copy = join(altered, basename(tarball));
-    const bytes = await readFile(tarball);
-    bytes[bytes.length - 100] = (bytes[bytes.length - 100] as number) ^ 0x01;
-    await writeFile(copy, bytes);
-    await copyFile(`${tarball}.sha256`, `${copy}.sha256`);
-    await copyFile(`${tarball}.asc`, `${copy}.asc`);
-    const run = await runCli(["verify", copy, "--keyring", site.files.public]);
+    const { altered, resigned, unsigned } = await copies();
+    const run = await runCli(["verify", altered, "--keyring", site.files.public]);
     expect(run.exitCode).toBe(1);
     expect(run.all).toMatch(/refused: BAD signature/);
 
-    const resigned = join(work, "resigned");
-    await mkdir(resigned);
-    const second = join(resigned, basename(tarball));
-    await copyFile(tarball, second);
-    await copyFile(`${tarball}.sha256`, `${second}.sha256`);
-    await signFile((await loadSigningKey({ signKey: other.files.secret }))!, second);
-    const byOther = await runCli(["verify", second, "--keyring", site.files.public]);
+    const byOther = await runCli(["verify", resigned, "--keyring", site.files.public]);
     expect(byOther.exitCode).toBe(1);
     expect(byOther.all).toMatch(/which is not in/);
 
-    const unsigned = join(work, "unsigned");
-    await mkdir(unsigned);
-    await copyFile(tarball, join(unsigned, basename(tarball)));
-    const missing = await runCli(["verify", join(unsigned, basename(tarball)), "--keyring", site.files.public]);
+    const missing = await runCli(["verify", unsigned, "--keyring", site.files.public]);
     expect(missing.exitCode).toBe(1);
     expect(missing.all).toMatch(/no signature: .*\.asc is missing/);
   });
@@ -288,9 +358,6 @@ describe("a signed buildcache", () => {
   beforeAll(async () => {
     warmCache = join(work, "warm-cache");
     stackFile = await writeTestStack(work, { name: "nightly", specs: ["hello", "zlib"] });
-  });
-
-  it("warm --sign-key pushes signed entries; a signed build then takes everything from them", async () => {
     const warm = await runCli([
       "warm",
       stackFile,
@@ -301,6 +368,9 @@ describe("a signed buildcache", () => {
       ...sign(),
     ]);
     expect(warm.exitCode, warm.all).toBe(0);
+  }, 900_000);
+
+  it("warm --sign-key pushes signed entries; a signed build then takes everything from them", async () => {
     const keys = await readdir(join(warmCache, "buildcache"));
     expect(keys).toHaveLength(1);
     expect(keys[0]).toMatch(new RegExp(`_signed-${site.fingerprint.slice(-16)}$`));
@@ -338,8 +408,11 @@ describe("a signed buildcache", () => {
   });
 
   it("refuses entries whose signature fails or that are unsigned, and unsigned builds never use the signed cache", async () => {
-    const key = (await readdir(join(warmCache, "buildcache")))[0]!;
-    const dir = join(warmCache, "buildcache", key, "build_cache");
+    // A copy of the warmed cache, which the other test reads as warm left it.
+    const cache = join(work, "warm-cache-altered");
+    await execa("cp", ["-a", "--", warmCache, cache]);
+    const key = (await readdir(join(cache, "buildcache"))).find((k) => /_signed-[0-9A-F]+$/.test(k))!;
+    const dir = join(cache, "buildcache", key, "build_cache");
     const entries = await readdir(dir);
     // hello's spec document altered under its signature; zlib's signature stripped (an unsigned entry).
     const hello = entries.find((e) => e.startsWith("hello-") && e.endsWith(".sig"))!;
@@ -357,7 +430,7 @@ describe("a signed buildcache", () => {
       "warm",
       stackFile,
       "--cache-dir",
-      warmCache,
+      cache,
       "--report",
       join(work, "refused.json"),
       ...sign(),
@@ -368,102 +441,136 @@ describe("a signed buildcache", () => {
     expect(log).toMatch(/Skipping zlib-\S+ from mirror stack-factory/);
     expect(target.built.map((p) => p.replace(/-[^-]+-[a-z0-9]{32}$/, "")).sort()).toEqual(["hello", "zlib"]);
 
-    const unsigned = await runCli([
-      "warm",
-      stackFile,
-      "--cache-dir",
-      warmCache,
-      "--report",
-      join(work, "unsigned.json"),
-    ]);
+    const unsigned = await runCli(["warm", stackFile, "--cache-dir", cache, "--report", join(work, "unsigned.json")]);
     expect(unsigned.exitCode, unsigned.all).toBe(0);
-    expect((await readdir(join(warmCache, "buildcache"))).sort()).toEqual(
+    expect((await readdir(join(cache, "buildcache"))).sort()).toEqual(
       [key, key.replace(/_signed-[0-9A-F]+$/, "")].sort(),
     );
     expect((await logOf(join(work, "unsigned.json"))).log).not.toMatch(/from binary cache/);
   });
 });
 
-describe("install.sh --verify-signature on a node", () => {
-  /** Runs a bash script in a fresh container of `image` with the dist, altered and re-signed copies and the keys mounted. */
-  const onNode = (image: string, script: string) =>
-    execa(
+describe("on a node: the site's verifier before anything of the tarball runs", () => {
+  /**
+   * Runs a script in a fresh container of `image`, without network, with the signed tarball (/pkg), its altered,
+   * re-signed and tampered copies and the directory `keys init` wrote (/keys: public.asc, public.gpg and
+   * verify-tarball.sh; the secret key is not mounted) read-only.
+   */
+  const onNode = async (image: string, script: string) => {
+    const { altered, resigned, tampered } = await copies();
+    const keys = join(work, "node-keys");
+    await mkdir(keys, { recursive: true });
+    for (const f of [site.files.public, site.files.publicBinary, site.files.verifier]) {
+      await copyFile(f, join(keys, basename(f)));
+    }
+    const mount = (from: string, to: string) => ["-v", `${from}:${to}:ro`];
+    return execa(
       "docker",
       [
         "run",
         "--rm",
         "--network",
         "none",
-        "-v",
-        `${dist}:/pkg:ro`,
-        "-v",
-        `${join(work, "altered")}:/altered:ro`,
-        "-v",
-        `${join(work, "resigned")}:/resigned:ro`,
-        "-v",
-        `${join(work, "site")}/public.asc:/keys/site.asc:ro`,
-        "-v",
-        `${join(work, "site")}/public.gpg:/keys/site.gpg:ro`,
-        "-v",
-        `${join(work, "other")}/public.asc:/keys/other.asc:ro`,
+        // Root, as a cluster's administrator installs to /apps (the builder image's own user is not).
+        "--user",
+        "0:0",
+        // Not a factory container: the builder image carries the labels of the run that built it (its pid long
+        // gone), which a container inherits, and `stack-factory clean` run meanwhile would remove it as a dead run's.
+        "--label",
+        "stack-factory=0",
+        ...mount(dist, "/pkg"),
+        ...mount(dirname(altered), "/altered"),
+        ...mount(dirname(resigned), "/resigned"),
+        ...mount(dirname(tampered), "/tampered"),
+        ...mount(keys, "/keys"),
         image,
         "bash",
         "-c",
-        `set -u\ncd /tmp\n${script}`,
+        `set -u\nmkdir /node && cd /node\n${script}`,
       ],
       { reject: false, all: true },
     );
-
-  it("checks the signature with gpg before anything else; an altered byte or another key's signature stops it", async () => {
+  };
+  const names = () => {
     const name = basename(tarball);
-    const top = name.replace(/\.tar\.gz$/, "");
+    return { name, top: name.replace(/\.tar\.gz$/, "") };
+  };
+  /** The README's flow, from the directory holding the tarball and its .asc; then what it left behind. */
+  const flow = (label: string, from: string, prefix: string) => {
+    const { name, top } = names();
+    return `
+rm -rf /node/${label} && mkdir /node/${label} && cd /node/${label} && cp ${from}/${name} ${from}/${name}.asc .
+/keys/verify-tarball.sh ${name} && tar -xzf ${name} && ./${top}/install.sh --prefix ${prefix}; echo "${label}=$? $(test -e ${top} && echo unpacked || echo not-unpacked) $(test -e ${prefix} && echo prefix-written || echo prefix-absent)"
+cd /node`;
+  };
+
+  it("a tarball whose install.sh and verify-signature.sh always succeed, re-packed under the old .asc, is refused before it is unpacked", async () => {
+    const { name, top } = names();
     const run = await onNode(
-      builderImage,
-      `
-cp /pkg/${name} /pkg/${name}.asc . && tar -xzf ${name}
-./${top}/install.sh --verify-signature /keys/site.asc --prefix /tmp/good; echo "GOOD=$?"
-./${top}/install.sh --verify-signature /keys/site.gpg --tarball /tmp/${name} --prefix /tmp/binary; echo "BINARY=$?"
-./${top}/install.sh --prefix /tmp/altered --verify-signature /keys/site.asc --tarball /altered/${name}; echo "ALTERED=$? $(test -e /tmp/altered && echo installed || echo absent)"
-./${top}/install.sh --verify-signature /keys/site.asc --tarball /resigned/${name} --prefix /tmp/resigned; echo "RESIGNED=$? $(test -e /tmp/resigned && echo installed || echo absent)"
-./${top}/install.sh --verify-signature /keys/other.asc --prefix /tmp/otherkey; echo "OTHERKEY=$?"
-echo tampered >> ${top}/manifest.json
-./${top}/install.sh --verify-signature /keys/site.asc --prefix /tmp/tampered; echo "TAMPERED=$?"
+      TEST_IMAGE,
+      `${flow("TAMPERED", "/tampered", "/apps/tampered")}
+# What the old flow (unpack, then the tarball's own install.sh --verify-signature) made of the same tarball:
+mkdir old && cd old && cp /tampered/${name} /tampered/${name}.asc . && tar -xzf ${name}
+./${top}/install.sh --verify-signature /keys/public.asc --prefix /apps/old; echo "OLD=$? $(cat /apps/old/tampered 2>/dev/null)"
 `,
     );
-    expect(run.all).toMatch(/install\.sh: signature: good signature by [0-9A-F]{40}/);
-    expect(run.all).toContain(`good signature by ${site.fingerprint}`);
-    expect(run.all).toContain("GOOD=0");
-    expect(run.all).toContain("BINARY=0");
-    expect(run.all).toContain("ALTERED=1 absent");
-    expect(run.all).toMatch(/BAD signature: \S+ is not what was signed/);
-    expect(run.all).toContain("RESIGNED=1 absent");
-    expect(run.all).toMatch(/was made by a key that is not in \/keys\/site\.asc/);
-    expect(run.all).toContain("OTHERKEY=1");
-    expect(run.all).toContain("TAMPERED=1");
-    expect(run.all).toMatch(/manifest\.json is not the signed tarball's/);
+    expect(run.all).toMatch(/verify-tarball\.sh: REFUSED \S+: BAD signature: it is not what was signed/);
+    expect(run.all).toContain("TAMPERED=1 not-unpacked prefix-absent");
+    // The tampered scripts are live: without the verifier first, they would have "installed" it.
+    expect(run.all).toContain("OLD=0 tampered");
   });
 
-  it("works with gpgv alone (the test image has apt's gpgv, no gpg) and says so when the node has neither", async () => {
-    const name = basename(tarball);
-    const top = name.replace(/\.tar\.gz$/, "");
+  it("installs a good tarball with gpgv alone (the test image has apt's gpgv, no gpg); refuses altered, re-signed and unsigned ones", async () => {
+    const { name } = names();
     const run = await onNode(
       TEST_IMAGE,
       `
 command -v gpg && echo "HAS GPG"
 command -v gpgv >/dev/null && echo "HAS GPGV"
-cp /pkg/${name} /pkg/${name}.asc . && tar -xzf ${name}
-./${top}/install.sh --verify-signature /keys/site.asc --prefix /tmp/gpgv; echo "GPGV=$?"
-./${top}/install.sh --verify-signature /keys/site.asc --tarball /altered/${name} --prefix /tmp/altered; echo "ALTERED=$? $(test -e /tmp/altered && echo installed || echo absent)"
+${flow("GOOD", "/pkg", "/apps/good")}
+${flow("ALTERED", "/altered", "/apps/altered")}
+mkdir resigned && cp /resigned/${name} /resigned/${name}.asc resigned/
+/keys/verify-tarball.sh resigned/${name}; echo "RESIGNED=$?"
+mkdir unsigned && cp /pkg/${name} unsigned/
+/keys/verify-tarball.sh unsigned/${name}; echo "UNSIGNED=$?"
+gpgv --keyring /keys/public.gpg /pkg/${name}.asc /pkg/${name} >/dev/null 2>&1; echo "GPGV-BY-HAND=$?"
 rm -f "$(command -v gpgv)"
-./${top}/install.sh --verify-signature /keys/site.asc --prefix /tmp/x; echo "NONE=$? $(test -e /tmp/x && echo installed || echo absent)"
+/keys/verify-tarball.sh /pkg/${name}; echo "NONE=$?"
 `,
     );
     expect(run.all).not.toContain("HAS GPG\n");
     expect(run.all).toContain("HAS GPGV");
-    expect(run.all).toContain(`good signature by ${site.fingerprint}`);
-    expect(run.all).toContain("GPGV=0");
-    expect(run.all).toContain("ALTERED=1 absent");
-    expect(run.all).toContain("NONE=1 absent");
-    expect(run.all).toMatch(/--verify-signature needs gpgv or gpg on this node/);
+    expect(run.all).toContain(`verify-tarball.sh: good signature by ${site.fingerprint} on ${name}`);
+    expect(run.all).toContain("GOOD=0 unpacked prefix-written");
+    expect(run.all).toMatch(/Installed signed 1\.0 \(x86_64_v3\) at \/apps\/good/);
+    expect(run.all).toContain("ALTERED=1 not-unpacked prefix-absent");
+    expect(run.all).toMatch(/signed by key \w+, which is not the site's key/);
+    expect(run.all).toContain("RESIGNED=1");
+    expect(run.all).toMatch(/no signature \S+\.asc beside it/);
+    expect(run.all).toContain("UNSIGNED=1");
+    expect(run.all).toContain("GPGV-BY-HAND=0");
+    expect(run.all).toMatch(/needs gpgv or gpg, and neither is on PATH/);
+    expect(run.all).toContain("NONE=1");
+  });
+
+  it("works with gpg alone (the builder image), and install.sh refuses --verify-signature with the flow to use", async () => {
+    const { name, top } = names();
+    const run = await onNode(
+      builderImage,
+      `
+rm -f "$(command -v gpgv)" "$(command -v gpgv2)"
+command -v gpg >/dev/null && echo "HAS GPG"
+${flow("GPG", "/pkg", "/apps/gpg")}
+${flow("TAMPERED", "/tampered", "/apps/tampered")}
+mkdir legacy && cd legacy && cp /pkg/${name} . && tar -xzf ${name}
+./${top}/install.sh --verify-signature /keys/public.asc --prefix /apps/legacy; echo "LEGACY=$? $(test -e /apps/legacy && echo prefix-written || echo prefix-absent)"
+`,
+    );
+    expect(run.all).toContain("HAS GPG");
+    expect(run.all).toContain(`verify-tarball.sh: good signature by ${site.fingerprint} on ${name}`);
+    expect(run.all).toContain("GPG=0 unpacked prefix-written");
+    expect(run.all).toContain("TAMPERED=1 not-unpacked prefix-absent");
+    expect(run.all).toContain("LEGACY=2 prefix-absent");
+    expect(run.all).toMatch(/--verify-signature: install\.sh checks no signature .* verify-tarball\.sh TARBALL/);
   });
 });

@@ -212,7 +212,9 @@ afterAll(() => {
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 
-describe("the contract's commands against the Spack stand-in", () => {
+// Steps of one scenario, in this order even when the tests are shuffled (scripts/test.sh): each starts from
+// what the ones before left in the caches, as a site's successive runs do.
+describe("the contract's commands against the Spack stand-in", { shuffle: false }, () => {
   it("has a sample for every command and runs each, in order, in a tiny environment", async () => {
     const p = paths("tiny");
     writeEnv(p, ["zlib"], { generation: "v1", builtin: BUILTIN, extra: [] });

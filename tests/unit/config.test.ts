@@ -50,7 +50,7 @@ describe("defaults", () => {
       packages: {},
       externals: [],
       prefix: "/opt/mini/2.0",
-      modules: { name: "mini", env: {} },
+      modules: { name: "mini", env: {}, systems: ["lmod", "tcl"] },
       assets: [],
     });
   });
@@ -61,8 +61,21 @@ describe("defaults", () => {
   });
 
   it("defaults the module name but keeps the given env, and vice versa", () => {
-    expect(parse("modules:\n  env:\n    A_B: x\n").modules).toEqual({ name: "s", env: { A_B: "x" } });
-    expect(parse("modules:\n  name: other\n").modules).toEqual({ name: "other", env: {} });
+    expect(parse("modules:\n  env:\n    A_B: x\n").modules).toEqual({
+      name: "s",
+      env: { A_B: "x" },
+      systems: ["lmod", "tcl"],
+    });
+    expect(parse("modules:\n  name: other\n").modules).toEqual({ name: "other", env: {}, systems: ["lmod", "tcl"] });
+  });
+
+  it("writes Lmod and Tcl modules unless modules.systems names one", () => {
+    expect(parse("modules:\n  systems: [tcl]\n").modules.systems).toEqual(["tcl"]);
+    expect(parse("modules:\n  systems: [lmod, lmod]\n").modules.systems).toEqual(["lmod"]);
+    expect(issuesOf(() => parse("modules:\n  systems: [lua]\n"))).toEqual([
+      'stack.yaml:6:13 modules.systems[0]: "lua" is not a module system (allowed: lmod, tcl)',
+    ]);
+    expect(issuesOf(() => parse("modules:\n  systems: []\n"))[0]).toContain("modules.systems");
   });
 
   it("makes the file and dir absolute from a relative file name", () => {
@@ -102,7 +115,11 @@ describe("every field set", () => {
     });
     expect(stack.externals).toEqual(["cmake", "perl"]);
     expect(stack.prefix).toBe("/sw/full");
-    expect(stack.modules).toEqual({ name: "full-stack", env: { FULL_HOME: "/sw/full", OMP_NUM_THREADS: "4" } });
+    expect(stack.modules).toEqual({
+      name: "full-stack",
+      env: { FULL_HOME: "/sw/full", OMP_NUM_THREADS: "4" },
+      systems: ["lmod", "tcl"],
+    });
     expect(stack.assets).toEqual([path.join(fixtures, "assets/full.conf"), "/etc/hosts"]);
   });
 
@@ -147,7 +164,9 @@ describe("errors", () => {
     expect(found[1]).toBe(
       'bad-unknown-keys.yaml:8:3 spack.branch: unknown key "branch" (allowed keys: url, ref, source, builtin, repos, mirrors)',
     );
-    expect(found[2]).toBe('bad-unknown-keys.yaml:12:3 modules.path: unknown key "path" (allowed keys: name, env)');
+    expect(found[2]).toBe(
+      'bad-unknown-keys.yaml:12:3 modules.path: unknown key "path" (allowed keys: name, env, systems)',
+    );
   });
 
   it("reports wrong types, all at once, in file order", () => {
@@ -265,7 +284,7 @@ describe("errors", () => {
 
   it("refuses lists where maps are expected", () => {
     expect(issuesOf(() => parse("modules: [x]\n"))).toEqual([
-      "stack.yaml:5:10 modules: expected a map with keys name, env; got a list",
+      "stack.yaml:5:10 modules: expected a map with keys name, env, systems; got a list",
     ]);
     expect(issuesOf(() => parse("spack: { mirrors: [a] }\n"))).toEqual([
       "stack.yaml:5:19 spack.mirrors: expected a map of mirror name to URL or path, got a list",

@@ -105,6 +105,7 @@ describe("factory settings file", () => {
         "    cache: /scratch/sf",
         "buildcache: oci://registry.example:5000/site/buildcache",
         "credentials: registry.yaml",
+        "buildcache_ca: certs/registry-ca.pem",
         "",
       ].join("\n"),
       "/etc/sf/factory.yaml",
@@ -133,6 +134,30 @@ describe("factory settings file", () => {
         plainHttp: false,
       },
       credentials: "/etc/sf/registry.yaml",
+      buildcacheCa: "/etc/sf/certs/registry-ca.pem",
+    });
+  });
+
+  it("refuses credentials over plain http (the password in clear; Spack cannot push with them) and a CA without an https registry", () => {
+    const issues = issuesOf(
+      [
+        "buildcache: oci+http://127.0.0.1:5000/site/bc", // 1
+        "credentials: r.yaml", // 2
+        "buildcache_ca: ca.pem", // 3
+        "",
+      ].join("\n"),
+    );
+    expect(issues).toEqual([
+      expect.stringMatching(
+        /^\/etc\/sf\/factory\.yaml:2:1 credentials: credentials need an https registry \(oci:\/\/\): over oci\+http:\/\/ the password would cross the network in clear/,
+      ),
+      expect.stringMatching(
+        /^\/etc\/sf\/factory\.yaml:3:1 buildcache_ca: buildcache_ca is the CA of an https registry/,
+      ),
+    ]);
+    // Without credentials, a loopback registry over http stays allowed.
+    expect(parseFactorySettings("buildcache: oci+http://127.0.0.1:5000/site/bc\n", "f.yaml").buildcache).toMatchObject({
+      plainHttp: true,
     });
   });
 
@@ -186,7 +211,14 @@ describe("factory settings file", () => {
       { url: "ssh://b@grace02", knownHostsFiles: ["/etc/sf/kh"] },
     ]);
     const issues = issuesOf(
-      ["engines:", "  - url: tcp://b:2376", "    identity: k", "    known_hosts: kh", ""].join("\n"),
+      [
+        "engines:",
+        "  - url: tcp://b:2376",
+        "    identity: k",
+        "    known_hosts: kh",
+        "    insecure_plain_tcp: true",
+        "",
+      ].join("\n"),
     );
     expect(issues).toEqual([
       expect.stringMatching(
@@ -258,7 +290,7 @@ describe("buildcache locations", () => {
 
 describe("choosing engines", () => {
   it("--engine flags win over the settings file; names are made unique", () => {
-    const settings = parseFactorySettings("engines:\n  - url: tcp://a:2376\n", "f.yaml");
+    const settings = parseFactorySettings("engines:\n  - url: tcp://a:2376\n    insecure_plain_tcp: true\n", "f.yaml");
     expect(chooseEngines(settings, ["unix:///run/x.sock", "unix:///srv/x.sock"])).toEqual([
       { name: "x", endpoint: { url: "unix:///run/x.sock" } },
       { name: "x-2", endpoint: { url: "unix:///srv/x.sock" } },

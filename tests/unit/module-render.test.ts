@@ -1,9 +1,17 @@
 import { describe, expect, it } from "vitest";
 import { InputError } from "../../src/errors.js";
 import { loadInstallTemplate, renderInstallScript, shellQuote } from "../../src/render/install-script.js";
-import { envStem, loadModuleTemplate, luaString, renderModule, type ModuleInput } from "../../src/render/module.js";
+import {
+  envStem,
+  loadModuleTemplate,
+  luaString,
+  renderModule,
+  tclString,
+  type ModuleInput,
+} from "../../src/render/module.js";
 
 const template = await loadModuleTemplate();
+const tclTemplate = await loadModuleTemplate(undefined, "tcl");
 
 function input(overrides: Partial<ModuleInput> = {}): ModuleInput {
   return {
@@ -63,6 +71,18 @@ describe("luaString", () => {
 
   it("keeps non-ASCII text as it is", () => {
     expect(luaString("café ✓")).toBe('"café ✓"');
+  });
+});
+
+describe("tclString", () => {
+  it("escapes every character Tcl substitutes or ends a word with inside quotes", () => {
+    expect(tclString('a "b" $c [d] {e} \\f')).toBe('"a \\"b\\" \\$c \\[d\\] \\{e\\} \\\\f"');
+    expect(tclString("x\ny\tz\r")).toBe('"x\\ny\\tz\\r"');
+  });
+
+  it("escapes other control characters with four hex digits so a following hex digit cannot join", () => {
+    expect(tclString("a\u0001f\u007f")).toBe('"a\\u0001f\\u007f"');
+    expect(tclString("café ✓")).toBe('"café ✓"');
   });
 });
 
@@ -145,6 +165,31 @@ describe("renderModule", () => {
   });
 });
 
+describe("renderModule for Tcl", () => {
+  it("is an Environment Modules modulefile with the same variables and prefix line", () => {
+    const tcl = renderModule(input({ defaultPrefix: "/apps/stacks/hello" }), tclTemplate, "tcl");
+    expect(tcl.startsWith("#%Module")).toBe(true);
+    expect(tcl).toContain('set prefix_variable "HELLO_WORLD_INSTALL_PREFIX"');
+    expect(tcl).toContain('set root_variable "HELLO_WORLD_ROOT"');
+    expect(tcl.split("\n").filter((l) => l.startsWith("set recorded_prefix "))).toEqual([
+      'set recorded_prefix "/apps/stacks/hello"',
+    ]);
+    expect(tcl).toContain("set levels_up 3");
+    expect(tcl).not.toMatch(/LD_LIBRARY_PATH/);
+  });
+
+  it("escapes every user-provided string for Tcl", () => {
+    const tcl = renderModule(
+      input({ description: "[exec rm -rf ~] $HOME", envVars: { GREETING: "{[x]}\\", DATA: "${PREFIX}/data" } }),
+      tclTemplate,
+      "tcl",
+    );
+    expect(tcl).toContain('set stack_description "\\[exec rm -rf ~\\] \\$HOME"');
+    expect(tcl).toContain('"GREETING" "\\{\\[x\\]\\}\\\\" \\');
+    expect(tcl).toContain('"DATA" "\\$\\{PREFIX\\}/data" \\');
+  });
+});
+
 const installTemplate = await loadInstallTemplate();
 
 describe("renderInstallScript", () => {
@@ -166,7 +211,8 @@ describe("renderInstallScript", () => {
     const text = script({ stackName: "it's $x", defaultPrefix: "/opt/x-1.0_a+b" });
     expect(text).toContain("STACK_NAME='it'\\''s $x'");
     expect(text).toContain("DEFAULT_PREFIX='/opt/x-1.0_a+b'");
-    expect(text).toContain("MODULE_FILE='modules/hello/1.0.lua'");
+    expect(text).toContain("MODULE_FILES=('modules/hello/1.0.lua' 'modules/hello/1.0')");
+    expect(script({ moduleSystems: ["tcl"] })).toContain("MODULE_FILES=('modules/hello/1.0')");
   });
 
   it("uses only bash, coreutils, grep, sed and findutils", () => {

@@ -243,7 +243,8 @@ describe("packTarball", () => {
     await expect(pending).rejects.toBeInstanceOf(CancelledError);
     clearInterval(feed);
     expect(written).toBe(8);
-    expect(await readdir(out)).toEqual([]);
+    // Aborted before or after the output directory was made: either way nothing is in it.
+    expect(await readdir(out).catch(() => [])).toEqual([]);
   });
 
   it("removes the partial file when the view stream fails", async () => {

@@ -3,7 +3,13 @@ import { describe, expect, it } from "vitest";
 import { parseStack } from "../../src/config/index.js";
 import { buildcacheLocation } from "../../src/config/factory.js";
 import { planBuild } from "../../src/plan/plan.js";
-import { ociRepositoryOf, placeTarget, REGISTRY_CREDENTIALS_FILE, remoteRootNeeds } from "../../src/plan/placement.js";
+import {
+  ociRepositoryOf,
+  placeTarget,
+  REGISTRY_CREDENTIALS_FILE,
+  REGISTRY_PATHS,
+  remoteRootNeeds,
+} from "../../src/plan/placement.js";
 import { loadTemplates } from "../../src/render/templates.js";
 
 const templates = await loadTemplates();
@@ -17,7 +23,9 @@ const oci = buildcacheLocation("oci+http://127.0.0.1:5000/site/buildcache") as E
   ReturnType<typeof buildcacheLocation>,
   { kind: "oci" }
 >;
+const https = buildcacheLocation("oci://127.0.0.1:5001/site/buildcache") as typeof oci;
 const secret = { username: "builder", password: "s3cr'et" };
+const siteCa = "-----BEGIN CERTIFICATE-----\nTUlJ\n-----END CERTIFICATE-----\n";
 
 const mirrorOf = (yamlText: string) =>
   (parse(yamlText) as { spack: { mirrors: Record<string, unknown> } }).spack.mirrors["stack-factory"];
@@ -112,6 +120,8 @@ describe("a target placed on an engine", () => {
     for (const [path, text] of Object.entries(placed.files))
       if (path.endsWith("spack.yaml")) expect(mirrorOf(text)).toEqual(mirrorOf(placed.spackYaml));
     expect(placed.files[REGISTRY_CREDENTIALS_FILE]).toBeUndefined();
+    expect(placed.registryFiles).toBeUndefined();
+    expect(placed.env).toEqual(target.env);
     expect(placed.steps.map((s) => s.argv)).toEqual(target.steps.map((s) => s.argv));
   });
 
@@ -125,23 +135,29 @@ describe("a target placed on an engine", () => {
     expect(mirrorOf(placed.spackYaml)).toMatchObject({ signed: true, url: ociRepositoryOf(oci, target.buildcacheKey) });
   });
 
-  it("registry credentials: a file in the container and an access_pair of variable names; the secret in no argv, env or spack.yaml", () => {
+  it("registry credentials: a file on the container's registry tmpfs and an access_pair of variable names; the secret in no argv, env, file or spack.yaml", () => {
     const placed = placeTarget(target, {
       engine: "e",
       cacheRoot: "/e",
       factoryCacheRoot: "/c",
-      buildcache: oci,
+      buildcache: https,
       credentials: secret,
     });
     expect(mirrorOf(placed.spackYaml)).toMatchObject({
       access_pair: {
-        id_variable: "STACK_FACTORY_REGISTRY_USERNAME",
-        secret_variable: "STACK_FACTORY_REGISTRY_PASSWORD",
+        id_variable: "STACK_FACTORY_REGISTRY_USERNAME_ROOT",
+        secret_variable: "STACK_FACTORY_REGISTRY_PASSWORD_ROOT",
       },
     });
-    expect(placed.files[REGISTRY_CREDENTIALS_FILE]).toBe(
-      "STACK_FACTORY_REGISTRY_USERNAME='builder'\nSTACK_FACTORY_REGISTRY_PASSWORD='s3cr'\\''et'\n",
-    );
+    // `*_ROOT`: Spack's clean_environment() unsets them before any package builds.
+    expect(REGISTRY_CREDENTIALS_FILE.startsWith(`${REGISTRY_PATHS.tmpfs}/`)).toBe(true);
+    expect(placed.registryFiles).toEqual({
+      tmpfs: REGISTRY_PATHS.tmpfs,
+      files: {
+        [REGISTRY_CREDENTIALS_FILE]:
+          "STACK_FACTORY_REGISTRY_USERNAME_ROOT='builder'\nSTACK_FACTORY_REGISTRY_PASSWORD_ROOT='s3cr'\\''et'\n",
+      },
+    });
     const install = placed.steps.find((s) => s.id === "install")!;
     expect(install.argv.slice(0, 4)).toEqual([
       "/bin/sh",
@@ -157,8 +173,40 @@ describe("a target placed on an engine", () => {
       env: placed.env,
       yaml: placed.spackYaml,
       mounts: placed.mounts,
+      files: placed.files,
     });
     expect(visible).not.toContain("s3cr");
+  });
+
+  it("credentials over plain http are refused (validation says why; placement never writes them)", () => {
+    expect(() =>
+      placeTarget(target, {
+        engine: "e",
+        cacheRoot: "/e",
+        factoryCacheRoot: "/c",
+        buildcache: oci,
+        credentials: secret,
+      }),
+    ).toThrow(/plain http/);
+  });
+
+  it("a site CA: on the registry tmpfs, joined with the image's CAs into the build's SSL_CERT_FILE", () => {
+    const placed = placeTarget(target, {
+      engine: "e",
+      cacheRoot: "/e",
+      factoryCacheRoot: "/c",
+      buildcache: https,
+      registryCa: siteCa,
+    });
+    expect(placed.registryFiles).toEqual({
+      tmpfs: REGISTRY_PATHS.tmpfs,
+      files: { [REGISTRY_PATHS.siteCa]: siteCa },
+      caBundle: { path: REGISTRY_PATHS.caBundle, siteCa: REGISTRY_PATHS.siteCa },
+    });
+    expect(placed.env).toEqual({ ...target.env, SSL_CERT_FILE: REGISTRY_PATHS.caBundle });
+    // Without an OCI buildcache the CA has no use.
+    const local = placeTarget(target, { engine: "e", cacheRoot: "/e", factoryCacheRoot: "/c", registryCa: siteCa });
+    expect(local.registryFiles).toBeUndefined();
   });
 
   it("a sh-based wrapper really exports the credentials to the step alone", async () => {
@@ -171,11 +219,11 @@ describe("a target placed on an engine", () => {
       engine: "e",
       cacheRoot: "/e",
       factoryCacheRoot: "/c",
-      buildcache: oci,
+      buildcache: https,
       credentials: secret,
     });
     const file = join(dir, "registry.env");
-    await writeFile(file, placed.files[REGISTRY_CREDENTIALS_FILE]!);
+    await writeFile(file, placed.registryFiles!.files[REGISTRY_CREDENTIALS_FILE]!);
     const argv = placed.steps.find((s) => s.id === "install")!.argv.slice(0, 3);
     const { stdout } = await execa(
       argv[0]!,
@@ -184,7 +232,7 @@ describe("a target placed on an engine", () => {
         file,
         "sh",
         "-c",
-        'printf "%s|%s" "$STACK_FACTORY_REGISTRY_USERNAME" "$STACK_FACTORY_REGISTRY_PASSWORD"',
+        'printf "%s|%s" "$STACK_FACTORY_REGISTRY_USERNAME_ROOT" "$STACK_FACTORY_REGISTRY_PASSWORD_ROOT"',
       ],
       {
         env: {},

@@ -58,7 +58,16 @@ describe("planBuild", () => {
       "/s/e.yaml",
     );
     const [t] = planBuild(evil, undefined, { templates, jobs: 2 }).targets;
-    expect(t!.steps.map((s) => s.id)).toEqual(["compiler", "concretize", "fetch", "install", "push", "view", "find"]);
+    expect(t!.steps.map((s) => s.id)).toEqual([
+      "compiler",
+      "concretize",
+      "fetch",
+      "install",
+      "keep",
+      "push",
+      "view",
+      "find",
+    ]);
     for (const s of t!.steps) {
       expect(s.argv[0]).toBe("/sf/spack/bin/spack");
       expect(s.argv.slice(1, 3)).toEqual(["-e", "/sf/env"]);
@@ -158,7 +167,15 @@ describe("planBuild", () => {
 describe("planBuild for cache warming", () => {
   it("stops after the push: no view, nothing recorded", () => {
     const [t] = planBuild(stack, ["zen4"], { templates, jobs: 2, mode: "warm" }).targets;
-    expect(t!.steps.map((s) => s.id)).toEqual(["compiler", "externals", "concretize", "fetch", "install", "push"]);
+    expect(t!.steps.map((s) => s.id)).toEqual([
+      "compiler",
+      "externals",
+      "concretize",
+      "fetch",
+      "install",
+      "keep",
+      "push",
+    ]);
   });
 
   it("serialises source fetches and buildcache pushes with host locks", () => {
@@ -173,8 +190,9 @@ describe("planBuild with a compiler Spack bootstraps", () => {
 
   it("builds the compiler for the family's generic target in its own environment, pushes it, then registers it", () => {
     const [t] = planBuild(withCompiler, ["zen4"], { templates, jobs: 2 }).targets;
-    expect(t!.steps.map((s) => s.id).slice(0, 5)).toEqual([
+    expect(t!.steps.map((s) => s.id).slice(0, 6)).toEqual([
       "compiler-install",
+      "compiler-keep",
       "compiler-push",
       "compiler-view",
       "compiler",

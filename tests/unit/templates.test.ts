@@ -22,13 +22,15 @@ describe("templates are typed", () => {
 
   it("renders every project template with the input the planner gives it, reading no variable it lacks", async () => {
     const templates = await loadTemplates();
-    for (const text of [templates.dockerfile, templates.installScript, templates.module])
+    for (const text of [templates.dockerfile, templates.installScript, templates.module, templates.tclModule])
       expect(variablesOf(text).length).toBeGreaterThan(0);
     const plan = planBuild(parseStack(STACK, "tpl.yaml"), undefined, { templates, jobs: 1 });
     expect(plan.builder.files["Dockerfile"]).not.toMatch(/undefined/);
     const files = plan.targets[0]!.packageFiles!;
     expect(files.installScript).not.toMatch(/='undefined'|\bundefined\b/);
-    expect(files.module).not.toMatch(/\bundefined\b/);
+    expect(files.modules.lmod).not.toMatch(/\bundefined\b/);
+    expect(files.modules.tcl).toMatch(/^#%Module/);
+    expect(files.modules.tcl).not.toMatch(/\bundefined\b/);
   });
 
   it("renders install.sh and the module at plan time: plan --out shows them, warm plans have none", async () => {
@@ -43,6 +45,8 @@ describe("templates are typed", () => {
       expect(install).toContain("/apps/tpl/2.1");
       const module = await readFile(path.join(out, "x86_64_v3", "package", "module.lua"), "utf8");
       expect(module).toContain("/apps/tpl/2.1");
+      const tcl = await readFile(path.join(out, "x86_64_v3", "package", "module.tcl"), "utf8");
+      expect(tcl).toContain('set recorded_prefix "/apps/tpl/2.1"');
       expect(JSON.parse(await readFile(path.join(out, "plan.json"), "utf8"))).toMatchObject({ format_version: 2 });
       expect(
         planBuild(stack, undefined, { templates, jobs: 1, mode: "warm" }).targets[0]!.packageFiles,

@@ -1,6 +1,6 @@
 import { resolve } from "node:path";
 import { buildStack, RunStartError } from "../../api/build-stack.js";
-import { chooseEngines, loadFactorySettings } from "../../config/factory.js";
+import { chooseEngines, loadFactorySettings, secretFiles } from "../../config/factory.js";
 import { loadStack } from "../../config/index.js";
 import type { Stack } from "../../config/types.js";
 import { connectEngine } from "../../docker/index.js";
@@ -38,6 +38,8 @@ export interface BuildFlags {
   signKeyId?: string;
   engine?: unknown;
   factory?: string;
+  /** build: also merge the targets' tarballs into one multi-target bundle (`stack-factory bundle`). */
+  bundle?: boolean;
   kit?: string;
 }
 
@@ -47,13 +49,21 @@ export async function buildCommand(
   flags: BuildFlags,
   mode: "build" | "warm" = "build",
 ): Promise<number> {
-  const stack = await loadStack(stackFile);
+  // Engines and the shared buildcache belong to the factory host: --engine URL..., or the --factory settings file.
+  const settings = flags.factory === undefined ? undefined : await loadFactorySettings(flags.factory);
+  // What the settings and flags keep secret never becomes part of a build, whatever the stack names.
+  const secrets = [...secretFiles(settings), flags.signKey, flags.signPassphraseFile].filter(
+    (f): f is string => f !== undefined,
+  );
+  const stack = await loadStack(stackFile, { secrets: secrets.map((f) => resolve(f)) });
   const targets = targetList(flags.target);
   const memory = memoryBytes(flags.memory);
   const cpus = positiveNumber(flags.cpus, "cpus");
   const concurrency = positiveInt(flags.concurrency, "concurrency");
   const jobs = positiveInt(flags.jobs, "jobs");
   const compression = compressionOf(flags.compress);
+  if (flags.bundle === true && compression !== "gzip")
+    throw new InputError("--bundle: bundles are gzip tarballs; drop --compress");
   const signing = await loadSigningKey({
     ...(flags.signKey === undefined ? {} : { signKey: flags.signKey }),
     ...(flags.signPassphraseFile === undefined ? {} : { signPassphraseFile: flags.signPassphraseFile }),
@@ -64,8 +74,6 @@ export async function buildCommand(
       "warm --sign-key-id: the buildcache is signed inside the build containers, which need the key as a file: give --sign-key FILE",
     );
   }
-  // Engines and the shared buildcache belong to the factory host: --engine URL..., or the --factory settings file.
-  const settings = flags.factory === undefined ? undefined : await loadFactorySettings(flags.factory);
   const urls = engineUrls(flags.engine);
   const engines = settings === undefined && urls.length === 0 ? undefined : chooseEngines(settings, urls);
   const reporter = chooseReporter(process.stderr, { verbose: flags.verbose === true });
@@ -97,6 +105,7 @@ export async function buildCommand(
         ...(engines === undefined ? {} : { engines }),
         ...(settings?.buildcache === undefined ? {} : { buildcache: settings.buildcache }),
         ...(settings?.credentials === undefined ? {} : { credentialsFile: settings.credentials }),
+        ...(settings?.buildcacheCa === undefined ? {} : { registryCaFile: settings.buildcacheCa }),
       });
     } catch (error) {
       // The run failed before any target finished (image build, Spack clone, Ctrl-C early): still leave a report.
@@ -128,6 +137,14 @@ export async function buildCommand(
       await writeFileAtomic(resolve(flags.report), `${JSON.stringify(report, null, 2)}\n`);
     if (flags.summary !== undefined) await writeFileAtomic(resolve(flags.summary), reportMarkdown(report));
     await writeHtmlReport(report, flags);
+    if (mode === "build" && flags.bundle === true && report.exitCode === 0) {
+      const tarballs = result.targets.flatMap((t) =>
+        t.tarball === undefined ? [] : [{ target: t.target, path: t.tarball }],
+      );
+      const { makeBundle } = await import("../../bundle/make-bundle.js");
+      const made = await makeBundle({ stack, tarballs, outDir: resolve(flags.out ?? "dist") });
+      process.stdout.write(`bundle: ${made.path} (${made.bytes} bytes; the target tarballs: ${made.inputBytes})\n`);
+    }
     return report.exitCode;
   } finally {
     reporter.close();

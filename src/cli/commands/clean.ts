@@ -5,6 +5,7 @@ import {
   removeDeadRuns,
   type Engine,
   type RemovedContainer,
+  unreachableHint,
 } from "../../docker/index.js";
 import { FactoryError } from "../../errors.js";
 import { connectEngines } from "../../run/engines.js";
@@ -20,7 +21,7 @@ export interface CleanFlags {
 /** What clean did on one engine: how many containers it removed, or why not (it did not answer, or removing failed). */
 export type EngineCleaned =
   | { name: string; removed: number }
-  | { name: string; where: string; reason: string; answered: boolean };
+  | { name: string; where: string; reason: string; answered: boolean; hint?: string };
 
 /**
  * Remove containers that factory runs left behind: those of dead runs; with --run those of one run (also kept
@@ -86,7 +87,9 @@ export function cleanReport(results: readonly EngineCleaned[]): { out: string; e
       out += `engine ${r.name}: ${r.removed === 0 ? "nothing to remove" : `removed ${r.removed} container(s)`}\n`;
     } else {
       err += `stack-factory: engine ${r.name}: ${r.reason}\n`;
-      if (!r.answered)
+      // The engine's own advice (chmod 600 a key, check a host key) says more than the generic one.
+      if (r.hint !== undefined && r.hint !== unreachableHint(r.where)) err += `hint: ${r.hint}\n`;
+      else if (!r.answered)
         err += `hint: start the engine at ${r.where} or check that this host reaches it; its containers stay until then\n`;
     }
   }

@@ -6,6 +6,8 @@ import {
   loadRegistryCredentials,
   type FactorySettings,
 } from "../../config/factory.js";
+import { loadRegistryCa } from "../../config/registry-ca.js";
+import { registryStatus } from "../registry-status.js";
 import { connectEngine, freeBytesOnEngineHost } from "../../docker/index.js";
 import { FactoryError } from "../../errors.js";
 import { familyOfEngineArch } from "../../plan/dispatch.js";
@@ -194,13 +196,14 @@ async function registryCheck(settings: FactorySettings): Promise<Check> {
       const c = await loadRegistryCredentials(settings.credentials);
       headers["Authorization"] = `Basic ${Buffer.from(`${c.username}:${c.password}`).toString("base64")}`;
     }
-    const res = await fetch(url, { headers, signal: AbortSignal.timeout(5000) });
-    if (res.ok)
+    const ca = settings.buildcacheCa === undefined ? undefined : await loadRegistryCa(settings.buildcacheCa);
+    const status = await registryStatus(url, headers, ca === undefined ? {} : { ca });
+    if (status >= 200 && status < 300)
       return {
         ok: true,
         what: `registry ${bc.registry} answers${settings.credentials === undefined ? "" : " and takes the credentials"} (buildcache ${bc.url})`,
       };
-    if (res.status === 401) {
+    if (status === 401) {
       return {
         ok: false,
         what: `registry ${bc.registry}: HTTP 401`,
@@ -210,7 +213,7 @@ async function registryCheck(settings: FactorySettings): Promise<Check> {
             : `it refused the credentials in ${settings.credentials}`,
       };
     }
-    return { ok: false, what: `registry ${bc.registry}: HTTP ${res.status}`, advice: `check ${url}` };
+    return { ok: false, what: `registry ${bc.registry}: HTTP ${status}`, advice: `check ${url}` };
   } catch (error) {
     if (error instanceof FactoryError)
       return { ok: false, what: error.message, ...(error.hint === undefined ? {} : { advice: error.hint }) };

@@ -18,8 +18,9 @@ export async function keysCommand(
     [
       `key ${made.fingerprint}`,
       `  ${made.files.secret}  secret key (mode 0600): for build/warm --sign-key; keep it on the factory only`,
-      `  ${made.files.public}  public key: hand it to the clusters (install.sh --verify-signature, verify --keyring)`,
+      `  ${made.files.public}  public key: for verify --keyring`,
       `  ${made.files.publicBinary}  the same public key as a gpgv keyring (gpgv --keyring ${made.files.publicBinary} TARBALL.asc TARBALL)`,
+      `  ${made.files.verifier}  hand it to the clusters with public.gpg: verify-tarball.sh TARBALL, before unpacking it`,
       "",
     ].join("\n"),
   );

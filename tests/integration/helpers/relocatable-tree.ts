@@ -6,7 +6,7 @@ import { dirname, join, relative, resolve } from "node:path";
 import { execa } from "execa";
 import { BUILD_PREFIX_FILE, NODE_REQUIREMENTS_FILE, RELOCATE_INDEX } from "../../../src/package/layout.js";
 import { loadInstallTemplate, renderInstallScript } from "../../../src/render/install-script.js";
-import { loadModuleTemplate, renderModule } from "../../../src/render/module.js";
+import { loadModuleTemplate, MODULE_SYSTEMS, modulePath, renderModule } from "../../../src/render/module.js";
 
 /**
  * A directory shaped like a packed tarball's top directory: a view compiled on the host with gcc from
@@ -41,11 +41,13 @@ export interface TreeOptions {
   description?: string;
   envVars?: Record<string, string>;
   defaultPrefix?: string;
+  /** The target the tree says it is built for (default x86_64_v3; the code is generic x86_64 either way). */
+  target?: string;
   /** Length of the build prefix (default 232: installs at prefixes up to 227 characters). */
   buildPrefixLength?: number;
 }
 
-const STACK = { stackName: "hello", version: "1.0", target: "x86_64_v3", moduleName: "hello" };
+const DEFAULT_STACK = { stackName: "hello", version: "1.0", target: "x86_64_v3", moduleName: "hello" };
 const FIXTURES = resolve("tests/fixtures/relocation");
 const PREPARE = resolve("templates/prepare-relocation.py");
 /** Where Spack's sbang lives in the build container (not shipped). */
@@ -83,6 +85,7 @@ async function shortenInPlace(file: string, from: string, to: string): Promise<v
 }
 
 export async function buildRelocatableTree(options: TreeOptions = {}): Promise<RelocatableTree> {
+  const STACK = { ...DEFAULT_STACK, target: options.target ?? DEFAULT_STACK.target };
   const root = await mkdtemp(join(tmpdir(), "sf-tree-"));
   const top = join(root, `${STACK.stackName}-${STACK.version}-${STACK.target}`);
   const defaultPrefix = options.defaultPrefix ?? "/opt/stacks/hello/1.0";
@@ -121,6 +124,8 @@ export async function buildRelocatableTree(options: TreeOptions = {}): Promise<R
     src("main.c"),
     `-L${join(real, "lib")}`,
     "-lgreet",
+    // DT_RPATH, as Spack's compiler wrapper links (the linker's default would be DT_RUNPATH).
+    "-Wl,--disable-new-dtags",
     `-Wl,-rpath,${PLACEHOLDER_RPATH}`,
   ]);
   await shortenInPlace(join(real, "bin/greet"), PLACEHOLDER_RPATH, `${buildPrefix}/lib`);
@@ -167,17 +172,17 @@ export async function buildRelocatableTree(options: TreeOptions = {}): Promise<R
   await mkdir(top, { recursive: true });
   await rename(real, join(top, "view"));
   await write(join(top, `data/${STACK.stackName}_assets/README`), "assets\n");
-  const moduleText = renderModule(
-    {
-      ...STACK,
-      defaultPrefix,
-      envVars: options.envVars ?? {},
-      description: options.description ?? "A greeting stack",
-      specs: ["hello@2.12"],
-    },
-    await loadModuleTemplate(),
-  );
-  await write(join(top, `modules/${STACK.moduleName}/${STACK.version}.lua`), moduleText);
+  const moduleInput = {
+    ...STACK,
+    defaultPrefix,
+    envVars: options.envVars ?? {},
+    description: options.description ?? "A greeting stack",
+    specs: ["hello@2.12"],
+  };
+  for (const system of MODULE_SYSTEMS) {
+    const text = renderModule(moduleInput, await loadModuleTemplate(undefined, system), system);
+    await write(join(top, modulePath(system, STACK.moduleName, STACK.version)), text);
+  }
   await write(
     join(top, "install.sh"),
     renderInstallScript(
