@@ -71,6 +71,8 @@ export interface BuildStackOptions {
   upToDate?: boolean;
   /** The CA file the registry's certificate is signed by (factory settings `buildcache_ca:`). */
   registryCaFile?: string;
+  /** Changes the plan before it runs (a build from a kit adds the kit's bootstrap source). */
+  adjustPlan?: (plan: BuildPlan) => BuildPlan;
 }
 
 export interface BuildStackResult {
@@ -105,12 +107,13 @@ export async function buildStack(stack: Stack, options: BuildStackOptions): Prom
   });
   // A key from files signs the buildcache too (in the containers); a key of the user's agent signs tarballs only.
   const bcKey = options.signing?.kind === "file" ? options.signing : undefined;
-  const plan = planBuild(stack, targets, {
+  const planned = planBuild(stack, targets, {
     templates: await loadTemplates(),
     jobs,
     mode,
     ...(bcKey === undefined ? {} : { signing: { fingerprint: bcKey.fingerprint, publicKey: bcKey.publicKey } }),
   });
+  const plan = options.adjustPlan === undefined ? planned : options.adjustPlan(planned);
   const outDir = options.outDir ?? "dist";
   // Fail now, not after the builds, when the output directory cannot be made.
   if (mode === "build") {

@@ -94,7 +94,8 @@ const runFlags = (command: ReturnType<typeof cli.command>) =>
     .option(
       "--sign-key-id <id>",
       "Sign tarballs with this key of your own gpg keyring and agent (the buildcache stays unsigned)",
-    );
+    )
+    .option("--kit <dir>", "Build from a kit (`kit create`): everything from it, no network in any container");
 
 runFlags(cli.command("build <stack>", "Build the stack for its targets in Docker"))
   .option("--out <dir>", "Output directory for tarballs", { default: "dist" })
@@ -176,6 +177,34 @@ cli
   );
 
 cli
+  .command(
+    "kit <action> [...args]",
+    "An air-gapped factory's bundle: `kit create <stack.yaml> DIR` on a connected host, `kit verify DIR` on the other",
+  )
+  .option("--cache-dir <dir>", "create: host cache root (its kept concretizations are reused)")
+  .option("--network <name>", "create: Docker network of its containers (e.g. host, for a proxy on this host)")
+  .option("--env <NAME=VALUE>", "create: extra environment variable for its containers (repeatable), e.g. a proxy")
+  .option("--with-buildcache", "create: also carry the stack's buildcache (run warm first)")
+  .option("--sign-key <file>", "create: sign kit.json with this armored OpenPGP secret key (kit.json.asc)")
+  .option("--sign-passphrase-file <file>", "create: the --sign-key's passphrase: the first line of this file")
+  .option("--stack <file>", "verify: also check that the kit covers this stack file")
+  .option("--target <names>", "verify: only these targets of --stack")
+  .option("--keyring <file>", "verify: check kit.json.asc against this public key file")
+  .option("--verbose", "create: print every line of its containers")
+  .action((action: string, args: string[], flags) =>
+    run(async () => {
+      if (flags.signKey !== undefined) await checkInputFile(flags.signKey, "--sign-key");
+      if (flags.keyring !== undefined) await checkInputFile(flags.keyring, "--keyring");
+      if (flags.stack !== undefined) await checkInputFile(flags.stack, "--stack");
+      if (action === "create") {
+        if (args[0] !== undefined) await checkInputFile(args[0], "stack file");
+        await checkOutputDir(cacheRoot(flags.cacheDir), "--cache-dir");
+      }
+      return (await import("./commands/kit.js")).kitCommand(action, args, flags);
+    }),
+  );
+
+cli
   .command("targets", "List the microarchitecture targets the factory knows")
   .option("--host", "Show the microarchitecture detected on this host")
   .option("--json", "Machine-readable output")
@@ -189,6 +218,7 @@ cli
   .option("--cache-dir <dir>", "Host cache root to check")
   .option("--engine <url>", "An engine to check (repeatable); default: the --factory file's, else the local one")
   .option("--factory <file>", "Factory settings: check every engine and the buildcache registry")
+  .option("--kit <dir>", "Say whether this host can build the stack from this kit alone")
   .action((stack: string | undefined, flags) =>
     run(async () => {
       // A cache root under /proc would make the writability check spin forever.

@@ -18,6 +18,7 @@ export { buildImage, imageExists, imageId, ensureImage, type BuildImageOptions }
 export { runOneShot, type OneShotOptions } from "./one-shot.js";
 export { freeBytesOnEngineHost } from "./host-disk.js";
 export { copyImage } from "./image-copy.js";
+export { loadImage, saveImage } from "./image-file.js";
 export {
   startContainer,
   type BuildContainer,

@@ -113,7 +113,9 @@ export type StepId =
   | "keep"
   | "push"
   | "view"
-  | "find";
+  | "find"
+  | "mirror"
+  | "bootstrap-mirror";
 
 export interface TargetPlan {
   target: string;

@@ -1,4 +1,4 @@
-import { access, mkdir, rename, rm } from "node:fs/promises";
+import { access, mkdir, readFile, rename, rm } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { execa } from "execa";
 import { isAllowedGitUrl } from "../config/schema.js";
@@ -74,10 +74,18 @@ export async function ensureSpackCheckout(
   return { path: dir, commit: await headOf(dir), cloned: true };
 }
 
-/** The commit of a checkout, or "unknown" when it is not a git repository (a plain local copy). */
+/** A plain tree (a kit's Spack or spack-packages) names the commit it was copied from in this file. */
+export const RECORDED_COMMIT = ".stack-factory-commit";
+
+/**
+ * The commit of a checkout; of a plain tree, the commit its RECORDED_COMMIT file names; else "unknown" (a plain
+ * local copy).
+ */
 export async function headOf(dir: string): Promise<string> {
   const result = await execa("git", ["-C", dir, "rev-parse", "HEAD"], { reject: false, env: GIT_ENV });
-  return result.exitCode === 0 ? String(result.stdout).trim() : "unknown";
+  if (result.exitCode === 0) return String(result.stdout).trim();
+  const recorded = await readFile(join(dir, RECORDED_COMMIT), "utf8").catch(() => "");
+  return /^[0-9a-f]{7,64}\n?$/.test(recorded) ? recorded.trim() : "unknown";
 }
 
 async function git(args: string[], what: string, signal: AbortSignal | undefined): Promise<void> {

@@ -12,6 +12,9 @@
  *   spack gpg trust KEYFILE   (signed builds: the public key, into $SPACK_GNUPGHOME, never the read-only checkout's)
  *   spack -e DIR env view regenerate
  *   spack -e DIR find --json
+ *   spack -e DIR mirror create -d DIR --all          (kit create: a source mirror of the environment's specs)
+ *   spack bootstrap mirror --binary-packages DIR     (kit create: clingo, gnupg, patchelf for offline hosts)
+ *   spack.yaml `bootstrap: {sources, trusted}`       (builds from a kit: what `spack bootstrap add --trust` records)
  * Environments are always driven with `-e DIR` (never `spack env activate`, which exits 0 when it fails without
  * shell support). Nothing prompts: no command here asks a question on stdin.
  * The test stand-in (tests/fixtures/spack-standin/bin/spack) implements exactly this surface.
@@ -83,7 +86,27 @@ export const spackCommands = {
   gpgTrust: (p: SpackPaths, keyFile: string): string[] => [p.spack, "gpg", "trust", keyFile],
   viewRegenerate: (p: SpackPaths): string[] => env(p, "env", "view", "regenerate"),
   findJson: (p: SpackPaths): string[] => env(p, "find", "--json"),
+  /** A source mirror of every concrete spec of the environment (`_source-cache/archive/…`), for a kit. */
+  mirrorCreate: (p: Pick<SpackPaths, "spack" | "envDir">, dir: string): string[] => [
+    p.spack,
+    "-e",
+    p.envDir,
+    ...["mirror", "create", "-d", dir, "--all"],
+  ],
+  /** Spack's bootstrap mirror with pre-built clingo, gnupg and patchelf, for a kit. Not an environment command. */
+  bootstrapMirror: (p: Pick<SpackPaths, "spack">, dir: string): string[] => [
+    p.spack,
+    ...["bootstrap", "mirror", "--binary-packages", dir],
+  ],
 } as const;
+
+/**
+ * The `bootstrap:` section that `spack bootstrap add --trust NAME METADATA_DIR` records: Spack bootstraps clingo
+ * (and gnupg, patchelf) from that source, trusted, before its defaults on the network.
+ */
+export function bootstrapSourceConfig(name: string, metadataDir: string): Record<string, unknown> {
+  return { sources: [{ name, metadata: metadataDir }], trusted: { [name]: true } };
+}
 
 /** Environment variables of every build container. */
 export function spackEnvironment(p: SpackPaths): Record<string, string> {

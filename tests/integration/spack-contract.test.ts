@@ -184,6 +184,20 @@ const SAMPLES: Record<Command, Sample> = {
       expect(records.map((r) => r.hash).sort()).toEqual(Object.keys(lockOf(p).concrete_specs).sort());
     },
   },
+  mirrorCreate: {
+    argv: (p) => spackCommands.mirrorCreate(p, path.join(p.envDir, "..", "kit-mirror")),
+    check: (p, out) => {
+      expect(out.stdout).toContain(`==> Summary for mirror in ${path.join(p.envDir, "..", "kit-mirror")}`);
+      expect(fs.existsSync(path.join(p.envDir, "..", "kit-mirror", "_source-cache", "archive"))).toBe(true);
+    },
+  },
+  bootstrapMirror: {
+    argv: (p) => spackCommands.bootstrapMirror(p, path.join(p.envDir, "..", "kit-bootstrap")),
+    check: (p) => {
+      const meta = path.join(p.envDir, "..", "kit-bootstrap", "metadata", "binaries", "metadata.yaml");
+      expect(fs.readFileSync(meta, "utf8")).toContain("type: buildcache");
+    },
+  },
 };
 
 beforeAll(() => {

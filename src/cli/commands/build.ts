@@ -2,6 +2,9 @@ import { resolve } from "node:path";
 import { buildStack, RunStartError } from "../../api/build-stack.js";
 import { chooseEngines, loadFactorySettings, secretFiles } from "../../config/factory.js";
 import { loadStack } from "../../config/index.js";
+import type { Stack } from "../../config/types.js";
+import { connectEngine } from "../../docker/index.js";
+import type { Reporter } from "../../ui/reporter.js";
 import { InputError } from "../../errors.js";
 import { writeFileAtomic } from "../../fs/write-atomic.js";
 import { COMPRESSIONS, type Compression } from "../../package/compressor.js";
@@ -37,6 +40,7 @@ export interface BuildFlags {
   factory?: string;
   /** build: also merge the targets' tarballs into one multi-target bundle (`stack-factory bundle`). */
   bundle?: boolean;
+  kit?: string;
 }
 
 /** `build` and `warm`: flags into options for `buildStack`, then the report. Returns the exit code. */
@@ -77,9 +81,11 @@ export async function buildCommand(
     reporter.emit({ type: "info", message: `${sig}: stopping, removing this run's containers` }),
   );
   try {
+    const kit = await kitBuildOf(flags, stack, { engines, targets, reporter, signal });
     let outcome;
     try {
-      outcome = await buildStack(stack, {
+      outcome = await buildStack(kit?.stack ?? stack, {
+        ...(kit === undefined ? {} : { engine: kit.engine, adjustPlan: kit.adjustPlan }),
         mode,
         ...(targets === undefined ? {} : { targets }),
         cacheRoot: cacheRoot(flags.cacheDir),
@@ -162,4 +168,29 @@ function compressionOf(flag: string | undefined): Compression {
   if (flag === undefined) return "gzip";
   if ((COMPRESSIONS as readonly string[]).includes(flag)) return flag as Compression;
   throw new InputError(`--compress: expected one of ${COMPRESSIONS.join(", ")}, got "${flag}"`);
+}
+
+/**
+ * `--kit DIR`: the kit must cover the build (refused before any container starts), and every container of the run,
+ * image loads aside, has no network at all.
+ */
+async function kitBuildOf(
+  flags: BuildFlags,
+  stack: Stack,
+  context: { engines: unknown; targets: readonly string[] | undefined; reporter: Reporter; signal: AbortSignal },
+) {
+  if (flags.kit === undefined) return undefined;
+  if (context.engines !== undefined)
+    throw new InputError("--kit builds on this host's engine: give neither --engine nor --factory with it");
+  const { checkKitCovers, prepareKitBuild } = await import("../../kit/use-kit.js");
+  const kitDir = resolve(flags.kit);
+  await checkKitCovers(kitDir, stack, context.targets);
+  const engine = await connectEngine({ network: "none" });
+  const prepared = await prepareKitBuild(kitDir, stack, {
+    engine,
+    reporter: context.reporter,
+    signal: context.signal,
+    ...(context.targets === undefined ? {} : { targets: context.targets }),
+  });
+  return { ...prepared, engine };
 }

@@ -30,7 +30,7 @@ interface Check {
 const EXIT_NO_CLINGO = 3;
 
 export async function doctorCommand(
-  flags: { cacheDir?: string; engine?: unknown; factory?: string },
+  flags: { cacheDir?: string; engine?: unknown; factory?: string; kit?: string },
   stackFile?: string,
 ): Promise<number> {
   const root = cacheRoot(flags.cacheDir);
@@ -95,6 +95,8 @@ export async function doctorCommand(
     );
   }
   if (!checks.every((c) => c.ok)) return 1;
+  // From a kit, nothing is built or fetched: the kit itself is checked.
+  if (flags.kit !== undefined) return (await import("./kit-doctor.js")).kitDoctor(flags.kit, stackFile);
   return stackFile === undefined ? 0 : imageChecks(stackFile);
 }
 

@@ -1,0 +1,80 @@
+/**
+ * `kit verify` on the far side: kit.json readable and sane, every file present with its checksum and nothing
+ * else there, no link leaving the kit, the signature (with `--keyring`), and, given the stack, that the kit covers
+ * it.
+ */
+import { createHash } from "node:crypto";
+import { existsSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { Stack } from "../config/types.js";
+import { InputError } from "../errors.js";
+import { verifyDetached } from "../sign/verify-signature.js";
+import { kitGaps } from "./coverage.js";
+import { inventory } from "./files.js";
+import { KIT_LAYOUT } from "./layout.js";
+import { parseKitManifest, type KitManifest } from "./manifest.js";
+
+export async function readKit(kitDir: string): Promise<KitManifest> {
+  const path = join(kitDir, KIT_LAYOUT.manifest);
+  const text = await readFile(path, "utf8").catch((error: NodeJS.ErrnoException) => {
+    throw new InputError(`${path}: cannot read the kit's manifest (${error.code ?? error.message})`, {
+      hint: "give the directory `stack-factory kit create` made",
+    });
+  });
+  return parseKitManifest(text, path);
+}
+
+export interface KitVerdict {
+  manifest: KitManifest;
+  problems: string[];
+  notes: string[];
+}
+
+export async function verifyKit(
+  kitDir: string,
+  options: { stack?: Stack; keyring?: string; targets?: readonly string[] } = {},
+): Promise<KitVerdict> {
+  const manifest = await readKit(kitDir);
+  const problems: string[] = [];
+  const notes: string[] = [];
+  const inv = await inventory(kitDir);
+  for (const [path, sha] of Object.entries(manifest.files)) {
+    const actual = inv.files[path];
+    if (actual === undefined) problems.push(`missing: ${path}`);
+    else if (actual !== sha) problems.push(`checksum differs: ${path} (sha256 ${actual}, kit.json says ${sha})`);
+  }
+  for (const path of Object.keys(inv.files)) if (!(path in manifest.files)) problems.push(`not in kit.json: ${path}`);
+  for (const link of inv.escapingLinks) problems.push(`a link leaves the kit: ${link}`);
+  problems.push(...(await signatureProblems(kitDir, options.keyring, notes)));
+  if (options.stack !== undefined) {
+    const stackSha256 = createHash("sha256")
+      .update(await readFile(options.stack.file))
+      .digest("hex");
+    problems.push(
+      ...kitGaps({
+        kit: manifest,
+        stack: options.stack,
+        stackSha256,
+        ...(options.targets === undefined ? {} : { targets: options.targets }),
+        present: (rel) => rel in manifest.files && existsSync(join(kitDir, rel)),
+      }),
+    );
+  }
+  return { manifest, problems, notes };
+}
+
+async function signatureProblems(kitDir: string, keyring: string | undefined, notes: string[]): Promise<string[]> {
+  const manifest = join(kitDir, KIT_LAYOUT.manifest);
+  const signature = join(kitDir, KIT_LAYOUT.signature);
+  const signed = existsSync(signature);
+  if (keyring === undefined) {
+    notes.push(signed ? "kit.json is signed; give --keyring PUBKEY to check it" : "kit.json is not signed");
+    return [];
+  }
+  if (!signed) return [`kit.json has no signature (${KIT_LAYOUT.signature}), and --keyring asks for one`];
+  const verdict = await verifyDetached(manifest, signature, keyring);
+  if (!verdict.ok) return [`kit.json's signature: ${verdict.problem}`];
+  notes.push(`kit.json signed by ${verdict.primaryFingerprint}`);
+  return [];
+}
