@@ -297,8 +297,14 @@ describe("three targets over two engines, one OCI buildcache", { shuffle: false 
     });
     await new Promise((r) => setTimeout(r, 2000));
     const pid = (await readFile(SECOND_PIDFILE, "utf8")).trim();
-    await execa("kill", ["-KILL", pid]);
-    const finished = await child;
+    let finished: Awaited<typeof child>;
+    try {
+      await execa("kill", ["-KILL", pid]);
+      finished = await child;
+    } finally {
+      // The test files after this one (in any order) need the second engine: start it again, as CI started it.
+      await execa("bash", ["scripts/ensure-second-engine.sh"], { stdio: "ignore" });
+    }
     expect(finished.exitCode, finished.all).toBe(1);
     const report = JSON.parse(await readFile(reportPath, "utf8")) as RunReport;
     const byTarget = Object.fromEntries(report.targets.map((t) => [t.target, t]));
