@@ -4,7 +4,7 @@
  * they are never in an argument vector, an environment, the container's file system (`docker diff`) or an image.
  */
 import type { BuildContainer } from "../docker/index.js";
-import { BuildError } from "../errors.js";
+import { execChecked } from "../docker/exec-checked.js";
 import type { TargetRegistryFiles } from "../plan/types.js";
 
 /** Where images keep their system CA bundle (Debian/Ubuntu, RHEL family, SUSE, Alpine), first found wins. */
@@ -41,21 +41,16 @@ export async function putRegistryFiles(
   }
 }
 
-async function run(
+/** One helper command in the container (execChecked), with its stdin if any. */
+function run(
   container: BuildContainer,
   what: string,
   argv: string[],
   stdin: string | undefined,
   signal?: AbortSignal,
 ): Promise<void> {
-  const stderr: Buffer[] = [];
-  const { exitCode } = await container.exec(argv, {
+  return execChecked(container, what, argv, {
     ...(stdin === undefined ? {} : { stdin: Buffer.from(stdin, "utf8") }),
     ...(signal === undefined ? {} : { signal }),
-    onStderr: (c) => stderr.push(c),
   });
-  if (exitCode !== 0)
-    throw new BuildError(
-      `${what} in the build container failed with exit code ${exitCode}: ${Buffer.concat(stderr).toString("utf8").trim()}`,
-    );
 }

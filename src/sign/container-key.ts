@@ -4,6 +4,7 @@
  * Command lines here carry paths and the fingerprint only; the key and its passphrase travel on stdin.
  */
 import type { BuildContainer } from "../docker/index.js";
+import { execChecked } from "../docker/exec-checked.js";
 import { BuildError } from "../errors.js";
 import type { FileSigningKey } from "./key.js";
 
@@ -90,23 +91,16 @@ export async function removeSecretKey(
   );
 }
 
-async function run(
+/** One helper command in the container (execChecked), with its stdin if any. */
+function run(
   container: BuildContainer,
   what: string,
   argv: string[],
   stdin: Buffer | undefined,
   signal?: AbortSignal,
 ): Promise<void> {
-  const stderr: Buffer[] = [];
-  const { exitCode } = await container.exec(argv, {
-    ...(stdin === undefined ? {} : { stdin }),
+  return execChecked(container, what, argv, {
+    ...(stdin === undefined ? {} : { stdin: stdin }),
     ...(signal === undefined ? {} : { signal }),
-    onStderr: (c) => stderr.push(c),
   });
-  if (exitCode !== 0) {
-    // gpg's own words name no secret: it never echoes key material.
-    throw new BuildError(
-      `${what} in the build container failed with exit code ${exitCode}: ${Buffer.concat(stderr).toString("utf8").trim()}`,
-    );
-  }
 }
