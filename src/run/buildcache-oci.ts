@@ -9,6 +9,7 @@ import type { BuildcacheLocation } from "../config/factory.js";
 import type { RegistryCredentials } from "../plan/placement.js";
 import type { Presence } from "./buildcache-path.js";
 import type { ConcreteSpec } from "./lock-specs.js";
+import { registryGet, type RegistryResponse } from "./registry-get.js";
 
 const MANIFEST_TYPES =
   "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
@@ -20,6 +21,8 @@ export interface OciReadOptions {
   /** The repository under the registry (`<location.repository>/<key component>`). */
   repository: string;
   credentials?: RegistryCredentials;
+  /** The registry's own CA (PEM, factory settings `buildcache_ca`), trusted beside the system's. */
+  ca?: string;
   signal: AbortSignal;
 }
 
@@ -43,11 +46,14 @@ async function listTags(options: OciReadOptions): Promise<string[]> {
   for (let page = 0; path !== undefined && page < 1000; page++) {
     const response = await request(path, options, "application/json");
     // A repository nothing was pushed to yet holds nothing.
-    if (response.status === 404) return tags;
+    if (response.status === 404) {
+      await response.text().catch(() => "");
+      return tags;
+    }
     await expectOk(response, "tags/list");
-    const body = (await response.json()) as { tags?: unknown };
+    const body = JSON.parse(await response.text()) as { tags?: unknown };
     if (Array.isArray(body.tags)) tags.push(...body.tags.filter((t): t is string => typeof t === "string"));
-    path = nextPage(response.headers.get("link"));
+    path = nextPage(response.header("link") ?? null);
   }
   return tags;
 }
@@ -55,40 +61,44 @@ async function listTags(options: OciReadOptions): Promise<string[]> {
 /** The hashes the buildcache index lists (none when there is no index). */
 async function indexedHashes(options: OciReadOptions): Promise<Set<string>> {
   const manifest = await request(`/v2/${options.repository}/manifests/${INDEX_TAG}`, options, MANIFEST_TYPES);
-  if (manifest.status === 404) return new Set();
+  if (manifest.status === 404) {
+    await manifest.text().catch(() => "");
+    return new Set();
+  }
   await expectOk(manifest, `manifests/${INDEX_TAG}`);
-  const layers = ((await manifest.json()) as { layers?: { digest?: unknown }[] }).layers;
+  const layers = (JSON.parse(await manifest.text()) as { layers?: { digest?: unknown }[] }).layers;
   const digest = layers?.[0]?.digest;
   if (typeof digest !== "string" || !/^sha256:[a-f0-9]{64}$/.test(digest))
     throw new Error(`the ${INDEX_TAG} manifest names no index blob`);
   const blob = await request(`/v2/${options.repository}/blobs/${digest}`, options, "*/*");
   await expectOk(blob, `blobs/${digest}`);
-  const installs = ((await blob.json()) as { database?: { installs?: unknown } }).database?.installs;
+  const installs = (JSON.parse(await blob.text()) as { database?: { installs?: unknown } }).database?.installs;
   if (typeof installs !== "object" || installs === null) throw new Error(`the ${INDEX_TAG} index has no installs`);
   return new Set(Object.keys(installs));
 }
 
-async function request(path: string, options: OciReadOptions, accept: string): Promise<Response> {
+async function request(path: string, options: OciReadOptions, accept: string): Promise<RegistryResponse> {
   const { location } = options;
   const url = `${location.plainHttp ? "http" : "https"}://${location.registry}${path}`;
   const signal = AbortSignal.any([options.signal, AbortSignal.timeout(TIMEOUT_MS)]);
-  const first = await fetch(url, { headers: { accept }, signal, redirect: "follow" });
+  const get = (headers: Record<string, string>) =>
+    registryGet(url, { headers, signal, ...(options.ca === undefined ? {} : { ca: options.ca }) });
+  const first = await get({ accept });
   if (first.status !== 401) return first;
-  const challenge = first.headers.get("www-authenticate") ?? "";
-  await first.body?.cancel();
+  const challenge = first.header("www-authenticate") ?? "";
+  await first.text().catch(() => "");
   if (!/^basic\b/i.test(challenge))
     throw new Error(
       `the registry asks for ${challenge.split(" ")[0] || "an unknown"} authentication (only basic is read here)`,
     );
   if (options.credentials === undefined) throw new Error("the registry asks for credentials and none were given");
   const { username, password } = options.credentials;
-  const authorization = `Basic ${Buffer.from(`${username}:${password}`).toString("base64")}`;
-  return fetch(url, { headers: { accept, authorization }, signal, redirect: "follow" });
+  return get({ accept, authorization: `Basic ${Buffer.from(`${username}:${password}`).toString("base64")}` });
 }
 
-async function expectOk(response: Response, what: string): Promise<void> {
-  if (response.ok) return;
-  await response.body?.cancel();
+async function expectOk(response: RegistryResponse, what: string): Promise<void> {
+  if (response.status >= 200 && response.status < 300) return;
+  await response.text().catch(() => "");
   throw new Error(`${what} answered HTTP ${response.status}`);
 }
 

@@ -344,7 +344,7 @@ export async function runPlan(plan: BuildPlan, options: RunOptions): Promise<Run
               concretization: concretizationInputsByName(inputsOf(placed, image.id)),
               cacheRoot: options.cacheRoot,
               fresh: options.reuseLocks === false,
-              ...pick(options, ["buildcache", "credentials"]),
+              ...pick(options, ["buildcache", "credentials", "registryCa"]),
               engine: { name: runEngine.name, local: engine.local, cacheRoot: runEngine.cacheRoot },
               signal: targetSignal,
               logPath,

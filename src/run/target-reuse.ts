@@ -34,6 +34,8 @@ export interface ReuseContext {
   fresh: boolean;
   buildcache?: BuildcacheLocation;
   credentials?: RegistryCredentials;
+  /** The registry's own CA (PEM, `buildcache_ca`). */
+  registryCa?: string;
   engine: { name: string; local: boolean; cacheRoot: string };
   signal: AbortSignal;
 }
@@ -82,6 +84,7 @@ function buildcacheSource(placed: TargetPlan, ctx: ReuseContext): BuildcacheSour
       location: shared,
       repository,
       ...(ctx.credentials === undefined ? {} : { credentials: ctx.credentials }),
+      ...(ctx.registryCa === undefined ? {} : { ca: ctx.registryCa }),
     };
   }
   const mount = placed.mounts.find((m) => m.kind === "buildcache");

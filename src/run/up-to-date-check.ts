@@ -16,6 +16,8 @@ export type BuildcacheSource =
       location: Extract<BuildcacheLocation, { kind: "oci" }>;
       repository: string;
       credentials?: RegistryCredentials;
+      /** The registry's own CA (PEM), trusted beside the system's. */
+      ca?: string;
     }
   | { kind: "unreadable"; reason: string };
 
@@ -65,6 +67,7 @@ async function presence(ctx: CheckContext, lock: string): Promise<Presence> {
     location: source.location,
     repository: source.repository,
     ...(source.credentials === undefined ? {} : { credentials: source.credentials }),
+    ...(source.ca === undefined ? {} : { ca: source.ca }),
     signal: ctx.signal,
   });
 }

@@ -7,7 +7,7 @@
 import { readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { execa } from "execa";
-import { beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { buildcacheLocation } from "../../src/config/factory.js";
 import { specsInOciBuildcache } from "../../src/run/buildcache-oci.js";
 import { lockSpecs } from "../../src/run/lock-specs.js";
@@ -36,12 +36,24 @@ let cacheRoot: string;
 let out: string;
 
 beforeAll(async () => {
+  golden = join(await tempDir("up-to-date-golden"), "cache");
   const engine = await requireEngine();
   await requireTestImage(engine);
   await execa("npm", ["run", "build"], { stdio: "ignore" });
   work = await tempDir("up-to-date");
-  cacheRoot = join(work, "cache");
-  out = join(work, "out");
+  // One build made once; each test starts from its own copy of that cache, so the tests run in any order.
+  cacheRoot = golden;
+  out = join(work, "golden-out");
+  await run("build", await stackOf());
+});
+
+let golden = "";
+let copies = 0;
+beforeEach(async () => {
+  copies++;
+  cacheRoot = join(work, `cache-${copies}`);
+  out = join(work, `out-${copies}`);
+  await execa("cp", ["-a", golden, cacheRoot]);
 });
 
 /** Runs the CLI with a report; the report, what it printed, and the containers the engine created for that run. */
@@ -79,6 +91,8 @@ const stackOf = (over: { specs?: string[]; extra?: string } = {}) =>
 
 describe("an unchanged target", () => {
   it("build: the second build starts no container and hands out the same tarball, which verifies", async () => {
+    // From an empty cache, not the copy of the one built before.
+    await rm(cacheRoot, { recursive: true, force: true });
     const stackFile = await stackOf();
     const first = await run("build", stackFile);
     expect(first.report.targets[0]!.reason).toBe("no earlier concretization with these inputs");
@@ -187,7 +201,9 @@ describe("an OCI buildcache, read through the registry's API", () => {
   it("warm: a target whose specs are all tagged and indexed is up to date; the reader sees what is missing and refuses without credentials", async () => {
     const registry = await requireRegistry();
     const repository = registry.freshRepository("up-to-date");
-    const location = buildcacheLocation(`oci+http://${registry.address}/${repository}`);
+    // Over https with the registry's own CA: the host-side reader trusts buildcache_ca as the build containers do.
+    const location = buildcacheLocation(registry.ociUrl(repository));
+    const ca = await readFile(registry.caFile!, "utf8");
     if (location.kind !== "oci") throw new Error("not an OCI location");
     const factory = join(work, "oci-factory.yaml");
     const ociCache = join(work, "oci-cache");
@@ -201,6 +217,7 @@ describe("an OCI buildcache, read through the registry's API", () => {
         "    network: host",
         `buildcache: ${location.url}`,
         `credentials: ${registry.credentialsFile}`,
+        `buildcache_ca: ${registry.caFile}`,
         "",
       ].join("\n"),
     );
@@ -235,14 +252,17 @@ describe("an OCI buildcache, read through the registry's API", () => {
     const signal = new AbortController().signal;
     const never = { name: "zlib", version: "9.9", hash: "a".repeat(32) };
     expect(
-      await specsInOciBuildcache([...specs, never], { location, repository: mine[0]!, credentials, signal }),
+      await specsInOciBuildcache([...specs, never], { location, repository: mine[0]!, credentials, ca, signal }),
     ).toEqual({ missing: [never] });
     expect(
-      await specsInOciBuildcache(specs, { location, repository: `${repository}/nothing`, credentials, signal }),
+      await specsInOciBuildcache(specs, { location, repository: `${repository}/nothing`, credentials, ca, signal }),
     ).toEqual({
       missing: specs,
     });
-    expect(await specsInOciBuildcache(specs, { location, repository: mine[0]!, signal })).toEqual({
+    // Without the registry's CA its certificate is not trusted; without credentials it refuses.
+    const untrusted = await specsInOciBuildcache(specs, { location, repository: mine[0]!, credentials, signal });
+    expect("unreadable" in untrusted && untrusted.unreadable).toMatch(/certificate/);
+    expect(await specsInOciBuildcache(specs, { location, repository: mine[0]!, ca, signal })).toEqual({
       unreadable: `cannot read the buildcache ${registry.address}/${mine[0]}: the registry asks for credentials and none were given`,
     });
   });
