@@ -10,7 +10,10 @@ status=0
 # Files and the tests within them run in a shuffled order, so that a test depending on another's leftovers (a user,
 # a file, an image) fails here rather than on someone else's machine. The seed is printed; give it again to repeat
 # an order: STACK_FACTORY_TEST_SEED=N npm test.
-seed=${STACK_FACTORY_TEST_SEED:-$(((RANDOM << 15) | RANDOM))}
+# Without a seed given, the order follows the commit under test (another commit, another order; the same commit
+# gives the same order again, so a failure seen in CI repeats on any machine), or is random outside a git checkout.
+commit_seed() { local head; head=$(git rev-parse --short=7 HEAD 2>/dev/null) && echo $((16#$head)); }
+seed=${STACK_FACTORY_TEST_SEED:-$(commit_seed || echo $(((RANDOM << 15) | RANDOM)))}
 case $seed in '' | *[!0-9]*) echo "STACK_FACTORY_TEST_SEED must be a number, got '$seed'" >&2; exit 2 ;; esac
 shuffle=(--sequence.shuffle --sequence.seed="$seed")
 echo "== test order: shuffled with seed $seed (STACK_FACTORY_TEST_SEED=$seed npm test repeats it)"
