@@ -77,7 +77,8 @@ afterAll(async () => {
   if (work !== undefined) await rm(work, { recursive: true, force: true });
 });
 
-describe("a multi-target bundle", () => {
+// Steps of one scenario: the bundle the first test makes and unpacks is the one the others check and install.
+describe("a multi-target bundle", { shuffle: false }, () => {
   it("is one tarball that verify accepts, with files identical across targets stored once", async () => {
     expect(cliOutput).toMatch(/hard links to files identical in an earlier target/);
     const verify = await runCli(["verify", bundle]);

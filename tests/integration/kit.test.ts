@@ -161,7 +161,8 @@ afterAll(async () => {
   if (dir !== undefined) fs.rmSync(dir, { recursive: true, force: true });
 });
 
-describe("kit: an air-gapped factory from one command", () => {
+// Steps of one scenario: the kit the first test makes is the one the second takes apart.
+describe("kit: an air-gapped factory from one command", { shuffle: false }, () => {
   it("makes a kit from a loopback server, then builds from it alone with no network; the tarball verifies", async () => {
     const kit = path.join(dir, "kit");
     const connectedCache = path.join(dir, "cache-connected");
