@@ -1,6 +1,6 @@
 import { resolve } from "node:path";
 import { buildStack, RunStartError } from "../../api/build-stack.js";
-import { chooseEngines, loadFactorySettings, secretFiles } from "../../config/factory.js";
+import { engineChoice, loadFactorySettings, secretFiles } from "../../config/factory.js";
 import { loadStack } from "../../config/index.js";
 import type { Stack } from "../../config/types.js";
 import { connectEngine } from "../../docker/index.js";
@@ -75,7 +75,8 @@ export async function buildCommand(
     );
   }
   const urls = engineUrls(flags.engine);
-  const engines = settings === undefined && urls.length === 0 ? undefined : chooseEngines(settings, urls);
+  const choice = engineChoice(settings, urls);
+  const engines = choice.given ? choice.engines : undefined;
   const reporter = chooseReporter(process.stderr, { verbose: flags.verbose === true });
   const { signal, dispose } = abortOnSignals((sig) =>
     reporter.emit({ type: "info", message: `${sig}: stopping, removing this run's containers` }),
