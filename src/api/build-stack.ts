@@ -7,22 +7,19 @@ import { availableParallelism, totalmem } from "node:os";
 import { loadRegistryCredentials, type BuildcacheLocation, type EngineSetting } from "../config/factory.js";
 import { loadRegistryCa } from "../config/registry-ca.js";
 import type { Stack } from "../config/types.js";
-import { connectEngine, newRunId, type Engine } from "../docker/index.js";
-import { DockerError, InputError } from "../errors.js";
+import type { Engine } from "../docker/index.js";
+import { InputError } from "../errors.js";
 import type { Compression } from "../package/compressor.js";
-import { packageTarget } from "../run/package-target.js";
 import { planBuild } from "../plan/plan.js";
 import type { BuildPlan } from "../plan/types.js";
 import { loadTemplates } from "../render/templates.js";
 import type { SigningKey } from "../sign/key.js";
-import { signFile } from "../sign/sign-file.js";
 import { chooseConcurrency } from "../run/concurrency.js";
-import { connectEngines, describeEngine } from "../run/engines.js";
 import { buildReport, type RunReport } from "../run/report.js";
-import { runPlan, type RunResult, type TargetPacker } from "../run/run-plan.js";
+import { runPlan, type RunResult } from "../run/run-plan.js";
 import type { UpToDateOptions } from "../run/target-reuse.js";
-import { packagingInputs } from "../run/packaging-inputs.js";
-import { bringHome } from "../run/shared-out.js";
+import { buildEngines } from "./build-engines.js";
+import { keptTarballs, tarballPacker } from "./build-outputs.js";
 import type { Reporter } from "../ui/reporter.js";
 
 export interface BuildStackOptions {
@@ -129,92 +126,16 @@ export async function buildStack(stack: Stack, options: BuildStackOptions): Prom
     options.registryCaFile !== undefined && options.buildcache?.kind === "oci"
       ? await loadRegistryCa(options.registryCaFile)
       : undefined;
-  const several = options.engines !== undefined;
-  const connected = several
-    ? await connectEngines(options.engines ?? [], {
-        runId: newRunId(),
-        defaultCacheRoot: options.cacheRoot,
-        defaultConcurrency: concurrency,
-        sizing: {
-          targets: targets.length,
-          ...(options.jobs === undefined ? {} : { jobs: options.jobs }),
-          ...(options.memory === undefined ? {} : { memoryLimit: options.memory }),
-        },
-      })
-    : undefined;
-  if (connected !== undefined && connected.up.length === 0) {
-    const hints = [...new Set(connected.down.flatMap((d) => (d.hint === undefined ? [] : [d.hint])))];
-    throw new DockerError(
-      `no engine answers: ${connected.down.map((d) => `${d.name} (${d.where}): ${d.reason}`).join("; ")}`,
-      hints.length === 0 ? {} : { hint: hints.join("; ") },
-    );
-  }
-  const engine = connected?.up[0]?.engine ?? options.engine ?? (await connectEngine());
-  if (connected === undefined) {
-    options.reporter.emit({
-      type: "info",
-      message: `${concurrency} container(s) at once, ${jobs} job(s) each (${reason})`,
-    });
-  } else {
-    for (const e of connected.up)
-      options.reporter.emit({
-        type: "info",
-        message: `engine ${describeEngine(e)}: ${e.concurrency} container(s) at once${e.jobs === undefined ? "" : `, ${e.jobs} job(s) each (${e.sizing ?? "as given"})`}, cache ${e.cacheRoot}`,
-      });
-    for (const d of connected.down)
-      options.reporter.emit({
-        type: "info",
-        message: `engine ${d.name} (${d.where}) does not answer: it gets no targets (${d.reason})`,
-      });
-    options.reporter.emit({ type: "info", message: `${jobs} job(s) per container` });
-  }
-  const packer: TargetPacker | undefined =
-    mode === "build"
-      ? {
-          outDir,
-          pack: async (target, container, log, context) => {
-            const shared = context.sharedOut;
-            const packed = await packageTarget(plan, target, container, log, {
-              outDir: shared?.host ?? outDir,
-              ...(shared === undefined ? {} : { sharedOutDir: shared.container }),
-              compression,
-              signal: options.signal,
-              spackCommit: context.spackCommit,
-              ...(context.spackPackagesCommit === undefined
-                ? {}
-                : { spackPackagesCommit: context.spackPackagesCommit }),
-              imageId: context.imageId,
-              specsJson: context.captured["specs.json"] ?? "",
-              ...(options.signing === undefined ? {} : { signingFingerprint: options.signing.fingerprint }),
-            });
-            // Packed into the staging directory beside the tarballs: renamed into place, no copy.
-            if (shared !== undefined && packed.tarball !== undefined)
-              packed.tarball = await bringHome(packed.tarball, outDir);
-            if (options.signing !== undefined && packed.tarball !== undefined) {
-              const signature = await signFile(options.signing, packed.tarball);
-              log.note(`step package: signed with key ${options.signing.fingerprint}: ${signature}`);
-            }
-            return packed;
-          },
-        }
-      : undefined;
-  const signing = options.signing;
+  const { engine, connected } = await buildEngines(options, { concurrency, jobs, reason, targets: targets.length });
   const compression = options.compression ?? "gzip";
-  // An unchanged target is known before its container starts; build hands out the tarball kept from the same inputs.
-  const upToDate: UpToDateOptions =
-    mode === "build"
-      ? {
-          packaging: {
-            inputsOf: (target) =>
-              packagingInputs(plan, target, {
-                compression,
-                ...(signing === undefined ? {} : { signingFingerprint: signing.fingerprint }),
-              }),
-            outDir,
-            ...(signing === undefined ? {} : { sign: (file: string) => signFile(signing, file) }),
-          },
-        }
-      : {};
+  const outputs = {
+    outDir,
+    compression,
+    signal: options.signal,
+    ...(options.signing === undefined ? {} : { signing: options.signing }),
+  };
+  const packer = mode === "build" ? tarballPacker(plan, outputs) : undefined;
+  const upToDate: UpToDateOptions = mode === "build" ? keptTarballs(plan, outputs) : {};
   let result: RunResult;
   try {
     result = await runPlan(plan, {

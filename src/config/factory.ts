@@ -274,6 +274,18 @@ export function buildcacheLocation(text: string): BuildcacheLocation {
 }
 
 /**
+ * The engines a command runs on, one choice for build, warm, clean and doctor: `--engine` URLs, else the settings'
+ * engines, else the local engine. `given` is false when neither a flag nor a settings file was given: the local
+ * engine alone, as without any settings (DOCKER_HOST or the local socket).
+ */
+export function engineChoice(
+  settings: FactorySettings | undefined,
+  urls: readonly string[],
+): { engines: EngineSetting[]; given: boolean } {
+  return { engines: chooseEngines(settings, urls), given: settings !== undefined || urls.length > 0 };
+}
+
+/**
  * The engines of a build: `--engine URL` (repeatable) when given, else the settings file's, else the local engine
  * as without settings (DOCKER_HOST or the local socket: no endpoint).
  */

@@ -95,18 +95,7 @@ export async function packageTarget(
     (await container.readFile(stagePath(CONTAINER.stage, name), signal)).toString("utf8");
   const relocateIndex = await stageText(LAYOUT.relocateIndex);
   const report = JSON.parse(await stageText(PREPARE_OUTPUTS.report)) as PrepareReport;
-  for (const entry of report.outsideRpaths) log.note(`warning: RPATH entry outside the view: ${JSON.stringify(entry)}`);
-  for (const entry of report.escapingSymlinks) log.note(`warning: symlink leaving the view: ${JSON.stringify(entry)}`);
-  for (const entry of report.textLeftAlone ?? [])
-    log.note(`warning: build prefix left in a text file (not at a word start): ${JSON.stringify(entry)}`);
-  for (const file of report.placeholderFiles ?? []) log.note(`warning: Spack placeholder still in ${file}`);
-  for (const entry of report.installPathsLeft ?? [])
-    log.note(`warning: a piece of a Spack install prefix still in ${JSON.stringify(entry)}`);
-  for (const name of report.droppedNames ?? []) log.note(`dropped ${LAYOUT.view}/${name}: its name holds a build path`);
-  for (const entry of report.dynstrNotCleared ?? [])
-    log.note(`warning: dead .dynstr bytes (stale tails of old paths) left in ${JSON.stringify(entry)}`);
-  for (const { link, target: to } of report.systemLinks ?? [])
-    log.note(`${LAYOUT.view}/${link} -> ${to}: made by install.sh on the node, which must have ${to}`);
+  noteReport(report, log);
   const portability = report.portability === undefined ? undefined : portabilityFromPrepare(report.portability);
   const warnings = portability === undefined ? [] : portabilityWarnings(portability);
   for (const warning of warnings) log.note(`warning: ${warning}`);
@@ -197,4 +186,20 @@ async function generatedFiles(
     [LAYOUT.buildPrefix]: `${buildPrefix}\n`,
     ...(await assetFiles(name, pkg.assets)),
   };
+}
+
+/** What preparing the view found that a reader of the log should know: warnings, dropped names, system links. */
+function noteReport(report: PrepareReport, log: TargetLog): void {
+  for (const entry of report.outsideRpaths) log.note(`warning: RPATH entry outside the view: ${JSON.stringify(entry)}`);
+  for (const entry of report.escapingSymlinks) log.note(`warning: symlink leaving the view: ${JSON.stringify(entry)}`);
+  for (const entry of report.textLeftAlone ?? [])
+    log.note(`warning: build prefix left in a text file (not at a word start): ${JSON.stringify(entry)}`);
+  for (const file of report.placeholderFiles ?? []) log.note(`warning: Spack placeholder still in ${file}`);
+  for (const entry of report.installPathsLeft ?? [])
+    log.note(`warning: a piece of a Spack install prefix still in ${JSON.stringify(entry)}`);
+  for (const name of report.droppedNames ?? []) log.note(`dropped ${LAYOUT.view}/${name}: its name holds a build path`);
+  for (const entry of report.dynstrNotCleared ?? [])
+    log.note(`warning: dead .dynstr bytes (stale tails of old paths) left in ${JSON.stringify(entry)}`);
+  for (const { link, target: to } of report.systemLinks ?? [])
+    log.note(`${LAYOUT.view}/${link} -> ${to}: made by install.sh on the node, which must have ${to}`);
 }

@@ -11,7 +11,7 @@
  */
 import { basename, join, posix } from "node:path";
 import { CACHE_LAYOUT } from "../cache/layout.js";
-import { packTree, startContainer } from "../docker/index.js";
+import { packTree, startContainer, type BuildContainer } from "../docker/index.js";
 import { BuildError } from "../errors.js";
 import { listTree, treeDigest, type TreeEntry } from "../fs/tree.js";
 import type { RemoteRootNeeds } from "../plan/placement.js";
@@ -181,28 +181,7 @@ export async function prepareRemoteRoot(
     const incomingDir = posix.join(ROOT, posix.dirname(CACHE_LAYOUT.incoming(engine.runId, 0)));
     await run("clearing stale received trees", ["/bin/sh", "-c", CLEAR_STALE_INCOMING, "sh", incomingDir]);
 
-    const synced = new Map<string, string>();
-    const sent: string[] = [];
-    let bytesSent = 0;
-    for (const [n, tree] of trees.entries()) {
-      const rel = CACHE_LAYOUT.synced(tree.name);
-      synced.set(tree.host, join(runEngine.cacheRoot, rel));
-      if ((await container.exec(["test", "-d", posix.join(ROOT, rel)], { signal })).exitCode === 0) continue;
-      const incoming = posix.join(ROOT, CACHE_LAYOUT.incoming(engine.runId, n));
-      await run("making a directory for a received tree", ["mkdir", "-p", "--", incoming]);
-      reporter.emit({ type: "info", message: `engine ${runEngine.name}: sending ${tree.from} (${tree.name})` });
-      await container.putArchive(incoming, packTree(tree.entries));
-      await run("putting a received tree into place", [
-        "/bin/sh",
-        "-c",
-        PLACE_TREE,
-        "sh",
-        incoming,
-        posix.join(ROOT, rel),
-      ]);
-      sent.push(tree.from);
-      bytesSent += tree.entries.reduce((sum, e) => sum + e.size, 0);
-    }
+    const { synced, sent, bytesSent } = await sendTrees(container, run, runEngine, trees, options);
     const pruned = await run("marking the trees in use", [
       "/bin/sh",
       "-c",
@@ -222,6 +201,34 @@ export async function prepareRemoteRoot(
   } finally {
     await container.remove();
   }
+}
+
+/** The trees that engine lacks, sent and put into place under its cache root; where each is there, by host path. */
+async function sendTrees(
+  container: BuildContainer,
+  run: (what: string, argv: string[]) => Promise<string>,
+  runEngine: RunEngine,
+  trees: readonly SentTree[],
+  options: PrepareRemoteOptions,
+): Promise<RemoteRootResult> {
+  const { signal, reporter } = options;
+  const synced = new Map<string, string>();
+  const sent: string[] = [];
+  let bytesSent = 0;
+  for (const [n, tree] of trees.entries()) {
+    const rel = CACHE_LAYOUT.synced(tree.name);
+    synced.set(tree.host, join(runEngine.cacheRoot, rel));
+    if ((await container.exec(["test", "-d", posix.join(ROOT, rel)], { signal })).exitCode === 0) continue;
+    const incoming = posix.join(ROOT, CACHE_LAYOUT.incoming(runEngine.engine.runId, n));
+    await run("making a directory for a received tree", ["mkdir", "-p", "--", incoming]);
+    reporter.emit({ type: "info", message: `engine ${runEngine.name}: sending ${tree.from} (${tree.name})` });
+    await container.putArchive(incoming, packTree(tree.entries));
+    const placeArgv = ["/bin/sh", "-c", PLACE_TREE, "sh", incoming, posix.join(ROOT, rel)];
+    await run("putting a received tree into place", placeArgv);
+    sent.push(tree.from);
+    bytesSent += tree.entries.reduce((sum, e) => sum + e.size, 0);
+  }
+  return { synced, sent, bytesSent };
 }
 
 function slug(text: string): string {

@@ -5,6 +5,7 @@ import { describe, expect, it } from "vitest";
 import {
   buildcacheLocation,
   chooseEngines,
+  engineChoice,
   loadFactorySettings,
   loadRegistryCredentials,
   parseFactorySettings,
@@ -304,6 +305,16 @@ describe("choosing engines", () => {
 
   it("refuses a bad --engine URL", () => {
     expect(() => chooseEngines(undefined, ["http://x:1"])).toThrow(/unsupported scheme http/);
+  });
+
+  it("one choice for build, clean and doctor: given only with a flag or a settings file (one without engines too)", () => {
+    expect(engineChoice(undefined, [])).toEqual({ engines: [{ name: "local" }], given: false });
+    expect(engineChoice(undefined, ["unix:///run/x.sock"])).toEqual({
+      engines: [{ name: "x", endpoint: { url: "unix:///run/x.sock" } }],
+      given: true,
+    });
+    const cacheOnly = parseFactorySettings("buildcache: /srv/bc\n", "f.yaml");
+    expect(engineChoice(cacheOnly, [])).toEqual({ engines: [{ name: "local" }], given: true });
   });
 });
 

@@ -1,6 +1,6 @@
 import { resolve } from "node:path";
-import { buildStack, RunStartError } from "../../api/build-stack.js";
-import { chooseEngines, loadFactorySettings, secretFiles } from "../../config/factory.js";
+import { buildStack, RunStartError, type BuildStackResult } from "../../api/build-stack.js";
+import { engineChoice, loadFactorySettings, secretFiles } from "../../config/factory.js";
 import { loadStack } from "../../config/index.js";
 import type { Stack } from "../../config/types.js";
 import { connectEngine } from "../../docker/index.js";
@@ -75,7 +75,8 @@ export async function buildCommand(
     );
   }
   const urls = engineUrls(flags.engine);
-  const engines = settings === undefined && urls.length === 0 ? undefined : chooseEngines(settings, urls);
+  const choice = engineChoice(settings, urls);
+  const engines = choice.given ? choice.engines : undefined;
   const reporter = chooseReporter(process.stderr, { verbose: flags.verbose === true });
   const { signal, dispose } = abortOnSignals((sig) =>
     reporter.emit({ type: "info", message: `${sig}: stopping, removing this run's containers` }),
@@ -119,37 +120,46 @@ export async function buildCommand(
       throw error;
     }
     reporter.close();
-    const { report, result } = outcome;
-    process.stdout.write(`\n${reportTable(report)}`);
-    if (mode === "warm") {
-      const built = report.targets.reduce((n, t) => n + t.built.length, 0);
-      process.stdout.write(
-        built === 0 && report.exitCode === 0
-          ? "nothing to build: the buildcache already had everything\n"
-          : `${built} package(s) built and pushed\n`,
-      );
-    }
-    for (const t of result.targets.filter((t) => t.status === "failed"))
-      process.stderr.write(`stack-factory: ${t.error ?? ""}\n`);
-    if (result.cancelled)
-      process.stderr.write(`stack-factory: run ${result.runId} interrupted; its containers were removed\n`);
-    if (flags.report !== undefined)
-      await writeFileAtomic(resolve(flags.report), `${JSON.stringify(report, null, 2)}\n`);
-    if (flags.summary !== undefined) await writeFileAtomic(resolve(flags.summary), reportMarkdown(report));
-    await writeHtmlReport(report, flags);
-    if (mode === "build" && flags.bundle === true && report.exitCode === 0) {
-      const tarballs = result.targets.flatMap((t) =>
-        t.tarball === undefined ? [] : [{ target: t.target, path: t.tarball }],
-      );
-      const { makeBundle } = await import("../../bundle/make-bundle.js");
-      const made = await makeBundle({ stack, tarballs, outDir: resolve(flags.out ?? "dist") });
-      process.stdout.write(`bundle: ${made.path} (${made.bytes} bytes; the target tarballs: ${made.inputBytes})\n`);
-    }
-    return report.exitCode;
+    return await finishRun(outcome, stack, flags, mode);
   } finally {
     reporter.close();
     dispose();
   }
+}
+
+/** After a run: the table, warm's summary line, each failure, the reports, the bundle. Returns the exit code. */
+async function finishRun(
+  outcome: BuildStackResult,
+  stack: Stack,
+  flags: BuildFlags,
+  mode: "build" | "warm",
+): Promise<number> {
+  const { report, result } = outcome;
+  process.stdout.write(`\n${reportTable(report)}`);
+  if (mode === "warm") {
+    const built = report.targets.reduce((n, t) => n + t.built.length, 0);
+    process.stdout.write(
+      built === 0 && report.exitCode === 0
+        ? "nothing to build: the buildcache already had everything\n"
+        : `${built} package(s) built and pushed\n`,
+    );
+  }
+  for (const t of result.targets.filter((t) => t.status === "failed"))
+    process.stderr.write(`stack-factory: ${t.error ?? ""}\n`);
+  if (result.cancelled)
+    process.stderr.write(`stack-factory: run ${result.runId} interrupted; its containers were removed\n`);
+  if (flags.report !== undefined) await writeFileAtomic(resolve(flags.report), `${JSON.stringify(report, null, 2)}\n`);
+  if (flags.summary !== undefined) await writeFileAtomic(resolve(flags.summary), reportMarkdown(report));
+  await writeHtmlReport(report, flags);
+  if (mode === "build" && flags.bundle === true && report.exitCode === 0) {
+    const tarballs = result.targets.flatMap((t) =>
+      t.tarball === undefined ? [] : [{ target: t.target, path: t.tarball }],
+    );
+    const { makeBundle } = await import("../../bundle/make-bundle.js");
+    const made = await makeBundle({ stack, tarballs, outDir: resolve(flags.out ?? "dist") });
+    process.stdout.write(`bundle: ${made.path} (${made.bytes} bytes; the target tarballs: ${made.inputBytes})\n`);
+  }
+  return report.exitCode;
 }
 
 /**

@@ -1,4 +1,4 @@
-import { chooseEngines, loadFactorySettings } from "../../config/factory.js";
+import { engineChoice, loadFactorySettings } from "../../config/factory.js";
 import {
   connectEngine,
   removeByLabel,
@@ -32,12 +32,12 @@ export type EngineCleaned =
 export async function cleanCommand(flags: CleanFlags): Promise<number> {
   const urls = engineUrls(flags.engine);
   const settings = flags.factory === undefined ? undefined : await loadFactorySettings(flags.factory);
-  if (settings === undefined && urls.length === 0) {
+  const { engines: chosen, given } = engineChoice(settings, urls);
+  if (!given) {
     const removed = await removeOn(await connectEngine(), flags);
     process.stdout.write(removed.length === 0 ? "nothing to remove\n" : `removed ${removed.length} container(s)\n`);
     return 0;
   }
-  const chosen = chooseEngines(settings, urls);
   // Clean needs no cache root nor concurrency; connectEngines asks for both.
   const { up, down } = await connectEngines(chosen, {
     runId: "clean",

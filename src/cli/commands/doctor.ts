@@ -1,7 +1,7 @@
 import { access, constants, mkdir, statfs } from "node:fs/promises";
 import { join } from "node:path";
 import {
-  chooseEngines,
+  engineChoice,
   loadFactorySettings,
   loadRegistryCredentials,
   type FactorySettings,
@@ -102,7 +102,7 @@ export async function doctorCommand(
 
 /** Every engine: reachable, its version and architecture, the free disk of its cache root (on its own host). */
 async function engineChecks(settings: FactorySettings | undefined, urls: string[], root: string): Promise<Check[]> {
-  const chosen = chooseEngines(settings, urls);
+  const { engines: chosen } = engineChoice(settings, urls);
   const { up, down } = await connectEngines(chosen, { runId: "doctor", defaultCacheRoot: root, defaultConcurrency: 1 });
   const checks: Check[] = [];
   for (const setting of chosen) {
