@@ -1,16 +1,9 @@
 /** A verified target tarball unpacked on the host, as the bundle planner sees it. */
-import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
+import { sha256Of } from "../fs/sha256.js";
 import { lstat, readdir, readFile, readlink } from "node:fs/promises";
 import { join } from "node:path";
 import { LAYOUT } from "../package/layout.js";
 import { relocatedPaths, type TargetTree, type TreeFile } from "./plan.js";
-
-async function sha256(path: string): Promise<string> {
-  const hash = createHash("sha256");
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return hash.digest("hex");
-}
 
 /** Every entry under `top` (the unpacked top directory), paths relative to it; "" is the top itself. */
 async function listTree(top: string): Promise<TreeFile[]> {
@@ -23,7 +16,8 @@ async function listTree(top: string): Promise<TreeFile[]> {
     if (stats.isDirectory()) out.push({ path: rel, type: "directory", mode, size: 0 });
     else if (stats.isSymbolicLink())
       out.push({ path: rel, type: "symlink", mode, size: 0, linkname: await readlink(full) });
-    else if (stats.isFile()) out.push({ path: rel, type: "file", mode, size: stats.size, sha256: await sha256(full) });
+    else if (stats.isFile())
+      out.push({ path: rel, type: "file", mode, size: stats.size, sha256: await sha256Of(full) });
     else throw new Error(`${full}: not a file, directory or symlink (verify should have refused it)`);
   }
   return out;

@@ -5,8 +5,7 @@
  * the last warm run (no tarball). Records are written last, atomically, after the tarball is in place; a kept
  * tarball is hashed again before it is handed out, so a changed or truncated file is never taken for it.
  */
-import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
+import { sha256Of } from "../fs/sha256.js";
 import { copyFile, link, mkdir, readdir, readFile, rename, rm, stat } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { writeFileAtomic } from "../fs/write-atomic.js";
@@ -114,10 +113,4 @@ export async function linkOrCopy(from: string, to: string): Promise<void> {
     await rm(partial, { force: true });
     throw error;
   }
-}
-
-export async function sha256Of(path: string): Promise<string> {
-  const hash = createHash("sha256");
-  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
-  return hash.digest("hex");
 }

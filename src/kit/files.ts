@@ -1,6 +1,5 @@
 /** The files of a kit on disk: copying trees into it and checksumming what it holds. */
-import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
+import { sha256Of } from "../fs/sha256.js";
 import { cp, lchown, lstat, readdir, readlink } from "node:fs/promises";
 import { basename, dirname, join, normalize, relative } from "node:path";
 import { KIT_LAYOUT } from "./layout.js";
@@ -13,12 +12,6 @@ export async function copyTree(from: string, to: string): Promise<void> {
     preserveTimestamps: true,
     filter: (src) => !["__pycache__", ".git"].includes(basename(src)),
   });
-}
-
-async function sha256File(path: string): Promise<string> {
-  const hash = createHash("sha256");
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return hash.digest("hex");
 }
 
 export interface KitInventory {
@@ -44,7 +37,7 @@ export async function inventory(kitDir: string): Promise<KitInventory> {
       const resolved = normalize(join(dirname(rel), target));
       if (target.startsWith("/") || resolved.startsWith("..")) escapingLinks.push(rel);
     } else if (info.isFile()) {
-      files[relative(kitDir, abs)] = await sha256File(abs);
+      files[relative(kitDir, abs)] = await sha256Of(abs);
       bytes += info.size;
     }
   }

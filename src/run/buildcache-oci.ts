@@ -80,9 +80,13 @@ async function indexedHashes(options: OciReadOptions): Promise<Set<string>> {
 async function request(path: string, options: OciReadOptions, accept: string): Promise<RegistryResponse> {
   const { location } = options;
   const url = `${location.plainHttp ? "http" : "https"}://${location.registry}${path}`;
-  const signal = AbortSignal.any([options.signal, AbortSignal.timeout(TIMEOUT_MS)]);
   const get = (headers: Record<string, string>) =>
-    registryGet(url, { headers, signal, ...(options.ca === undefined ? {} : { ca: options.ca }) });
+    registryGet(url, {
+      headers,
+      signal: options.signal,
+      timeoutMs: TIMEOUT_MS,
+      ...(options.ca === undefined ? {} : { ca: options.ca }),
+    });
   const first = await get({ accept });
   if (first.status !== 401) return first;
   const challenge = first.header("www-authenticate") ?? "";

@@ -17,13 +17,28 @@ export interface RegistryResponse {
 export interface RegistryGetOptions {
   headers: Record<string, string>;
   ca?: string;
-  signal: AbortSignal;
+  signal?: AbortSignal;
+  /** Give up, saying so, when no answer came within this time. */
+  timeoutMs?: number;
   maxBytes?: number;
 }
 
 const MAX_REDIRECTS = 5;
 
 export async function registryGet(url: string, options: RegistryGetOptions): Promise<RegistryResponse> {
+  const timeout = options.timeoutMs === undefined ? undefined : AbortSignal.timeout(options.timeoutMs);
+  const signals = [options.signal, timeout].filter((s): s is AbortSignal => s !== undefined);
+  const signal = signals.length === 0 ? undefined : AbortSignal.any(signals);
+  try {
+    return await follow(url, { ...options, ...(signal === undefined ? {} : { signal }) });
+  } catch (error) {
+    if (timeout?.aborted === true && options.signal?.aborted !== true)
+      throw new Error(`no answer within ${options.timeoutMs} ms`, { cause: error });
+    throw error;
+  }
+}
+
+async function follow(url: string, options: RegistryGetOptions): Promise<RegistryResponse> {
   let target = new URL(url);
   let headers = options.headers;
   for (let hop = 0; ; hop++) {
@@ -54,7 +69,7 @@ function once(url: URL, headers: Record<string, string>, options: RegistryGetOpt
       {
         method: "GET",
         headers,
-        signal: options.signal,
+        ...(options.signal === undefined ? {} : { signal: options.signal }),
         ...(https && options.ca !== undefined ? { ca: [...rootCertificates, options.ca] } : {}),
       },
       resolve,

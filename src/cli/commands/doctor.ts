@@ -7,7 +7,7 @@ import {
   type FactorySettings,
 } from "../../config/factory.js";
 import { loadRegistryCa } from "../../config/registry-ca.js";
-import { registryStatus } from "../registry-status.js";
+import { registryGet } from "../../run/registry-get.js";
 import { connectEngine, freeBytesOnEngineHost } from "../../docker/index.js";
 import { FactoryError } from "../../errors.js";
 import { familyOfEngineArch } from "../../plan/dispatch.js";
@@ -197,7 +197,13 @@ async function registryCheck(settings: FactorySettings): Promise<Check> {
       headers["Authorization"] = `Basic ${Buffer.from(`${c.username}:${c.password}`).toString("base64")}`;
     }
     const ca = settings.buildcacheCa === undefined ? undefined : await loadRegistryCa(settings.buildcacheCa);
-    const status = await registryStatus(url, headers, ca === undefined ? {} : { ca });
+    const answer = await registryGet(url, {
+      headers,
+      timeoutMs: 5000,
+      ...(ca === undefined ? {} : { ca }),
+    });
+    await answer.text().catch(() => "");
+    const status = answer.status;
     if (status >= 200 && status < 300)
       return {
         ok: true,
