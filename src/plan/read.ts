@@ -68,8 +68,9 @@ export function planProblems(plan: BuildPlan, factory: FactoryIdentity): string[
 }
 
 /**
- * Caches are directories under a cache root, named relative to it; trees of this host are mounted read-only. A
- * plan cannot mount anything else (`/`, `/etc`, a home directory) into a build container.
+ * Caches are directories under a cache root, named relative to it; trees (checkouts, clones, repositories, mirrors)
+ * are mounted read-only. A plan cannot mount anything else (`/etc` read-write, a home directory) into a build
+ * container.
  */
 function mountProblems(plan: BuildPlan): string[] {
   const out: string[] = [];
@@ -77,9 +78,12 @@ function mountProblems(plan: BuildPlan): string[] {
   for (const t of plan.targets) {
     for (const m of t.mounts) {
       const at = `targets.${t.target}: mount ${m.container}`;
+      const underRoot =
+        !m.hostIsAbsolute && !isAbsolute(m.host) && m.host !== "" && !normalize(m.host).startsWith("..");
       if (content.has(m.kind)) {
-        if (!m.readOnly || !isAbsolute(m.host)) out.push(`${at}: a ${m.kind} tree is an absolute path mounted read-only`);
-      } else if (m.hostIsAbsolute || isAbsolute(m.host) || normalize(m.host).startsWith("..") || m.host === "")
+        if (!m.readOnly || !(underRoot || (m.hostIsAbsolute && isAbsolute(m.host))))
+          out.push(`${at}: a ${m.kind} tree is mounted read-only, from a checkout or a clone under the cache root`);
+      } else if (!underRoot)
         out.push(`${at}: a ${m.kind} cache is a directory under the cache root, named relative to it`);
     }
   }

@@ -111,7 +111,8 @@ export async function buildOn(ctx: RunContext, target: TargetPlan, on: RunEngine
  */
 function placeOn(ctx: RunContext, target: TargetPlan, on: RunEngine): TargetPlan {
   const placed = ctx.plan.placement?.targets[target.target]?.[on.name];
-  if (placed === undefined) throw new FactoryError(`target ${target.target}: the plan does not place it on engine ${on.name}`);
+  if (placed === undefined)
+    throw new FactoryError(`target ${target.target}: the plan does not place it on engine ${on.name}`);
   const synced = ctx.synced.get(on.name);
   const credentials = ctx.options.credentials;
   return withRunValues(placed, {

@@ -66,7 +66,8 @@ export function enginesForPlan(
     }
     if (e !== undefined && e.where !== p.where)
       problems.push(`engine ${p.name} is at ${e.where} here, the plan was placed on ${p.where}`);
-    if (e !== undefined && e.arch !== p.arch) problems.push(`engine ${p.name} is ${e.arch} here, ${p.arch} in the plan`);
+    if (e !== undefined && e.arch !== p.arch)
+      problems.push(`engine ${p.name} is ${e.arch} here, ${p.arch} in the plan`);
     if (e !== undefined && e.cacheRoot !== p.cacheRoot)
       problems.push(`engine ${p.name} keeps its cache at ${e.cacheRoot} here, ${p.cacheRoot} in the plan`);
   }

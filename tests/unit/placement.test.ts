@@ -232,7 +232,10 @@ describe("a target placed on an engine", () => {
       credentials: true,
     });
     const file = join(dir, "registry.env");
-    await writeFile(file, withRunValues(placed, { engine: "e", credentials: secret }).registryFiles!.files[REGISTRY_CREDENTIALS_FILE]!);
+    await writeFile(
+      file,
+      withRunValues(placed, { engine: "e", credentials: secret }).registryFiles!.files[REGISTRY_CREDENTIALS_FILE]!,
+    );
     const argv = placed.steps.find((s) => s.id === "install")!.argv.slice(0, 3);
     const { stdout } = await execa(
       argv[0]!,

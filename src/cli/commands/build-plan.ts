@@ -97,7 +97,9 @@ export function checkRunMatchesPlan(
     throw refuse(`--cache-dir ${resolve(given.cacheDir)}, the plan was placed with cache root ${placement.cacheRoot}`);
   const bc = (b: unknown) => (b === undefined ? "none" : JSON.stringify(b));
   if (bc(given.settings?.buildcache) !== bc(placement.buildcache))
-    throw refuse(`the settings' buildcache is ${bc(given.settings?.buildcache)}, the plan's ${bc(placement.buildcache)}`);
+    throw refuse(
+      `the settings' buildcache is ${bc(given.settings?.buildcache)}, the plan's ${bc(placement.buildcache)}`,
+    );
   if (placement.secrets.includes(REGISTRY_CREDENTIALS_SECRET) && given.settings?.credentials === undefined)
     throw refuse("the plan pushes with the registry's credentials and the settings name no credentials file");
   const planned = plan.targets.find((t) => t.signing !== undefined)?.signing?.fingerprint;

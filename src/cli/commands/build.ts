@@ -52,7 +52,8 @@ export async function buildCommand(
   mode: "build" | "warm" = "build",
 ): Promise<number> {
   if (flags.plan !== undefined) return buildFromPlan(stackFile, flags.plan, flags);
-  if (stackFile === undefined) throw new InputError(`${mode}: give a stack file${mode === "build" ? " or --plan DIR" : ""}`);
+  if (stackFile === undefined)
+    throw new InputError(`${mode}: give a stack file${mode === "build" ? " or --plan DIR" : ""}`);
   // Engines and the shared buildcache belong to the factory host: --engine URL..., or the --factory settings file.
   const settings = flags.factory === undefined ? undefined : await loadFactorySettings(flags.factory);
   // What the settings and flags keep secret never becomes part of a build, whatever the stack names.
