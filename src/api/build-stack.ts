@@ -169,7 +169,10 @@ export async function planStack(stack: Stack, options: BuildStackOptions): Promi
   const engines =
     options.engines === undefined
       ? undefined
-      : await buildEngines(options, { concurrency, jobs, reason, targets: targets.length });
+      : await buildEngines(
+          { ...options, engines: options.engines },
+          { concurrency, jobs, reason, targets: targets.length },
+        );
   const up = engines?.connected?.up;
   const placed = placePlan(plan, {
     factory: await factoryIdentity(),
