@@ -1,10 +1,10 @@
 /**
- * The engines of a build or warm run: the factory's engines (`--engine`, `engines:` of the settings) connected and
- * sized, each said with its concurrency and cache root and each that does not answer named; or the one engine given
- * (default: the local engine), with this host's sizing said.
+ * The engines of a build or warm run given by `--engine` or `engines:` of the settings: connected and sized, each said
+ * with its concurrency and cache root and each that does not answer named. (The one default engine of a run without
+ * them is reached when its plan runs: `runStack`.)
  */
 import type { EngineSetting } from "../config/factory.js";
-import { connectEngine, newRunId, type Engine } from "../docker/index.js";
+import { newRunId, type Engine } from "../docker/index.js";
 import { DockerError } from "../errors.js";
 import { connectEngines, describeEngine, type DownEngine, type RunEngine } from "../run/engines.js";
 import type { Reporter } from "../ui/reporter.js";
@@ -17,8 +17,7 @@ export interface BuildEngines {
 }
 
 export interface BuildEnginesOptions {
-  engine?: Engine;
-  engines?: readonly EngineSetting[];
+  engines: readonly EngineSetting[];
   cacheRoot: string;
   jobs?: number;
   memory?: number;
@@ -35,12 +34,7 @@ export interface HostSizing {
 
 export async function buildEngines(options: BuildEnginesOptions, sizing: HostSizing): Promise<BuildEngines> {
   const { reporter } = options;
-  const { concurrency, jobs, reason } = sizing;
-  if (options.engines === undefined) {
-    const engine = options.engine ?? (await connectEngine());
-    reporter.emit({ type: "info", message: `${concurrency} container(s) at once, ${jobs} job(s) each (${reason})` });
-    return { engine };
-  }
+  const { concurrency, jobs } = sizing;
   const connected = await connectEngines(options.engines, {
     runId: newRunId(),
     defaultCacheRoot: options.cacheRoot,

@@ -7,18 +7,21 @@ import { availableParallelism, totalmem } from "node:os";
 import { loadRegistryCredentials, type BuildcacheLocation, type EngineSetting } from "../config/factory.js";
 import { loadRegistryCa } from "../config/registry-ca.js";
 import type { Stack } from "../config/types.js";
-import type { Engine } from "../docker/index.js";
+import { connectEngine, type Engine } from "../docker/index.js";
 import { InputError } from "../errors.js";
 import type { Compression } from "../package/compressor.js";
 import { planBuild } from "../plan/plan.js";
-import type { BuildPlan } from "../plan/types.js";
+import type { BuildPlan, PlanPlacement } from "../plan/types.js";
 import { loadTemplates } from "../render/templates.js";
 import type { SigningKey } from "../sign/key.js";
 import { chooseConcurrency } from "../run/concurrency.js";
 import { buildReport, type RunReport } from "../run/report.js";
+import { factoryIdentity } from "../factory-identity.js";
+import { placePlan } from "../plan/placement.js";
+import { defaultPlannedEngine, enginesForPlan, oneEngine, plannedEngines } from "../run/planned-engines.js";
 import { runPlan, type RunResult } from "../run/run-plan.js";
 import type { UpToDateOptions } from "../run/target-reuse.js";
-import { buildEngines } from "./build-engines.js";
+import { buildEngines, type BuildEngines } from "./build-engines.js";
 import { keptTarballs, tarballPacker } from "./build-outputs.js";
 import type { Reporter } from "../ui/reporter.js";
 
@@ -72,6 +75,27 @@ export interface BuildStackOptions {
   adjustPlan?: (plan: BuildPlan) => BuildPlan;
 }
 
+/** What running a placed plan takes: the run's own choices (what is planned is in the plan). */
+export type RunStackOptions = Pick<
+  BuildStackOptions,
+  | "mode"
+  | "engine"
+  | "outDir"
+  | "compression"
+  | "cpus"
+  | "memory"
+  | "failFast"
+  | "keepContainer"
+  | "fresh"
+  | "extraEnv"
+  | "reporter"
+  | "signal"
+  | "signing"
+  | "credentialsFile"
+  | "registryCaFile"
+  | "upToDate"
+>;
+
 export interface BuildStackResult {
   plan: BuildPlan;
   result: RunResult;
@@ -89,9 +113,36 @@ export class RunStartError extends Error {
   }
 }
 
-export async function buildStack(stack: Stack, options: BuildStackOptions): Promise<BuildStackResult> {
-  const started = performance.now();
-  const startedAt = new Date().toISOString();
+/**
+ * The engines a placed plan runs on: those it was placed on, each at the same address with the same architecture
+ * and cache root (refused otherwise), with the plan's concurrency; engines that do not answer now are down.
+ */
+async function enginesOfPlan(placed: PlacedStack, options: Pick<BuildStackOptions, "engine" | "reporter">) {
+  const placement = placed.plan.placement as PlanPlacement;
+  const connected = placed.engines?.connected;
+  const first = placement.engines[0];
+  if (first === undefined) throw new InputError("the plan is placed on no engine");
+  if (connected !== undefined) {
+    const checked = enginesForPlan(placement.engines, connected.up, connected.down);
+    return { engine: (checked.up[0] ?? connected.up[0])!.engine, connected: checked } satisfies BuildEngines;
+  }
+  const engine = placed.engines?.engine ?? options.engine ?? (await connectEngine());
+  enginesForPlan(placement.engines, [oneEngine(engine, first)], []);
+  const each = `${placement.jobs} job(s) each${first.sizing === undefined ? "" : ` (${first.sizing})`}`;
+  options.reporter.emit({ type: "info", message: `${first.concurrency} container(s) at once, ${each}` });
+  return { engine } satisfies BuildEngines;
+}
+
+/** A stack planned and placed on the engines it runs on: what `plan --out` writes and `build` runs. */
+export interface PlacedStack {
+  /** The plan, with its placement. */
+  plan: BuildPlan;
+  /** The engines of the settings, connected when the plan was placed (absent: the one default engine). */
+  engines?: BuildEngines;
+}
+
+/** Plan the stack and place it on its engines (connected, each sized): nothing is built. */
+export async function planStack(stack: Stack, options: BuildStackOptions): Promise<PlacedStack> {
   const mode = options.mode ?? "build";
   const targets = options.targets ?? stack.targets;
   const { concurrency, jobs, reason } = chooseConcurrency({
@@ -111,6 +162,45 @@ export async function buildStack(stack: Stack, options: BuildStackOptions): Prom
     ...(bcKey === undefined ? {} : { signing: { fingerprint: bcKey.fingerprint, publicKey: bcKey.publicKey } }),
   });
   const plan = options.adjustPlan === undefined ? planned : options.adjustPlan(planned);
+  const oci = options.buildcache?.kind === "oci";
+  const registryCa =
+    options.registryCaFile !== undefined && oci ? await loadRegistryCa(options.registryCaFile) : undefined;
+  // Engines of the settings are reached to learn their architecture and size; the one default engine need not be.
+  const engines =
+    options.engines === undefined
+      ? undefined
+      : await buildEngines(
+          { ...options, engines: options.engines },
+          { concurrency, jobs, reason, targets: targets.length },
+        );
+  const up = engines?.connected?.up;
+  const placed = placePlan(plan, {
+    factory: await factoryIdentity(),
+    cacheRoot: options.cacheRoot,
+    jobs,
+    engines:
+      up === undefined
+        ? [defaultPlannedEngine(options.engine, { cacheRoot: options.cacheRoot, concurrency, reason })]
+        : plannedEngines(up),
+    credentials: options.credentialsFile !== undefined && oci,
+    ...(options.buildcache === undefined ? {} : { buildcache: options.buildcache }),
+    ...(registryCa === undefined ? {} : { registryCa }),
+  });
+  return { plan: placed, ...(engines === undefined ? {} : { engines }) };
+}
+
+export async function buildStack(stack: Stack, options: BuildStackOptions): Promise<BuildStackResult> {
+  return runStack(await planStack(stack, options), options);
+}
+
+/** Run a placed plan (planned now, or written earlier by `plan --out`): tarballs or a warm buildcache, and the report. */
+export async function runStack(placed: PlacedStack, options: RunStackOptions): Promise<BuildStackResult> {
+  const started = performance.now();
+  const startedAt = new Date().toISOString();
+  const mode = options.mode ?? "build";
+  const { plan } = placed;
+  const placement = plan.placement as PlanPlacement;
+  const engines = await enginesOfPlan(placed, options);
   const outDir = options.outDir ?? "dist";
   // Fail now, not after the builds, when the output directory cannot be made.
   if (mode === "build") {
@@ -119,14 +209,13 @@ export async function buildStack(stack: Stack, options: BuildStackOptions): Prom
     });
   }
   const credentials =
-    options.credentialsFile !== undefined && options.buildcache?.kind === "oci"
+    options.credentialsFile !== undefined && placement.secrets.length > 0
       ? await loadRegistryCredentials(options.credentialsFile)
       : undefined;
   const registryCa =
-    options.registryCaFile !== undefined && options.buildcache?.kind === "oci"
+    options.registryCaFile !== undefined && placement.buildcache?.kind === "oci"
       ? await loadRegistryCa(options.registryCaFile)
       : undefined;
-  const { engine, connected } = await buildEngines(options, { concurrency, jobs, reason, targets: targets.length });
   const compression = options.compression ?? "gzip";
   const outputs = {
     outDir,
@@ -134,19 +223,22 @@ export async function buildStack(stack: Stack, options: BuildStackOptions): Prom
     signal: options.signal,
     ...(options.signing === undefined ? {} : { signing: options.signing }),
   };
+  const bcKey = options.signing?.kind === "file" ? options.signing : undefined;
   const packer = mode === "build" ? tarballPacker(plan, outputs) : undefined;
   const upToDate: UpToDateOptions = mode === "build" ? keptTarballs(plan, outputs) : {};
+  const { engine, connected } = engines;
+  const concurrency = placement.engines[0]?.concurrency ?? 1;
   let result: RunResult;
   try {
     result = await runPlan(plan, {
       engine,
       ...(connected === undefined ? {} : { engines: connected.up, downEngines: connected.down }),
-      ...(options.buildcache === undefined ? {} : { buildcache: options.buildcache }),
+      ...(placement.buildcache === undefined ? {} : { buildcache: placement.buildcache }),
       ...(credentials === undefined ? {} : { credentials }),
       ...(registryCa === undefined ? {} : { registryCa }),
       reporter: options.reporter,
       signal: options.signal,
-      cacheRoot: options.cacheRoot,
+      cacheRoot: placement.cacheRoot,
       concurrency,
       extraEnv: options.extraEnv ?? {},
       ...(options.failFast === true ? { failFast: true } : {}),
@@ -165,7 +257,7 @@ export async function buildStack(stack: Stack, options: BuildStackOptions): Prom
   const report = await buildReport(plan, result, {
     mode,
     concurrency: total,
-    jobs,
+    jobs: placement.jobs,
     seconds: (performance.now() - started) / 1000,
     startedAt,
   });

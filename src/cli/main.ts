@@ -30,7 +30,7 @@ async function run(action: () => Promise<number | void>): Promise<void> {
  * regular file, outputs must be directories or regular files on a real file system.
  */
 async function checkRunPaths(
-  stack: string,
+  stack: string | undefined,
   flags: {
     out?: string;
     report?: string;
@@ -40,9 +40,11 @@ async function checkRunPaths(
     signKey?: string;
     signPassphraseFile?: string;
     factory?: string;
+    plan?: string;
   },
 ): Promise<void> {
-  await checkInputFile(stack, "stack file");
+  if (stack !== undefined) await checkInputFile(stack, "stack file");
+  if (flags.plan !== undefined) await checkInputFile(`${flags.plan}/plan.json`, "--plan");
   await checkOutputDir(cacheRoot(flags.cacheDir), "--cache-dir");
   if (flags.out !== undefined) await checkOutputDir(flags.out, "--out");
   if (flags.report !== undefined) await checkOutputFile(flags.report, "--report");
@@ -60,7 +62,14 @@ cli
   .option("--target <names>", "Targets to plan (comma-separated or repeated; default: every target of the stack)")
   .option("--out <dir>", "Directory to write the plan's files into")
   .option("--json", "Print the plan as JSON")
-  .option("--jobs <n>", "Build jobs per container (default: host cores)")
+  .option("--jobs <n>", "Build jobs per container (default: cores / concurrency, as build)")
+  .option("--concurrency <n>", "Containers at once (default: from the host's cores and memory, as build)")
+  .option("--memory <size>", "Memory limit per container, as build gives it (it sizes the concurrency)")
+  .option("--cache-dir <dir>", "Host cache root the plan is placed under (default: as build)")
+  .option("--engine <url>", "A Docker engine to place the plan on (repeatable), as build")
+  .option("--factory <file>", "Factory settings (engines, buildcache, credentials), as build")
+  .option("--sign-key <file>", "The secret key that will sign the buildcache (its fingerprint goes into the plan)")
+  .option("--sign-passphrase-file <file>", "File holding the passphrase of --sign-key")
   .action((stack: string, flags) => run(async () => (await import("./commands/plan.js")).planCommand(stack, flags)));
 
 const runFlags = (command: ReturnType<typeof cli.command>) =>
@@ -97,11 +106,12 @@ const runFlags = (command: ReturnType<typeof cli.command>) =>
     )
     .option("--kit <dir>", "Build from a kit (`kit create`): everything from it, no network in any container");
 
-runFlags(cli.command("build <stack>", "Build the stack for its targets in Docker"))
+runFlags(cli.command("build [stack]", "Build the stack for its targets in Docker"))
   .option("--out <dir>", "Output directory for tarballs", { default: "dist" })
+  .option("--plan <dir>", "Run a plan written by `plan --out DIR` as written (instead of a stack file)")
   .option("--compress <kind>", "Tarball compression: gzip (default) or zstd")
   .option("--bundle", "Also merge the targets' tarballs into one multi-target bundle (see `bundle`)")
-  .action((stack: string, flags) =>
+  .action((stack: string | undefined, flags) =>
     run(async () => {
       await checkRunPaths(stack, flags);
       return (await import("./commands/build.js")).buildCommand(stack, flags, "build");

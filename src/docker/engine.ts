@@ -364,6 +364,18 @@ export function unreachableHint(url: string): string {
   return `check that the engine at ${url} is running and reachable from this host`;
 }
 
+/**
+ * How the default engine (DOCKER_HOST, else the local socket) is named in messages and plans, and whether it runs on
+ * this host: known without reaching it.
+ */
+export function defaultEngineWhere(): { where: string; local: boolean } {
+  const fromEnvironment = endpointFromEnvironment();
+  return {
+    where: fromEnvironment === undefined ? "/var/run/docker.sock" : `DOCKER_HOST=${fromEnvironment.url}`,
+    local: isLocalEndpoint(fromEnvironment),
+  };
+}
+
 /** Connects to the engine at `endpoint` (default: DOCKER_HOST, else the local socket) and checks that it answers. */
 export async function connectEngine(options: ConnectOptions = {}): Promise<Engine> {
   const fromEnvironment = options.endpoint === undefined ? endpointFromEnvironment() : undefined;

@@ -1,6 +1,7 @@
 /** The factory's only door to Docker: engine connection, images, containers, archives, labels, cleanup. */
 export {
   connectEngine,
+  defaultEngineWhere,
   defaultEngineName,
   Engine,
   ENDPOINT_FORMS,

@@ -1,16 +1,29 @@
 /**
- * A target's plan as it runs on one engine: its cache mounts under that engine's cache root (a path of the engine's
+ * A target's plan as it runs on one engine, made when the run is planned: its cache mounts under that engine's cache root (a path of the engine's
  * host), the buildcache where the factory settings put it (a registry every engine pushes to and installs from, or
  * a path every engine's host sees), and the registry's credentials and CA, when it needs them, in files on a tmpfs
- * of the build container; only the steps talking to the registry read the credentials. Pure: the plan is not changed, a new one is returned.
+ * of the build container; only the steps talking to the registry read the credentials, which the plan names and
+ * `withRunValues` fills in as the target starts. Pure: the plan is not changed, a new one is returned.
  */
 import { join, posix } from "node:path";
 import { parse, stringify } from "yaml";
 import { LOCKS } from "../cache/layout.js";
 import type { BuildcacheLocation } from "../config/factory.js";
 import { BUILDCACHE_MIRROR, withInstallJobs } from "../spack/contract.js";
+import { FactoryError } from "../errors.js";
 import { CONTAINER } from "./paths.js";
-import type { Mount, Step, StepId, TargetPlan, TargetRegistryFiles } from "./types.js";
+import type { FactoryIdentity } from "../factory-identity.js";
+import { ANY_ARCH, familyOfEngineArch } from "./dispatch.js";
+import type {
+  BuildPlan,
+  Mount,
+  PlannedEngine,
+  PlanPlacement,
+  Step,
+  StepId,
+  TargetPlan,
+  TargetRegistryFiles,
+} from "./types.js";
 
 /**
  * Names of the variables Spack reads the registry's credentials from (`access_pair` of the mirror). They end in
@@ -31,6 +44,8 @@ export const REGISTRY_PATHS = {
   /** The image's system CAs and the site's registry CA: the build's `SSL_CERT_FILE`. */
   caBundle: `${CONTAINER.workRoot}/registry/ca-bundle.pem`,
 } as const;
+/** The name a plan gives the registry's credentials (its value is read from the settings when the target runs). */
+export const REGISTRY_CREDENTIALS_SECRET = "registry-credentials";
 /** Kept for callers that name the credentials file alone. */
 export const REGISTRY_CREDENTIALS_FILE = REGISTRY_PATHS.credentials;
 
@@ -60,14 +75,19 @@ export interface Placement {
   factoryCacheRoot: string;
   /** Where the shared buildcache is; undefined: under the engine's cache root, as without settings. */
   buildcache?: BuildcacheLocation;
-  credentials?: RegistryCredentials;
+  /**
+   * The settings give the registry's credentials: the plan names them (`registry-credentials`), never their value;
+   * `withRunValues` puts them in when the target runs.
+   */
+  credentials?: boolean;
   /** The CA (PEM) the registry's certificate is signed by, when it is not one the image trusts already. */
   registryCa?: string;
   /**
-   * An engine of another host: where the content mounts (Spack, spack-packages, repositories, mirrors) were sent
-   * under its cache root, by the plan's mount host (see remoteRootNeeds). Absent: the engine sees this host's paths.
+   * An engine of another host: its content mounts (Spack, spack-packages, repositories, mirrors) are the copies sent
+   * under its cache root (see remoteRootNeeds), named by a digest of what they hold when they are sent: the plan
+   * marks them `sent` and `withRunValues` names the copy. Absent: the engine sees this host's paths.
    */
-  synced?: ReadonlyMap<string, string>;
+  remote?: boolean;
   /** Build jobs per container on this engine (from its own cores); undefined: the plan's. */
   jobs?: number;
 }
@@ -116,6 +136,60 @@ export function ociRepositoryOf(location: Extract<BuildcacheLocation, { kind: "o
   return `${location.url}/${component}`;
 }
 
+/** What placing a plan takes besides the plan: the engines, what they share, who places it. */
+export interface PlanPlacementInputs {
+  factory: FactoryIdentity;
+  /** The factory's own cache root. */
+  cacheRoot: string;
+  /** Build jobs per container of the plan. */
+  jobs: number;
+  engines: readonly PlannedEngine[];
+  buildcache?: BuildcacheLocation;
+  /** The settings give registry credentials (named in the plan, read when the run starts). */
+  credentials: boolean;
+  registryCa?: string;
+}
+
+/** Whether an engine of that architecture builds targets of the family (the one engine of a plain run builds any). */
+export function engineServes(arch: string, family: string): boolean {
+  return arch === ANY_ARCH || familyOfEngineArch(arch) === family;
+}
+
+/** Pure: each target placed on every engine that may build it; the run picks one when a slot frees. */
+export function placePlan(plan: BuildPlan, inputs: PlanPlacementInputs): BuildPlan {
+  const { buildcache, registryCa } = inputs;
+  const targets: PlanPlacement["targets"] = {};
+  for (const t of plan.targets) {
+    const on: Record<string, TargetPlan> = {};
+    for (const e of inputs.engines) {
+      if (!engineServes(e.arch, t.family)) continue;
+      on[e.name] = placeTarget(t, {
+        engine: e.name,
+        cacheRoot: e.cacheRoot,
+        factoryCacheRoot: inputs.cacheRoot,
+        ...(buildcache === undefined ? {} : { buildcache }),
+        ...(inputs.credentials ? { credentials: true } : {}),
+        ...(registryCa === undefined ? {} : { registryCa }),
+        ...(e.local ? {} : { remote: true }),
+        ...(e.jobs === undefined ? {} : { jobs: e.jobs }),
+      });
+    }
+    targets[t.target] = on;
+  }
+  const needsSecret = inputs.credentials && buildcache?.kind === "oci";
+  const placement: PlanPlacement = {
+    factory: { ...inputs.factory },
+    cacheRoot: inputs.cacheRoot,
+    jobs: inputs.jobs,
+    engines: inputs.engines.map((e) => ({ ...e })),
+    ...(buildcache === undefined ? {} : { buildcache }),
+    ...(registryCa === undefined ? {} : { registryCa }),
+    secrets: needsSecret ? [REGISTRY_CREDENTIALS_SECRET] : [],
+    targets,
+  };
+  return { ...plan, placement };
+}
+
 export function placeTarget(target: TargetPlan, placement: Placement): TargetPlan {
   const location = placement.buildcache;
   const mounts: Mount[] = [];
@@ -126,10 +200,7 @@ export function placeTarget(target: TargetPlan, placement: Placement): TargetPla
         mounts.push({ ...m, host: join(location.path, target.buildcacheKey), hostIsAbsolute: true });
       continue;
     }
-    const sent = placement.synced?.get(m.host);
-    if (sent !== undefined) mounts.push({ ...m, host: sent, hostIsAbsolute: true });
-    else if (m.readOnly && placement.synced !== undefined)
-      throw new Error(`placeTarget: ${m.host} was not sent to engine ${placement.engine}`);
+    if (m.readOnly && placement.remote === true) mounts.push({ ...m, sent: true });
     else
       mounts.push(
         m.hostIsAbsolute ? { ...m } : { ...m, host: join(placement.cacheRoot, m.host), hostIsAbsolute: true },
@@ -145,7 +216,7 @@ export function placeTarget(target: TargetPlan, placement: Placement): TargetPla
           signed: false,
           binary: true,
           source: false,
-          ...(placement.credentials === undefined
+          ...(placement.credentials !== true
             ? {}
             : {
                 access_pair: { id_variable: REGISTRY_USERNAME_VARIABLE, secret_variable: REGISTRY_PASSWORD_VARIABLE },
@@ -159,8 +230,8 @@ export function placeTarget(target: TargetPlan, placement: Placement): TargetPla
   const spackYaml = mirror === undefined ? target.spackYaml : withBuildcacheMirror(target.spackYaml, mirror);
 
   const ownSourceCache = placement.cacheRoot !== placement.factoryCacheRoot;
-  const secret = oci !== undefined && placement.credentials !== undefined ? placement.credentials : undefined;
-  if (secret !== undefined && oci?.plainHttp === true)
+  const secret = oci !== undefined && placement.credentials === true;
+  if (secret && oci?.plainHttp === true)
     throw new Error("placeTarget: registry credentials over plain http (validation refuses them)");
   const registryFiles = registryFilesOf(secret, oci === undefined ? undefined : placement.registryCa);
   const env =
@@ -174,7 +245,7 @@ export function placeTarget(target: TargetPlan, placement: Placement): TargetPla
     const lock = ownLock ? `${step.lock}-${lockSlug(placement.engine)}` : step.lock;
     const sized =
       placement.jobs !== undefined && JOB_STEPS.has(step.id) ? withInstallJobs(step.argv, placement.jobs) : step.argv;
-    const argv = secret !== undefined && REGISTRY_STEPS.has(step.id) ? withCredentials(sized) : sized;
+    const argv = secret && REGISTRY_STEPS.has(step.id) ? withCredentials(sized) : sized;
     return { ...step, argv: [...argv], ...(lock === undefined ? {} : { lock }) };
   });
   return { ...target, files, spackYaml, mounts, steps, env, ...(registryFiles === undefined ? {} : { registryFiles }) };
@@ -202,17 +273,47 @@ function credentialsEnvFile(c: RegistryCredentials): string {
   return `${REGISTRY_USERNAME_VARIABLE}=${quote(c.username)}\n${REGISTRY_PASSWORD_VARIABLE}=${quote(c.password)}\n`;
 }
 
-/** The registry's files of a build container (credentials, the site's CA), or undefined when it needs none. */
-function registryFilesOf(secret?: RegistryCredentials, siteCa?: string): TargetRegistryFiles | undefined {
-  if (secret === undefined && siteCa === undefined) return undefined;
+/**
+ * The registry's files of a build container (the credentials by name, the site's CA), or undefined when it needs
+ * none.
+ */
+function registryFilesOf(secret: boolean, siteCa?: string): TargetRegistryFiles | undefined {
+  if (!secret && siteCa === undefined) return undefined;
   return {
     tmpfs: REGISTRY_PATHS.tmpfs,
-    files: {
-      ...(secret === undefined ? {} : { [REGISTRY_PATHS.credentials]: credentialsEnvFile(secret) }),
-      ...(siteCa === undefined ? {} : { [REGISTRY_PATHS.siteCa]: siteCa }),
-    },
+    files: siteCa === undefined ? {} : { [REGISTRY_PATHS.siteCa]: siteCa },
+    ...(secret ? { secrets: { [REGISTRY_PATHS.credentials]: REGISTRY_CREDENTIALS_SECRET } } : {}),
     ...(siteCa === undefined ? {} : { caBundle: { path: REGISTRY_PATHS.caBundle, siteCa: REGISTRY_PATHS.siteCa } }),
   };
+}
+
+/**
+ * A placed target as it runs: its content mounts where they were sent to its engine (`synced`, by the plan's mount
+ * host) and its secrets' files with their values. Refuses a mount that was not sent and a secret not given.
+ */
+export function withRunValues(
+  placed: TargetPlan,
+  values: { engine: string; synced?: ReadonlyMap<string, string>; credentials?: RegistryCredentials },
+): TargetPlan {
+  const mounts = placed.mounts.map((m): Mount => {
+    if (m.sent !== true) return m;
+    const there = values.synced?.get(m.host);
+    if (there === undefined) throw new Error(`withRunValues: ${m.host} was not sent to engine ${values.engine}`);
+    const { sent: _sent, ...rest } = m;
+    return { ...rest, host: there, hostIsAbsolute: true };
+  });
+  const registry = placed.registryFiles;
+  if (registry?.secrets === undefined) return { ...placed, mounts };
+  const files = { ...registry.files };
+  for (const [path, name] of Object.entries(registry.secrets)) {
+    if (values.credentials === undefined)
+      throw new FactoryError(
+        `target ${placed.target}: the plan needs the secret '${name}' (the factory settings' credentials file) and none was given`,
+      );
+    files[path] = credentialsEnvFile(values.credentials);
+  }
+  const { secrets: _secrets, ...rest } = registry;
+  return { ...placed, mounts, registryFiles: { ...rest, files } };
 }
 
 function lockSlug(name: string): string {

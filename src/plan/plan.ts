@@ -114,7 +114,7 @@ function selectTargets(stack: Stack, requested: readonly string[] | undefined): 
 const PREPARE_SCRIPT = `${CONTAINER.tools}/prepare-relocation.py`;
 
 /** Version of the plan's shape (plan.json). */
-export const PLAN_FORMAT_VERSION = 2;
+export const PLAN_FORMAT_VERSION = 3;
 
 /** install.sh and the module of one target: pure functions of the stack and the target. */
 function packageFiles(stack: Stack, target: string, templates: Templates): PackageFiles {

@@ -1,3 +1,4 @@
+import type { BuildcacheLocation } from "../config/factory.js";
 import type { Origin } from "../config/types.js";
 
 /**
@@ -16,6 +17,50 @@ export interface BuildPlan {
   /** What packing needs beside the build (absent in warm plans). */
   package?: PackagePlan;
   targets: TargetPlan[];
+  /** Where it runs: each target as it runs on each engine that may build it (see PlanPlacement). */
+  placement?: PlanPlacement;
+}
+
+/**
+ * A plan placed on the engines it runs on, made when it is planned: per target and engine the final argument
+ * vectors, mounts, locks, files and `spack.yaml`. What only the run can know is named, not guessed: the secrets'
+ * values (by name: `registry-credentials`), where trees sent to engines of other hosts land (`Mount.sent`), and the
+ * run's own staging directory in the output directory.
+ */
+export interface PlanPlacement {
+  /** The factory that placed it: a plan runs only on the same (`version` and a digest of its code and templates). */
+  factory: { version: string; digest: string };
+  /** The factory's own cache root (locks, logs, run records), on this host. */
+  cacheRoot: string;
+  /** Build jobs per container the plan was made with (engines sized by their own cores say theirs). */
+  jobs: number;
+  engines: PlannedEngine[];
+  /** The buildcache every engine shares (absent: under each engine's cache root). */
+  buildcache?: BuildcacheLocation;
+  /** The CA (PEM) the registry's certificate is signed by, trusted by the build containers (not a secret). */
+  registryCa?: string;
+  /** Names of the secrets the run reads (from the factory settings) as its targets start. */
+  secrets: string[];
+  /** Target name → engine name → the target as it runs on that engine. */
+  targets: Record<string, Record<string, TargetPlan>>;
+}
+
+/** An engine a plan was placed on, as it answered when the plan was made. */
+export interface PlannedEngine {
+  name: string;
+  /** Its address (`unix:///var/run/docker.sock`, `ssh://builder@host`, ...). */
+  where: string;
+  /** As the engine reports it (amd64, arm64), or `any` for the one engine of a run without settings. */
+  arch: string;
+  /** Its cache root, on its host. */
+  cacheRoot: string;
+  concurrency: number;
+  /** Build jobs per container there, when sized by its own cores. */
+  jobs?: number;
+  /** An engine of this host (it can pack straight into the output directory). */
+  local: boolean;
+  /** How its concurrency and jobs were chosen, for the run's messages. */
+  sizing?: string;
 }
 
 export interface PackagePlan {
@@ -70,6 +115,11 @@ export interface Mount {
   hostIsAbsolute: boolean;
   container: string;
   readOnly: boolean;
+  /**
+   * A tree of this host that an engine of another host mounts from the copy sent under its cache root: `host` names
+   * the tree here; the copy's path (a digest of what it holds) is known when it is sent.
+   */
+  sent?: boolean;
 }
 
 /** One command run in the target's build container, as an argument vector (never a shell string). */
@@ -142,7 +192,7 @@ export interface TargetPlan {
   packageFiles?: PackageFiles;
   /** A signed buildcache: the signing key's fingerprint and where its gpg home lives (on a tmpfs of its own). */
   signing?: TargetSigning;
-  /** What the build container needs to talk to the registry (placement adds it; never part of a written plan). */
+  /** What the build container needs to talk to the registry (placement adds it; secrets by name only). */
   registryFiles?: TargetRegistryFiles;
 }
 
@@ -155,6 +205,8 @@ export interface TargetRegistryFiles {
   tmpfs: string;
   /** Container path → content. */
   files: Record<string, string>;
+  /** Container path → the name of a secret whose value is written there when the target runs (never in a plan). */
+  secrets?: Record<string, string>;
   /** When set, the image's system CAs and the site's CA (one of `files`) are joined at `path` (SSL_CERT_FILE). */
   caBundle?: { path: string; siteCa: string };
 }

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { CACHE_LAYOUT } from "../cache/layout.js";
 import type { BuildContainer } from "../docker/index.js";
 import { CancelledError, FactoryError } from "../errors.js";
-import { placeTarget } from "../plan/placement.js";
+import { withRunValues } from "../plan/placement.js";
 import type { BuildPlan, TargetPlan } from "../plan/types.js";
 import type { EngineImage } from "./engine-images.js";
 import type { EngineSet } from "./engine-set.js";
@@ -105,19 +105,20 @@ export async function buildOn(ctx: RunContext, target: TargetPlan, on: RunEngine
   }
 }
 
-/** The target as it runs there: caches under that engine's cache root, the shared buildcache, credentials. */
+/**
+ * The target as the plan placed it on that engine, with what only the run knows: where its trees were sent, the
+ * registry's credentials.
+ */
 function placeOn(ctx: RunContext, target: TargetPlan, on: RunEngine): TargetPlan {
-  const { options } = ctx;
+  const placed = ctx.plan.placement?.targets[target.target]?.[on.name];
+  if (placed === undefined)
+    throw new FactoryError(`target ${target.target}: the plan does not place it on engine ${on.name}`);
   const synced = ctx.synced.get(on.name);
-  return placeTarget(target, {
+  const credentials = ctx.options.credentials;
+  return withRunValues(placed, {
     engine: on.name,
-    cacheRoot: on.cacheRoot,
-    factoryCacheRoot: options.cacheRoot,
-    ...(options.buildcache === undefined ? {} : { buildcache: options.buildcache }),
-    ...(options.credentials === undefined ? {} : { credentials: options.credentials }),
-    ...(options.registryCa === undefined ? {} : { registryCa: options.registryCa }),
     ...(synced === undefined ? {} : { synced }),
-    ...(on.jobs === undefined ? {} : { jobs: on.jobs }),
+    ...(credentials === undefined ? {} : { credentials }),
   });
 }
 

@@ -3,7 +3,8 @@ import { join } from "node:path";
 import type { BuildcacheLocation } from "../config/factory.js";
 import type { BuildContainer, Engine } from "../docker/index.js";
 import { dispatch, eligibleEngines } from "../plan/dispatch.js";
-import type { RegistryCredentials } from "../plan/placement.js";
+import { placePlan, type RegistryCredentials } from "../plan/placement.js";
+import { factoryIdentity } from "../factory-identity.js";
 import type { DownEngine, RunEngine } from "./engines.js";
 import type { BuildPlan, TargetPlan } from "../plan/types.js";
 import type { Reporter } from "../ui/reporter.js";
@@ -22,6 +23,7 @@ import { EngineSet } from "./engine-set.js";
 import { lockKeys } from "./lock-keys.js";
 import { prepareHost, type SourceCommits } from "./prepare-host.js";
 import { prepareRemoteRoots } from "./remote-roots.js";
+import { plannedEngines } from "./planned-engines.js";
 
 export type { SourceCommits } from "./prepare-host.js";
 
@@ -132,9 +134,18 @@ export interface RunResult {
  * builder image on every engine, the cache roots of engines of other hosts, then each target on a free engine of
  * its family (`concurrency` at a time on each), and no container of the run left behind.
  */
-export async function runPlan(plan: BuildPlan, options: RunOptions): Promise<RunResult> {
+export async function runPlan(given: BuildPlan, options: RunOptions): Promise<RunResult> {
   const { reporter, signal } = options;
   const engines = EngineSet.of(options);
+  // A plan placed when it was made runs as placed; one that was not is placed here, the same way.
+  const plan =
+    given.placement === undefined
+      ? await placeOnEngines(given, engines, {
+          ...options,
+          credentials: options.credentials !== undefined,
+          jobs: plannedJobs(given),
+        })
+      : given;
   const runId = engines.runId;
   // A target no engine builds is refused before anything runs (unless an engine that did not answer might have).
   if (engines.down.size === 0) eligibleEngines(plan.targets, [...engines.members]);
@@ -183,6 +194,30 @@ export async function runPlan(plan: BuildPlan, options: RunOptions): Promise<Run
     if (options.keepContainer !== true || signal.aborted) await engines.removeRun(runId);
     for (const unregister of unregisters) await unregister();
   }
+}
+
+/** The plan placed on the run's engines, as `plan --out` would have placed it. */
+export async function placeOnEngines(
+  plan: BuildPlan,
+  engines: EngineSet,
+  options: Pick<RunOptions, "cacheRoot" | "buildcache" | "registryCa"> & { credentials: boolean; jobs: number },
+): Promise<BuildPlan> {
+  return placePlan(plan, {
+    factory: await factoryIdentity(),
+    cacheRoot: options.cacheRoot,
+    jobs: options.jobs,
+    engines: plannedEngines(engines.members),
+    credentials: options.credentials,
+    ...(options.buildcache === undefined ? {} : { buildcache: options.buildcache }),
+    ...(options.registryCa === undefined ? {} : { registryCa: options.registryCa }),
+  });
+}
+
+/** The jobs the plan's install step was given (`-j N`), for a plan placed by the run itself. */
+function plannedJobs(plan: BuildPlan): number {
+  const argv = plan.targets[0]?.steps.find((s) => s.id === "install")?.argv ?? [];
+  const at = argv.indexOf("-j");
+  return at < 0 ? 1 : Number(argv[at + 1] ?? 1);
 }
 
 /** Cache entries the run uses, and kept tarballs it may hand out: left alone by `cache prune` while the run lives. */

@@ -50,7 +50,7 @@ describe("the plan keeps what a failed install finished", () => {
       cacheRoot: "/c",
       factoryCacheRoot: "/c",
       buildcache: buildcacheLocation("oci://127.0.0.1:5001/site/buildcache"),
-      credentials: { username: "u", password: "p4ss" },
+      credentials: true,
     });
     const keep = placed.steps.find((s) => s.id === "keep")!;
     expect(keep.argv).toContain(REGISTRY_CREDENTIALS_FILE);

@@ -7,6 +7,7 @@ import {
   ociRepositoryOf,
   placeTarget,
   REGISTRY_CREDENTIALS_FILE,
+  withRunValues,
   REGISTRY_PATHS,
   remoteRootNeeds,
 } from "../../src/plan/placement.js";
@@ -72,15 +73,16 @@ describe("a target placed on an engine", () => {
     );
     expect(needs.userCaches).toEqual(target.mounts.filter((m) => m.kind === "spack-user").map((m) => m.host));
     const synced = new Map(contentHosts.map((h, i) => [h, `/r/synced/t${i}`]));
-    const placed = placeTarget(target, { engine: "far", cacheRoot: "/r", factoryCacheRoot: "/c", synced });
+    const planned = placeTarget(target, { engine: "far", cacheRoot: "/r", factoryCacheRoot: "/c", remote: true });
+    // The plan names the trees of this host that are sent; where they land is known when they are sent.
+    expect(planned.mounts.filter((m) => m.sent === true).map((m) => m.host)).toEqual(contentHosts);
+    const placed = withRunValues(planned, { engine: "far", synced });
     for (const m of placed.mounts) {
       if (m.readOnly) expect(m.host).toMatch(/^\/r\/synced\/t\d$/);
       else expect(m.host.startsWith("/r/")).toBe(true);
     }
     // A content mount that was not sent is a bug of the caller, not a silent mount of a path of this host.
-    expect(() =>
-      placeTarget(target, { engine: "far", cacheRoot: "/r", factoryCacheRoot: "/c", synced: new Map() }),
-    ).toThrow(/was not sent to engine far/);
+    expect(() => withRunValues(planned, { engine: "far", synced: new Map() })).toThrow(/was not sent to engine far/);
   });
 
   it("an engine sized by its own cores: install steps take its job count, nothing else changes", () => {
@@ -141,7 +143,7 @@ describe("a target placed on an engine", () => {
       cacheRoot: "/e",
       factoryCacheRoot: "/c",
       buildcache: https,
-      credentials: secret,
+      credentials: true,
     });
     expect(mirrorOf(placed.spackYaml)).toMatchObject({
       access_pair: {
@@ -151,13 +153,20 @@ describe("a target placed on an engine", () => {
     });
     // `*_ROOT`: Spack's clean_environment() unsets them before any package builds.
     expect(REGISTRY_CREDENTIALS_FILE.startsWith(`${REGISTRY_PATHS.tmpfs}/`)).toBe(true);
+    // The plan names the secret; its value is put in as the target runs.
     expect(placed.registryFiles).toEqual({
+      tmpfs: REGISTRY_PATHS.tmpfs,
+      files: {},
+      secrets: { [REGISTRY_CREDENTIALS_FILE]: "registry-credentials" },
+    });
+    expect(withRunValues(placed, { engine: "e", credentials: secret }).registryFiles).toEqual({
       tmpfs: REGISTRY_PATHS.tmpfs,
       files: {
         [REGISTRY_CREDENTIALS_FILE]:
           "STACK_FACTORY_REGISTRY_USERNAME_ROOT='builder'\nSTACK_FACTORY_REGISTRY_PASSWORD_ROOT='s3cr'\\''et'\n",
       },
     });
+    expect(() => withRunValues(placed, { engine: "e" })).toThrow(/needs the secret 'registry-credentials'/);
     const install = placed.steps.find((s) => s.id === "install")!;
     expect(install.argv.slice(0, 4)).toEqual([
       "/bin/sh",
@@ -185,7 +194,7 @@ describe("a target placed on an engine", () => {
         cacheRoot: "/e",
         factoryCacheRoot: "/c",
         buildcache: oci,
-        credentials: secret,
+        credentials: true,
       }),
     ).toThrow(/plain http/);
   });
@@ -220,10 +229,13 @@ describe("a target placed on an engine", () => {
       cacheRoot: "/e",
       factoryCacheRoot: "/c",
       buildcache: https,
-      credentials: secret,
+      credentials: true,
     });
     const file = join(dir, "registry.env");
-    await writeFile(file, placed.registryFiles!.files[REGISTRY_CREDENTIALS_FILE]!);
+    await writeFile(
+      file,
+      withRunValues(placed, { engine: "e", credentials: secret }).registryFiles!.files[REGISTRY_CREDENTIALS_FILE]!,
+    );
     const argv = placed.steps.find((s) => s.id === "install")!.argv.slice(0, 3);
     const { stdout } = await execa(
       argv[0]!,

@@ -47,7 +47,7 @@ describe("templates are typed", () => {
       expect(module).toContain("/apps/tpl/2.1");
       const tcl = await readFile(path.join(out, "x86_64_v3", "package", "module.tcl"), "utf8");
       expect(tcl).toContain('set recorded_prefix "/apps/tpl/2.1"');
-      expect(JSON.parse(await readFile(path.join(out, "plan.json"), "utf8"))).toMatchObject({ format_version: 2 });
+      expect(JSON.parse(await readFile(path.join(out, "plan.json"), "utf8"))).toMatchObject({ format_version: 3 });
       expect(
         planBuild(stack, undefined, { templates, jobs: 1, mode: "warm" }).targets[0]!.packageFiles,
       ).toBeUndefined();

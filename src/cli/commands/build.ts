@@ -41,14 +41,19 @@ export interface BuildFlags {
   /** build: also merge the targets' tarballs into one multi-target bundle (`stack-factory bundle`). */
   bundle?: boolean;
   kit?: string;
+  /** build: run a plan written earlier by `plan --out DIR` (no stack file). */
+  plan?: string;
 }
 
 /** `build` and `warm`: flags into options for `buildStack`, then the report. Returns the exit code. */
 export async function buildCommand(
-  stackFile: string,
+  stackFile: string | undefined,
   flags: BuildFlags,
   mode: "build" | "warm" = "build",
 ): Promise<number> {
+  if (flags.plan !== undefined) return buildFromPlan(stackFile, flags.plan, flags);
+  if (stackFile === undefined)
+    throw new InputError(`${mode}: give a stack file${mode === "build" ? " or --plan DIR" : ""}`);
   // Engines and the shared buildcache belong to the factory host: --engine URL..., or the --factory settings file.
   const settings = flags.factory === undefined ? undefined : await loadFactorySettings(flags.factory);
   // What the settings and flags keep secret never becomes part of a build, whatever the stack names.
@@ -81,11 +86,14 @@ export async function buildCommand(
   const { signal, dispose } = abortOnSignals((sig) =>
     reporter.emit({ type: "info", message: `${sig}: stopping, removing this run's containers` }),
   );
-  try {
-    const kit = await kitBuildOf(flags, stack, { engines, targets, reporter, signal });
-    let outcome;
-    try {
-      outcome = await buildStack(kit?.stack ?? stack, {
+  const kit = await kitBuildOf(flags, stack, { engines, targets, reporter, signal }).catch((error: unknown) => {
+    reporter.close();
+    dispose();
+    throw error;
+  });
+  return runReported(
+    () =>
+      buildStack(kit?.stack ?? stack, {
         ...(kit === undefined ? {} : { engine: kit.engine, adjustPlan: kit.adjustPlan }),
         mode,
         ...(targets === undefined ? {} : { targets }),
@@ -107,9 +115,25 @@ export async function buildCommand(
         ...(settings?.buildcache === undefined ? {} : { buildcache: settings.buildcache }),
         ...(settings?.credentials === undefined ? {} : { credentialsFile: settings.credentials }),
         ...(settings?.buildcacheCa === undefined ? {} : { registryCaFile: settings.buildcacheCa }),
-      });
+      }),
+    { stack, flags, mode, reporter, dispose },
+  );
+}
+
+/**
+ * A run, then its report: a run that fails before any target finished (image build, Spack clone, Ctrl-C early)
+ * still leaves a report. Closes the reporter and the signal handlers whatever happens.
+ */
+export async function runReported(
+  runIt: () => Promise<BuildStackResult>,
+  ctx: { stack: Stack | undefined; flags: BuildFlags; mode: "build" | "warm"; reporter: Reporter; dispose: () => void },
+): Promise<number> {
+  const { flags, mode, reporter } = ctx;
+  try {
+    let outcome;
+    try {
+      outcome = await runIt();
     } catch (error) {
-      // The run failed before any target finished (image build, Spack clone, Ctrl-C early): still leave a report.
       if (error instanceof RunStartError) {
         const failure = failedRunReport(error.plan, error.runId, mode, error.cause);
         if (flags.report !== undefined)
@@ -120,17 +144,17 @@ export async function buildCommand(
       throw error;
     }
     reporter.close();
-    return await finishRun(outcome, stack, flags, mode);
+    return await finishRun(outcome, ctx.stack, flags, mode);
   } finally {
     reporter.close();
-    dispose();
+    ctx.dispose();
   }
 }
 
 /** After a run: the table, warm's summary line, each failure, the reports, the bundle. Returns the exit code. */
-async function finishRun(
+export async function finishRun(
   outcome: BuildStackResult,
-  stack: Stack,
+  stack: Stack | undefined,
   flags: BuildFlags,
   mode: "build" | "warm",
 ): Promise<number> {
@@ -151,7 +175,7 @@ async function finishRun(
   if (flags.report !== undefined) await writeFileAtomic(resolve(flags.report), `${JSON.stringify(report, null, 2)}\n`);
   if (flags.summary !== undefined) await writeFileAtomic(resolve(flags.summary), reportMarkdown(report));
   await writeHtmlReport(report, flags);
-  if (mode === "build" && flags.bundle === true && report.exitCode === 0) {
+  if (mode === "build" && flags.bundle === true && report.exitCode === 0 && stack !== undefined) {
     const tarballs = result.targets.flatMap((t) =>
       t.tarball === undefined ? [] : [{ target: t.target, path: t.tarball }],
     );
@@ -162,11 +186,16 @@ async function finishRun(
   return report.exitCode;
 }
 
+async function buildFromPlan(stackFile: string | undefined, dir: string, flags: BuildFlags): Promise<number> {
+  const { buildPlanCommand } = await import("./build-plan.js");
+  return buildPlanCommand(stackFile, dir, flags);
+}
+
 /**
  * The run report as a page: at `--report-html`, else beside the run's logs (`logs/<run>/report.html` under the cache
  * root). Its path is the run's last line.
  */
-async function writeHtmlReport(report: RunReport, flags: BuildFlags): Promise<void> {
+export async function writeHtmlReport(report: RunReport, flags: BuildFlags): Promise<void> {
   const path = resolve(
     flags.reportHtml ?? resolve(cacheRoot(flags.cacheDir), CACHE_LAYOUT.logs(report.runId), "report.html"),
   );
@@ -174,7 +203,7 @@ async function writeHtmlReport(report: RunReport, flags: BuildFlags): Promise<vo
   process.stdout.write(`report: ${path}\n`);
 }
 
-function compressionOf(flag: string | undefined): Compression {
+export function compressionOf(flag: string | undefined): Compression {
   if (flag === undefined) return "gzip";
   if ((COMPRESSIONS as readonly string[]).includes(flag)) return flag as Compression;
   throw new InputError(`--compress: expected one of ${COMPRESSIONS.join(", ")}, got "${flag}"`);
