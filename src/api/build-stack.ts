@@ -5,6 +5,7 @@
 import { mkdir } from "node:fs/promises";
 import { availableParallelism, totalmem } from "node:os";
 import { loadRegistryCredentials, type BuildcacheLocation, type EngineSetting } from "../config/factory.js";
+import type { RegistryCredentials } from "../config/credentials.js";
 import { loadRegistryCa } from "../config/registry-ca.js";
 import type { Stack } from "../config/types.js";
 import type { Engine } from "../docker/index.js";
@@ -13,7 +14,7 @@ import type { Compression } from "../package/compressor.js";
 import { planBuild } from "../plan/plan.js";
 import type { BuildPlan } from "../plan/types.js";
 import { loadTemplates } from "../render/templates.js";
-import type { SigningKey } from "../sign/key.js";
+import type { FileSigningKey, SigningKey } from "../sign/key.js";
 import { chooseConcurrency } from "../run/concurrency.js";
 import { buildReport, type RunReport } from "../run/report.js";
 import { runPlan, type RunResult } from "../run/run-plan.js";
@@ -104,33 +105,15 @@ export async function buildStack(stack: Stack, options: BuildStackOptions): Prom
   });
   // A key from files signs the buildcache too (in the containers); a key of the user's agent signs tarballs only.
   const bcKey = options.signing?.kind === "file" ? options.signing : undefined;
-  const planned = planBuild(stack, targets, {
-    templates: await loadTemplates(),
-    jobs,
-    mode,
-    ...(bcKey === undefined ? {} : { signing: { fingerprint: bcKey.fingerprint, publicKey: bcKey.publicKey } }),
-  });
-  const plan = options.adjustPlan === undefined ? planned : options.adjustPlan(planned);
+  const plan = await planStack(stack, targets, { mode, jobs, bcKey, adjustPlan: options.adjustPlan });
   const outDir = options.outDir ?? "dist";
   // Fail now, not after the builds, when the output directory cannot be made.
-  if (mode === "build") {
-    await mkdir(outDir, { recursive: true }).catch((error: NodeJS.ErrnoException) => {
-      throw new InputError(`output directory ${outDir}: cannot create it (${error.code ?? error.message})`);
-    });
-  }
-  const credentials =
-    options.credentialsFile !== undefined && options.buildcache?.kind === "oci"
-      ? await loadRegistryCredentials(options.credentialsFile)
-      : undefined;
-  const registryCa =
-    options.registryCaFile !== undefined && options.buildcache?.kind === "oci"
-      ? await loadRegistryCa(options.registryCaFile)
-      : undefined;
+  if (mode === "build") await makeOutDir(outDir);
+  const registry = await registryAccess(options);
   const { engine, connected } = await buildEngines(options, { concurrency, jobs, reason, targets: targets.length });
-  const compression = options.compression ?? "gzip";
   const outputs = {
     outDir,
-    compression,
+    compression: options.compression ?? "gzip",
     signal: options.signal,
     ...(options.signing === undefined ? {} : { signing: options.signing }),
   };
@@ -142,8 +125,7 @@ export async function buildStack(stack: Stack, options: BuildStackOptions): Prom
       engine,
       ...(connected === undefined ? {} : { engines: connected.up, downEngines: connected.down }),
       ...(options.buildcache === undefined ? {} : { buildcache: options.buildcache }),
-      ...(credentials === undefined ? {} : { credentials }),
-      ...(registryCa === undefined ? {} : { registryCa }),
+      ...registry,
       reporter: options.reporter,
       signal: options.signal,
       cacheRoot: options.cacheRoot,
@@ -162,12 +144,47 @@ export async function buildStack(stack: Stack, options: BuildStackOptions): Prom
     throw new RunStartError(engine.runId, plan, error);
   }
   const total = connected === undefined ? concurrency : connected.up.reduce((n, e) => n + e.concurrency, 0);
-  const report = await buildReport(plan, result, {
-    mode,
-    concurrency: total,
-    jobs,
-    seconds: (performance.now() - started) / 1000,
-    startedAt,
-  });
+  const seconds = (performance.now() - started) / 1000;
+  const report = await buildReport(plan, result, { mode, concurrency: total, jobs, seconds, startedAt });
   return { plan, result, report };
+}
+
+/** The plan of the run: signed with a key from files, changed by `adjustPlan` (a kit's) when given. */
+async function planStack(
+  stack: Stack,
+  targets: readonly string[],
+  how: {
+    mode: "build" | "warm";
+    jobs: number;
+    bcKey: FileSigningKey | undefined;
+    adjustPlan: ((plan: BuildPlan) => BuildPlan) | undefined;
+  },
+): Promise<BuildPlan> {
+  const { bcKey } = how;
+  const planned = planBuild(stack, targets, {
+    templates: await loadTemplates(),
+    jobs: how.jobs,
+    mode: how.mode,
+    ...(bcKey === undefined ? {} : { signing: { fingerprint: bcKey.fingerprint, publicKey: bcKey.publicKey } }),
+  });
+  return how.adjustPlan === undefined ? planned : how.adjustPlan(planned);
+}
+
+async function makeOutDir(outDir: string): Promise<void> {
+  await mkdir(outDir, { recursive: true }).catch((error: NodeJS.ErrnoException) => {
+    throw new InputError(`output directory ${outDir}: cannot create it (${error.code ?? error.message})`);
+  });
+}
+
+/** The registry's credentials and CA, read now (before any engine), for a buildcache in a registry. */
+async function registryAccess(
+  options: BuildStackOptions,
+): Promise<{ credentials?: RegistryCredentials; registryCa?: string }> {
+  if (options.buildcache?.kind !== "oci") return {};
+  return {
+    ...(options.credentialsFile === undefined
+      ? {}
+      : { credentials: await loadRegistryCredentials(options.credentialsFile) }),
+    ...(options.registryCaFile === undefined ? {} : { registryCa: await loadRegistryCa(options.registryCaFile) }),
+  };
 }
