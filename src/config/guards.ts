@@ -6,7 +6,20 @@
  */
 import type { Stats } from "node:fs";
 import { stat } from "node:fs/promises";
-import { type Document, isAlias, isMap, isPair, isScalar, isSeq, LineCounter, type Node, Parser, type CST } from "yaml";
+import {
+  type Alias,
+  type Document,
+  isAlias,
+  isMap,
+  isPair,
+  isScalar,
+  isSeq,
+  LineCounter,
+  type Node,
+  type Pair,
+  Parser,
+  type CST,
+} from "yaml";
 import type { Segment } from "./load.js";
 
 /** Deeper than any stack file needs (packages.<name>.require[0].spec is five levels); far below what a recursive parser survives. */
@@ -76,24 +89,102 @@ export function nestingIssue(text: string, file: string): string | undefined {
  * MAX_NESTING deep here, so walking it recursively is safe.
  */
 export function documentIssues(doc: Document, where: Where): string[] {
-  const issues: string[] = [];
-  const sizes = new Map<Node, number>();
-  let expanded = 0;
-  let bombReported = false;
+  const walk = new DocumentWalk(doc, where);
+  walk.visit(doc.contents, [], new Set());
+  return walk.issues;
+}
 
-  const offsetOf = (node: unknown): number => (node as Node | null | undefined)?.range?.[0] ?? 0;
-  const at = (node: unknown, path: readonly Segment[], message: string): void => {
+/** One walk of a document, in document order, collecting its issues. */
+class DocumentWalk {
+  readonly issues: string[] = [];
+  private readonly size: ExpandedSize;
+  /** Nodes the aliases met so far expand to. */
+  private expanded = 0;
+  private bombReported = false;
+
+  constructor(
+    private readonly doc: Document,
+    private readonly where: Where,
+  ) {
+    this.size = expandedSize(doc);
+  }
+
+  visit(node: unknown, path: Segment[], ancestors: Set<unknown>): void {
+    if (isAlias(node)) {
+      this.alias(node, path, ancestors);
+      return;
+    }
+    if (isScalar(node)) {
+      if (typeof node.value === "string" && CONTROL.test(node.value)) this.at(node, path, controlMessage(node.value));
+      return;
+    }
+    if (isMap(node) || isSeq(node)) {
+      ancestors.add(node);
+      (node.items as unknown[]).forEach((item, index) => {
+        if (isPair(item)) this.pair(item, index, path, ancestors);
+        else this.visit(item, [...path, index], ancestors);
+      });
+      ancestors.delete(node);
+    }
+  }
+
+  private alias(node: Alias, path: Segment[], ancestors: Set<unknown>): void {
+    const target = node.resolve(this.doc);
+    if (target !== undefined && ancestors.has(target)) {
+      this.at(
+        node,
+        path,
+        `the alias *${node.source} refers to the map or list that contains it (a recursive alias); write the value out`,
+      );
+      return;
+    }
+    const nodes = target === undefined ? 1 : this.size(target, new Set());
+    this.expanded += nodes;
+    if (nodes === Infinity) {
+      this.at(
+        node,
+        path,
+        `the alias *${node.source} names a value that contains itself (a recursive alias); write the value out`,
+      );
+    } else if (this.expanded > MAX_ALIAS_NODES && !this.bombReported) {
+      this.bombReported = true;
+      this.at(
+        node,
+        path,
+        `the aliases up to here expand to more than ${MAX_ALIAS_NODES} values (an alias bomb?); write the values out`,
+      );
+    }
+  }
+
+  /** A key and its value: a key with a control character or named `__proto__` is refused, a collection key walked. */
+  private pair(item: Pair, index: number, path: Segment[], ancestors: Set<unknown>): void {
+    const key = isScalar(item.key) ? item.key.value : item.key;
+    const segment: Segment = typeof key === "string" || typeof key === "number" ? key : index;
+    if (isScalar(item.key) && typeof item.key.value === "string" && CONTROL.test(item.key.value)) {
+      this.at(item.key, [...path, segment], `the key ${controlMessage(item.key.value)}`);
+    } else if (isScalar(item.key) && item.key.value === "__proto__") {
+      // Turned into values, it would set the map's prototype instead of a key: dropped without a word.
+      this.at(item.key, path, 'the key "__proto__" is not allowed (no field or variable may have that name)');
+    } else if (!isScalar(item.key)) this.visit(item.key, [...path, segment], ancestors);
+    this.visit(item.value, [...path, segment], ancestors);
+  }
+
+  private at(node: unknown, path: readonly Segment[], message: string): void {
+    const offset = (node as Node | null | undefined)?.range?.[0] ?? 0;
     const field = pathText(path);
-    issues.push(
-      field === "" ? `${where(offsetOf(node))}: ${message}` : `${where(offsetOf(node))} ${field}: ${message}`,
-    );
-  };
+    this.issues.push(field === "" ? `${this.where(offset)}: ${message}` : `${this.where(offset)} ${field}: ${message}`);
+  }
+}
 
-  /**
-   * Nodes a node stands for once its aliases are expanded; Infinity when, expanding it, an alias leads back to a
-   * node being expanded. Depends on the node alone (`ancestors` is this walk's own), so it is remembered.
-   */
-  const size = (node: unknown, ancestors: Set<unknown>): number => {
+type ExpandedSize = (node: unknown, ancestors: Set<unknown>) => number;
+
+/**
+ * Nodes a node stands for once its aliases are expanded; Infinity when, expanding it, an alias leads back to a
+ * node being expanded. Depends on the node alone (`ancestors` is one walk's own), so it is remembered per document.
+ */
+function expandedSize(doc: Document): ExpandedSize {
+  const sizes = new Map<Node, number>();
+  const size: ExpandedSize = (node, ancestors) => {
     if (isAlias(node)) {
       const target = node.resolve(doc);
       if (target === undefined) return 1;
@@ -115,62 +206,7 @@ export function documentIssues(doc: Document, where: Where): string[] {
     sizes.set(node as Node, total);
     return total;
   };
-
-  const visit = (node: unknown, path: Segment[], ancestors: Set<unknown>): void => {
-    if (isAlias(node)) {
-      const target = node.resolve(doc);
-      if (target !== undefined && ancestors.has(target)) {
-        at(
-          node,
-          path,
-          `the alias *${node.source} refers to the map or list that contains it (a recursive alias); write the value out`,
-        );
-        return;
-      }
-      const nodes = target === undefined ? 1 : size(target, new Set());
-      expanded += nodes;
-      if (nodes === Infinity) {
-        at(
-          node,
-          path,
-          `the alias *${node.source} names a value that contains itself (a recursive alias); write the value out`,
-        );
-      } else if (expanded > MAX_ALIAS_NODES && !bombReported) {
-        bombReported = true;
-        at(
-          node,
-          path,
-          `the aliases up to here expand to more than ${MAX_ALIAS_NODES} values (an alias bomb?); write the values out`,
-        );
-      }
-      return;
-    }
-    if (isScalar(node)) {
-      if (typeof node.value === "string" && CONTROL.test(node.value)) at(node, path, controlMessage(node.value));
-      return;
-    }
-    if (isMap(node) || isSeq(node)) {
-      ancestors.add(node);
-      (node.items as unknown[]).forEach((item, index) => {
-        if (isPair(item)) {
-          const key = isScalar(item.key) ? item.key.value : item.key;
-          const segment: Segment = typeof key === "string" || typeof key === "number" ? key : index;
-          if (isScalar(item.key) && typeof item.key.value === "string" && CONTROL.test(item.key.value)) {
-            at(item.key, [...path, segment], `the key ${controlMessage(item.key.value)}`);
-          } else if (isScalar(item.key) && item.key.value === "__proto__") {
-            // Turned into values, it would set the map's prototype instead of a key: dropped without a word.
-            at(item.key, path, 'the key "__proto__" is not allowed (no field or variable may have that name)');
-          } else if (!isScalar(item.key)) visit(item.key, [...path, segment], ancestors);
-          visit(item.value, [...path, segment], ancestors);
-        } else {
-          visit(item, [...path, index], ancestors);
-        }
-      });
-      ancestors.delete(node);
-    }
-  };
-  visit(doc.contents, [], new Set());
-  return issues;
+  return size;
 }
 
 function controlMessage(text: string): string {

@@ -3,13 +3,12 @@
  * InputError naming what is missing, before any container starts), its builder image is loaded when the engine
  * lacks it, and the stack and plan are pointed at the kit.
  */
-import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
-import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Stack } from "../config/types.js";
 import { imageExists, loadImage, type Engine } from "../docker/index.js";
 import { InputError } from "../errors.js";
+import { sha256Of } from "../fs/sha256.js";
 import type { BuildPlan } from "../plan/types.js";
 import type { Reporter } from "../ui/reporter.js";
 import { kitGaps } from "./coverage.js";
@@ -27,9 +26,7 @@ export interface KitBuild {
 /** Refuse unless the kit covers the build; pure check first, no engine touched. */
 export async function checkKitCovers(kitDir: string, stack: Stack, targets?: readonly string[]): Promise<KitManifest> {
   const manifest = await readKit(kitDir);
-  const stackSha256 = createHash("sha256")
-    .update(await readFile(stack.file))
-    .digest("hex");
+  const stackSha256 = await sha256Of(stack.file);
   const gaps = kitGaps({
     kit: manifest,
     stack,

@@ -3,12 +3,12 @@
  * else there, no link leaving the kit, the signature (with `--keyring`), and, given the stack, that the kit covers
  * it.
  */
-import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Stack } from "../config/types.js";
 import { InputError } from "../errors.js";
+import { sha256Of } from "../fs/sha256.js";
 import { verifyDetached } from "../sign/verify-signature.js";
 import { kitGaps } from "./coverage.js";
 import { inventory } from "./files.js";
@@ -48,9 +48,7 @@ export async function verifyKit(
   for (const link of inv.escapingLinks) problems.push(`a link leaves the kit: ${link}`);
   problems.push(...(await signatureProblems(kitDir, options.keyring, notes)));
   if (options.stack !== undefined) {
-    const stackSha256 = createHash("sha256")
-      .update(await readFile(options.stack.file))
-      .digest("hex");
+    const stackSha256 = await sha256Of(options.stack.file);
     problems.push(
       ...kitGaps({
         kit: manifest,

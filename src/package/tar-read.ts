@@ -230,6 +230,31 @@ function paxNumber(value: string | undefined, what: string, at: number): number 
 
 const padding = (size: number): number => (BLOCK - (size % BLOCK)) % BLOCK;
 
+/** What extended headers (a pax `x` record set, GNU `L`/`K` long names) said about the entry that follows them. */
+interface Pending {
+  pax?: Map<string, string>;
+  longName?: string;
+  longLink?: string;
+}
+
+const isEmpty = (pending: Pending): boolean =>
+  pending.pax === undefined && pending.longName === undefined && pending.longLink === undefined;
+
+/** A header block, its checksum and magic checked. */
+interface Header {
+  /** The archive offset of the block. */
+  at: number;
+  block: Buffer;
+  /** POSIX ustar (its name prefix counts), not the old GNU format. */
+  ustar: boolean;
+  /** The type flag. */
+  flag: string;
+  /** The header's size field (a pax size may override it). */
+  size: number;
+}
+
+const EXTENDED_FLAGS = new Set(["x", "L", "K"]);
+
 /**
  * Reads `source` (an uncompressed tar stream) entry by entry. Throws TarProblem for what the factory never
  * writes and GNU tar would honour, and for malformed or truncated archives. `drain()` reads what is left.
@@ -247,130 +272,165 @@ export class TarReader {
   }
 
   async *entries(): AsyncGenerator<TarEntry> {
-    let pax: Map<string, string> | undefined;
-    let longName: string | undefined;
-    let longLink: string | undefined;
+    let pending: Pending = {};
     for (;;) {
-      const at = this.bytes.offset;
-      const { data: block, partial } = await this.bytes.exact(BLOCK);
-      if (block === undefined) {
-        if (partial) throw new TarProblem(`the archive ends in the middle of the header at byte ${at}`);
-        if (pax !== undefined || longName !== undefined || longLink !== undefined)
-          throw new TarProblem("the archive ends after an extended header, before its entry");
-        return;
-      }
-      if (isZeroBlock(block)) {
-        if (pax !== undefined || longName !== undefined || longLink !== undefined)
-          throw new TarProblem(`the end-of-archive block at byte ${at} follows an extended header`);
-        if (await this.bytes.drain()) {
-          throw new TarProblem(
-            `there is data after the end-of-archive block at byte ${at} (tar --ignore-zeros would extract it)`,
-          );
-        }
-        return;
-      }
-      if (!checksumOk(block, at)) throw new TarProblem(`the header at byte ${at} has a wrong checksum`);
-      const magic = block.subarray(257, 265).toString("latin1");
-      const ustar = magic.startsWith("ustar\0");
-      if (!ustar && magic !== "ustar  \0")
-        throw new TarProblem(`the header at byte ${at} is neither POSIX ustar nor GNU tar`);
-
-      const flag = String.fromCharCode(block[156]!);
-      const size = number(block, 124, 12, "size", at);
-      if (flag === "x" || flag === "L" || flag === "K") {
-        if (size > MAX_EXTENDED_BYTES)
-          throw new TarProblem(`the extended header at byte ${at} is larger than ${MAX_EXTENDED_BYTES} bytes`);
-        const { data } = await this.bytes.exact(size);
-        if (data === undefined)
-          throw new TarProblem(`the archive ends in the middle of the extended header at byte ${at}`);
-        await this.bytes.skip(padding(size));
-        if (flag === "x") {
-          if (pax !== undefined) throw new TarProblem(`two pax headers in a row at byte ${at}`);
-          pax = paxRecords(data, at);
-        } else {
-          const end = data.indexOf(0);
-          const value = end === -1 ? data : data.subarray(0, end);
-          if (end !== -1 && data.subarray(end).some((byte) => byte !== 0)) {
-            throw new TarProblem(
-              `the GNU long name at byte ${at} has bytes after its NUL (GNU tar would cut the name there)`,
-            );
-          }
-          const decoded = text(value, "the GNU long name", at);
-          if (flag === "L") {
-            if (longName !== undefined) throw new TarProblem(`two GNU long names in a row at byte ${at}`);
-            longName = decoded;
-          } else {
-            if (longLink !== undefined) throw new TarProblem(`two GNU long link names in a row at byte ${at}`);
-            longLink = decoded;
-          }
-        }
+      const header = await this.header(pending);
+      if (header === undefined) return;
+      if (EXTENDED_FLAGS.has(header.flag)) {
+        pending = await this.extended(header, pending);
         continue;
       }
-      const special = SPECIAL.get(flag);
-      if (special !== undefined) throw new TarProblem(`the entry at byte ${at} is ${special}`);
-      const type = TYPES.get(flag);
-      if (type === undefined) {
-        throw new TarProblem(
-          `the entry at byte ${at} has the unknown type ${JSON.stringify(flag)} (GNU tar would extract it as a regular file)`,
-        );
-      }
-
-      let name = text(field(block, 0, 100), "the name", at);
-      const prefix = field(block, 345, 155);
-      if (ustar && prefix.length > 0) name = `${text(prefix, "the name prefix", at)}/${name}`;
-      let linkname = text(field(block, 157, 100), "the link name", at);
-      let length = size;
-      if (longName !== undefined && pax?.has("path") === true)
-        throw new TarProblem(`the entry at byte ${at} has both a GNU long name and a pax path`);
-      if (longLink !== undefined && pax?.has("linkpath") === true)
-        throw new TarProblem(`the entry at byte ${at} has both a GNU long link name and a pax linkpath`);
-      name = pax?.get("path") ?? longName ?? name;
-      linkname = pax?.get("linkpath") ?? longLink ?? linkname;
-      const paxSize = pax?.get("size");
-      if (paxSize !== undefined) {
-        if (!/^[0-9]+$/.test(paxSize) || !Number.isSafeInteger(Number(paxSize)))
-          throw new TarProblem(`the pax size of the entry at byte ${at} is not a number`);
-        length = Number(paxSize);
-      }
-      const paxOwner = pax;
-      pax = undefined;
-      longName = undefined;
-      longLink = undefined;
-
-      const isFile = type === "file" || type === "contiguous-file";
-      if (isFile && name.endsWith("/")) {
-        throw new TarProblem(
-          `${JSON.stringify(name)}: a regular file whose name ends in '/' (GNU tar would make it a directory)`,
-        );
-      }
-      if (!isFile && length !== 0) {
-        throw new TarProblem(
-          `${JSON.stringify(name)}: a ${type} entry with ${length} bytes of data (GNU tar would read that data as headers)`,
-        );
-      }
-      const mode = number(block, 100, 8, "mode", at) & 0o7777;
-      const owner = {
-        uid: paxNumber(paxOwner?.get("uid"), "uid", at) ?? number(block, 108, 8, "uid", at),
-        gid: paxNumber(paxOwner?.get("gid"), "gid", at) ?? number(block, 116, 8, "gid", at),
-        uname: paxOwner?.get("uname") ?? text(field(block, 265, 32), "the owner name", at),
-        gname: paxOwner?.get("gname") ?? text(field(block, 297, 32), "the group name", at),
-      };
-
-      let left = isFile ? length : 0;
-      const bytes = this.bytes;
-      const body: AsyncIterable<Buffer> = {
-        async *[Symbol.asyncIterator]() {
-          while (left > 0) {
-            const part = await bytes.some(left);
-            if (part === undefined) throw new TarProblem(`the archive ends in the middle of ${JSON.stringify(name)}`);
-            left -= part.length;
-            yield part;
-          }
-        },
-      };
-      yield { name, type, mode, size: length, linkname, ...owner, body };
-      await this.bytes.skip(left + (isFile ? padding(length) : 0));
-      left = 0;
+      const entry = describeEntry(header, pending);
+      pending = {};
+      const isFile = entry.type === "file" || entry.type === "contiguous-file";
+      const stream = fileBody(this.bytes, entry.name, isFile ? entry.size : 0);
+      yield { ...entry, body: stream.body };
+      await this.bytes.skip(stream.finish() + (isFile ? padding(entry.size) : 0));
     }
   }
+
+  /** The next header, checked; undefined at the end of the archive (after checking that nothing follows it). */
+  private async header(pending: Pending): Promise<Header | undefined> {
+    const at = this.bytes.offset;
+    const { data: block, partial } = await this.bytes.exact(BLOCK);
+    if (block === undefined) {
+      if (partial) throw new TarProblem(`the archive ends in the middle of the header at byte ${at}`);
+      if (!isEmpty(pending)) throw new TarProblem("the archive ends after an extended header, before its entry");
+      return undefined;
+    }
+    if (isZeroBlock(block)) {
+      if (!isEmpty(pending)) throw new TarProblem(`the end-of-archive block at byte ${at} follows an extended header`);
+      if (await this.bytes.drain()) {
+        throw new TarProblem(
+          `there is data after the end-of-archive block at byte ${at} (tar --ignore-zeros would extract it)`,
+        );
+      }
+      return undefined;
+    }
+    if (!checksumOk(block, at)) throw new TarProblem(`the header at byte ${at} has a wrong checksum`);
+    const magic = block.subarray(257, 265).toString("latin1");
+    const ustar = magic.startsWith("ustar\0");
+    if (!ustar && magic !== "ustar  \0")
+      throw new TarProblem(`the header at byte ${at} is neither POSIX ustar nor GNU tar`);
+    return { at, block, ustar, flag: String.fromCharCode(block[156]!), size: number(block, 124, 12, "size", at) };
+  }
+
+  /** Reads an extended header (pax `x`, GNU `L` or `K`) and adds what it says to what is pending. */
+  private async extended(header: Header, pending: Pending): Promise<Pending> {
+    const { at, flag, size } = header;
+    if (size > MAX_EXTENDED_BYTES)
+      throw new TarProblem(`the extended header at byte ${at} is larger than ${MAX_EXTENDED_BYTES} bytes`);
+    const { data } = await this.bytes.exact(size);
+    if (data === undefined) throw new TarProblem(`the archive ends in the middle of the extended header at byte ${at}`);
+    await this.bytes.skip(padding(size));
+    if (flag === "x") {
+      if (pending.pax !== undefined) throw new TarProblem(`two pax headers in a row at byte ${at}`);
+      return { ...pending, pax: paxRecords(data, at) };
+    }
+    const name = gnuLongName(data, at);
+    if (flag === "L") {
+      if (pending.longName !== undefined) throw new TarProblem(`two GNU long names in a row at byte ${at}`);
+      return { ...pending, longName: name };
+    }
+    if (pending.longLink !== undefined) throw new TarProblem(`two GNU long link names in a row at byte ${at}`);
+    return { ...pending, longLink: name };
+  }
+}
+
+/** The name a GNU `L`/`K` entry holds: up to its NUL, with nothing but NULs after it. */
+function gnuLongName(data: Buffer, at: number): string {
+  const end = data.indexOf(0);
+  const value = end === -1 ? data : data.subarray(0, end);
+  if (end !== -1 && data.subarray(end).some((byte) => byte !== 0)) {
+    throw new TarProblem(`the GNU long name at byte ${at} has bytes after its NUL (GNU tar would cut the name there)`);
+  }
+  return text(value, "the GNU long name", at);
+}
+
+/** The type of an entry; refuses the types GNU tar gives a meaning the factory never writes, and unknown ones. */
+function entryType(flag: string, at: number): TarEntryType {
+  const special = SPECIAL.get(flag);
+  if (special !== undefined) throw new TarProblem(`the entry at byte ${at} is ${special}`);
+  const type = TYPES.get(flag);
+  if (type === undefined) {
+    throw new TarProblem(
+      `the entry at byte ${at} has the unknown type ${JSON.stringify(flag)} (GNU tar would extract it as a regular file)`,
+    );
+  }
+  return type;
+}
+
+/** An entry as GNU tar would extract it: its header with what the extended headers before it said. */
+function describeEntry(header: Header, pending: Pending): Omit<TarEntry, "body"> {
+  const { at, block } = header;
+  const type = entryType(header.flag, at);
+  const { name, linkname, size } = entryNames(header, pending);
+  const isFile = type === "file" || type === "contiguous-file";
+  if (isFile && name.endsWith("/")) {
+    throw new TarProblem(
+      `${JSON.stringify(name)}: a regular file whose name ends in '/' (GNU tar would make it a directory)`,
+    );
+  }
+  if (!isFile && size !== 0) {
+    throw new TarProblem(
+      `${JSON.stringify(name)}: a ${type} entry with ${size} bytes of data (GNU tar would read that data as headers)`,
+    );
+  }
+  const mode = number(block, 100, 8, "mode", at) & 0o7777;
+  const pax = pending.pax;
+  return {
+    name,
+    type,
+    mode,
+    size,
+    linkname,
+    uid: paxNumber(pax?.get("uid"), "uid", at) ?? number(block, 108, 8, "uid", at),
+    gid: paxNumber(pax?.get("gid"), "gid", at) ?? number(block, 116, 8, "gid", at),
+    uname: pax?.get("uname") ?? text(field(block, 265, 32), "the owner name", at),
+    gname: pax?.get("gname") ?? text(field(block, 297, 32), "the group name", at),
+  };
+}
+
+/** Name, link name and size: a pax record over a GNU long name over the header (never both extended kinds). */
+function entryNames(header: Header, pending: Pending): { name: string; linkname: string; size: number } {
+  const { at, block } = header;
+  const { pax, longName, longLink } = pending;
+  let name = text(field(block, 0, 100), "the name", at);
+  const prefix = field(block, 345, 155);
+  if (header.ustar && prefix.length > 0) name = `${text(prefix, "the name prefix", at)}/${name}`;
+  const linkname = text(field(block, 157, 100), "the link name", at);
+  if (longName !== undefined && pax?.has("path") === true)
+    throw new TarProblem(`the entry at byte ${at} has both a GNU long name and a pax path`);
+  if (longLink !== undefined && pax?.has("linkpath") === true)
+    throw new TarProblem(`the entry at byte ${at} has both a GNU long link name and a pax linkpath`);
+  return {
+    name: pax?.get("path") ?? longName ?? name,
+    linkname: pax?.get("linkpath") ?? longLink ?? linkname,
+    size: paxNumber(pax?.get("size"), "size", at) ?? header.size,
+  };
+}
+
+/**
+ * The body of an entry as it streams: `size` bytes read on demand. `finish()` says how many were left unread (for
+ * the reader to skip) and ends the body: read after the next entry is asked for, it yields nothing.
+ */
+function fileBody(bytes: ByteReader, name: string, size: number): { body: AsyncIterable<Buffer>; finish(): number } {
+  let left = size;
+  return {
+    body: {
+      async *[Symbol.asyncIterator]() {
+        while (left > 0) {
+          const part = await bytes.some(left);
+          if (part === undefined) throw new TarProblem(`the archive ends in the middle of ${JSON.stringify(name)}`);
+          left -= part.length;
+          yield part;
+        }
+      },
+    },
+    finish() {
+      const unread = left;
+      left = 0;
+      return unread;
+    },
+  };
 }

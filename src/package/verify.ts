@@ -28,7 +28,7 @@ import {
 import { DynamicTagReader, dynamicTagProblems, type TagReading } from "./dynamic-tags.js";
 import { LAYOUT } from "./layout.js";
 import { MANIFEST_KEYS } from "./manifest.js";
-import { TarProblem, TarReader } from "./tar-read.js";
+import { TarProblem, TarReader, type TarEntry } from "./tar-read.js";
 import { findExecutable } from "./which.js";
 import { kindOf } from "../fs/kind.js";
 
@@ -135,89 +135,120 @@ interface Scan {
  * the reading: nothing after it can be judged.
  */
 async function scanEntries(reader: TarReader, problems: Problems): Promise<Scan> {
-  const scan: Scan = { top: undefined, hashes: new Map(), metadata: new Map(), tags: new Map() };
-  const seen = new Set<string>();
-  /** Clean archive path → link target, of every symlink. */
-  const links = new Map<string, string>();
-  /** The symlinks that are safe on their own, to be resolved through the others at the end. */
-  const checkLinks: string[] = [];
+  const entries = new EntryScan(problems);
   try {
     for await (const entry of reader.entries()) {
-      const raw = entry.name;
-      const type = entry.type;
-      const bad = nameProblem(raw);
-      const name = cleanName(raw);
-      const [first] = name.split("/");
-      let rel: string | undefined;
-      if (bad !== undefined) {
-        problems.add(`${JSON.stringify(raw)}: ${bad}`);
-      } else if (scan.top === undefined) {
-        scan.top = first;
-      }
-      if (bad === undefined && first !== scan.top) {
-        problems.add(`${JSON.stringify(raw)}: a second top-level entry (the first is ${scan.top})`);
-      } else if (bad === undefined) {
-        rel = name === scan.top ? "" : name.slice(scan.top!.length + 1);
-        if (seen.has(name))
-          problems.add(
-            `${name}: appears twice in the archive${raw !== name && raw !== `${name}/` ? ` (as ${JSON.stringify(raw)})` : ""}`,
-          );
-        seen.add(name);
-        const problem =
-          entryProblem({ name, type, linkname: entry.linkname }, scan.top!) ??
-          modeProblem(type, entry.mode) ??
-          ownerProblem(entry);
-        // Every symlink counts when others are resolved through it, the refused ones too.
-        if (type === "symlink") links.set(name, entry.linkname);
-        if (problem !== undefined) problems.add(`${name}: ${problem}`);
-        else if (rel === "" && type !== "directory")
-          problems.add(`${name}: the top-level entry is a ${type}, not a directory`);
-        else if (type === "symlink") checkLinks.push(name);
-        else if (type === "link") {
-          const target = cleanName(entry.linkname).slice(scan.top!.length + 1);
-          const hex = scan.hashes.get(target);
-          if (hex === undefined) problems.add(`${name}: hardlink to ${entry.linkname}, which is not a file before it`);
-          else scan.hashes.set(rel, hex);
-          const reading = scan.tags.get(target);
-          if (reading !== undefined && rel.startsWith(`${LAYOUT.view}/`)) scan.tags.set(rel, reading);
-        }
-      }
-      if (type === "file" || type === "contiguous-file") {
-        const hash = createHash("sha256");
-        const keep = rel === LAYOUT.manifest || rel === LAYOUT.checksums;
-        const chunks: Buffer[] = [];
-        const tags = rel?.startsWith(`${LAYOUT.view}/`) ? new DynamicTagReader() : undefined;
-        let size = 0;
-        for await (const chunk of entry.body) {
-          hash.update(chunk);
-          tags?.push(chunk);
-          size += chunk.length;
-          if (keep && size <= MAX_METADATA_BYTES) chunks.push(chunk);
-        }
-        if (rel !== undefined && type === "file") {
-          scan.hashes.set(rel, hash.digest("hex"));
-          if (tags !== undefined) scan.tags.set(rel, tags.finish());
-          if (keep && size > MAX_METADATA_BYTES) problems.add(`${rel} is larger than ${MAX_METADATA_BYTES} bytes`);
-          else if (keep) scan.metadata.set(rel, Buffer.concat(chunks));
-        }
-      }
+      const rel = entries.place(entry);
+      if (entry.type === "file" || entry.type === "contiguous-file") await entries.readFile(entry, rel);
     }
   } catch (error) {
     if (!(error instanceof TarProblem)) throw error;
     problems.add(`${error.message}; the rest of the archive is not checked`);
     await reader.drain();
   }
-  if (scan.top !== undefined) {
-    for (const name of seen) {
-      const above = symlinkAbove(name, links);
-      if (above !== undefined) problems.add(`${name}: lies under ${above}, a symlink (tar would write through it)`);
+  entries.checkSymlinks();
+  return entries.scan;
+}
+
+/** What one reading of an archive has met so far, entry by entry. */
+class EntryScan {
+  readonly scan: Scan = { top: undefined, hashes: new Map(), metadata: new Map(), tags: new Map() };
+  /** Clean archive paths met. */
+  private readonly seen = new Set<string>();
+  /** Clean archive path → link target, of every symlink. */
+  private readonly links = new Map<string, string>();
+  /** The symlinks that are safe on their own, to be resolved through the others at the end. */
+  private readonly checkLinks: string[] = [];
+
+  constructor(private readonly problems: Problems) {}
+
+  /**
+   * Judges an entry's name (one top directory, no duplicate) and the entry itself; its path under the top
+   * directory, or undefined when its name is refused.
+   */
+  place(entry: TarEntry): string | undefined {
+    const raw = entry.name;
+    const bad = nameProblem(raw);
+    const name = cleanName(raw);
+    const first = name.split("/")[0] as string;
+    if (bad !== undefined) {
+      this.problems.add(`${JSON.stringify(raw)}: ${bad}`);
+      return undefined;
     }
-    for (const name of checkLinks) {
-      const outside = symlinkEscape(name, links, scan.top);
-      if (outside !== undefined) problems.add(`${name}: symlink to ${links.get(name)!} ${outside}`);
+    if (this.scan.top === undefined) this.scan.top = first;
+    if (first !== this.scan.top) {
+      this.problems.add(`${JSON.stringify(raw)}: a second top-level entry (the first is ${this.scan.top})`);
+      return undefined;
+    }
+    const rel = name === this.scan.top ? "" : name.slice(this.scan.top.length + 1);
+    if (this.seen.has(name))
+      this.problems.add(
+        `${name}: appears twice in the archive${raw !== name && raw !== `${name}/` ? ` (as ${JSON.stringify(raw)})` : ""}`,
+      );
+    this.seen.add(name);
+    this.judge(entry, name, rel, this.scan.top);
+    return rel;
+  }
+
+  private judge(entry: TarEntry, name: string, rel: string, top: string): void {
+    const type = entry.type;
+    const problem =
+      entryProblem({ name, type, linkname: entry.linkname }, top) ??
+      modeProblem(type, entry.mode) ??
+      ownerProblem(entry);
+    // Every symlink counts when others are resolved through it, the refused ones too.
+    if (type === "symlink") this.links.set(name, entry.linkname);
+    if (problem !== undefined) this.problems.add(`${name}: ${problem}`);
+    else if (rel === "" && type !== "directory")
+      this.problems.add(`${name}: the top-level entry is a ${type}, not a directory`);
+    else if (type === "symlink") this.checkLinks.push(name);
+    else if (type === "link") this.hardlink(entry.linkname, name, rel, top);
+  }
+
+  /** A hardlink has its target's hash and dynamic tag. */
+  private hardlink(linkname: string, name: string, rel: string, top: string): void {
+    const target = cleanName(linkname).slice(top.length + 1);
+    const hex = this.scan.hashes.get(target);
+    if (hex === undefined) this.problems.add(`${name}: hardlink to ${linkname}, which is not a file before it`);
+    else this.scan.hashes.set(rel, hex);
+    const reading = this.scan.tags.get(target);
+    if (reading !== undefined && rel.startsWith(`${LAYOUT.view}/`)) this.scan.tags.set(rel, reading);
+  }
+
+  /** Reads a file's body: its hash, the dynamic tag of a file of the view, and the metadata files kept whole. */
+  async readFile(entry: TarEntry, rel: string | undefined): Promise<void> {
+    const hash = createHash("sha256");
+    const keep = rel === LAYOUT.manifest || rel === LAYOUT.checksums;
+    const chunks: Buffer[] = [];
+    const tags = rel?.startsWith(`${LAYOUT.view}/`) ? new DynamicTagReader() : undefined;
+    let size = 0;
+    for await (const chunk of entry.body) {
+      hash.update(chunk);
+      tags?.push(chunk);
+      size += chunk.length;
+      if (keep && size <= MAX_METADATA_BYTES) chunks.push(chunk);
+    }
+    if (rel === undefined || entry.type !== "file") return;
+    this.scan.hashes.set(rel, hash.digest("hex"));
+    if (tags !== undefined) this.scan.tags.set(rel, tags.finish());
+    if (keep && size > MAX_METADATA_BYTES) this.problems.add(`${rel} is larger than ${MAX_METADATA_BYTES} bytes`);
+    else if (keep) this.scan.metadata.set(rel, Buffer.concat(chunks));
+  }
+
+  /** At the end: no entry under a symlink, no symlink leaving the top directory through the others. */
+  checkSymlinks(): void {
+    const top = this.scan.top;
+    if (top === undefined) return;
+    for (const name of this.seen) {
+      const above = symlinkAbove(name, this.links);
+      if (above !== undefined)
+        this.problems.add(`${name}: lies under ${above}, a symlink (tar would write through it)`);
+    }
+    for (const name of this.checkLinks) {
+      const outside = symlinkEscape(name, this.links, top);
+      if (outside !== undefined) this.problems.add(`${name}: symlink to ${this.links.get(name)!} ${outside}`);
     }
   }
-  return scan;
 }
 
 function checkSums(scan: Scan, problems: Problems): void {

@@ -1,5 +1,4 @@
 import { createHash } from "node:crypto";
-import { stringify } from "yaml";
 import { CACHE_LAYOUT, LOCKS } from "../cache/layout.js";
 import { DEFAULT_OS_COMPILER_PACKAGES } from "../config/schema.js";
 import type { Origin, Stack } from "../config/types.js";
@@ -7,18 +6,17 @@ import { InputError } from "../errors.js";
 import { renderInstallScript } from "../render/install-script.js";
 import { renderModule } from "../render/module.js";
 import { render, type Templates } from "../render/templates.js";
-import {
-  environmentConfig,
-  repoMountPath,
-  spackCommands,
-  spackEnvironment,
-  VIEW_HASH_LENGTH,
-  type RepoConfig,
-  type SpackPaths,
-} from "../spack/contract.js";
+import { repoMountPath, spackEnvironment, VIEW_HASH_LENGTH } from "../spack/contract.js";
 import { compilerCanTarget, getMicroarch, osCompiler } from "../targets/index.js";
+import { planSteps } from "./build-steps.js";
 import { BUILD_PREFIX_MIN_LENGTH, BUILDER_USER, CONTAINER, INSTALL_PADDED_LENGTH } from "./paths.js";
-import type { BuildPlan, ImagePlan, Mount, PackageFiles, PackagePlan, Step, StepId, TargetPlan } from "./types.js";
+import {
+  compilerSpackPaths,
+  targetEnvironments,
+  targetSpackPaths,
+  type TargetEnvironments,
+} from "./spack-environments.js";
+import type { BuildPlan, ImagePlan, Mount, PackageFiles, PackagePlan, TargetPlan } from "./types.js";
 
 export interface PlanOptions {
   templates: Templates;
@@ -181,167 +179,60 @@ function planTarget(stack: Stack, target: string, options: PlanOptions): TargetP
   if (arch === undefined) throw new InputError(`unknown microarchitecture "${target}"`);
   const dirName = `${stack.name}-${stack.version}-${target}`;
   const viewRoot = buildViewRoot(dirName);
-  const paths: SpackPaths = {
-    spack: `${CONTAINER.spack}/bin/spack`,
-    envDir: CONTAINER.envDir,
-    installRoot: CONTAINER.installRoot,
-    paddedLength: INSTALL_PADDED_LENGTH,
-    viewRoot,
-    sourceCache: CONTAINER.sourceCache,
-    userCache: CONTAINER.userCache,
-    buildcache: CONTAINER.buildcache,
-    ccache: CONTAINER.ccache,
-    ...(options.signing === undefined ? {} : { gnupgHome: SIGNING_PATHS.gnupgHome }),
-  };
-
-  const mirrorNames = Object.keys(stack.spack.mirrors).sort();
-  const mirrorPaths: Record<string, string> = {};
-  for (const name of mirrorNames) {
-    const url = stack.spack.mirrors[name] as string;
-    mirrorPaths[name] = url.startsWith("/") ? `${CONTAINER.mirrors}/${name}` : url;
-  }
-  const repos: RepoConfig = {
-    generation: stack.spack.generation,
-    ...(stack.spack.builtin === undefined ? {} : { builtin: CONTAINER.builtinRepo }),
-    extra: stack.spack.repos.map(({ namespace }) => ({ namespace, path: repoMountPath(CONTAINER.repos, namespace) })),
-  };
-
-  const envInput = {
-    packages: stack.packages,
-    repos,
-    mirrors: mirrorPaths,
-    ...(options.signing === undefined ? {} : { signed: true }),
-  };
-  const spackYaml = stringify(
-    environmentConfig(paths, {
-      ...envInput,
-      specs: stack.specs,
-      target,
-      compilerSpec: stack.compiler.kind === "spack" ? stack.compiler.spec : undefined,
-    }),
-    { lineWidth: 0 },
+  const signing = options.signing;
+  const paths = targetSpackPaths(viewRoot, signing === undefined ? undefined : SIGNING_PATHS.gnupgHome);
+  const compilerPaths = compilerSpackPaths(paths);
+  const environments = targetEnvironments(
+    stack,
+    { name: target, family: arch.family },
+    { stack: paths, compiler: compilerPaths },
+    signing !== undefined,
   );
-  const files: Record<string, string> = { [`${CONTAINER.envDir}/spack.yaml`]: spackYaml };
-
-  const buildcacheKey = buildcacheKeyOf(stack, options.signing);
-  const pushLock = LOCKS.buildcache(buildcacheKey);
-  const steps: Step[] = [];
-  const signingKey = options.signing?.fingerprint;
-  if (options.signing !== undefined) {
-    files[SIGNING_PATHS.publicKey] = options.signing.publicKey;
-    steps.push({
-      id: "trust",
-      title: "trust the buildcache's signing key",
-      argv: spackCommands.gpgTrust(paths, SIGNING_PATHS.publicKey),
-    });
-  }
-  const signs: { secretKey?: true } = signingKey === undefined ? {} : { secretKey: true };
-  if (stack.compiler.kind === "spack") {
-    // The compiler is built first, in an environment of its own, for the family's generic target (it runs on the
-    // build host, whatever the stack's target), pushed to the buildcache so the next build reuses it, and then
-    // registered in the stack's environment from its view.
-    const compilerPaths: SpackPaths = { ...paths, envDir: CONTAINER.compilerEnvDir, viewRoot: CONTAINER.compilerView };
-    files[`${CONTAINER.compilerEnvDir}/spack.yaml`] = stringify(
-      environmentConfig(compilerPaths, {
-        ...envInput,
-        packages: {},
-        specs: [stack.compiler.spec],
-        target: arch.family,
-        compilerSpec: undefined,
-        viewLinkType: "symlink",
-      }),
-      { lineWidth: 0 },
-    );
-    steps.push(
-      {
-        id: "compiler-install",
-        title: `build the compiler ${stack.compiler.spec}`,
-        argv: spackCommands.install(compilerPaths, options.jobs),
-      },
-      keepStep("compiler-keep", "compiler-install", spackCommands.push(compilerPaths, signingKey), pushLock, signs),
-      {
-        id: "compiler-push",
-        title: "push the compiler to the buildcache",
-        argv: spackCommands.push(compilerPaths, signingKey),
-        lock: pushLock,
-        ...signs,
-      },
-      { id: "compiler-view", title: "make the compiler's view", argv: spackCommands.viewRegenerate(compilerPaths) },
-      {
-        id: "compiler",
-        title: "register the compiler",
-        argv: spackCommands.compilerFind(paths, [`${CONTAINER.compilerView}/bin`]),
-      },
-    );
-  } else {
-    steps.push({ id: "compiler", title: "set up the compiler", argv: spackCommands.compilerFind(paths) });
-  }
-  if (stack.externals.length > 0) {
-    steps.push({
-      id: "externals",
-      title: "register build-only externals",
-      argv: spackCommands.externalFind(paths, stack.externals),
-    });
-  }
-  steps.push(
-    { id: "concretize", title: "concretize", argv: spackCommands.concretize(paths) },
-    // Sources are fetched one target at a time, so that a source fetched by one target is read from the source
-    // cache by the others. Optional: an air-gapped factory may have binaries for everything and no sources.
-    { id: "fetch", title: "fetch sources", argv: spackCommands.fetch(paths), lock: LOCKS.sourceCache, optional: true },
-    { id: "install", title: "install", argv: spackCommands.install(paths, options.jobs) },
-    // A late failure keeps what was built: the packages installed before it go to the buildcache, so that a rerun
-    // builds only what is left. The same push, under the same lock, as after a whole install.
-    keepStep("keep", "install", spackCommands.push(paths, signingKey), pushLock, signs),
-    // Pushes update the buildcache index: one writer at a time per buildcache.
-    {
-      id: "push",
-      title: "push to the buildcache",
-      argv: spackCommands.push(paths, signingKey),
-      lock: pushLock,
-      ...signs,
-    },
-  );
-  if (options.mode !== "warm") {
-    steps.push(
-      { id: "view", title: "regenerate the view", argv: spackCommands.viewRegenerate(paths) },
-      { id: "find", title: "record installed specs", argv: spackCommands.findJson(paths), captureStdout: "specs.json" },
-    );
-  }
-
+  const buildcacheKey = buildcacheKeyOf(stack, signing);
+  const warm = options.mode === "warm";
+  const steps = planSteps({
+    stack,
+    paths,
+    compilerPaths,
+    jobs: options.jobs,
+    warm,
+    pushLock: LOCKS.buildcache(buildcacheKey),
+    ...(signing === undefined
+      ? {}
+      : { signing: { fingerprint: signing.fingerprint, publicKeyPath: SIGNING_PATHS.publicKey } }),
+  });
   return {
     target,
     family: arch.family,
     envDir: CONTAINER.envDir,
-    files: { ...files, ...(options.mode === "warm" ? {} : { [PREPARE_SCRIPT]: options.templates.prepareRelocation }) },
-    spackYaml,
+    files: targetFiles(environments, options),
+    spackYaml: environments.spackYaml,
     env: { ...spackEnvironment(paths), HOME: CONTAINER.home },
     steps,
     mounts: planMounts(stack, buildcacheKey),
     buildcacheKey,
     paths: { installRoot: CONTAINER.installRoot, viewRoot, buildPrefix: viewRoot },
     outputs: { dirName },
-    ...(options.mode === "warm" ? {} : { packageFiles: packageFiles(stack, target, options.templates) }),
-    ...(signingKey === undefined
+    ...(warm ? {} : { packageFiles: packageFiles(stack, target, options.templates) }),
+    ...(signing === undefined
       ? {}
-      : { signing: { fingerprint: signingKey, tmpfs: SIGNING_PATHS.tmpfs, gnupgHome: SIGNING_PATHS.gnupgHome } }),
+      : {
+          signing: { fingerprint: signing.fingerprint, tmpfs: SIGNING_PATHS.tmpfs, gnupgHome: SIGNING_PATHS.gnupgHome },
+        }),
   };
 }
 
 /**
- * The step that runs only after `failed` failed: a push of what is installed (Spack pushes the installed packages of
- * a partly installed environment, and says which were not installed). It updates the index under the buildcache's
- * push lock, like every push; nothing is pushed while packages build (no `autopush`), so concurrent targets never
- * write a path buildcache's index at once, and no package build runs with the signing key or the registry's
- * credentials at hand.
+ * The files put into a target's container before its steps: the spack.yaml files, the public key a signed buildcache
+ * trusts, and (not when warming) the script that prepares the view for packing.
  */
-function keepStep(id: StepId, failed: StepId, argv: string[], lock: string, signs: { secretKey?: true }): Step {
+function targetFiles(environments: TargetEnvironments, options: PlanOptions): Record<string, string> {
+  const { spackYaml, compilerYaml } = environments;
   return {
-    id,
-    title: "keep what was installed before the failure (push to the buildcache)",
-    argv,
-    lock,
-    afterFailureOf: failed,
-    ...signs,
+    [`${CONTAINER.envDir}/spack.yaml`]: spackYaml,
+    ...(options.signing === undefined ? {} : { [SIGNING_PATHS.publicKey]: options.signing.publicKey }),
+    ...(compilerYaml === undefined ? {} : { [`${CONTAINER.compilerEnvDir}/spack.yaml`]: compilerYaml }),
+    ...(options.mode === "warm" ? {} : { [PREPARE_SCRIPT]: options.templates.prepareRelocation }),
   };
 }
 

@@ -14,7 +14,12 @@ import {
 } from "../package/index.js";
 import { packInContainer } from "../package/container-pack.js";
 import { prepareArgv, stagePath } from "../package/prepare-args.js";
-import { portabilityFromPrepare, portabilityWarnings, type PreparePortability } from "../package/node-check.js";
+import {
+  portabilityFromPrepare,
+  portabilityWarnings,
+  type Portability,
+  type PreparePortability,
+} from "../package/node-check.js";
 import type { TargetExtra } from "./run-plan.js";
 import type { TargetLog } from "./target-log.js";
 import { MODULE_SYSTEMS, modulePath } from "../render/module.js";
@@ -71,13 +76,72 @@ export async function packageTarget(
 ): Promise<TargetExtra> {
   const pkg = plan.package;
   if (pkg === undefined) throw new BuildError("this plan packs nothing (a warm plan)");
-  const { signal } = options;
-  const top = target.outputs.dirName;
+  const prepared = await prepareView(pkg, target, container, log, options.signal);
+  const { report, portability } = prepared;
+  const specs = parseSpecs(options.specsJson);
+  const files = {
+    ...(await generatedFiles(plan, pkg, target, prepared.relocateIndex, report.buildPrefix, specs)),
+    [LAYOUT.nodeRequirements]: prepared.nodeRequirements,
+    [LAYOUT.systemLinks]: prepared.systemLinks,
+  };
+  const manifest = buildManifest({
+    stack: plan.stack,
+    target: target.target,
+    compiler: pkg.compiler,
+    baseImage: pkg.baseImage,
+    imageId: options.imageId,
+    spackCommit: options.spackCommit,
+    ...(options.spackPackagesCommit === undefined ? {} : { spackPackagesCommit: options.spackPackagesCommit }),
+    specs,
+    buildPrefix: report.buildPrefix,
+    relocateIndex: prepared.relocateIndex,
+    dynamicTags: prepared.dynamicTags,
+    ...(portability === undefined ? {} : { portability }),
+    ...(options.signingFingerprint === undefined ? {} : { signingFingerprint: options.signingFingerprint }),
+  });
 
+  log.note(`step package: packing ${report.buildPrefix} into ${options.outDir}`);
+  // Packed in the container (GNU tar into the compressor, checksums there); only the finished bytes come out.
+  const packed = await packInContainer({
+    container,
+    view: report.buildPrefix,
+    workDir: `${CONTAINER.stage}/pack`,
+    top: target.outputs.dirName,
+    outDir: options.outDir,
+    compression: options.compression,
+    files,
+    manifest,
+    onLog: (chunk) => log.write(chunk),
+    ...(options.sharedOutDir === undefined ? {} : { sharedOutDir: options.sharedOutDir }),
+    signal: options.signal,
+  });
+  log.note(`step package: wrote ${packed.path} (${packed.bytes} bytes, ${packed.files} files, ${packed.compressor})`);
+  return targetExtra(packed, target, prepared);
+}
+
+/** What preparing the view in the container left in its stage directory, and what the log was told of it. */
+interface PreparedView {
+  report: PrepareReport;
+  relocateIndex: string;
+  nodeRequirements: string;
+  dynamicTags: string;
+  systemLinks: string;
+  portability: Portability | undefined;
+  warnings: string[];
+}
+
+/** Runs prepare-relocation.py on the view in the container and reads back what it wrote to the stage. */
+async function prepareView(
+  pkg: PackagePlan,
+  target: TargetPlan,
+  container: BuildContainer,
+  log: TargetLog,
+  signal: AbortSignal,
+): Promise<PreparedView> {
   const prepare = prepareArgv(pkg.prepareScript, {
     view: target.paths.viewRoot,
     stage: CONTAINER.stage,
-    top,
+    top: target.outputs.dirName,
     installRoot: target.paths.installRoot,
   });
   log.note(`step package: ${prepare.join(" ")}`);
@@ -99,48 +163,24 @@ export async function packageTarget(
   const portability = report.portability === undefined ? undefined : portabilityFromPrepare(report.portability);
   const warnings = portability === undefined ? [] : portabilityWarnings(portability);
   for (const warning of warnings) log.note(`warning: ${warning}`);
-  const nodeRequirements = await stageText(LAYOUT.nodeRequirements);
-  const dynamicTags = await stageText(PREPARE_OUTPUTS.dynamicTags);
-  const systemLinks = await stageText(LAYOUT.systemLinks);
-
-  const specs = parseSpecs(options.specsJson);
-  const files = {
-    ...(await generatedFiles(plan, pkg, target, relocateIndex, report.buildPrefix, specs)),
-    [LAYOUT.nodeRequirements]: nodeRequirements,
-    [LAYOUT.systemLinks]: systemLinks,
-  };
-  const manifest = buildManifest({
-    stack: plan.stack,
-    target: target.target,
-    compiler: pkg.compiler,
-    baseImage: pkg.baseImage,
-    imageId: options.imageId,
-    spackCommit: options.spackCommit,
-    ...(options.spackPackagesCommit === undefined ? {} : { spackPackagesCommit: options.spackPackagesCommit }),
-    specs,
-    buildPrefix: report.buildPrefix,
+  return {
+    report,
     relocateIndex,
-    dynamicTags,
-    ...(portability === undefined ? {} : { portability }),
-    ...(options.signingFingerprint === undefined ? {} : { signingFingerprint: options.signingFingerprint }),
-  });
+    nodeRequirements: await stageText(LAYOUT.nodeRequirements),
+    dynamicTags: await stageText(PREPARE_OUTPUTS.dynamicTags),
+    systemLinks: await stageText(LAYOUT.systemLinks),
+    portability,
+    warnings,
+  };
+}
 
-  log.note(`step package: packing ${report.buildPrefix} into ${options.outDir}`);
-  // Packed in the container (GNU tar into the compressor, checksums there); only the finished bytes come out.
-  const packed = await packInContainer({
-    container,
-    view: report.buildPrefix,
-    workDir: `${CONTAINER.stage}/pack`,
-    top,
-    outDir: options.outDir,
-    compression: options.compression,
-    files,
-    manifest,
-    onLog: (chunk) => log.write(chunk),
-    ...(options.sharedOutDir === undefined ? {} : { sharedOutDir: options.sharedOutDir }),
-    signal,
-  });
-  log.note(`step package: wrote ${packed.path} (${packed.bytes} bytes, ${packed.files} files, ${packed.compressor})`);
+/** The run report's part of a packed target: the tarball, its node floor and the portability warnings. */
+function targetExtra(
+  packed: { path: string; bytes: number; sha256: string },
+  target: TargetPlan,
+  prepared: PreparedView,
+): TargetExtra {
+  const { portability, warnings } = prepared;
   const glibc = portability?.highest_versions["GLIBC"];
   return {
     tarball: packed.path,

@@ -125,11 +125,9 @@ export async function prepareRemoteRoot(
   needs: RemoteRootNeeds,
   options: PrepareRemoteOptions,
 ): Promise<RemoteRootResult> {
-  const { signal, reporter } = options;
+  const { signal } = options;
   const engine = runEngine.engine;
   const user = containerUser();
-  const fail = (what: string, detail: string): BuildError =>
-    new BuildError(`engine ${runEngine.name}: ${what} under its cache root ${runEngine.cacheRoot}: ${detail}`);
 
   // Digests first: a tree that cannot be read fails before anything is started there.
   const trees = await Promise.all(needs.contents.map(options.trees));
@@ -142,17 +140,7 @@ export async function prepareRemoteRoot(
     signal,
   });
   try {
-    const run = async (what: string, argv: string[]): Promise<string> => {
-      const out: Buffer[] = [];
-      const err: Buffer[] = [];
-      const { exitCode } = await container.exec(argv, {
-        signal,
-        onStdout: (c) => out.push(c),
-        onStderr: (c) => err.push(c),
-      });
-      if (exitCode !== 0) throw fail(what, `exit code ${exitCode}: ${Buffer.concat(err).toString("utf8").trim()}`);
-      return Buffer.concat(out).toString("utf8");
-    };
+    const run = rootRunner(container, runEngine, signal);
     await run("making the cache directories", [
       "/bin/sh",
       "-c",
@@ -162,51 +150,89 @@ export async function prepareRemoteRoot(
       `${user.uid}:${user.gid}`,
       ...needs.dirs,
     ]);
-    if (needs.userCaches.length > 0) {
-      const cleared = await run("clearing Spack's user caches", [
-        "/bin/sh",
-        "-c",
-        CLEAR_POISONED,
-        "sh",
-        ROOT,
-        ...needs.userCaches,
-      ]);
-      for (const name of cleared.split("\n").filter((l) => l !== "")) {
-        reporter.emit({
-          type: "info",
-          message: `engine ${runEngine.name}: removed a failed package repository clone (package_repos/${name}) from Spack's user cache`,
-        });
-      }
-    }
+    if (needs.userCaches.length > 0) await clearUserCaches(run, runEngine, needs.userCaches, options.reporter);
     const incomingDir = posix.join(ROOT, posix.dirname(CACHE_LAYOUT.incoming(engine.runId, 0)));
     await run("clearing stale received trees", ["/bin/sh", "-c", CLEAR_STALE_INCOMING, "sh", incomingDir]);
 
     const { synced, sent, bytesSent } = await sendTrees(container, run, runEngine, trees, options);
-    const pruned = await run("marking the trees in use", [
-      "/bin/sh",
-      "-c",
-      MARK_AND_PRUNE,
-      "sh",
-      posix.join(ROOT, CACHE_LAYOUT.synced("")),
-      String(SYNCED_TREE_DAYS),
-      ...trees.map((t) => t.name),
-    ]);
-    for (const name of pruned.split("\n").filter((l) => l !== "")) {
-      reporter.emit({
-        type: "info",
-        message: `engine ${runEngine.name}: removed ${name}, unused for ${SYNCED_TREE_DAYS} days`,
-      });
-    }
+    await markTreesInUse(run, runEngine, trees, options.reporter);
     return { synced, sent, bytesSent };
   } finally {
     await container.remove();
   }
 }
 
+/** Runs a command in the cache root's container: its stdout, or a BuildError naming the engine, what and stderr. */
+type RootRun = (what: string, argv: string[]) => Promise<string>;
+
+function rootRunner(container: BuildContainer, runEngine: RunEngine, signal: AbortSignal): RootRun {
+  return async (what, argv) => {
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    const { exitCode } = await container.exec(argv, {
+      signal,
+      onStdout: (c) => out.push(c),
+      onStderr: (c) => err.push(c),
+    });
+    if (exitCode !== 0) {
+      const detail = `exit code ${exitCode}: ${Buffer.concat(err).toString("utf8").trim()}`;
+      throw new BuildError(`engine ${runEngine.name}: ${what} under its cache root ${runEngine.cacheRoot}: ${detail}`);
+    }
+    return Buffer.concat(out).toString("utf8");
+  };
+}
+
+/** Removes failed package repository clones from Spack's user caches, saying which. */
+async function clearUserCaches(
+  run: RootRun,
+  runEngine: RunEngine,
+  userCaches: readonly string[],
+  reporter: Reporter,
+): Promise<void> {
+  const cleared = await run("clearing Spack's user caches", [
+    "/bin/sh",
+    "-c",
+    CLEAR_POISONED,
+    "sh",
+    ROOT,
+    ...userCaches,
+  ]);
+  for (const name of cleared.split("\n").filter((l) => l !== "")) {
+    reporter.emit({
+      type: "info",
+      message: `engine ${runEngine.name}: removed a failed package repository clone (package_repos/${name}) from Spack's user cache`,
+    });
+  }
+}
+
+/** Marks the run's trees as used now and removes received trees unused for SYNCED_TREE_DAYS, saying which. */
+async function markTreesInUse(
+  run: RootRun,
+  runEngine: RunEngine,
+  trees: readonly SentTree[],
+  reporter: Reporter,
+): Promise<void> {
+  const pruned = await run("marking the trees in use", [
+    "/bin/sh",
+    "-c",
+    MARK_AND_PRUNE,
+    "sh",
+    posix.join(ROOT, CACHE_LAYOUT.synced("")),
+    String(SYNCED_TREE_DAYS),
+    ...trees.map((t) => t.name),
+  ]);
+  for (const name of pruned.split("\n").filter((l) => l !== "")) {
+    reporter.emit({
+      type: "info",
+      message: `engine ${runEngine.name}: removed ${name}, unused for ${SYNCED_TREE_DAYS} days`,
+    });
+  }
+}
+
 /** The trees that engine lacks, sent and put into place under its cache root; where each is there, by host path. */
 async function sendTrees(
   container: BuildContainer,
-  run: (what: string, argv: string[]) => Promise<string>,
+  run: RootRun,
   runEngine: RunEngine,
   trees: readonly SentTree[],
   options: PrepareRemoteOptions,

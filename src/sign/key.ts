@@ -73,7 +73,11 @@ async function loadKeyFile(path: string, passphraseFile: string | undefined): Pr
   await checkPrivateMode(path, "--sign-key");
   let passphrase: Buffer | undefined;
   if (passphraseFile !== undefined) {
-    const text = await readUserFile(passphraseFile, { what: "--sign-passphrase-file", maxBytes: 64 * 1024 });
+    const text = await readUserFile(passphraseFile, {
+      what: "--sign-passphrase-file",
+      maxBytes: 64 * 1024,
+      private: true,
+    });
     passphrase = firstLine(text);
   }
   const checked = await withGpgHome(async (home) => {

@@ -17,7 +17,7 @@ beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), "sf-sign-"));
   site = await initKeys(join(work, "site"), { userId: "Site Builds <builds@example.org>" });
   other = await initKeys(join(work, "other"), { userId: "Someone Else <else@example.org>", algorithm: "ed25519" });
-  await writeFile(join(work, "pass"), "correct horse\n");
+  await writeFile(join(work, "pass"), "correct horse\n", { mode: 0o600 });
   guarded = await initKeys(join(work, "guarded"), {
     userId: "Guarded <g@example.org>",
     algorithm: "ed25519",
@@ -157,7 +157,7 @@ describe("signing keys from files", () => {
 
   it("checks the passphrase before any build", async () => {
     await expect(loadSigningKey({ signKey: guarded.files.secret })).rejects.toThrow(/may need a passphrase/);
-    await writeFile(join(work, "wrong"), "wrong horse\n");
+    await writeFile(join(work, "wrong"), "wrong horse\n", { mode: 0o600 });
     await expect(
       loadSigningKey({ signKey: guarded.files.secret, signPassphraseFile: join(work, "wrong") }),
     ).rejects.toThrow(/does not unlock it/);

@@ -286,7 +286,7 @@ describe("signed tarballs", () => {
 describe("signing flags", () => {
   it("refuse a wrong passphrase, a public key and a keyring key for warm before anything starts", async () => {
     const stackFile = await writeTestStack(work, { name: "flags" });
-    await writeFile(join(work, "wrong-pass"), "not it\n");
+    await writeFile(join(work, "wrong-pass"), "not it\n", { mode: 0o600 });
     const wrong = await runCli([
       "build",
       stackFile,

@@ -232,6 +232,32 @@ describe("one rule for every key file", () => {
     expect(signError.message).toMatch(/--sign-key .*secret\.asc is readable by others \(mode 644\)/);
   });
 
+  it.each([
+    [0o644, "readable"],
+    [0o640, "readable"],
+    [0o620, "accessible"],
+  ])(
+    "--sign-passphrase-file is refused at mode %s, naming the flag and the mode, before gpg sees the key",
+    async (mode, who) => {
+      const signKey = path.join(work, `secret-${mode.toString(8)}.asc`);
+      await writeFile(signKey, "-----BEGIN PGP PRIVATE KEY BLOCK-----\n\nxyz\n-----END PGP PRIVATE KEY BLOCK-----\n", {
+        mode: 0o600,
+      });
+      await chmod(signKey, 0o600);
+      const passphraseFile = path.join(work, `pass-${mode.toString(8)}.txt`);
+      await writeFile(passphraseFile, `${PW}\n`, { mode });
+      await chmod(passphraseFile, mode);
+      const error = await caught(() => loadSigningKey({ signKey, signPassphraseFile: passphraseFile }));
+      expect(error).toBeInstanceOf(InputError);
+      expect((error as FactoryError).exitCode).toBe(2);
+      expect(error.message).toBe(
+        `--sign-passphrase-file ${passphraseFile} is ${who} by others (mode ${mode.toString(8)}); a private key or password file must be 0600 or 0400`,
+      );
+      expect((error as InputError).hint).toBe(`chmod 600 ${passphraseFile}`);
+      expect(error.message).not.toContain(PW);
+    },
+  );
+
   it("a key.pem that is not a private key, and garbage after an armor header as --sign-key, are bad input", async () => {
     const tls = path.join(work, "tls-garbage");
     await mkdir(tls, { recursive: true });
