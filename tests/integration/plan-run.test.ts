@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { execa } from "execa";
 import { beforeAll, describe, expect, it } from "vitest";
 import { runCli } from "./helpers/cli.js";
+import { containersCreated } from "./helpers/events.js";
 import { requireEngine, requireTestImage } from "./helpers/engine.js";
 import { tempDir, writeTestStack } from "./helpers/stack.js";
 
@@ -26,26 +27,6 @@ beforeAll(async () => {
   work = await tempDir("plan-run");
   stackFile = await writeTestStack(work, { name: "planned", specs: ["zlib"], targets: ["x86_64_v3"] });
 });
-
-/** Containers the engine created for a run, from its own events. */
-async function containersOf(runId: string, since: number): Promise<string[]> {
-  const { stdout } = await execa("docker", [
-    "events",
-    "--since",
-    String(since),
-    "--until",
-    String(Math.floor(Date.now() / 1000) + 1),
-    "--filter",
-    "type=container",
-    "--filter",
-    "event=create",
-    "--filter",
-    `label=stack-factory.run=${runId}`,
-    "--format",
-    "{{.Actor.ID}}",
-  ]);
-  return stdout.split("\n").filter((l) => l !== "");
-}
 
 async function tarballsIn(dir: string): Promise<string[]> {
   return (await readdir(dir)).filter((f) => f.endsWith(".tar.gz")).sort();
@@ -87,7 +68,7 @@ describe("plan --out, then build --plan", () => {
     ]);
     expect(fromPlan.exitCode, fromPlan.all).toBe(0);
     const report = JSON.parse(await readFile(reportPath, "utf8")) as Report;
-    expect(await containersOf(report.runId, since)).not.toEqual([]);
+    expect(await containersCreated(report.runId, since)).not.toEqual([]);
     // The steps that ran are the plan's, in its order (the concretization's own steps as it says).
     const ran = report.targets[0]!.steps.map((s) => s.step).filter((s) => s !== "package");
     expect(ran).toEqual(placed.steps.map((s: { id: string }) => s.id).filter((s: string) => ran.includes(s)));

@@ -13,6 +13,7 @@ import { specsInOciBuildcache } from "../../src/run/buildcache-oci.js";
 import { lockSpecs } from "../../src/run/lock-specs.js";
 import { initKeys } from "../../src/sign/keys-init.js";
 import { runCli } from "./helpers/cli.js";
+import { containersCreated } from "./helpers/events.js";
 import { requireEngine, requireTestImage } from "./helpers/engine.js";
 import { requireRegistry } from "./helpers/registry.js";
 import { tempDir, writeTestStack } from "./helpers/stack.js";
@@ -68,22 +69,7 @@ async function run(
   const result = await runCli(command === "build" ? [...args, "--out", out] : args);
   expect(result.exitCode, result.all).toBe(0);
   const report = JSON.parse(await readFile(reportPath, "utf8")) as Report;
-  const { stdout } = await execa("docker", [
-    "events",
-    "--since",
-    String(since),
-    "--until",
-    String(Math.floor(Date.now() / 1000) + 1),
-    "--filter",
-    "type=container",
-    "--filter",
-    "event=create",
-    "--filter",
-    `label=stack-factory.run=${report.runId}`,
-    "--format",
-    "{{.Actor.ID}}",
-  ]);
-  return { report, all: result.all, containers: stdout.split("\n").filter((l) => l !== "") };
+  return { report, all: result.all, containers: await containersCreated(report.runId, since) };
 }
 
 const stackOf = (over: { specs?: string[]; extra?: string } = {}) =>

@@ -14,9 +14,9 @@ import { REGISTRY_CREDENTIALS_SECRET } from "../../plan/placement.js";
 import type { BuildPlan, PlanPlacement } from "../../plan/types.js";
 import { loadSigningKey, type SigningKey } from "../../sign/key.js";
 import { chooseReporter } from "../../ui/live.js";
-import { engineUrls, envPairs, memoryBytes, positiveNumber } from "../options.js";
+import { engineUrls } from "../options.js";
 import { abortOnSignals } from "../signals.js";
-import { compressionOf, runReported, type BuildFlags } from "./build.js";
+import { runChoices, runReported, type BuildFlags } from "./build.js";
 
 export async function buildPlanCommand(stackFile: string | undefined, dir: string, flags: BuildFlags): Promise<number> {
   if (stackFile !== undefined)
@@ -40,8 +40,6 @@ export async function buildPlanCommand(stackFile: string | undefined, dir: strin
     ...(flags.signKeyId === undefined ? {} : { signKeyId: flags.signKeyId }),
   });
   checkRunMatchesPlan(plan, { settings, signing, cacheDir: flags.cacheDir });
-  const memory = memoryBytes(flags.memory);
-  const cpus = positiveNumber(flags.cpus, "cpus");
   const reporter = chooseReporter(process.stderr, { verbose: flags.verbose === true });
   const { signal, dispose } = abortOnSignals((sig) =>
     reporter.emit({ type: "info", message: `${sig}: stopping, removing this run's containers` }),
@@ -63,22 +61,7 @@ export async function buildPlanCommand(stackFile: string | undefined, dir: strin
         : undefined;
       return runStack(
         { plan, ...(engines === undefined ? {} : { engines }) },
-        {
-          mode: "build",
-          outDir: resolve(flags.out ?? "dist"),
-          compression: compressionOf(flags.compress),
-          extraEnv: envPairs(flags.env),
-          reporter,
-          signal,
-          ...(cpus === undefined ? {} : { cpus }),
-          ...(memory === undefined ? {} : { memory }),
-          ...(flags.failFast === true ? { failFast: true } : {}),
-          ...(flags.keepContainer === true ? { keepContainer: true } : {}),
-          ...(flags.fresh === true ? { fresh: true } : {}),
-          ...(signing === undefined ? {} : { signing }),
-          ...(settings?.credentials === undefined ? {} : { credentialsFile: settings.credentials }),
-          ...(settings?.buildcacheCa === undefined ? {} : { registryCaFile: settings.buildcacheCa }),
-        },
+        { mode: "build", ...runChoices(flags, signing, settings), reporter, signal },
       );
     },
     { stack: undefined, flags, mode: "build", reporter, dispose },

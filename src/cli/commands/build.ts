@@ -1,6 +1,6 @@
 import { resolve } from "node:path";
 import { buildStack, RunStartError, type BuildStackResult } from "../../api/build-stack.js";
-import { engineChoice, loadFactorySettings, secretFiles } from "../../config/factory.js";
+import { engineChoice, loadFactorySettings, secretFiles, type FactorySettings } from "../../config/factory.js";
 import { loadStack } from "../../config/index.js";
 import type { Stack } from "../../config/types.js";
 import { connectEngine } from "../../docker/index.js";
@@ -11,7 +11,7 @@ import { COMPRESSIONS, type Compression } from "../../package/compressor.js";
 import { CACHE_LAYOUT } from "../../cache/layout.js";
 import { renderHtmlReport } from "../../run/report-html.js";
 import { failedRunReport, reportMarkdown, reportTable, type RunReport } from "../../run/report.js";
-import { loadSigningKey } from "../../sign/key.js";
+import { loadSigningKey, type SigningKey } from "../../sign/key.js";
 import { chooseReporter } from "../../ui/live.js";
 import { cacheRoot, engineUrls, envPairs, memoryBytes, positiveInt, positiveNumber, targetList } from "../options.js";
 import { abortOnSignals } from "../signals.js";
@@ -98,26 +98,35 @@ export async function buildCommand(
         mode,
         ...(targets === undefined ? {} : { targets }),
         cacheRoot: cacheRoot(flags.cacheDir),
-        outDir: resolve(flags.out ?? "dist"),
-        compression,
-        extraEnv: envPairs(flags.env),
+        ...runChoices(flags, signing, settings),
         reporter,
         signal,
         ...(concurrency === undefined ? {} : { concurrency }),
         ...(jobs === undefined ? {} : { jobs }),
-        ...(cpus === undefined ? {} : { cpus }),
-        ...(memory === undefined ? {} : { memory }),
-        ...(flags.failFast === true ? { failFast: true } : {}),
-        ...(flags.keepContainer === true ? { keepContainer: true } : {}),
-        ...(flags.fresh === true ? { fresh: true } : {}),
-        ...(signing === undefined ? {} : { signing }),
         ...(engines === undefined ? {} : { engines }),
         ...(settings?.buildcache === undefined ? {} : { buildcache: settings.buildcache }),
-        ...(settings?.credentials === undefined ? {} : { credentialsFile: settings.credentials }),
-        ...(settings?.buildcacheCa === undefined ? {} : { registryCaFile: settings.buildcacheCa }),
       }),
     { stack, flags, mode, reporter, dispose },
   );
+}
+
+/** What a run's flags and settings choose beside its plan: outputs, limits, failure handling, signing, registry files. */
+export function runChoices(flags: BuildFlags, signing: SigningKey | undefined, settings: FactorySettings | undefined) {
+  const memory = memoryBytes(flags.memory);
+  const cpus = positiveNumber(flags.cpus, "cpus");
+  return {
+    outDir: resolve(flags.out ?? "dist"),
+    compression: compressionOf(flags.compress),
+    extraEnv: envPairs(flags.env),
+    ...(cpus === undefined ? {} : { cpus }),
+    ...(memory === undefined ? {} : { memory }),
+    ...(flags.failFast === true ? { failFast: true } : {}),
+    ...(flags.keepContainer === true ? { keepContainer: true } : {}),
+    ...(flags.fresh === true ? { fresh: true } : {}),
+    ...(signing === undefined ? {} : { signing }),
+    ...(settings?.credentials === undefined ? {} : { credentialsFile: settings.credentials }),
+    ...(settings?.buildcacheCa === undefined ? {} : { registryCaFile: settings.buildcacheCa }),
+  };
 }
 
 /**
