@@ -115,6 +115,31 @@ describe("a rebuild with the concretization reused", () => {
   });
 });
 
+describe("a rebuild with the concretization reused, the compiler built by Spack", () => {
+  it("builds and views the compiler, skips only its registration, and compiles with it", async () => {
+    const stackFile = await writeTestStack(work, { name: "skipbootstrap", specs: ["zlib"], compiler: "gcc@13.3.0" });
+    const first = await run(stackFile);
+    expect(first.targets[0]!.steps.find((s) => s.step === "compiler")).toMatchObject({ exitCode: 0 });
+    await prune(["zlib"]);
+    const t = (await run(stackFile)).targets[0]!;
+    expect(t.status, t.error).toBe("ok");
+    expect(t.concretization).toBe("reused lock");
+    const steps = Object.fromEntries(t.steps.map((s) => [s.step, s]));
+    // The lock names the compiler at its view: building (from the buildcache) and viewing it still run.
+    for (const step of ["compiler-install", "compiler-view"]) {
+      expect(steps[step], step).toMatchObject({ exitCode: 0 });
+      expect(steps[step]!.reused, step).toBeUndefined();
+    }
+    expect(steps["compiler"]).toMatchObject({ reused: true, skipped: SKIPPED });
+    const log = await readFile(t.logPath, "utf8");
+    expect(log).toMatch(/Extracting gcc-13\.3\.0-\S+ from binary cache/);
+    // The stack's zlib and the compiler's own (gcc depends on zlib): both pruned, both compiled again.
+    expect(t.built.filter((s) => s.startsWith("zlib-"))).toHaveLength(2);
+    const verify = await runCli(["verify", t.tarball!]);
+    expect(verify.exitCode, verify.all).toBe(0);
+  });
+});
+
 describe("a rebuild whose concretization is not reused", () => {
   it("a changed spec: registers the compiler and externals before concretizing", async () => {
     const report = await run(await stackOf(["glib", "json-c"]));
