@@ -42,7 +42,8 @@ let copies = 0;
 
 // glib extends python: the lock names the external python (registered by `externals: [python]`) and python-venv is
 // made with it; zlib is compiled with the lock's compiler.
-const stackOf = (specs = ["glib"]) => writeTestStack(work, { name: "skipreg", specs, extra: "externals: [python]" });
+const stackOf = (specs = ["glib"], externals = ["python"]) =>
+  writeTestStack(work, { name: "skipreg", specs, extra: `externals: ${JSON.stringify(externals)}` });
 
 beforeAll(async () => {
   const engine = await requireEngine();
@@ -141,8 +142,12 @@ describe("a rebuild with the concretization reused, the compiler built by Spack"
 });
 
 describe("a rebuild whose concretization is not reused", () => {
-  it("a changed spec: registers the compiler and externals before concretizing", async () => {
-    const report = await run(await stackOf(["glib", "json-c"]));
+  it.each([
+    ["a changed spec", ["glib", "json-c"], ["python"]],
+    // The planned spack.yaml is the same: what the externals step registers is an input of the concretization.
+    ["a changed list of externals", ["glib"], ["python", "openssl"]],
+  ])("%s: registers the compiler and externals before concretizing", async (_, specs, externals) => {
+    const report = await run(await stackOf(specs, externals));
     const t = report.targets[0]!;
     expect(t.status, t.error).toBe("ok");
     expect(t.concretization).toBe("concretized: no earlier concretization with these inputs");
@@ -154,7 +159,7 @@ describe("a rebuild whose concretization is not reused", () => {
     expect(ran.every((s) => s.reused === undefined && s.skipped === undefined)).toBe(true);
     const log = await readFile(t.logPath, "utf8");
     expect(log).toMatch(/ compiler find/);
-    expect(log).toMatch(/ external find --not-buildable python/);
+    expect(log).toContain(` external find --not-buildable ${externals.join(" ")}`);
     expect(log).not.toContain(SKIPPED);
   });
 });
