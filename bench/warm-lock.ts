@@ -116,9 +116,9 @@ try {
   await unchanged("build", true).catch(() => unchanged("build", true));
   const runs: Record<string, { seconds: number[]; detail: string }> = {};
   const variants: [string, "build" | "warm", boolean][] = [
-    ["warm, today's path (every step in a container)", "warm", false],
+    ["warm, steps in a container (no up-to-date check)", "warm", false],
     ["warm, up-to-date check (nothing started)", "warm", true],
-    ["build, today's path (steps, packing)", "build", false],
+    ["build, steps and packing (no up-to-date check)", "build", false],
     ["build, up-to-date check (kept tarball)", "build", true],
   ];
   for (let i = 0; i < repeat; i++) {
