@@ -1,6 +1,7 @@
 /**
- * A run's concretization keys: what feeds a target's concretization (its planned environments and registration steps,
- * what the Spack and spack-packages checkouts hold, the extra repositories' files, the builder image), read once per run.
+ * A run's concretization keys: what feeds a target's concretization (its planned environments and registration
+ * steps, what the Spack and spack-packages checkouts hold, the extra repositories' files, the builder image), read
+ * once per run.
  */
 import type { BuildPlan, TargetPlan } from "../plan/types.js";
 import { hostPathOf } from "./host-caches.js";

@@ -1,7 +1,8 @@
 /**
  * A target's steps in its container, in the plan's order: the concretization reused from an earlier run when its
- * inputs are unchanged (looked up before the first step), steps skipped with a reused lock (reused-lock-steps.ts), each step under its host lock (with the secret key when it
- * signs), and on a failure the stage logs saved and what the failed step finished kept in the buildcache.
+ * inputs are unchanged (looked up before the first step), steps skipped with a reused lock (reused-lock-steps.ts),
+ * each step under its host lock (with the secret key when it signs), and on a failure the stage logs saved and what
+ * the failed step finished kept in the buildcache.
  */
 import { writeFile } from "node:fs/promises";
 import { join, posix } from "node:path";
