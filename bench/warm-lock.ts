@@ -10,13 +10,16 @@
  *    compiler find 2.5 s, externals 2.0, fetch 2.1, install from cache 4.0, push 2.2, view 2.1, find 1.8). Packing is
  *    the factory's own, of the stand-in's small view (real views take longer: 4.2 s in the issue), so today's path is
  *    if anything measured short. Runs alternate, BENCH_REPEAT times each; every time is printed.
+ * 3. one package changed (zlib pruned from the buildcache before each run, so the target is not up to date and zlib
+ *    is compiled again) with the lock reused, `warm`: the compiler and externals registration skipped (the reused
+ *    lock names them) against today's path, the same run with them registered (`registerWithReusedLock`).
  *
  * Needs a Docker engine and the test image (scripts/ensure-docker.sh, scripts/make-test-image.sh).
  *   BENCH_CONCRETIZE seconds per concretization (default 40)
  *   BENCH_REPEAT     runs of each unchanged-target variant (default 3)
  *   BENCH_SKIP_LOCK=1 leave out part 1 (two concretizations)
  */
-import { cp, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { cp, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { execa } from "execa";
@@ -54,6 +57,7 @@ await writeFile(
     "targets: [x86_64_v3]",
     `base_image: ${image}`,
     "compiler: { os: { packages: [gcc] } }",
+    "externals: [python]",
     `spack: { source: ${JSON.stringify(spackDir)}, builtin: { source: ${JSON.stringify(packagesDir)} } }`,
   ].join("\n"),
 );
@@ -112,9 +116,9 @@ try {
   await unchanged("build", true).catch(() => unchanged("build", true));
   const runs: Record<string, { seconds: number[]; detail: string }> = {};
   const variants: [string, "build" | "warm", boolean][] = [
-    ["warm, today's path (every step in a container)", "warm", false],
+    ["warm, steps in a container (no up-to-date check)", "warm", false],
     ["warm, up-to-date check (nothing started)", "warm", true],
-    ["build, today's path (steps, packing)", "build", false],
+    ["build, steps and packing (no up-to-date check)", "build", false],
     ["build, up-to-date check (kept tarball)", "build", true],
   ];
   for (let i = 0; i < repeat; i++) {
@@ -134,6 +138,7 @@ try {
     );
   }
   console.log("goals: build <= 2 s, warm <= 1 s per target");
+  await changedPart();
 } finally {
   await rm(dir, { recursive: true, force: true }).catch(() => undefined);
 }
@@ -158,4 +163,58 @@ async function lockPart(): Promise<void> {
   console.log(
     `lock reused: ${reused.targets[0]!.lock?.reused === true ? "yes" : `no (${reused.targets[0]!.lock?.reason ?? "?"})`}`,
   );
+}
+
+/** One `warm` of the target with zlib pruned from the buildcache first: wall seconds, Spack seconds and its steps. */
+async function oneChanged(register: boolean): Promise<{ seconds: number; spack: number; detail: string }> {
+  const buildcache = join(dir, "cache", "buildcache");
+  for (const key of await readdir(buildcache)) {
+    const entries = join(buildcache, key, "build_cache");
+    for (const f of await readdir(entries).catch(() => [] as string[]))
+      if (f.startsWith("zlib-")) await rm(join(entries, f));
+  }
+  const started = performance.now();
+  const result = await runPlan(plan, {
+    engine: await connectEngine(),
+    reporter: { emit() {}, close() {} },
+    signal: new AbortController().signal,
+    cacheRoot: join(dir, "cache"),
+    concurrency: 1,
+    upToDate: {},
+    registerWithReusedLock: register,
+    extraEnv: { SPACK_STANDIN_CONCRETIZE_SECONDS: String(concretize), SPACK_STANDIN_STEP_SECONDS: STEP_SECONDS },
+  });
+  const seconds = (performance.now() - started) / 1000;
+  const t = result.targets[0]!;
+  if (t.status !== "ok") throw new Error(`benchmark warm failed: ${t.error}`);
+  if (t.lock?.reused !== true || !(t.upToDate?.reason ?? "").startsWith("not in the buildcache"))
+    throw new Error(`not the changed-package path: ${t.lock?.reason}; ${t.upToDate?.reason}`);
+  return { seconds, spack: spackSeconds(result), detail: stepsOf(result) };
+}
+
+async function changedPart(): Promise<void> {
+  const variants: [string, boolean][] = [
+    ["today's path (compiler and externals registered)", true],
+    ["registration skipped (the lock names them)", false],
+  ];
+  const runs: Record<string, { seconds: number[]; spack: number[]; detail: string }> = {};
+  for (let i = 0; i < repeat; i++) {
+    for (const [name, register] of variants) {
+      const r = await oneChanged(register);
+      const was = runs[name];
+      runs[name] = {
+        seconds: [...(was?.seconds ?? []), r.seconds],
+        spack: [...(was?.spack ?? []), r.spack],
+        detail: r.detail,
+      };
+    }
+  }
+  console.log(`\none package changed (zlib rebuilt), lock reused, warm, one target (${repeat} alternating runs each)`);
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  for (const [name] of variants) {
+    const r = runs[name]!;
+    console.log(
+      `${name.padEnd(50)} median wall ${median(r.seconds).toFixed(2).padStart(6)}  Spack ${median(r.spack).toFixed(2).padStart(6)}  runs ${r.seconds.map((x) => x.toFixed(2)).join(", ")}  ${r.detail}`,
+    );
+  }
 }

@@ -65,7 +65,7 @@ export async function buildOn(ctx: RunContext, target: TargetPlan, on: RunEngine
         workDir: join(options.cacheRoot, CACHE_LAYOUT.targetRecord(ctx.runId, target.target)),
         reporter: options.reporter,
         signal: ctx.targetSignal,
-        ...pick(options, ["keepContainer", "cpus", "memory", "extraEnv", "signingKey"]),
+        ...pick(options, ["keepContainer", "cpus", "memory", "extraEnv", "signingKey", "registerWithReusedLock"]),
         ...(reuse?.skipWithReusedLock === undefined ? {} : { skipWithReusedLock: reuse.skipWithReusedLock }),
         ...(options.reuseLocks === false ? {} : { lockKey: ctx.keys.lockKeyOf(placed, ctx.imageOf(on.name).id) }),
         ...packHook(ctx, target, on, staged?.shared, (made) => {

@@ -1,12 +1,14 @@
 /**
- * A run's concretization keys: what feeds a target's concretization (its planned environments, what the Spack and
- * spack-packages checkouts hold, the extra repositories' files, the builder image), read once per run.
+ * A run's concretization keys: what feeds a target's concretization (its planned environments and registration
+ * steps, what the Spack and spack-packages checkouts hold, the extra repositories' files, the builder image), read
+ * once per run.
  */
 import type { BuildPlan, TargetPlan } from "../plan/types.js";
 import { hostPathOf } from "./host-caches.js";
 import {
   concretizationKey,
   plannedEnvironments,
+  registrationOf,
   repoDigest,
   treeIdentity,
   type ConcretizationInputs,
@@ -37,6 +39,7 @@ export async function lockKeys(plan: BuildPlan, sourceRoot: string): Promise<Loc
     ...(packagesIdentity === undefined ? {} : { spackPackagesCommit: packagesIdentity }),
     repoDigests,
     imageId,
+    registration: registrationOf(target.steps),
   });
   return {
     lockKeyOf: (target, imageId) => concretizationKey(inputsOf(target, imageId)),

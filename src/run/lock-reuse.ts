@@ -4,14 +4,17 @@
  * changed, the previous run's spack.lock is put back and Spack installs from it without concretizing again.
  *
  * What feeds concretization: the environment's spack.yaml as planned (before compiler registration writes into
- * it), the Spack and builtin repository commits, the contents of extra repositories, and the builder image (its
- * compilers, system packages and externals). Any change gives another key, so a changed input never reuses a lock.
+ * it), what the registration steps register into it (the compiler's search paths, the externals' names), the Spack
+ * and builtin repository commits, the contents of extra repositories, and the builder image (its compilers, system
+ * packages and externals). Any change gives another key, so a changed input never reuses a lock, and a reused lock
+ * names the very compiler and externals the registration would write.
  */
 import { createHash } from "node:crypto";
 import { execa } from "execa";
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { CACHE_LAYOUT } from "../cache/layout.js";
+import type { Step } from "../plan/types.js";
 import { writeFileAtomic } from "../fs/write-atomic.js";
 
 export interface ConcretizationInputs {
@@ -24,6 +27,24 @@ export interface ConcretizationInputs {
   /** Digest of each extra repository's files, by namespace. */
   repoDigests: Record<string, string>;
   imageId: string;
+  /** What the steps before concretization register into spack.yaml (registrationOf); absent: nothing. */
+  registration?: string[][];
+}
+
+/** Steps that write into the environment's spack.yaml before it is concretized. */
+const REGISTRATION: ReadonlySet<string> = new Set(["compiler", "externals"]);
+
+/**
+ * What a target's registration steps register, as their Spack commands without the executable and environment
+ * (`compiler find PATH...`, `external find --not-buildable PKG...`): a changed list of externals is a changed input.
+ */
+export function registrationOf(steps: readonly Step[]): string[][] {
+  return steps
+    .filter((s) => REGISTRATION.has(s.id))
+    .map((s) => {
+      const env = s.argv.indexOf("-e");
+      return env < 0 ? [...s.argv] : s.argv.slice(env + 2);
+    });
 }
 
 /**
@@ -50,6 +71,7 @@ export function concretizationKey(inputs: ConcretizationInputs): LockKey {
   field("spack-packages", inputs.spackPackagesCommit ?? "");
   for (const ns of Object.keys(inputs.repoDigests).sort()) field(`repo:${ns}`, inputs.repoDigests[ns] as string);
   field("image", inputs.imageId);
+  field("registration", JSON.stringify(inputs.registration ?? []));
   return { key: hash.digest("hex").slice(0, 32) };
 }
 

@@ -42,6 +42,8 @@ export interface RunOptions {
   extraEnv?: Record<string, string>;
   /** Reuse a target's spack.lock when nothing that feeds concretization changed (default true). */
   reuseLocks?: boolean;
+  /** Register the compiler and externals even when a target's concretization is reused (benchmarks; default false). */
+  registerWithReusedLock?: boolean;
   /** Packs each built target while its container is still there (absent: nothing is packed, as in warm). */
   packer?: TargetPacker;
   /** The secret key of a plan that signs its buildcache pushes (targets' `signing`). */

@@ -35,6 +35,11 @@ export interface TargetRunOptions {
    * spec of that lock in the buildcache: fetch and push have nothing to do).
    */
   skipWithReusedLock?: Partial<Record<string, string>>;
+  /**
+   * Run the compiler and externals registration even when the earlier concretization is reused (by default they are
+   * skipped then: reused-lock-steps.ts). A benchmark measures the path without that skip with it.
+   */
+  registerWithReusedLock?: boolean;
   /** Runs after the last step while the container is still there (packing reads the view from it). */
   afterSteps?: (container: BuildContainer, log: TargetLog, captured: Record<string, string>) => Promise<void>;
 }
@@ -43,8 +48,10 @@ export interface StepTiming {
   step: string;
   seconds: number;
   exitCode: number;
-  /** The step did not run: its result (a spack.lock) was reused. */
+  /** The step did not run: its result (a spack.lock) was reused, or it had nothing to do. */
   reused?: boolean;
+  /** Why a step that had nothing to do did not run (absent for a step that ran, and for a reused concretization). */
+  skipped?: string;
   /** When the step started (ISO 8601, UTC): the run report's timeline. */
   startedAt?: string;
 }

@@ -1,7 +1,8 @@
 /**
  * A target's steps in its container, in the plan's order: the concretization reused from an earlier run when its
- * inputs are unchanged, steps skipped with a reused lock, each step under its host lock (with the secret key when it
- * signs), and on a failure the stage logs saved and what the failed step finished kept in the buildcache.
+ * inputs are unchanged (looked up before the first step), steps skipped with a reused lock (reused-lock-steps.ts),
+ * each step under its host lock (with the secret key when it signs), and on a failure the stage logs saved and what
+ * the failed step finished kept in the buildcache.
  */
 import { writeFile } from "node:fs/promises";
 import { join, posix } from "node:path";
@@ -11,7 +12,8 @@ import type { Step, StepId, TargetPlan } from "../plan/types.js";
 import { failedStageDirs, pushedPackages } from "../spack/contract.js";
 import { withLock } from "../cache/host-lock.js";
 import { CACHE_LAYOUT } from "../cache/layout.js";
-import { findLock, saveLock, type LockKey } from "./lock-reuse.js";
+import { saveLock } from "./lock-reuse.js";
+import { lookUpLock, skipReason } from "./reused-lock-steps.js";
 import { copyStageLogs } from "./stage-logs.js";
 import type { TargetLog } from "./target-log.js";
 import { keptContainerHint } from "./kept-container.js";
@@ -38,26 +40,30 @@ export async function runSteps(
 ): Promise<void> {
   const { reporter, signal } = options;
   const target = plan.target;
+  // Known before the first step: the steps before concretize may have nothing to do either.
+  const lock = options.lockKey === undefined ? undefined : await lookUpLock(options.lockKey, options.cacheRoot);
+  if (lock?.outcome.reused === true) log.note(`the earlier concretization will be reused: ${lock.outcome.reason}`);
   for (const step of plan.steps) {
     if (signal.aborted) throw new CancelledError();
     // Such a step runs only after the failure of the step it names (keepAfterFailure).
     if (step.afterFailureOf !== undefined) continue;
-    if (step.id === "concretize" && options.lockKey !== undefined) {
+    if (step.id === "concretize" && lock !== undefined) {
       const started = performance.now();
       const startedAt = new Date().toISOString();
-      state.lock = await reuseLock(container, plan.envDir, options.lockKey, options.cacheRoot, user);
-      log.note(`step concretize: ${state.lock.reused ? "reused lock" : "concretizing"}: ${state.lock.reason}`);
-      if (state.lock.reused) {
+      state.lock = lock.outcome;
+      log.note(`step concretize: ${lock.outcome.reused ? "reused lock" : "concretizing"}: ${lock.outcome.reason}`);
+      if (lock.text !== undefined) {
+        await container.putFiles(plan.envDir, { "spack.lock": lock.text }, user);
         reporter.emit({ type: "step", target, step: step.id, title: "reuse the earlier concretization" });
         const seconds = (performance.now() - started) / 1000;
         state.steps.push({ step: step.id, seconds, exitCode: 0, reused: true, startedAt });
         continue;
       }
     }
-    const skip = state.lock?.reused === true ? options.skipWithReusedLock?.[step.id] : undefined;
+    const skip = skipReason(step.id, lock, options);
     if (skip !== undefined) {
       log.note(`step ${step.id}: skipped: ${skip}`);
-      state.steps.push({ step: step.id, seconds: 0, exitCode: 0, reused: true });
+      state.steps.push({ step: step.id, seconds: 0, exitCode: 0, reused: true, skipped: skip });
       continue;
     }
     reporter.emit({ type: "step", target, step: step.id, title: step.title });
@@ -225,21 +231,6 @@ async function withSecretKey<T>(
       log.note(`step ${step}: signing key removed`);
     }
   }
-}
-
-/** Put the lock of an earlier run with the same inputs into the environment, if there is one. */
-async function reuseLock(
-  container: BuildContainer,
-  envDir: string,
-  key: LockKey,
-  cacheRoot: string,
-  user: { uid: number; gid: number },
-): Promise<LockOutcome> {
-  if ("unusable" in key) return { reused: false, reason: key.unusable };
-  const text = await findLock(cacheRoot, key.key);
-  if (text === undefined) return { reused: false, reason: "no earlier concretization with these inputs" };
-  await container.putFiles(envDir, { "spack.lock": text }, user);
-  return { reused: true, reason: `inputs unchanged since an earlier run (key ${key.key.slice(0, 12)})` };
 }
 
 /** Copy the stage logs of packages whose build failed next to the target's log, and say where they went. */

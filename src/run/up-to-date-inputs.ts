@@ -10,6 +10,7 @@ export function concretizationInputsByName(inputs: ConcretizationInputs): Record
     "spack-packages": inputs.spackPackagesCommit ?? "none",
     "package repositories": digestOf(JSON.stringify(sortedEntries(inputs.repoDigests))),
     "builder image": inputs.imageId,
+    "compiler and externals registration": digestOf(JSON.stringify(inputs.registration ?? [])),
   };
 }
 

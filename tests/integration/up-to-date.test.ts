@@ -147,10 +147,10 @@ describe("a changed input runs the target and names the reason", () => {
     const { report, containers } = await run("build", await stackOf({ extra: "prefix: /opt/elsewhere/1.0" }));
     expect(report.targets[0]!.reason).toBe("changed since the kept tarball: install script and module, prefix");
     expect(containers.length).toBeGreaterThan(0);
-    // Only the tarball changed: the kept lock serves and every spec is in the buildcache, so nothing is fetched or
-    // pushed; the tarball is packed anew and verifies.
+    // Only the tarball changed: the kept lock serves (it names the compiler: no registration) and every spec is in
+    // the buildcache, so nothing is fetched or pushed; the tarball is packed anew and verifies.
     const reused = report.targets[0]!.steps.filter((s) => s.reused === true).map((s) => s.step);
-    expect(reused).toEqual(["concretize", "fetch", "push"]);
+    expect(reused).toEqual(["compiler", "concretize", "fetch", "push"]);
     const log = await readFile(report.targets[0]!.logPath, "utf8");
     expect(log).toContain("step fetch: skipped: every spec of the reused concretization is in the buildcache");
     const verify = await runCli(["verify", report.targets[0]!.tarball!]);

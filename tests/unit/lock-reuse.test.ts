@@ -7,6 +7,7 @@ import { execa } from "execa";
 import {
   concretizationKey,
   findLock,
+  registrationOf,
   repoDigest,
   saveLock,
   treeIdentity,
@@ -44,10 +45,33 @@ describe("the concretization key", () => {
       { ...BASE, repoDigests: { site: "f".repeat(64) } },
       { ...BASE, repoDigests: { site: "c".repeat(64), other: "0" } },
       { ...BASE, imageId: "sha256:5678" },
+      { ...BASE, registration: [["compiler", "find"]] },
+      {
+        ...BASE,
+        registration: [
+          ["compiler", "find"],
+          ["external", "find", "--not-buildable", "python"],
+        ],
+      },
     ];
     const keys = changed.map(keyOf);
     expect(keys).not.toContain(base);
     expect(new Set(keys).size).toBe(keys.length);
+  });
+
+  it("takes what the registration steps register, not where Spack lives", () => {
+    const spack = ["/sf/spack/bin/spack", "-e", "/sf/env"];
+    expect(
+      registrationOf([
+        { id: "trust", title: "t", argv: ["/sf/spack/bin/spack", "gpg", "trust", "/sf/key.asc"] },
+        { id: "compiler", title: "c", argv: [...spack, "compiler", "find", "/sf/compiler-view/bin"] },
+        { id: "externals", title: "e", argv: [...spack, "external", "find", "--not-buildable", "python"] },
+        { id: "concretize", title: "k", argv: [...spack, "concretize", "--force"] },
+      ]),
+    ).toEqual([
+      ["compiler", "find", "/sf/compiler-view/bin"],
+      ["external", "find", "--not-buildable", "python"],
+    ]);
   });
 
   it("refuses to key inputs it cannot compare", () => {
