@@ -106,7 +106,10 @@ const runFlags = (command: ReturnType<typeof cli.command>) =>
       "--sign-key-id <id>",
       "Sign tarballs with this key of your own gpg keyring and agent (the buildcache stays unsigned)",
     )
-    .option("--kit <dir>", "Build from a kit (`kit create`), checked against kit.json first; no network in any container")
+    .option(
+      "--kit <dir>",
+      "Build from a kit (`kit create`), checked against kit.json first; no network in any container",
+    )
     .option("--keyring <file>", "With --kit: the kit's signature (kit.json.asc) must verify against this public key");
 
 runFlags(cli.command("build [stack]", "Build the stack for its targets in Docker"))

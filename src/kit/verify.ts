@@ -7,7 +7,6 @@ import { existsSync } from "node:fs";
 import { lstat } from "node:fs/promises";
 import { join } from "node:path";
 import type { Stack } from "../config/types.js";
-import { InputError } from "../errors.js";
 import { sha256Of } from "../fs/sha256.js";
 import { readUserFile } from "../fs/user-file.js";
 import { verifyDetached } from "../sign/verify-signature.js";
