@@ -41,6 +41,7 @@ async function checkRunPaths(
     signPassphraseFile?: string;
     factory?: string;
     plan?: string;
+    keyring?: string;
   },
 ): Promise<void> {
   if (stack !== undefined) await checkInputFile(stack, "stack file");
@@ -53,6 +54,7 @@ async function checkRunPaths(
   if (flags.signKey !== undefined) await checkInputFile(flags.signKey, "--sign-key");
   if (flags.signPassphraseFile !== undefined) await checkInputFile(flags.signPassphraseFile, "--sign-passphrase-file");
   if (flags.factory !== undefined) await checkInputFile(flags.factory, "--factory");
+  if (flags.keyring !== undefined) await checkInputFile(flags.keyring, "--keyring");
 }
 
 const cli = cac("stack-factory");
@@ -104,7 +106,11 @@ const runFlags = (command: ReturnType<typeof cli.command>) =>
       "--sign-key-id <id>",
       "Sign tarballs with this key of your own gpg keyring and agent (the buildcache stays unsigned)",
     )
-    .option("--kit <dir>", "Build from a kit (`kit create`): everything from it, no network in any container");
+    .option(
+      "--kit <dir>",
+      "Build from a kit (`kit create`), checked against kit.json first; no network in any container",
+    )
+    .option("--keyring <file>", "With --kit: the kit's signature (kit.json.asc) must verify against this public key");
 
 runFlags(cli.command("build [stack]", "Build the stack for its targets in Docker"))
   .option("--out <dir>", "Output directory for tarballs", { default: "dist" })

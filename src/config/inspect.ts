@@ -3,9 +3,11 @@
  * one (bin/spack) and of which generation, which spack-packages ref it pins, where a spack-packages checkout keeps
  * its builtin repository, and the namespace of every extra repository (its repo.yaml).
  */
-import { readFile, stat } from "node:fs/promises";
+import { stat } from "node:fs/promises";
 import path from "node:path";
 import { parse } from "yaml";
+import { InputError } from "../errors.js";
+import { readUserFile } from "../fs/user-file.js";
 import { DEFAULT_SPACK_PACKAGES_URL } from "./schema.js";
 import type { Origin, Stack } from "./types.js";
 
@@ -72,9 +74,12 @@ export async function inspectSpackSources(
     const descriptor = path.join(repo.path, "repo.yaml");
     let text: string;
     try {
-      text = await readFile(descriptor, "utf8");
-    } catch {
-      issues.push(issueAt(where, `${repo.path} is not a Spack package repository: it has no repo.yaml`));
+      // A file in a directory the user names: a FIFO there would block loading the stack forever.
+      text = (await readUserFile(descriptor, { what: "repo.yaml", maxBytes: 1024 * 1024 })).toString("utf8");
+    } catch (error) {
+      const missing = !(error instanceof InputError) || error.message.endsWith(": no such file");
+      const why = missing ? "it has no repo.yaml" : error.message;
+      issues.push(issueAt(where, `${repo.path} is not a Spack package repository: ${why}`));
       continue;
     }
     const namespace = namespaceOf(text);
@@ -113,7 +118,10 @@ export function namespaceOf(repoYaml: string): string | undefined {
 /** The spack-packages origin a Spack v1.x checkout's defaults name (`repos: builtin: {git, branch|tag|commit}`). */
 export async function pinOfCheckout(root: string): Promise<Origin | undefined> {
   for (const rel of ["etc/spack/defaults/repos.yaml", "etc/spack/defaults/base/repos.yaml"]) {
-    const text = await readFile(path.join(root, rel), "utf8").catch(() => undefined);
+    // Through readUserFile: a FIFO in the checkout is passed over, never waited on.
+    const text = await readUserFile(path.join(root, rel), { what: "", maxBytes: 1024 * 1024 })
+      .then((bytes) => bytes.toString("utf8"))
+      .catch(() => undefined);
     if (text === undefined) continue;
     const pin = pinOfReposYaml(text);
     if (pin !== undefined) return pin;

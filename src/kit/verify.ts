@@ -4,31 +4,37 @@
  * it.
  */
 import { existsSync } from "node:fs";
-import { readFile } from "node:fs/promises";
+import { lstat } from "node:fs/promises";
 import { join } from "node:path";
 import type { Stack } from "../config/types.js";
-import { InputError } from "../errors.js";
 import { sha256Of } from "../fs/sha256.js";
+import { readUserFile } from "../fs/user-file.js";
 import { verifyDetached } from "../sign/verify-signature.js";
 import { kitGaps } from "./coverage.js";
 import { inventory } from "./files.js";
 import { KIT_LAYOUT } from "./layout.js";
 import { parseKitManifest, type KitManifest } from "./manifest.js";
 
+/** kit.json lists every file of the kit, a Spack checkout's and spack-packages' tens of thousands included. */
+export const MAX_KIT_MANIFEST_BYTES = 64 * 1024 * 1024;
+
+/** kit.json, read as any file the user names (a FIFO or a device on the disk that carried it never blocks). */
 export async function readKit(kitDir: string): Promise<KitManifest> {
   const path = join(kitDir, KIT_LAYOUT.manifest);
-  const text = await readFile(path, "utf8").catch((error: NodeJS.ErrnoException) => {
-    throw new InputError(`${path}: cannot read the kit's manifest (${error.code ?? error.message})`, {
-      hint: "give the directory `stack-factory kit create` made",
-    });
+  const bytes = await readUserFile(path, {
+    what: "the kit's manifest",
+    maxBytes: MAX_KIT_MANIFEST_BYTES,
+    hint: "give the directory `stack-factory kit create` made",
   });
-  return parseKitManifest(text, path);
+  return parseKitManifest(bytes.toString("utf8"), path);
 }
 
 export interface KitVerdict {
   manifest: KitManifest;
   problems: string[];
   notes: string[];
+  /** kit.json.asc: absent, present but not checked (no keyring given), or checked (good or not: see problems). */
+  signature: "absent" | "unchecked" | "checked";
 }
 
 export async function verifyKit(
@@ -47,6 +53,11 @@ export async function verifyKit(
   for (const path of Object.keys(inv.files)) if (!(path in manifest.files)) problems.push(`not in kit.json: ${path}`);
   for (const link of inv.escapingLinks) problems.push(`a link leaves the kit: ${link}`);
   problems.push(...(await signatureProblems(kitDir, options.keyring, notes)));
+  const signature = !existsSync(join(kitDir, KIT_LAYOUT.signature))
+    ? "absent"
+    : options.keyring === undefined
+      ? "unchecked"
+      : "checked";
   if (options.stack !== undefined) {
     const stackSha256 = await sha256Of(options.stack.file);
     problems.push(
@@ -59,7 +70,7 @@ export async function verifyKit(
       }),
     );
   }
-  return { manifest, problems, notes };
+  return { manifest, problems, notes, signature };
 }
 
 async function signatureProblems(kitDir: string, keyring: string | undefined, notes: string[]): Promise<string[]> {
@@ -71,6 +82,8 @@ async function signatureProblems(kitDir: string, keyring: string | undefined, no
     return [];
   }
   if (!signed) return [`kit.json has no signature (${KIT_LAYOUT.signature}), and --keyring asks for one`];
+  // gpgv reads it by name: a FIFO there would block it forever.
+  if (!(await lstat(signature)).isFile()) return [`${KIT_LAYOUT.signature} is not a regular file`];
   const verdict = await verifyDetached(manifest, signature, keyring);
   if (!verdict.ok) return [`kit.json's signature: ${verdict.problem}`];
   notes.push(`kit.json signed by ${verdict.primaryFingerprint}`);

@@ -9,6 +9,7 @@ import { constants } from "node:fs";
 import { lstat, mkdir, open, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { InputError } from "../errors.js";
+import { readUserFile } from "../fs/user-file.js";
 import { projectRoot } from "../project-root.js";
 import { gpgOrThrow, primaryFingerprints, withGpgHome } from "./gpg.js";
 import { firstLine, passphraseArgs } from "./key.js";
@@ -43,9 +44,18 @@ export async function initKeys(dir: string, options: KeysInitOptions): Promise<K
   if (!/^[^\n\r:]{1,200}$/.test(options.userId) || options.userId.startsWith("-")) {
     throw new InputError(`--name: ${JSON.stringify(options.userId)} is not a usable user id (one line, no colon)`);
   }
-  const files = await freshFiles(dir);
+  // Read as --sign-passphrase-file is: a regular file, small, 0600 or 0400; before anything is made.
   const passphrase =
-    options.passphraseFile === undefined ? undefined : firstLine(await readFile(options.passphraseFile));
+    options.passphraseFile === undefined
+      ? undefined
+      : firstLine(
+          await readUserFile(options.passphraseFile, {
+            what: "--passphrase-file",
+            maxBytes: 64 * 1024,
+            private: true,
+          }),
+        );
+  const files = await freshFiles(dir);
   return withGpgHome(async (home) => {
     // An empty passphrase is no secret; a real one reaches gpg on stdin.
     const protect = passphrase === undefined ? ["--passphrase", ""] : passphraseArgs(passphrase);

@@ -3,8 +3,9 @@
  * a keyring of its own, which gpgv trusts as a whole) and gpg in a throwaway home otherwise. Only the keys of that
  * file count: nothing of the user's own keyring is consulted.
  */
-import { access, constants, readFile, writeFile } from "node:fs/promises";
+import { access, constants, writeFile } from "node:fs/promises";
 import { delimiter, join } from "node:path";
+import { readUserFile } from "../fs/user-file.js";
 import { runGpg, withGpgHome } from "./gpg.js";
 import { PUBLIC_KEY_HEADER } from "./key.js";
 
@@ -33,11 +34,8 @@ export function dearmor(bytes: Buffer): Buffer | undefined {
 
 /** Is `file`'s detached signature `signature` good and made by a key of `keyring` (an armored or binary public key file)? */
 export async function verifyDetached(file: string, signature: string, keyring: string): Promise<SignatureVerdict> {
-  const keyBytes = await readFile(keyring).catch((error: NodeJS.ErrnoException) => {
-    throw Object.assign(new Error(`--keyring ${keyring}: cannot read it (${error.code ?? error.message})`), {
-      input: true,
-    });
-  });
+  // A keyring is a user-named file like any other: a regular file of sane size (a FIFO would block gpgv's read).
+  const keyBytes = await readUserFile(keyring, { what: "--keyring" });
   if (keyBytes.toString("latin1").includes("-----BEGIN PGP PRIVATE KEY BLOCK-----")) {
     return {
       ok: false,

@@ -41,6 +41,8 @@ export interface BuildFlags {
   /** build: also merge the targets' tarballs into one multi-target bundle (`stack-factory bundle`). */
   bundle?: boolean;
   kit?: string;
+  /** With --kit: kit.json.asc must verify against this public key file. */
+  keyring?: string;
   /** build: run a plan written earlier by `plan --out DIR` (no stack file). */
   plan?: string;
 }
@@ -51,6 +53,8 @@ export async function buildCommand(
   flags: BuildFlags,
   mode: "build" | "warm" = "build",
 ): Promise<number> {
+  if (flags.keyring !== undefined && flags.kit === undefined)
+    throw new InputError("--keyring goes with --kit DIR: it checks the kit's signature (kit.json.asc)");
   if (flags.plan !== undefined) return buildFromPlan(stackFile, flags.plan, flags);
   if (stackFile === undefined)
     throw new InputError(`${mode}: give a stack file${mode === "build" ? " or --plan DIR" : ""}`);
@@ -219,8 +223,8 @@ export function compressionOf(flag: string | undefined): Compression {
 }
 
 /**
- * `--kit DIR`: the kit must cover the build (refused before any container starts), and every container of the run,
- * image loads aside, has no network at all.
+ * `--kit DIR`: the kit must be as kit.json (and, with --keyring, its signature) says and cover the build, all
+ * refused before any engine is reached; every container of the run, image loads aside, has no network at all.
  */
 async function kitBuildOf(
   flags: BuildFlags,
@@ -230,15 +234,18 @@ async function kitBuildOf(
   if (flags.kit === undefined) return undefined;
   if (context.engines !== undefined)
     throw new InputError("--kit builds on this host's engine: give neither --engine nor --factory with it");
-  const { checkKitCovers, prepareKitBuild } = await import("../../kit/use-kit.js");
+  const { checkKitForBuild, prepareKitBuild } = await import("../../kit/use-kit.js");
   const kitDir = resolve(flags.kit);
-  await checkKitCovers(kitDir, stack, context.targets);
+  const checked = await checkKitForBuild(kitDir, stack, {
+    ...(context.targets === undefined ? {} : { targets: context.targets }),
+    ...(flags.keyring === undefined ? {} : { keyring: flags.keyring }),
+  });
+  for (const message of checked.warnings) context.reporter.emit({ type: "info", message: `WARNING ${message}` });
   const engine = await connectEngine({ network: "none" });
-  const prepared = await prepareKitBuild(kitDir, stack, {
+  const prepared = await prepareKitBuild(kitDir, stack, checked.manifest, {
     engine,
     reporter: context.reporter,
     signal: context.signal,
-    ...(context.targets === undefined ? {} : { targets: context.targets }),
   });
   return { ...prepared, engine };
 }
