@@ -4,7 +4,6 @@
  * is not its recipe's, a placement that is not the one its own inputs give, a cache mount outside the cache roots,
  * and views that differ from plan.json (an edit there would not run).
  */
-import { readFile } from "node:fs/promises";
 import { isAbsolute, join, normalize } from "node:path";
 import type { FactoryIdentity } from "../factory-identity.js";
 import { InputError } from "../errors.js";
@@ -94,10 +93,12 @@ function mountProblems(plan: BuildPlan): string[] {
 async function checkViews(plan: BuildPlan, dir: string): Promise<void> {
   for (const [rel, content] of Object.entries(planFiles(plan))) {
     if (rel === "plan.json") continue;
-    const there = await readFile(join(dir, rel), "utf8").catch(() => undefined);
+    const there = await readUserFile(join(dir, rel), { what: "", maxBytes: MAX_PLAN_BYTES })
+      .then((b) => b.toString("utf8"))
+      .catch(() => undefined);
     if (there !== content)
       throw new InputError(
-        `${join(dir, rel)}: ${there === undefined ? "missing" : "differs from plan.json"}; plan.json is what runs, the other files are views of it`,
+        `${join(dir, rel)}: ${there === undefined ? "missing or not a regular file" : "differs from plan.json"}; plan.json is what runs, the other files are views of it`,
         { hint: "make the plan again, or edit plan.json itself (its builder tag must stay its recipe's)" },
       );
   }

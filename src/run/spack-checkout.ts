@@ -1,5 +1,6 @@
 import { access, mkdir, readFile, rename, rm } from "node:fs/promises";
 import { dirname, join } from "node:path";
+import { readUserFile } from "../fs/user-file.js";
 import { execa } from "execa";
 import { isAllowedGitUrl } from "../config/schema.js";
 import { BuildError, CancelledError, InputError } from "../errors.js";
@@ -84,7 +85,10 @@ export const RECORDED_COMMIT = ".stack-factory-commit";
 export async function headOf(dir: string): Promise<string> {
   const result = await execa("git", ["-C", dir, "rev-parse", "HEAD"], { reject: false, env: GIT_ENV });
   if (result.exitCode === 0) return String(result.stdout).trim();
-  const recorded = await readFile(join(dir, RECORDED_COMMIT), "utf8").catch(() => "");
+  // A FIFO or device put there would hang a plain read: the guarded reader refuses it (then the commit is unknown).
+  const recorded = await readUserFile(join(dir, RECORDED_COMMIT), { what: "", maxBytes: 1024 })
+    .then((b) => b.toString("utf8"))
+    .catch(() => "");
   return /^[0-9a-f]{7,64}\n?$/.test(recorded) ? recorded.trim() : "unknown";
 }
 

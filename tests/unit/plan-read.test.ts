@@ -1,4 +1,5 @@
-import { mkdtemp, writeFile } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { execa } from "execa";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -92,6 +93,11 @@ describe("a placed plan", () => {
     expect(await readPlan(dir, factory)).toEqual(copy());
     await writeFile(join(dir, "x86_64_v3", "on", "x86", "spack.yaml"), "spack: {}\n");
     await expect(readPlan(dir, factory)).rejects.toThrow(/x86_64_v3\/on\/x86\/spack\.yaml: differs from plan\.json/);
+    // A FIFO put in a view's place is refused at once (a plain read would wait for a writer forever).
+    const view = join(dir, "x86_64_v3", "on", "x86", "spack.yaml");
+    await rm(view);
+    await execa("mkfifo", [view]);
+    await expect(readPlan(dir, factory)).rejects.toThrow(/x86_64_v3\/on\/x86\/spack\.yaml: missing/);
     await writeFile(join(dir, "plan.json"), "{ not json");
     await expect(readPlan(dir, factory)).rejects.toThrow(/plan\.json: not JSON/);
   });
