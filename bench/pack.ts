@@ -207,10 +207,28 @@ async function inContainer(container: PackContainer, argv: string[]): Promise<st
   return Buffer.concat(out).toString();
 }
 
+type Mount = { host: string; container: string; readOnly: boolean };
+
+/** A build container as the factory starts them, or one without a network when the engine cannot attach one. */
+async function startBenchContainer(
+  image: string,
+  mounts: Mount[],
+): Promise<PackContainer & { id: string; remove(): Promise<void> }> {
+  try {
+    return await startContainer(await connectEngine(), { image, mounts });
+  } catch (error) {
+    process.stderr.write(
+      `a factory container did not start (${(error as Error).message.split("\n")[0]}); using one without a network\n`,
+    );
+    return await NoNetworkContainer.start(image, mounts);
+  }
+}
+
 /**
- * Child mode (container): in one container, `tar -c | <command>` of the tree into a file in the container, then
- * packInContainer of the same tree into outDir on this machine, `repeat` times alternating; prints the runs and
- * this process's peak RSS.
+ * Child mode (container): in one container, the naive work (`tar -c | <command>` of the tree into a file in the
+ * container, then sha256sum of every file), then packInContainer of the same tree copied out into outDir on this
+ * machine, then packInContainer writing into outDir shared with the container, `repeat` times alternating; prints
+ * the runs and this process's peak RSS.
  */
 async function containerChild(dir: string, outDir: string, pairName: string, repeat: number): Promise<void> {
   const pair = PAIRS[pairName]!;
@@ -219,17 +237,7 @@ async function containerChild(dir: string, outDir: string, pairName: string, rep
   // The output directory shared with the container, for the run that writes the tarball straight into it.
   await mkdir(outDir, { recursive: true });
   const shared = { host: outDir, container: "/sf/out", readOnly: false };
-  let container: PackContainer & { id: string; remove(): Promise<void> };
-  try {
-    // A build container as the factory starts them...
-    container = await startContainer(await connectEngine(), { image, mounts: [mount, shared] });
-  } catch (error) {
-    // ...or, when the engine cannot attach one to its default network, one without a network.
-    process.stderr.write(
-      `a factory container did not start (${(error as Error).message.split("\n")[0]}); using one without a network\n`,
-    );
-    container = await NoNetworkContainer.start(image, [mount, shared]);
-  }
+  const container = await startBenchContainer(image, [mount, shared]);
   try {
     const view = `${MOUNT}/${basename(dir)}`;
     await inContainer(container, ["mkdir", "-p", "/sf/stage"]);
@@ -365,31 +373,13 @@ function table(rows: Row[], inputBytes: number, pairs: [number, number][]): stri
   return lines.join("\n");
 }
 
-async function main(): Promise<void> {
-  const args = process.argv.slice(2);
-  if (args[0] === "--child") {
-    await child(args[1]!, args[2]!, args[3] as Compression, args[4] as GzipProgram);
-    return;
-  }
-  if (args[0] === "--container-child") {
-    await containerChild(args[1]!, args[2]!, args[3]!, Number(args[4]));
-    return;
-  }
-  const params: Params = {
-    sizeMb: Number(process.env["BENCH_SIZE_MB"] ?? 1024),
-    files: Number(process.env["BENCH_FILES"] ?? 10000),
-  };
-  const dir = process.env["BENCH_DIR"] ?? `/tmp/stack-factory-bench-${params.sizeMb}mb-${params.files}/view`;
-  await makeTree(dir, params);
-  const du = await execa("du", ["-sb", dir]);
-  const inputBytes = Number(du.stdout.split(/\s/)[0]);
-  const work = join(dirname(dir), "out");
-  await mkdir(work, { recursive: true });
-  // Warm the page cache so the first run is not penalised.
-  await execa("bash", ["-c", `tar -cf - -C "$1" "$2" > /dev/null`, "bench", dirname(dir), basename(dir)]);
-
-  const repeat = Math.max(1, Number(process.env["BENCH_REPEAT"] ?? 1));
-  const only = (process.env["BENCH_ONLY"] ?? "gzip,pigz,zstd").split(",").filter((p) => p in PAIRS);
+/** Runs each compression's container child (the naive work and both packInContainer runs, alternating). */
+async function containerRows(
+  dir: string,
+  work: string,
+  only: string[],
+  repeat: number,
+): Promise<{ rows: Row[]; pairs: [number, number][]; runs: string[] }> {
   const self = fileURLToPath(import.meta.url);
   const rows: Row[] = [];
   const pairs: [number, number][] = [];
@@ -441,6 +431,35 @@ async function main(): Promise<void> {
       `${name}: baseline ${list(report.baseline)} s; packInContainer ${list(report.ours)} s; out dir shared ${list(report.direct)} s; load average ${loadBefore} before, ${await loadAverage()} after`,
     );
   }
+  return { rows, pairs, runs };
+}
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  if (args[0] === "--child") {
+    await child(args[1]!, args[2]!, args[3] as Compression, args[4] as GzipProgram);
+    return;
+  }
+  if (args[0] === "--container-child") {
+    await containerChild(args[1]!, args[2]!, args[3]!, Number(args[4]));
+    return;
+  }
+  const params: Params = {
+    sizeMb: Number(process.env["BENCH_SIZE_MB"] ?? 1024),
+    files: Number(process.env["BENCH_FILES"] ?? 10000),
+  };
+  const dir = process.env["BENCH_DIR"] ?? `/tmp/stack-factory-bench-${params.sizeMb}mb-${params.files}/view`;
+  await makeTree(dir, params);
+  const du = await execa("du", ["-sb", dir]);
+  const inputBytes = Number(du.stdout.split(/\s/)[0]);
+  const work = join(dirname(dir), "out");
+  await mkdir(work, { recursive: true });
+  // Warm the page cache so the first run is not penalised.
+  await execa("bash", ["-c", `tar -cf - -C "$1" "$2" > /dev/null`, "bench", dirname(dir), basename(dir)]);
+
+  const repeat = Math.max(1, Number(process.env["BENCH_REPEAT"] ?? 1));
+  const only = (process.env["BENCH_ONLY"] ?? "gzip,pigz,zstd").split(",").filter((p) => p in PAIRS);
+  const { rows, pairs, runs } = await containerRows(dir, work, only, repeat);
   if (process.env["BENCH_HOST"] === "1") {
     rows.push(await baseline(dir, join(work, "b.tar.gz"), "gzip -6"));
     rows.push(await ours(dir, join(work, "gzip"), "gzip", "gzip"));
