@@ -3,13 +3,15 @@
  * GNU tar reads the prepared view and the generated files and writes straight into zstd or pigz/gzip, a thread of
  * templates/pack-tree.py hashes every file meanwhile (OpenSSL, through Python's hashlib) for manifest.json and
  * SHA256SUMS, and node only copies the finished tarball out of the container as one file through the engine API
- * (getArchive), checking its size and hashing that one stream for the sidecar. When the engine runs here and the
- * output directory is mounted in the container (sharedOutDir), the tarball is written there and nothing is copied.
+ * (getArchive, container-copy-out.ts), checking its size and hashing that one stream for the sidecar. When the
+ * engine runs here and the output directory is mounted in the container (sharedOutDir), the tarball is written there
+ * and nothing is copied.
  *
  * Node decides what goes in and in which order (pack-rules.ts, names from layout.ts): it lists
  * the view (`find`), refuses or skips what the verifier would refuse, uploads the generated files, and hands the
  * packer the ordered member list. Output: `<outDir>/<top>.tar.zst|.tar.gz` via a partial file renamed into place,
- * and `<final>.sha256`.
+ * and `<final>.sha256`. packInContainer runs the steps in order: packSettings, listView, planMembers, the upload
+ * (packJob, uploadGenerated), runPacker, receiveTarball, publish.
  */
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
