@@ -1,8 +1,9 @@
 /**
  * Packing benchmark, on one tree of >= 1 GB and >= 10,000 files (half compressible text, half random bytes).
- * The factory packs inside the build container (packInContainer): it is timed against `tar -c | <compressor>` of
- * the same tree in the same container, one compression after the other, each in one child process that
- * reports its peak RSS; and packInContainer writing into an output directory the container shares (sharedOutDir).
+ * The factory packs inside the build container (packInContainer): it is timed against issue 23's naive work in the
+ * same container, `tar -c | <compressor>` of the same tree into a file and then `sha256sum` of every file, timed
+ * together; one compression after the other, each in one child process that reports its peak RSS; and
+ * packInContainer writing into an output directory the container shares (sharedOutDir), the figure that counts.
  * BENCH_HOST=1 adds the same packer run on this machine (packOnHost: pack-tree.py and GNU tar here) against the
  * same commands run here. Run with bench/run.sh.
  *   BENCH_SIZE_MB (default 1024), BENCH_FILES (default 10000), BENCH_DIR (default /tmp/stack-factory-bench-...),
@@ -115,6 +116,20 @@ RUN apt-get update && apt-get install -y --no-install-recommends tar gzip pigz z
 `;
 const MOUNT = "/sf/bench";
 const OUT = "/sf/stage/baseline.out";
+const SUMS = "/sf/stage/baseline.sums";
+
+/**
+ * Issue 23's naive work, timed as one: `tar -c | <compressor>` of the tree into a file, THEN `sha256sum` of every
+ * file of the tree (one sha256sum after the other, as a shell user would write it); prints the tarball's size.
+ */
+function naiveScript(tree: string, command: string): string {
+  return [
+    "set -o pipefail",
+    `tar -cf - -C ${MOUNT} ${tree} | ${command} > ${OUT}`,
+    `(cd ${MOUNT} && find ${tree} -type f -print0 | xargs -0 sha256sum > ${SUMS})`,
+    `stat -c %s ${OUT}`,
+  ].join(" && ");
+}
 
 async function ensureImage(): Promise<string> {
   if (process.env["BENCH_IMAGE"]) return process.env["BENCH_IMAGE"];
@@ -192,10 +207,28 @@ async function inContainer(container: PackContainer, argv: string[]): Promise<st
   return Buffer.concat(out).toString();
 }
 
+type Mount = { host: string; container: string; readOnly: boolean };
+
+/** A build container as the factory starts them, or one without a network when the engine cannot attach one. */
+async function startBenchContainer(
+  image: string,
+  mounts: Mount[],
+): Promise<PackContainer & { id: string; remove(): Promise<void> }> {
+  try {
+    return await startContainer(await connectEngine(), { image, mounts });
+  } catch (error) {
+    process.stderr.write(
+      `a factory container did not start (${(error as Error).message.split("\n")[0]}); using one without a network\n`,
+    );
+    return await NoNetworkContainer.start(image, mounts);
+  }
+}
+
 /**
- * Child mode (container): in one container, `tar -c | <command>` of the tree into a file in the container, then
- * packInContainer of the same tree into outDir on this machine, `repeat` times alternating; prints the runs and
- * this process's peak RSS.
+ * Child mode (container): in one container, the naive work (`tar -c | <command>` of the tree into a file in the
+ * container, then sha256sum of every file), then packInContainer of the same tree copied out into outDir on this
+ * machine, then packInContainer writing into outDir shared with the container, `repeat` times alternating; prints
+ * the runs and this process's peak RSS.
  */
 async function containerChild(dir: string, outDir: string, pairName: string, repeat: number): Promise<void> {
   const pair = PAIRS[pairName]!;
@@ -204,17 +237,7 @@ async function containerChild(dir: string, outDir: string, pairName: string, rep
   // The output directory shared with the container, for the run that writes the tarball straight into it.
   await mkdir(outDir, { recursive: true });
   const shared = { host: outDir, container: "/sf/out", readOnly: false };
-  let container: PackContainer & { id: string; remove(): Promise<void> };
-  try {
-    // A build container as the factory starts them...
-    container = await startContainer(await connectEngine(), { image, mounts: [mount, shared] });
-  } catch (error) {
-    // ...or, when the engine cannot attach one to its default network, one without a network.
-    process.stderr.write(
-      `a factory container did not start (${(error as Error).message.split("\n")[0]}); using one without a network\n`,
-    );
-    container = await NoNetworkContainer.start(image, [mount, shared]);
-  }
+  const container = await startBenchContainer(image, [mount, shared]);
   try {
     const view = `${MOUNT}/${basename(dir)}`;
     await inContainer(container, ["mkdir", "-p", "/sf/stage"]);
@@ -230,16 +253,12 @@ async function containerChild(dir: string, outDir: string, pairName: string, rep
     let result: Awaited<ReturnType<typeof packInContainer>> | undefined;
     for (let i = 0; i < repeat; i++) {
       const b = await timed(container.id, () =>
-        inContainer(container, [
-          "bash",
-          "-c",
-          `set -o pipefail; tar -cf - -C ${MOUNT} ${basename(dir)} | ${pair.command} > ${OUT} && stat -c %s ${OUT}`,
-        ]),
+        inContainer(container, ["bash", "-c", naiveScript(basename(dir), pair.command)]),
       );
       baseline.push(b.seconds);
       baselineCpu.push(b.cpu);
       baselineBytes = Number(b.value.trim());
-      await inContainer(container, ["rm", "-f", OUT]);
+      await inContainer(container, ["rm", "-f", OUT, SUMS]);
       const o = await timed(container.id, () =>
         packInContainer({
           container,
@@ -285,6 +304,11 @@ async function containerChild(dir: string, outDir: string, pairName: string, rep
   }
 }
 
+/** The 1, 5 and 15 minute load averages of this machine, as `uptime` shows them. */
+async function loadAverage(): Promise<string> {
+  return (await readFile("/proc/loadavg", "utf8")).split(" ").slice(0, 3).join(" ");
+}
+
 interface Row {
   name: string;
   seconds: number;
@@ -313,21 +337,32 @@ async function ours(dir: string, outDir: string, compression: Compression, gzipP
 
 async function baseline(dir: string, outFile: string, compressor: string): Promise<Row> {
   const started = process.hrtime.bigint();
-  const script = `set -o pipefail; tar -cf - -C "$1" "$2" | ${compressor} > "$3"`;
+  // The same naive work as in the container: the pipeline into a file, then sha256sum of every file.
+  const script = [
+    "set -o pipefail",
+    `tar -cf - -C "$1" "$2" | ${compressor} > "$3"`,
+    `(cd "$1" && find "$2" -type f -print0 | xargs -0 sha256sum > "$3.sums")`,
+  ].join(" && ");
   await execa("bash", ["-c", script, "bench", dirname(dir), basename(dir), outFile]);
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   const { size } = await stat(outFile);
   await rm(outFile, { force: true });
-  return { name: `host: tar -c | ${compressor}`, seconds, bytes: size };
+  await rm(`${outFile}.sums`, { force: true });
+  return { name: `host: tar -c | ${compressor} > file, then sha256sum of every file`, seconds, bytes: size };
 }
 
 function table(rows: Row[], inputBytes: number, pairs: [number, number][]): string {
+  const baselineOf = new Map(pairs.map(([o, b]) => [o, b]));
+  const times = (i: number): string => {
+    const b = baselineOf.get(i);
+    return b === undefined ? "" : (rows[i]!.seconds / rows[b]!.seconds).toFixed(2);
+  };
   const lines = [
-    "| run | seconds | MB/s (input) | output MB | ratio | peak RSS MB | CPU s: container + engine + node |",
-    "|---|---:|---:|---:|---:|---:|---|",
+    "| run | seconds | × baseline | MB/s (input) | output MB | ratio | peak RSS MB | CPU s: container + engine + node |",
+    "|---|---:|---:|---:|---:|---:|---:|---|",
     ...rows.map(
-      (r) =>
-        `| ${r.name.replace(/\|/g, "\\|")} | ${r.seconds.toFixed(2)} | ${(inputBytes / MB / r.seconds).toFixed(0)} | ${(r.bytes / MB).toFixed(1)} | ${(r.bytes / inputBytes).toFixed(3)} | ${r.maxRssMb === undefined ? "" : r.maxRssMb.toFixed(0)} | ${r.cpu === undefined ? "" : `${r.cpu.container.toFixed(2)} + ${r.cpu.engine.toFixed(2)} + ${r.cpu.node.toFixed(2)}`} |`,
+      (r, i) =>
+        `| ${r.name.replace(/\|/g, "\\|")} | ${r.seconds.toFixed(2)} | ${times(i)} | ${(inputBytes / MB / r.seconds).toFixed(0)} | ${(r.bytes / MB).toFixed(1)} | ${(r.bytes / inputBytes).toFixed(3)} | ${r.maxRssMb === undefined ? "" : r.maxRssMb.toFixed(0)} | ${r.cpu === undefined ? "" : `${r.cpu.container.toFixed(2)} + ${r.cpu.engine.toFixed(2)} + ${r.cpu.node.toFixed(2)}`} |`,
     ),
     "",
     ...pairs.map(
@@ -336,6 +371,67 @@ function table(rows: Row[], inputBytes: number, pairs: [number, number][]): stri
     ),
   ];
   return lines.join("\n");
+}
+
+/** Runs each compression's container child (the naive work and both packInContainer runs, alternating). */
+async function containerRows(
+  dir: string,
+  work: string,
+  only: string[],
+  repeat: number,
+): Promise<{ rows: Row[]; pairs: [number, number][]; runs: string[] }> {
+  const self = fileURLToPath(import.meta.url);
+  const rows: Row[] = [];
+  const pairs: [number, number][] = [];
+  const runs: string[] = [];
+  for (const name of only) {
+    const loadBefore = await loadAverage();
+    const run = await execa(
+      process.execPath,
+      [self, "--container-child", dir, join(work, name), name, String(repeat)],
+      { stderr: "inherit" },
+    );
+    const report = JSON.parse(run.stdout.trim().split("\n").pop()!) as {
+      baseline: number[];
+      ours: number[];
+      direct: number[];
+      baselineCpu: Cpu[];
+      oursCpu: Cpu[];
+      directCpu: Cpu[];
+      baselineBytes: number;
+      bytes: number;
+      compressor: string;
+      maxRssMb: number;
+    };
+    const best = (xs: number[]) => Math.min(...xs);
+    const at = (xs: number[]) => xs.indexOf(best(xs));
+    rows.push({
+      name: `container: tar -c | ${PAIRS[name]!.command} > file, then sha256sum of every file`,
+      seconds: best(report.baseline),
+      bytes: report.baselineBytes,
+      cpu: report.baselineCpu[at(report.baseline)]!,
+    });
+    rows.push({
+      name: `packInContainer (${report.compressor})`,
+      seconds: best(report.ours),
+      bytes: report.bytes,
+      maxRssMb: report.maxRssMb,
+      cpu: report.oursCpu[at(report.ours)]!,
+    });
+    pairs.push([rows.length - 1, rows.length - 2]);
+    rows.push({
+      name: `packInContainer, out dir shared (${report.compressor})`,
+      seconds: best(report.direct),
+      bytes: report.bytes,
+      cpu: report.directCpu[at(report.direct)]!,
+    });
+    pairs.push([rows.length - 1, rows.length - 3]);
+    const list = (xs: number[]) => xs.map((x) => x.toFixed(2)).join(", ");
+    runs.push(
+      `${name}: baseline ${list(report.baseline)} s; packInContainer ${list(report.ours)} s; out dir shared ${list(report.direct)} s; load average ${loadBefore} before, ${await loadAverage()} after`,
+    );
+  }
+  return { rows, pairs, runs };
 }
 
 async function main(): Promise<void> {
@@ -363,56 +459,7 @@ async function main(): Promise<void> {
 
   const repeat = Math.max(1, Number(process.env["BENCH_REPEAT"] ?? 1));
   const only = (process.env["BENCH_ONLY"] ?? "gzip,pigz,zstd").split(",").filter((p) => p in PAIRS);
-  const self = fileURLToPath(import.meta.url);
-  const rows: Row[] = [];
-  const pairs: [number, number][] = [];
-  const runs: string[] = [];
-  for (const name of only) {
-    const run = await execa(
-      process.execPath,
-      [self, "--container-child", dir, join(work, name), name, String(repeat)],
-      { stderr: "inherit" },
-    );
-    const report = JSON.parse(run.stdout.trim().split("\n").pop()!) as {
-      baseline: number[];
-      ours: number[];
-      direct: number[];
-      baselineCpu: Cpu[];
-      oursCpu: Cpu[];
-      directCpu: Cpu[];
-      baselineBytes: number;
-      bytes: number;
-      compressor: string;
-      maxRssMb: number;
-    };
-    const best = (xs: number[]) => Math.min(...xs);
-    const at = (xs: number[]) => xs.indexOf(best(xs));
-    rows.push({
-      name: `container: tar -c | ${PAIRS[name]!.command}`,
-      seconds: best(report.baseline),
-      bytes: report.baselineBytes,
-      cpu: report.baselineCpu[at(report.baseline)]!,
-    });
-    rows.push({
-      name: `packInContainer (${report.compressor})`,
-      seconds: best(report.ours),
-      bytes: report.bytes,
-      maxRssMb: report.maxRssMb,
-      cpu: report.oursCpu[at(report.ours)]!,
-    });
-    pairs.push([rows.length - 1, rows.length - 2]);
-    rows.push({
-      name: `packInContainer, out dir shared (${report.compressor})`,
-      seconds: best(report.direct),
-      bytes: report.bytes,
-      cpu: report.directCpu[at(report.direct)]!,
-    });
-    pairs.push([rows.length - 1, rows.length - 3]);
-    const list = (xs: number[]) => xs.map((x) => x.toFixed(2)).join(", ");
-    runs.push(
-      `${name}: baseline ${list(report.baseline)} s; packInContainer ${list(report.ours)} s; out dir shared ${list(report.direct)} s`,
-    );
-  }
+  const { rows, pairs, runs } = await containerRows(dir, work, only, repeat);
   if (process.env["BENCH_HOST"] === "1") {
     rows.push(await baseline(dir, join(work, "b.tar.gz"), "gzip -6"));
     rows.push(await ours(dir, join(work, "gzip"), "gzip", "gzip"));

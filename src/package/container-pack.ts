@@ -3,17 +3,19 @@
  * GNU tar reads the prepared view and the generated files and writes straight into zstd or pigz/gzip, a thread of
  * templates/pack-tree.py hashes every file meanwhile (OpenSSL, through Python's hashlib) for manifest.json and
  * SHA256SUMS, and node only copies the finished tarball out of the container as one file through the engine API
- * (getArchive), checking its size and hashing that one stream for the sidecar. When the engine runs here and the
- * output directory is mounted in the container (sharedOutDir), the tarball is written there and nothing is copied.
+ * (getArchive, container-copy-out.ts), checking its size and hashing that one stream for the sidecar. When the
+ * engine runs here and the output directory is mounted in the container (sharedOutDir), the tarball is written there
+ * and nothing is copied.
  *
  * Node decides what goes in and in which order (pack-rules.ts, names from layout.ts): it lists
  * the view (`find`), refuses or skips what the verifier would refuse, uploads the generated files, and hands the
  * packer the ordered member list. Output: `<outDir>/<top>.tar.zst|.tar.gz` via a partial file renamed into place,
- * and `<final>.sha256`.
+ * and `<final>.sha256`. packInContainer runs the steps in order: packSettings, listView, planMembers, the upload
+ * (packJob, uploadGenerated), runPacker, receiveTarball, publish.
  */
-import { createHash, type Hash } from "node:crypto";
+import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { mkdir, open, readFile, rename, rm, stat, type FileHandle } from "node:fs/promises";
+import { mkdir, readFile, rename, rm, stat } from "node:fs/promises";
 import { basename, join, posix } from "node:path";
 import type { Readable } from "node:stream";
 import type { ExecOptions, FileEntry, FileOwner } from "../docker/index.js";
@@ -22,6 +24,7 @@ import { writeFileAtomic } from "../fs/write-atomic.js";
 import { parentDirs } from "../fs/move-aside.js";
 import { projectRoot } from "../project-root.js";
 import { COMPRESSIONS, extensionOf, type Compression } from "./compressor.js";
+import { copyFileOut } from "./container-copy-out.js";
 import { entryProblem } from "./entry-safety.js";
 import { openGenerated, type GeneratedFile } from "./generated-files.js";
 import { withFiles, type Manifest } from "./manifest.js";
@@ -78,8 +81,6 @@ export const PACK_SCRIPT = "templates/pack-tree.py";
 /** Generated files are uploaded in batches (and large ones in pieces) of about this many bytes. */
 const UPLOAD_BYTES = 16 * 1024 * 1024;
 const STDERR_KEEP = 16 * 1024;
-/** The copied tarball is written in pieces of about this size. */
-const WRITE_BYTES = 4 * 1024 * 1024;
 
 type Member = [kind: "s" | "v", type: "d" | "f" | "l", rel: string];
 
@@ -165,159 +166,6 @@ export function manifestFrame(manifest: ContainerPackOptions["manifest"]): [stri
   return [text.slice(0, at + marker.length - 2), text.slice(at + marker.length)];
 }
 
-/** The partial tarball: chunks gathered into few large writes (the copy is the packer's busiest part in node). */
-class OutputFile {
-  private held: Buffer[] = [];
-  private heldBytes = 0;
-  private closed = false;
-  private constructor(private readonly handle: FileHandle) {}
-
-  static async open(path: string): Promise<OutputFile> {
-    return new OutputFile(await open(path, "w"));
-  }
-
-  /** Holds a chunk; true when enough is held to write. */
-  add(chunk: Buffer): boolean {
-    this.held.push(chunk);
-    this.heldBytes += chunk.length;
-    return this.heldBytes >= WRITE_BYTES;
-  }
-
-  async flush(): Promise<void> {
-    // writev, not a concatenation: copying every byte once more in node costs as much garbage collection as the copy.
-    let held = this.held;
-    let left = this.heldBytes;
-    this.held = [];
-    this.heldBytes = 0;
-    while (left > 0) {
-      const { bytesWritten } = await this.handle.writev(held);
-      left -= bytesWritten;
-      if (left === 0) break;
-      // A short write: go on from where it stopped.
-      let skip = bytesWritten;
-      while (skip >= held[0]!.length) skip -= held.shift()!.length;
-      held = [held[0]!.subarray(skip), ...held.slice(1)];
-    }
-  }
-
-  async close(): Promise<void> {
-    await this.flush();
-    this.closed = true;
-    await this.handle.close();
-  }
-
-  async discard(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    await this.handle.close().catch(() => {});
-  }
-}
-
-function tarNumber(field: Buffer): number {
-  // Base-256 (GNU, for big values) or NUL/space-terminated octal.
-  if (field[0]! & 0x80) return field.subarray(1).reduce((n, byte) => n * 256 + byte, field[0]! & 0x7f);
-  const text = field.toString("latin1").replace(/\0.*$/s, "").trim();
-  return text === "" ? 0 : parseInt(text, 8);
-}
-
-function checkHeader(header: Buffer, path: string): void {
-  let sum = 0;
-  for (let i = 0; i < 512; i++) sum += i >= 148 && i < 156 ? 32 : header[i]!;
-  if (sum !== tarNumber(header.subarray(148, 156)))
-    throw new BuildError(`${path}: the engine's archive has a corrupt header`);
-}
-
-/**
- * Copies one file out of the container (one getArchive) into `sink`. The engine's archive of a file is
- * a header or two and the body: read here directly rather than through a tar parser, which doubled node's share of
- * the copy.
- */
-async function copyOut(
-  container: PackContainer,
-  path: string,
-  bytes: number,
-  sink: OutputFile,
-  hash: Hash,
-  signal?: AbortSignal,
-): Promise<void> {
-  const archive = await container.getArchive(path, signal);
-  let pending: Buffer = Buffer.alloc(0);
-  /** Bytes of the current record still to skip (extended headers and their padding). */
-  let skip = 0;
-  let body = -1;
-  /** Takes one chunk of the archive; true when the file should be written before the next. */
-  const take = (raw: Buffer): boolean => {
-    let chunk: Buffer = raw;
-    while (chunk.length > 0 && body < 0) {
-      if (skip > 0) {
-        const n = Math.min(skip, chunk.length);
-        skip -= n;
-        chunk = chunk.subarray(n);
-        continue;
-      }
-      pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
-      if (pending.length < 512) return false;
-      const header = pending.subarray(0, 512);
-      chunk = pending.subarray(512);
-      pending = Buffer.alloc(0);
-      if (header.every((b) => b === 0)) throw new BuildError(`${path} came back as an empty archive`);
-      checkHeader(header, path);
-      const type = String.fromCharCode(header[156]!);
-      const size = tarNumber(header.subarray(124, 136));
-      if (type === "x" || type === "g" || type === "L" || type === "K") {
-        skip = Math.ceil(size / 512) * 512;
-      } else if (type === "0" || type === "\0" || type === "7") {
-        if (size !== bytes) throw new BuildError(`${path} came back with ${size} bytes, not ${bytes}`);
-        body = 0;
-      } else {
-        throw new BuildError(`${path} came back as a tar entry of type ${JSON.stringify(type)}, not a file`);
-      }
-    }
-    if (body < 0 || chunk.length === 0 || body === bytes) return false;
-    const data = chunk.length <= bytes - body ? chunk : chunk.subarray(0, bytes - body);
-    hash.update(data);
-    body += data.length;
-    return sink.add(data);
-  };
-  try {
-    // 'data' events, not an async iterator: the iterator concatenates whatever piled up while a write was under way,
-    // a copy and an allocation of most of the bytes.
-    await new Promise<void>((resolve, reject) => {
-      let settled = false;
-      const fail = (error: unknown): void => {
-        if (settled) return;
-        settled = true;
-        reject(error);
-      };
-      const finish = (): void => {
-        if (settled) return;
-        settled = true;
-        resolve();
-      };
-      archive.on("data", (raw: Buffer) => {
-        if (settled) return;
-        let write: boolean;
-        try {
-          write = take(raw);
-        } catch (error) {
-          fail(error);
-          return;
-        }
-        if (write) {
-          archive.pause();
-          sink.flush().then(() => (body === bytes ? finish() : archive.resume()), fail);
-        } else if (body === bytes) finish();
-      });
-      archive.on("end", finish);
-      archive.on("error", fail);
-      archive.on("close", () => fail(new BuildError(`${path}: the engine closed the archive early`)));
-    });
-  } finally {
-    archive.destroy();
-  }
-  if (body !== bytes) throw new BuildError(`${path}: copied ${Math.max(body, 0)} bytes of ${bytes}`);
-}
-
 interface Upload {
   files: Record<string, FileEntry>;
   assemble: [string, string[]][];
@@ -381,10 +229,20 @@ async function uploadGenerated(
   await flush();
 }
 
-/** Packs `<outDir>/<top>.tar.gz` (or `.tar.zst`) in the container and writes its `.sha256` sidecar. */
-export async function packInContainer(options: ContainerPackOptions): Promise<PackResult> {
-  const { container, top, signal } = options;
-  checkTop(top);
+/** What packInContainer settles before touching the container. */
+interface PackSettings {
+  compression: Compression;
+  /** The view's path, normalised, without a trailing slash. */
+  view: string;
+  /** The scratch directory in the container, normalised. */
+  work: string;
+  /** The time of every entry, in seconds since the epoch. */
+  mtime: number;
+}
+
+/** Checks the options that need no container: names, compression, the view and pack directory paths. */
+function packSettings(options: ContainerPackOptions): PackSettings {
+  checkTop(options.top);
   for (const path of Object.keys(options.files ?? {})) checkGeneratedPath(path);
   const compression = options.compression ?? "gzip";
   if (!COMPRESSIONS.includes(compression)) {
@@ -403,155 +261,225 @@ export async function packInContainer(options: ContainerPackOptions): Promise<Pa
   if (work === "/" || view.startsWith(`${work}/`))
     throw new BuildError(`the pack directory ${work} would hold the view ${view}`);
   const mtime = Math.floor((options.mtime ?? defaultMtime()).getTime() / 1000);
+  return { compression, view, work, mtime };
+}
+
+/**
+ * Step 1: empties the pack directory, then lists the view and who we are in the container (the uploads must be
+ * ours to remove).
+ */
+async function listView(
+  container: PackContainer,
+  settings: PackSettings,
+  signal?: AbortSignal,
+): Promise<{ owner: FileOwner; entries: ViewEntry[] }> {
+  const listing = await run(
+    container,
+    [
+      "sh",
+      "-c",
+      // The view's real path: a symlink to it would be archived as a symlink.
+      'rm -rf -- "$2" && id -u && id -g && test -d "$1" && ! test -L "$1" && exec find "$1" -mindepth 1 -printf "%y\\0%P\\0%l\\0"',
+      "sh",
+      settings.view,
+      settings.work,
+    ],
+    `listing the view ${settings.view}`,
+    signal,
+  );
+  const firstNl = listing.indexOf(10);
+  const secondNl = listing.indexOf(10, firstNl + 1);
+  const owner = {
+    uid: Number(listing.subarray(0, firstNl).toString()),
+    gid: Number(listing.subarray(firstNl + 1, secondNl).toString()),
+  };
+  if (!Number.isInteger(owner.uid) || !Number.isInteger(owner.gid))
+    throw new BuildError("cannot read the container user's uid and gid");
+  return { owner, entries: parseListing(listing.subarray(secondNl + 1)) };
+}
+
+/**
+ * Step 2: the members, in the tarball's order: the top directory, install.sh, the other generated files (each
+ * after its directories), the view, then (added by the packer) manifest.json and SHA256SUMS. View entries the
+ * verifier would refuse fail the pack, or are skipped and named with `onUnsafe: "skip"`.
+ */
+function planMembers(
+  top: string,
+  generated: [string, GeneratedFile][],
+  entries: ViewEntry[],
+  onUnsafe: ContainerPackOptions["onUnsafe"],
+): { members: Member[]; skipped: string[] } {
+  const members: Member[] = [["s", "d", ""]];
+  const dirs = new Set<string>();
+  for (const [path] of generated) {
+    for (const dir of parentDirs(path)) {
+      if (dirs.has(dir)) continue;
+      dirs.add(dir);
+      members.push(["s", "d", dir]);
+    }
+    members.push(["s", "f", path]);
+  }
+  members.push(["v", "d", ""]);
+  const skipped: string[] = [];
+  for (const { type, rel, link } of entries) {
+    const name = `${top}/${LAYOUT.view}/${rel}`;
+    const problem = entryProblem({ name, type, linkname: type === "symlink" ? link : null }, top);
+    if (problem !== undefined) {
+      if (onUnsafe !== "skip") throw new BuildError(`the view holds ${LAYOUT.view}/${rel}: ${problem}`);
+      skipped.push(`${LAYOUT.view}/${rel}: ${problem}`);
+      continue;
+    }
+    members.push(["v", type === "directory" ? "d" : type === "symlink" ? "l" : "f", rel]);
+  }
+  return { members, skipped };
+}
+
+/** The packer's job.json (templates/pack-tree.py says what each field means), without `assemble`. */
+function packJob(options: ContainerPackOptions, settings: PackSettings, members: Member[], partial: string) {
+  return {
+    top: options.top,
+    layout: scriptLayout(),
+    view: settings.view,
+    members,
+    mtime: settings.mtime,
+    compression: settings.compression,
+    gzip_program: options.gzipProgram ?? "pigz",
+    stream_digest: options.checkDigest ?? false,
+    ...(options.sharedOutDir === undefined ? {} : { output: posix.join(options.sharedOutDir, basename(partial)) }),
+    manifest: manifestFrame(options.manifest),
+  };
+}
+
+/** What the packer reports on its `done` line. */
+interface Packed {
+  bytes: number;
+  /** The tarball's sha256 as the container computed it, or "-" when it was not asked to. */
+  sha256: string;
+  files: number;
+  /** The tarball's path in the container. */
+  path: string;
+  /** The compressor, e.g. `zstd -3 -T0`. */
+  label: string;
+}
+
+/** Step 4: runs the packer uploaded into the pack directory; returns what it reported of the finished tarball. */
+async function runPacker(
+  container: PackContainer,
+  work: string,
+  onLog: ContainerPackOptions["onLog"],
+  signal?: AbortSignal,
+): Promise<Packed> {
+  let done: Packed | undefined;
+  let line = "";
+  const stderr: Buffer[] = [];
+  let stderrBytes = 0;
+  const onStdout = (chunk: Buffer): void => {
+    line += chunk.toString("utf8");
+    for (let nl = line.indexOf("\n"); nl >= 0; nl = line.indexOf("\n")) {
+      const words = line.slice(0, nl).split(" ");
+      line = line.slice(nl + 1);
+      if (words[0] === "done") {
+        const [bytes, sha256, files, path] = words.slice(1, 5);
+        done = {
+          bytes: Number(bytes),
+          sha256: sha256!,
+          files: Number(files),
+          path: path!,
+          label: words.slice(5).join(" "),
+        };
+      }
+    }
+  };
+  const onStderr = (chunk: Buffer): void => {
+    onLog?.(chunk);
+    stderr.push(chunk);
+    stderrBytes += chunk.length;
+    while (stderrBytes > STDERR_KEEP && stderr.length > 1) stderrBytes -= stderr.shift()!.length;
+  };
+  const { exitCode } = await container.exec(["python3", `${work}/pack-tree.py`, `${work}/job.json`], {
+    onStdout,
+    onStderr,
+    ...(signal ? { signal } : {}),
+  });
+  if (exitCode !== 0) {
+    throw new BuildError(
+      `packing in the container failed (exit code ${exitCode}): ${Buffer.concat(stderr).toString("utf8").trim()}`,
+    );
+  }
+  if (done === undefined || !Number.isSafeInteger(done.bytes))
+    throw new BuildError("the packer ended without reporting the tarball");
+  return done;
+}
+
+/**
+ * Step 5: the finished tarball here, at `partial`: copied out (one file through the engine API) and hashed on the
+ * way, or, with a shared directory, hashed where it already is. Checks its size (and the container's digest when
+ * it made one); returns its sha256.
+ */
+async function receiveTarball(
+  options: ContainerPackOptions,
+  done: Packed,
+  partial: string,
+  signal?: AbortSignal,
+): Promise<string> {
+  const hash = createHash("sha256");
+  if (options.sharedOutDir === undefined) {
+    await copyFileOut(options.container, done.path, done.bytes, partial, hash, signal);
+  } else {
+    for await (const chunk of createReadStream(partial, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
+  }
+  const sha256 = hash.digest("hex");
+  if (done.sha256 !== "-" && sha256 !== done.sha256)
+    throw new BuildError(`the tarball copied out has sha256 ${sha256}, the container wrote ${done.sha256}`);
+  const { size } = await stat(partial);
+  if (size !== done.bytes)
+    throw new BuildError(`the tarball here has ${size} bytes, the container wrote ${done.bytes}`);
+  return sha256;
+}
+
+/** Step 6: the partial file renamed into place, then its sidecar. */
+async function publish(partial: string, final: string, sha256: string): Promise<void> {
+  // A sidecar of an earlier tarball of the same name must not sit beside the new one, even for a moment.
+  await rm(`${final}.sha256`, { force: true });
+  await rename(partial, final);
+  await writeFileAtomic(`${final}.sha256`, `${sha256}  ${basename(final)}\n`);
+}
+
+/** Packs `<outDir>/<top>.tar.gz` (or `.tar.zst`) in the container and writes its `.sha256` sidecar. */
+export async function packInContainer(options: ContainerPackOptions): Promise<PackResult> {
+  const { container, top, signal } = options;
+  const settings = packSettings(options);
   if (signal?.aborted) throw new CancelledError();
 
   await mkdir(options.outDir, { recursive: true });
-  const final = join(options.outDir, `${top}${extensionOf(compression)}`);
+  const final = join(options.outDir, `${top}${extensionOf(settings.compression)}`);
   const partial = `${final}.partial-${process.pid}`;
   let cleanWork = false;
-  let sink: OutputFile | undefined;
 
   try {
-    // 1. What the view holds, and who we are in the container (the uploads must be ours to remove).
-    const listing = await run(
-      container,
-      [
-        "sh",
-        "-c",
-        // The view's real path: a symlink to it would be archived as a symlink.
-        'rm -rf -- "$2" && id -u && id -g && test -d "$1" && ! test -L "$1" && exec find "$1" -mindepth 1 -printf "%y\\0%P\\0%l\\0"',
-        "sh",
-        view,
-        work,
-      ],
-      `listing the view ${view}`,
-      signal,
-    );
+    const { owner, entries } = await listView(container, settings, signal);
     cleanWork = true;
-    const firstNl = listing.indexOf(10);
-    const secondNl = listing.indexOf(10, firstNl + 1);
-    const owner = {
-      uid: Number(listing.subarray(0, firstNl).toString()),
-      gid: Number(listing.subarray(firstNl + 1, secondNl).toString()),
-    };
-    if (!Number.isInteger(owner.uid) || !Number.isInteger(owner.gid))
-      throw new BuildError("cannot read the container user's uid and gid");
-    const entries = parseListing(listing.subarray(secondNl + 1));
-
-    // 2. The members, in the tarball's order: the top directory, install.sh, the other generated files (each after
-    //    its directories), the view, then (added by the packer) manifest.json and SHA256SUMS.
-    const members: Member[] = [["s", "d", ""]];
-    const dirs = new Set<string>();
     const generated = Object.entries(options.files ?? {}).sort(([a], [b]) => generatedOrder(a, b));
-    for (const [path] of generated) {
-      for (const dir of parentDirs(path)) {
-        if (dirs.has(dir)) continue;
-        dirs.add(dir);
-        members.push(["s", "d", dir]);
-      }
-      members.push(["s", "f", path]);
-    }
-    members.push(["v", "d", ""]);
-    const skipped: string[] = [];
-    for (const { type, rel, link } of entries) {
-      const name = `${top}/${LAYOUT.view}/${rel}`;
-      const problem = entryProblem({ name, type, linkname: type === "symlink" ? link : null }, top);
-      if (problem !== undefined) {
-        if (options.onUnsafe !== "skip") throw new BuildError(`the view holds ${LAYOUT.view}/${rel}: ${problem}`);
-        skipped.push(`${LAYOUT.view}/${rel}: ${problem}`);
-        continue;
-      }
-      members.push(["v", type === "directory" ? "d" : type === "symlink" ? "l" : "f", rel]);
-    }
-
-    // 3. The generated files, the job and the packer into the container.
-    const job = {
-      top,
-      layout: scriptLayout(),
-      view,
-      members,
-      mtime,
-      compression,
-      gzip_program: options.gzipProgram ?? "pigz",
-      stream_digest: options.checkDigest ?? false,
-      ...(options.sharedOutDir === undefined ? {} : { output: posix.join(options.sharedOutDir, basename(partial)) }),
-      manifest: manifestFrame(options.manifest),
-    };
+    const { members, skipped } = planMembers(top, generated, entries, options.onUnsafe);
+    // Step 3: the generated files, the job and the packer into the container.
+    const job = packJob(options, settings, members, partial);
     const script = await packScript();
-    await uploadGenerated(container, work, top, generated, owner, (assemble) => ({
+    await uploadGenerated(container, settings.work, top, generated, owner, (assemble) => ({
       "job.json": JSON.stringify({ ...job, assemble }),
       "pack-tree.py": { content: script, mode: 0o755 },
     }));
     if (signal?.aborted) throw new CancelledError();
-
-    // 4. Pack. The packer reports the tarball when it is complete: copy it out (one file through the engine API)
-    //    and hash it, or, with a shared directory, hash it where it already is.
-    let done: { bytes: number; sha256: string; files: number; path: string; label: string } | undefined;
-    let line = "";
-    const stderr: Buffer[] = [];
-    let stderrBytes = 0;
-    const onStdout = (chunk: Buffer): void => {
-      line += chunk.toString("utf8");
-      for (let nl = line.indexOf("\n"); nl >= 0; nl = line.indexOf("\n")) {
-        const words = line.slice(0, nl).split(" ");
-        line = line.slice(nl + 1);
-        if (words[0] === "done") {
-          done = {
-            bytes: Number(words[1]),
-            sha256: words[2]!,
-            files: Number(words[3]),
-            path: words[4]!,
-            label: words.slice(5).join(" "),
-          };
-        }
-      }
-    };
-    const onStderr = (chunk: Buffer): void => {
-      options.onLog?.(chunk);
-      stderr.push(chunk);
-      stderrBytes += chunk.length;
-      while (stderrBytes > STDERR_KEEP && stderr.length > 1) stderrBytes -= stderr.shift()!.length;
-    };
-    const { exitCode } = await container.exec(["python3", `${work}/pack-tree.py`, `${work}/job.json`], {
-      onStdout,
-      onStderr,
-      ...(signal ? { signal } : {}),
-    });
-    if (exitCode !== 0) {
-      throw new BuildError(
-        `packing in the container failed (exit code ${exitCode}): ${Buffer.concat(stderr).toString("utf8").trim()}`,
-      );
-    }
-    if (done === undefined || !Number.isSafeInteger(done.bytes))
-      throw new BuildError("the packer ended without reporting the tarball");
-    const hash = createHash("sha256");
-    if (options.sharedOutDir === undefined) {
-      const out = await OutputFile.open(partial);
-      sink = out;
-      await copyOut(container, done.path, done.bytes, out, hash, signal);
-      await out.close();
-    } else {
-      for await (const chunk of createReadStream(partial, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
-    }
-    const sha256 = hash.digest("hex");
-    if (done.sha256 !== "-" && sha256 !== done.sha256)
-      throw new BuildError(`the tarball copied out has sha256 ${sha256}, the container wrote ${done.sha256}`);
-    const { size } = await stat(partial);
-    if (size !== done.bytes)
-      throw new BuildError(`the tarball here has ${size} bytes, the container wrote ${done.bytes}`);
+    const done = await runPacker(container, settings.work, options.onLog, signal);
+    const sha256 = await receiveTarball(options, done, partial, signal);
     if (signal?.aborted) throw new CancelledError();
-    // A sidecar of an earlier tarball of the same name must not sit beside the new one, even for a moment.
-    await rm(`${final}.sha256`, { force: true });
-    await rename(partial, final);
-    await writeFileAtomic(`${final}.sha256`, `${sha256}  ${basename(final)}\n`);
-    return { path: final, sha256, bytes: size, files: done.files, skipped, compressor: done.label };
+    await publish(partial, final, sha256);
+    return { path: final, sha256, bytes: done.bytes, files: done.files, skipped, compressor: done.label };
   } catch (error) {
-    await sink?.discard();
     await rm(partial, { force: true });
     if (signal?.aborted) throw new CancelledError();
     if (error instanceof FactoryError) throw error;
     throw new BuildError(`packing ${final} failed: ${(error as Error).message}`, { cause: error });
   } finally {
-    if (cleanWork && !signal?.aborted) await container.exec(["rm", "-rf", "--", work]).catch(() => {});
+    if (cleanWork && !signal?.aborted) await container.exec(["rm", "-rf", "--", settings.work]).catch(() => {});
   }
 }
