@@ -28,46 +28,61 @@ export async function inspectSpackSources(
 ): Promise<{ stack: Stack; issues: string[] }> {
   const issues: string[] = [];
   const spack = { ...stack.spack, repos: [...stack.spack.repos] };
+  if (spack.origin.kind === "local") await inspectCheckout(spack, spack.origin.path, builtinGiven, issueAt, issues);
+  if (spack.builtin?.kind === "local") await inspectBuiltin(spack, spack.builtin.path, issueAt, issues);
+  await inspectRepos(spack, issueAt, issues);
+  return { stack: { ...stack, spack }, issues };
+}
 
-  if (spack.origin.kind === "local") {
-    const root = spack.origin.path;
-    if (!(await isFile(path.join(root, "bin", "spack")))) {
-      issues.push(issueAt(["spack", "source"], `${root} is not a Spack checkout: it has no bin/spack`));
-    } else if (await isFile(path.join(root, "var", "spack", "repos", "builtin", "repo.yaml"))) {
-      spack.generation = "v0";
-      delete spack.builtin;
-      if (builtinGiven) {
-        issues.push(
-          issueAt(
-            ["spack", "builtin"],
-            `${root} is Spack 0.2x, which keeps its builtin packages inside the checkout: remove spack.builtin`,
-            "key",
-          ),
-        );
-      }
-    } else {
-      spack.generation = "v1";
-      if (!builtinGiven) {
-        const pinned = await pinOfCheckout(root);
-        if (pinned !== undefined) spack.builtin = pinned;
-      }
-    }
-  }
+type SpackSources = Stack["spack"];
 
-  if (spack.builtin?.kind === "local") {
-    const given = spack.builtin.path;
-    const inCheckout = path.join(given, BUILTIN_IN_CHECKOUT);
-    if (await isFile(path.join(inCheckout, "repo.yaml"))) spack.builtin = { kind: "local", path: inCheckout };
-    else if (!(await isFile(path.join(given, "repo.yaml")))) {
+/** A local Spack checkout: Spack 0.2x (builtin inside) or 1.x (builtin beside, pinned by the checkout when not given). */
+async function inspectCheckout(
+  spack: SpackSources,
+  root: string,
+  builtinGiven: boolean,
+  issueAt: IssueAt,
+  issues: string[],
+): Promise<void> {
+  if (!(await isFile(path.join(root, "bin", "spack")))) {
+    issues.push(issueAt(["spack", "source"], `${root} is not a Spack checkout: it has no bin/spack`));
+  } else if (await isFile(path.join(root, "var", "spack", "repos", "builtin", "repo.yaml"))) {
+    spack.generation = "v0";
+    delete spack.builtin;
+    if (builtinGiven) {
       issues.push(
         issueAt(
-          ["spack", "builtin", "source"],
-          `${given} is not a spack-packages checkout: it has neither ${BUILTIN_IN_CHECKOUT}/repo.yaml nor repo.yaml`,
+          ["spack", "builtin"],
+          `${root} is Spack 0.2x, which keeps its builtin packages inside the checkout: remove spack.builtin`,
+          "key",
         ),
       );
     }
+  } else {
+    spack.generation = "v1";
+    if (!builtinGiven) {
+      const pinned = await pinOfCheckout(root);
+      if (pinned !== undefined) spack.builtin = pinned;
+    }
   }
+}
 
+/** A local spack-packages: the checkout's builtin repository, or the repository itself. */
+async function inspectBuiltin(spack: SpackSources, given: string, issueAt: IssueAt, issues: string[]): Promise<void> {
+  const inCheckout = path.join(given, BUILTIN_IN_CHECKOUT);
+  if (await isFile(path.join(inCheckout, "repo.yaml"))) spack.builtin = { kind: "local", path: inCheckout };
+  else if (!(await isFile(path.join(given, "repo.yaml")))) {
+    issues.push(
+      issueAt(
+        ["spack", "builtin", "source"],
+        `${given} is not a spack-packages checkout: it has neither ${BUILTIN_IN_CHECKOUT}/repo.yaml nor repo.yaml`,
+      ),
+    );
+  }
+}
+
+/** Each site repository: its repo.yaml read (guarded), its namespace valid, not builtin, not taken twice. */
+async function inspectRepos(spack: SpackSources, issueAt: IssueAt, issues: string[]): Promise<void> {
   const seen = new Map<string, number>();
   for (const [i, repo] of spack.repos.entries()) {
     const where = ["spack", "repos", i] as const;
@@ -83,25 +98,21 @@ export async function inspectSpackSources(
       continue;
     }
     const namespace = namespaceOf(text);
-    if (namespace === undefined || !NAMESPACE.test(namespace)) {
-      issues.push(issueAt(where, `${descriptor} declares no valid repo.namespace (a name such as my_site)`));
-      continue;
-    }
-    if (namespace === "builtin") {
-      issues.push(
-        issueAt(where, `${repo.path} has namespace builtin: give Spack's builtin packages as spack.builtin.source`),
-      );
-      continue;
-    }
-    const first = seen.get(namespace);
-    if (first !== undefined) {
-      issues.push(issueAt(where, `namespace "${namespace}" is already taken by spack.repos[${first}]`));
+    const problem =
+      namespace === undefined || !NAMESPACE.test(namespace)
+        ? `${descriptor} declares no valid repo.namespace (a name such as my_site)`
+        : namespace === "builtin"
+          ? `${repo.path} has namespace builtin: give Spack's builtin packages as spack.builtin.source`
+          : seen.has(namespace)
+            ? `namespace "${namespace}" is already taken by spack.repos[${seen.get(namespace)}]`
+            : undefined;
+    if (problem !== undefined || namespace === undefined) {
+      issues.push(issueAt(where, problem ?? ""));
       continue;
     }
     seen.set(namespace, i);
     spack.repos[i] = { path: repo.path, namespace };
   }
-  return { stack: { ...stack, spack }, issues };
 }
 
 /** `repo: { namespace: x }` of a repo.yaml, or undefined. */
