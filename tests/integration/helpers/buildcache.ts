@@ -55,7 +55,7 @@ export function buildcacheEntries(dir: string): BuildcacheEntry[] {
       const manifestPath = join(top, name, file);
       const text = readFileSync(manifestPath, "utf8");
       entries.push({
-        short: m[1] + "-" + m[2],
+        short: `${m[1]}-${m[2]}`,
         name,
         hash: m[2] as string,
         manifestPath,
