@@ -670,6 +670,8 @@ describe("spack stand-in: build, buildcache, view", { shuffle: false }, () => {
       ]);
       for (const blob of entry.data) {
         const bytes = fs.readFileSync(blobPath(p.buildcache, blob));
+        // Readable by every user of a shared mirror (another container's uid, the factory on the host).
+        expect(fs.statSync(blobPath(p.buildcache, blob)).mode & 0o044).toBe(0o044);
         expect(bytes.length).toBe(blob.contentLength);
         expect(createHash("sha256").update(bytes).digest("hex")).toBe(blob.checksum);
         expect(bytes.subarray(0, 2).toString("hex")).toBe("1f8b");
