@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { execa } from "execa";
 import { beforeAll, describe, expect, it } from "vitest";
 import type { RunReport } from "../../src/run/report.js";
+import { buildcacheEntries, buildcacheIndex, specDocument } from "./helpers/buildcache.js";
 import { runCli } from "./helpers/cli.js";
 import { CLI } from "./helpers/stack.js";
 import { requireEngine, requireTestImage } from "./helpers/engine.js";
@@ -43,17 +44,15 @@ async function warm(
   return { exitCode: run.exitCode ?? -1, report, all: run.all ?? "" };
 }
 
-/** Hashes listed in the index of the run's buildcache, and the spec files present. */
+/** Hashes listed in the index of the run's buildcache, and the entries present (each spec blob readable). */
 async function buildcacheState(): Promise<{ indexed: string[]; specFiles: string[] }> {
   const keys = await readdir(join(cacheRoot, "buildcache"));
   expect(keys).toHaveLength(1);
-  const dir = join(cacheRoot, "buildcache", keys[0]!, "build_cache");
-  const index = JSON.parse(await readFile(join(dir, "index.json"), "utf8")) as {
-    database: { installs: Record<string, unknown> };
-  };
-  const specFiles = (await readdir(dir)).filter((f) => f.endsWith(".spec.json"));
-  for (const f of specFiles) JSON.parse(await readFile(join(dir, f), "utf8"));
-  return { indexed: Object.keys(index.database.installs).sort(), specFiles };
+  const dir = join(cacheRoot, "buildcache", keys[0]!);
+  const index = buildcacheIndex(dir);
+  const entries = buildcacheEntries(dir);
+  for (const e of entries) expect(specDocument(dir, e).spec.nodes[0]!.hash).toBe(e.hash);
+  return { indexed: Object.keys(index.database.installs).sort(), specFiles: entries.map((e) => e.short) };
 }
 
 // Steps of one scenario, in this order even when the tests are shuffled (scripts/test.sh): each starts from
@@ -171,9 +170,9 @@ describe("several targets at once on one shared cache", { shuffle: false }, () =
   it("cache prune removes old entries, keeps what is used, and the next warm still finds the buildcache", async () => {
     const old = new Date(Date.now() - 30 * 86_400_000);
     const stale = join(cacheRoot, "buildcache", "some-old-key");
-    await mkdir(join(stale, "build_cache"), { recursive: true });
-    await writeFile(join(stale, "build_cache", "x.spec.json"), "{}");
-    await utimes(join(stale, "build_cache", "x.spec.json"), old, old);
+    await mkdir(join(stale, "v3"), { recursive: true });
+    await writeFile(join(stale, "v3", "layout.json"), '{"signing": "gpg"}');
+    await utimes(join(stale, "v3", "layout.json"), old, old);
     await utimes(stale, old, old);
     const runs = await readdir(join(cacheRoot, "logs"));
     const oldRun = runs[0]!;

@@ -11,6 +11,7 @@ import { execa } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunReport } from "../../src/run/report.js";
 import { connectEngine } from "../../src/docker/index.js";
+import { buildcacheEntries } from "./helpers/buildcache.js";
 import { runCli } from "./helpers/cli.js";
 import { requireEngine, requireTestImage } from "./helpers/engine.js";
 import { requireRegistry, type TestRegistry } from "./helpers/registry.js";
@@ -197,9 +198,7 @@ describe("three targets over two engines, one OCI buildcache", { shuffle: false 
     // One buildcache directory for the key, under the shared path, written by both engines.
     const keys = await readdir(shared);
     expect(keys).toHaveLength(1);
-    const specs = (await readdir(join(shared, keys[0]!, "build_cache"))).filter(
-      (f) => f.startsWith("zlib-") && f.endsWith(".spec.json"),
-    );
+    const specs = buildcacheEntries(join(shared, keys[0]!)).filter((e) => e.name === "zlib");
     expect(specs).toHaveLength(2);
   });
 

@@ -6,6 +6,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { initKeys } from "../../src/sign/keys-init.js";
 import { loadSigningKey } from "../../src/sign/key.js";
 import { signFile } from "../../src/sign/sign-file.js";
+import { buildcacheEntries } from "./helpers/buildcache.js";
 import { runCli } from "./helpers/cli.js";
 import { requireEngine, requireTestImage, TEST_IMAGE } from "./helpers/engine.js";
 import { tempDir, writeTestStack } from "./helpers/stack.js";
@@ -374,14 +375,15 @@ describe("a signed buildcache", () => {
     const keys = await readdir(join(warmCache, "buildcache"));
     expect(keys).toHaveLength(1);
     expect(keys[0]).toMatch(new RegExp(`_signed-${site.fingerprint.slice(-16)}$`));
-    const entries = await readdir(join(warmCache, "buildcache", keys[0]!, "build_cache"));
-    expect(entries.filter((e) => e.endsWith(".spec.json.sig")).length).toBeGreaterThanOrEqual(3);
-    expect(entries.filter((e) => e.endsWith(".spec.json"))).toEqual([]);
-    const signedText = await readFile(
-      join(warmCache, "buildcache", keys[0]!, "build_cache", entries.find((e) => e.endsWith(".sig"))!),
-      "utf8",
+    // Spack 1.x's layout: every entry's manifest (v3/manifests/spec/...) is a clearsigned message.
+    const dir = join(warmCache, "buildcache", keys[0]!);
+    const entries = buildcacheEntries(dir);
+    expect(entries.length).toBeGreaterThanOrEqual(3);
+    expect(entries.filter((e) => !e.signed)).toEqual([]);
+    expect(entries[0]!.text).toMatch(
+      /^-----BEGIN PGP SIGNED MESSAGE-----\n[\s\S]*"version":3,[\s\S]*-----BEGIN PGP SIGNATURE-----/,
     );
-    expect(signedText).toContain("-----BEGIN PGP SIGNED MESSAGE-----");
+    expect(JSON.parse(await readFile(join(dir, "v3", "layout.json"), "utf8"))).toEqual({ signing: "gpg" });
 
     const out = join(work, "dist-nightly");
     const build = await runCli([
@@ -412,19 +414,19 @@ describe("a signed buildcache", () => {
     const cache = join(work, "warm-cache-altered");
     await execa("cp", ["-a", "--", warmCache, cache]);
     const key = (await readdir(join(cache, "buildcache"))).find((k) => /_signed-[0-9A-F]+$/.test(k))!;
-    const dir = join(cache, "buildcache", key, "build_cache");
-    const entries = await readdir(dir);
-    // hello's spec document altered under its signature; zlib's signature stripped (an unsigned entry).
-    const hello = entries.find((e) => e.startsWith("hello-") && e.endsWith(".sig"))!;
-    const helloText = await readFile(join(dir, hello), "utf8");
-    await writeFile(join(dir, hello), helloText.replace('"hash_algorithm": "sha256"', '"hash_algorithm":  "sha256"'));
-    const zlib = entries.find((e) => e.startsWith("zlib-") && e.endsWith(".sig"))!;
+    const entries = buildcacheEntries(join(cache, "buildcache", key));
+    // hello's manifest altered under its signature; zlib's signature stripped (an unsigned manifest).
+    const hello = entries.find((e) => e.name === "hello")!;
+    expect(hello.text).toContain('"checksumAlgorithm":"sha256"');
+    await writeFile(
+      hello.manifestPath,
+      hello.text.replace('"checksumAlgorithm":"sha256"', '"checksumAlgorithm": "sha256"'),
+    );
+    const zlib = entries.find((e) => e.name === "zlib")!;
     const zlibBody = /-----BEGIN PGP SIGNED MESSAGE-----\s+Hash:\s+\S+\s+([\s\S]+)-----BEGIN PGP SIGNATURE-----/.exec(
-      await readFile(join(dir, zlib), "utf8"),
+      zlib.text,
     )![1]!;
-    await writeFile(join(dir, zlib.replace(/\.sig$/, "")), zlibBody);
-    const { rm } = await import("node:fs/promises");
-    await rm(join(dir, zlib));
+    await writeFile(zlib.manifestPath, zlibBody);
 
     const again = await runCli([
       "warm",

@@ -22,6 +22,7 @@ import {
   type RepoConfig,
   type SpackPaths,
 } from "../../src/spack/contract.js";
+import { buildcacheEntries, buildcacheIndex } from "./helpers/buildcache.js";
 
 const FIXTURES = fileURLToPath(new URL("../fixtures/", import.meta.url));
 const STANDIN = path.join(FIXTURES, "spack-standin");
@@ -154,7 +155,16 @@ const SAMPLES: Record<Command, Sample> = {
   push: {
     argv: (p) => spackCommands.push(p),
     check: (p) => {
-      const index = JSON.parse(fs.readFileSync(path.join(p.buildcache, "build_cache", "index.json"), "utf8"));
+      const index = buildcacheIndex(p.buildcache);
+      expect(
+        buildcacheEntries(p.buildcache)
+          .map((e) => e.hash)
+          .sort(),
+      ).toEqual(
+        built(p)
+          .map((n) => n.hash)
+          .sort(),
+      );
       expect(Object.keys(index.database.installs).sort()).toEqual(
         built(p)
           .map((n) => n.hash)

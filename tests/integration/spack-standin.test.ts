@@ -4,6 +4,7 @@
  * Python directly on the host: no Docker, no factory code but the contract's command lines.
  */
 import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -11,7 +12,15 @@ import { fileURLToPath } from "node:url";
 import { execa } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import YAML from "yaml";
-import { spackCommands, spackEnvironment, type SpackPaths } from "../../src/spack/contract.js";
+import { BUILDCACHE_MIRROR, spackCommands, spackEnvironment, type SpackPaths } from "../../src/spack/contract.js";
+import {
+  blobPath,
+  buildcacheEntries,
+  buildcacheIndex,
+  SPEC_TYPE,
+  specDocument,
+  TARBALL_TYPE,
+} from "./helpers/buildcache.js";
 
 const FIXTURES = fileURLToPath(new URL("../fixtures/", import.meta.url));
 const STANDIN = path.join(FIXTURES, "spack-standin");
@@ -638,12 +647,42 @@ describe("spack stand-in: build, buildcache, view", { shuffle: false }, () => {
     // Spack's lines: `[i/n] Pushed name@version/hash7`.
     expect(r.stdout).toMatch(new RegExp(`^==> \\[\\d/\\d\\] Pushed hello@2\\.12/${hello.hash.slice(0, 7)}$`, "m"));
     expect(r.stdout).toContain(` Pushed gcc-runtime@${runtime.version}/${runtime.hash.slice(0, 7)}\n`);
-    const index = JSON.parse(fs.readFileSync(path.join(p.buildcache, "build_cache", "index.json"), "utf8"));
-    const built = Object.values(readLock(p).concrete_specs)
-      .filter((n) => !n.external)
-      .map((n) => n.hash);
-    expect(Object.keys(index.database.installs).sort()).toEqual(built.sort());
+    // Into an empty directory Spack 1.1 warns that layout.json is missing, then writes it.
+    const warning = [0, 1, 2, 3].map((i) => real("missingLayoutJson", { mirror: BUILDCACHE_MIRROR }, i));
+    expect(r.stderr).toContain(warning.join("\n"));
+    expect(JSON.parse(fs.readFileSync(path.join(p.buildcache, "v3", "layout.json"), "utf8"))).toEqual({
+      signing: "gpg",
+    });
+    expect(fs.existsSync(path.join(p.buildcache, "build_cache"))).toBe(false);
+    const built = Object.values(readLock(p).concrete_specs).filter((n) => !n.external);
+    // One manifest per package at v3/manifests/spec/<name>/<name>-<version>-<hash>.spec.manifest.json, listing the
+    // tarball and the gzipped spec file as blobs stored under their sha256.
+    const entries = buildcacheEntries(p.buildcache);
+    expect(entries.map((e) => path.relative(p.buildcache, e.manifestPath)).sort()).toEqual(
+      built.map((n) => `v3/manifests/spec/${n.name}/${short(n)}.spec.manifest.json`).sort(),
+    );
+    for (const entry of entries) {
+      expect(entry.signed).toBe(false);
+      expect(entry.version).toBe(3);
+      expect(entry.data.map((b) => [b.mediaType, b.compression, b.checksumAlgorithm])).toEqual([
+        [TARBALL_TYPE, "gzip", "sha256"],
+        [SPEC_TYPE, "gzip", "sha256"],
+      ]);
+      for (const blob of entry.data) {
+        const bytes = fs.readFileSync(blobPath(p.buildcache, blob));
+        // Readable by every user of a shared mirror (another container's uid, the factory on the host).
+        expect(fs.statSync(blobPath(p.buildcache, blob)).mode & 0o044).toBe(0o044);
+        expect(bytes.length).toBe(blob.contentLength);
+        expect(createHash("sha256").update(bytes).digest("hex")).toBe(blob.checksum);
+        expect(bytes.subarray(0, 2).toString("hex")).toBe("1f8b");
+      }
+      expect(specDocument(p.buildcache, entry).spec.nodes[0]!.hash).toBe(entry.hash);
+    }
+    const index = buildcacheIndex(p.buildcache);
+    expect(index.database.version).toBe("8");
+    expect(Object.keys(index.database.installs).sort()).toEqual(built.map((n) => n.hash).sort());
     const again = await run(spackCommands.push(p), p);
+    expect(again.stderr).not.toContain("layout.json");
     expect(again.stdout).not.toContain("Pushed");
     expect(again.stdout).toContain("==> All specs are already in the buildcache. Use --force to overwrite them.");
 
@@ -686,6 +725,12 @@ describe("spack stand-in: build, buildcache, view", { shuffle: false }, () => {
     for (const node of [runtime, libgreet, hello]) {
       const fill = { name: node.name, short: short(node) };
       expect(r.stdout).toContain(`${real("fromBuildcache", fill, 0)}\n${real("fromBuildcache", fill, 1)}\n`);
+      // The spec file and the tarball are read from their blobs, as Spack 1.1 fetches them.
+      const entry = buildcacheEntries(p.buildcache).find((e) => e.hash === node.hash)!;
+      for (const blob of entry.data) {
+        const sha = blob.checksum;
+        expect(r.stdout).toContain(real("blobFetch", { buildcache: p.buildcache, "sha:2": sha.slice(0, 2), sha }));
+      }
       const times = JSON.parse(
         fs.readFileSync(
           path.join(findPrefix(p.installRoot, node.name, node.hash), ".spack", "install_times.json"),

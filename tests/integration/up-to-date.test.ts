@@ -12,6 +12,7 @@ import { buildcacheLocation } from "../../src/config/factory.js";
 import { specsInOciBuildcache } from "../../src/run/buildcache-oci.js";
 import { lockSpecs } from "../../src/run/lock-specs.js";
 import { initKeys } from "../../src/sign/keys-init.js";
+import { blobPath, buildcacheEntries, recordOf, TARBALL_TYPE } from "./helpers/buildcache.js";
 import { runCli } from "./helpers/cli.js";
 import { containersCreated } from "./helpers/events.js";
 import { requireEngine, requireTestImage } from "./helpers/engine.js";
@@ -134,11 +135,37 @@ describe("a changed input runs the target and names the reason", () => {
   it("a pruned buildcache entry", async () => {
     const stackFile = await stackOf();
     const [key] = await readdir(join(cacheRoot, "buildcache"));
-    const dir = join(cacheRoot, "buildcache", key!, "build_cache");
-    const zlib = (await readdir(dir)).filter((f) => f.startsWith("zlib-"));
-    expect(zlib.length).toBeGreaterThan(0);
-    for (const f of zlib) await rm(join(dir, f));
+    const dir = join(cacheRoot, "buildcache", key!);
+    // Spack 1.x's layout: zlib's manifest stays, the tarball blob it lists is gone.
+    const zlib = buildcacheEntries(dir).filter((e) => e.name === "zlib");
+    expect(zlib).toHaveLength(1);
+    await rm(blobPath(dir, recordOf(zlib[0]!, TARBALL_TYPE)));
     const { report, containers } = await run("build", stackFile);
+    expect(report.targets[0]!.reason).toMatch(/^not in the buildcache: zlib@[\w.]+\/[a-z0-9]{7}$/);
+    expect(containers.length).toBeGreaterThan(0);
+  });
+
+  it("a signed buildcache entry whose manifest lost its signature", async () => {
+    const stackFile = await stackOf();
+    const site = await initKeys(join(work, "site-stripped"), {
+      userId: "Site <site@example.org>",
+      algorithm: "ed25519",
+    });
+    expect((await run("build", stackFile, ["--sign-key", site.files.secret])).report.targets[0]!.reason).toMatch(
+      /signing key/,
+    );
+    const key = (await readdir(join(cacheRoot, "buildcache"))).find((k) => /_signed-[0-9A-F]+$/.test(k))!;
+    const dir = join(cacheRoot, "buildcache", key);
+    const entries = buildcacheEntries(dir);
+    expect(entries.length).toBeGreaterThan(0);
+    expect(entries.filter((e) => !e.signed)).toEqual([]);
+    // zlib's manifest, its clearsigned body only: a signed buildcache does not hold it.
+    const zlib = entries.find((e) => e.name === "zlib")!;
+    const body = /-----BEGIN PGP SIGNED MESSAGE-----\s+Hash:\s+\S+\s+([\s\S]+)-----BEGIN PGP SIGNATURE-----/.exec(
+      zlib.text,
+    )!;
+    await writeFile(zlib.manifestPath, body[1]!);
+    const { report, containers } = await run("build", stackFile, ["--sign-key", site.files.secret]);
     expect(report.targets[0]!.reason).toMatch(/^not in the buildcache: zlib@[\w.]+\/[a-z0-9]{7}$/);
     expect(containers.length).toBeGreaterThan(0);
   });
