@@ -15,7 +15,8 @@ import { newRunId } from "../src/docker/index.js";
 import { planBuild } from "../src/plan/plan.js";
 import { loadTemplates } from "../src/render/templates.js";
 import { connectEngines } from "../src/run/engines.js";
-import { runPlan } from "../src/run/run-plan.js";
+import { runPlan, type TargetResult } from "../src/run/run-plan.js";
+import type { RunEvent } from "../src/ui/reporter.js";
 
 const ALL_TARGETS = [
   "x86_64",
@@ -39,7 +40,7 @@ async function timeRun(
   targets: string[],
   engineCount: 1 | 2,
   concurrency: number,
-): Promise<{ seconds: number; perEngine: Record<string, number> }> {
+): Promise<{ seconds: number; perEngine: Record<string, number>; timeline: string[] }> {
   const dir = await mkdtemp(join(tmpdir(), "sf-bench-engines-"));
   try {
     const file = join(dir, "bench.yaml");
@@ -72,9 +73,17 @@ async function timeRun(
     });
     if (down.length > 0) throw new Error(`engines down: ${down.map((d) => `${d.name}: ${d.reason}`).join("; ")}`);
     const started = performance.now();
+    const startedWall = Date.now();
+    const events: Timed[] = [];
     const result = await runPlan(plan, {
       engines: up,
-      reporter: { emit() {}, close() {} },
+      reporter: {
+        emit(event) {
+          if (event.type === "target-start" || event.type === "step" || event.type === "target-done")
+            events.push({ at: (performance.now() - started) / 1000, event });
+        },
+        close() {},
+      },
       signal: new AbortController().signal,
       cacheRoot: join(dir, "cache"),
       concurrency,
@@ -88,10 +97,39 @@ async function timeRun(
       throw new Error(`benchmark build failed: ${bad.map((t) => `${t.target}: ${t.error}`).join("; ")}`);
     const perEngine: Record<string, number> = {};
     for (const t of result.targets) perEngine[t.engine ?? "?"] = (perEngine[t.engine ?? "?"] ?? 0) + 1;
-    return { seconds, perEngine };
+    return { seconds, perEngine, timeline: timeline(events, result.targets, startedWall) };
   } finally {
     await rm(dir, { recursive: true, force: true }).catch(() => undefined);
   }
+}
+
+type Timed = { at: number; event: RunEvent };
+
+/**
+ * Per target, seconds from the run's start: when it was handed out, its container ready (first step), each step's
+ * start and length (the report's startedAt/seconds), and when it was done; then the gaps an engine's slot stayed
+ * idle between one target's end and the next target's start there.
+ */
+function timeline(events: Timed[], results: TargetResult[], t0: number): string[] {
+  const lines: string[] = [];
+  const at = (target: string, type: string): number | undefined =>
+    events.find((e) => e.event.type === type && "target" in e.event && e.event.target === target)?.at;
+  for (const r of [...results].sort(
+    (a, b) => (at(a.target, "target-start") ?? 0) - (at(b.target, "target-start") ?? 0),
+  )) {
+    const start = at(r.target, "target-start") ?? Number.NaN;
+    const done = at(r.target, "target-done") ?? Number.NaN;
+    const steps = r.steps.map((s) => {
+      const from = s.startedAt === undefined ? Number.NaN : (Date.parse(s.startedAt) - t0) / 1000;
+      return `${s.step} ${from.toFixed(1)}+${s.seconds.toFixed(1)}`;
+    });
+    const first = r.steps[0]?.startedAt;
+    const ready = first === undefined ? Number.NaN : (Date.parse(first) - t0) / 1000;
+    lines.push(
+      `  ${r.engine ?? "?"} ${r.target.padEnd(10)} handed ${start.toFixed(1)} ready +${(ready - start).toFixed(1)} | ${steps.join(", ")} | done ${done.toFixed(1)} (${(done - start).toFixed(1)} s, ${(done - start - sleep).toFixed(1)} s beyond the sleep)`,
+    );
+  }
+  return lines;
 }
 
 const targets = ALL_TARGETS.slice(0, n);
@@ -114,4 +152,8 @@ console.log(
     .map(([e, k]) => `${e} ${k}`)
     .join(", ")}`,
 );
+console.log("one target alone, timeline (seconds from the run's start):");
+for (const line of single.timeline) console.log(line);
+console.log(`${n} targets, timeline:`);
+for (const line of wall.timeline) console.log(line);
 console.log(`overhead over ideal: ${((wall.seconds / ideal - 1) * 100).toFixed(1)}% (goal: within 15%)`);
