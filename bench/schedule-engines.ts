@@ -40,7 +40,7 @@ async function timeRun(
   targets: string[],
   engineCount: 1 | 2,
   concurrency: number,
-): Promise<{ seconds: number; perEngine: Record<string, number>; timeline: string[] }> {
+): Promise<{ seconds: number; nodeCpu: number; perEngine: Record<string, number>; timeline: string[] }> {
   const dir = await mkdtemp(join(tmpdir(), "sf-bench-engines-"));
   try {
     const file = join(dir, "bench.yaml");
@@ -72,6 +72,7 @@ async function timeRun(
       defaultConcurrency: concurrency,
     });
     if (down.length > 0) throw new Error(`engines down: ${down.map((d) => `${d.name}: ${d.reason}`).join("; ")}`);
+    const cpu = process.cpuUsage();
     const started = performance.now();
     const startedWall = Date.now();
     const events: Timed[] = [];
@@ -92,12 +93,14 @@ async function timeRun(
       reuseLocks: false,
     });
     const seconds = (performance.now() - started) / 1000;
+    const used = process.cpuUsage(cpu);
+    const nodeCpu = (used.user + used.system) / 1e6;
     const bad = result.targets.filter((t) => t.status !== "ok");
     if (bad.length > 0)
       throw new Error(`benchmark build failed: ${bad.map((t) => `${t.target}: ${t.error}`).join("; ")}`);
     const perEngine: Record<string, number> = {};
     for (const t of result.targets) perEngine[t.engine ?? "?"] = (perEngine[t.engine ?? "?"] ?? 0) + 1;
-    return { seconds, perEngine, timeline: timeline(events, result.targets, startedWall) };
+    return { seconds, nodeCpu, perEngine, timeline: timeline(events, result.targets, startedWall) };
   } finally {
     await rm(dir, { recursive: true, force: true }).catch(() => undefined);
   }
@@ -144,6 +147,8 @@ const rows = [
   [`${n} targets over 2 engines × ${c} slots`, wall.seconds.toFixed(1)],
   [`ideal ceil(${n}/${2 * c}) × one target`, ideal.toFixed(1)],
   ["wall / ideal", (wall.seconds / ideal).toFixed(3)],
+  ["factory's own CPU (node), one target", single.nodeCpu.toFixed(2)],
+  [`factory's own CPU (node), ${n} targets`, wall.nodeCpu.toFixed(2)],
 ];
 const width = Math.max(...rows.map((r) => r[0]!.length));
 for (const r of rows) console.log(`${r[0]!.padEnd(width)}  ${r[1]}`);

@@ -180,6 +180,7 @@ export async function runPlan(plan: BuildPlan, options: RunOptions): Promise<Run
     };
   } finally {
     // Whatever happened, no container of this run outlives it on any engine (unless kept on purpose for inspection).
+    await engines.settle();
     if (options.keepContainer !== true || signal.aborted) await engines.removeRun(runId);
     for (const unregister of unregisters) await unregister();
   }
