@@ -65,7 +65,6 @@ export async function buildOn(ctx: RunContext, target: TargetPlan, on: RunEngine
         workDir: join(options.cacheRoot, CACHE_LAYOUT.targetRecord(ctx.runId, target.target)),
         reporter: options.reporter,
         signal: ctx.targetSignal,
-        startGate: engines.startGate(on.name),
         removeLater: (removal) => engines.removeLater(removal),
         ...pick(options, ["keepContainer", "cpus", "memory", "extraEnv", "signingKey"]),
         ...(reuse?.skipWithReusedLock === undefined ? {} : { skipWithReusedLock: reuse.skipWithReusedLock }),

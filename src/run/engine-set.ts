@@ -10,7 +10,6 @@ import { ANY_ARCH, familyOfEngineArch } from "../plan/dispatch.js";
 import type { TargetPlan } from "../plan/types.js";
 import type { Reporter } from "../ui/reporter.js";
 import type { DownEngine, RunEngine } from "./engines.js";
-import { oneAtATime, type OneAtATime } from "./one-at-a-time.js";
 
 export interface EngineSetOptions {
   engine?: RunEngine["engine"];
@@ -20,14 +19,10 @@ export interface EngineSetOptions {
   downEngines?: DownEngine[];
 }
 
-/** The longest a container's start waits for the start before it on the same host (one that hangs holds no one up). */
-const START_WAIT_MS = 5000;
-
 export class EngineSet {
   /** Engines that went down, by name, with why: they take no more targets. */
   readonly down: Map<string, string>;
   private readonly byName: Map<string, RunEngine>;
-  private readonly starts: Map<string, OneAtATime>;
   /** Containers of finished targets still being removed (their slots are free already). */
   private readonly removals = new Set<Promise<void>>();
 
@@ -39,9 +34,6 @@ export class EngineSet {
   ) {
     this.down = new Map(downEngines.map((d) => [d.name, `did not answer at ${d.where}: ${d.reason}`]));
     this.byName = new Map(members.map((e) => [e.name, e]));
-    // Engines of this machine share its CPUs, and so one gate; an engine of another host has its own.
-    const here = oneAtATime(START_WAIT_MS);
-    this.starts = new Map(members.map((e) => [e.name, e.engine.local ? here : oneAtATime(START_WAIT_MS)]));
   }
 
   /** `engines` when given (named), else `engine` alone with the run's cache root and concurrency, taking every target. */
@@ -83,16 +75,6 @@ export class EngineSet {
 
   markDown(name: string, why: string): void {
     this.down.set(name, why);
-  }
-
-  /**
-   * Starting a build container (create, start, passwd entry, files), one at a time per host: containers started
-   * together on one host each take longer to be ready (its engines and CPUs are shared), so one after the other the
-   * first is ready sooner, and the slots' CPU-bound steps (set-up, Spack's start, pushes) fall apart in time instead
-   * of on top of each other.
-   */
-  startGate(name: string): OneAtATime {
-    return this.starts.get(name) as OneAtATime;
   }
 
   /** A finished target's container, removed while its slot takes the next target; the run waits for it (`settle`). */

@@ -10,7 +10,6 @@ import type { FileSigningKey } from "../sign/key.js";
 import type { Reporter } from "../ui/reporter.js";
 import { startTargetContainer } from "./target-container.js";
 import { runSteps, type StepsState } from "./target-steps.js";
-import type { OneAtATime } from "./one-at-a-time.js";
 
 export interface TargetRunOptions {
   engine: Engine;
@@ -36,8 +35,6 @@ export interface TargetRunOptions {
    * spec of that lock in the buildcache: fetch and push have nothing to do).
    */
   skipWithReusedLock?: Partial<Record<string, string>>;
-  /** Starts the container when the engine's earlier starts are done (absent: at once). */
-  startGate?: OneAtATime;
   /** Takes the container's removal and lets the target end before it is done (absent: the target waits for it). */
   removeLater?: (removal: Promise<void>) => void;
   /** Runs after the last step while the container is still there (packing reads the view from it). */
@@ -83,12 +80,9 @@ export async function runTarget(plan: TargetPlan, options: TargetRunOptions): Pr
   try {
     if (signal.aborted) throw new CancelledError();
     const user = containerUser();
-    const start = options.startGate ?? ((fn) => fn());
-    const ready = await start(() =>
-      startTargetContainer(plan, options, user, (c) => {
-        container = c;
-      }),
-    );
+    const ready = await startTargetContainer(plan, options, user, (c) => {
+      container = c;
+    });
     await mkdir(options.workDir, { recursive: true });
     await runSteps(ready, plan, options, log, user, state);
     if (options.afterSteps !== undefined) await packStep(ready, options.afterSteps, target, options, log, state);
