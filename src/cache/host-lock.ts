@@ -34,13 +34,56 @@ export interface LockOptions {
  * absent and the lock never exists without its holder. A lock whose holder process is gone (same host, pid not
  * alive), or that stays unreadable for `unreadableStaleMs`, is stale: it is renamed aside (one taker wins the
  * rename) and removed, so a crashed run never blocks the next one. Waits, polling, until acquired or `signal`
- * aborts (CancelledError).
+ * aborts (CancelledError); a wait for a holder of this same process ends at its release, without polling.
  */
 export async function acquireLock(path: string, options: LockOptions = {}): Promise<() => Promise<void>> {
+  // Holders of this process queue here first: the next is woken by the release itself, not by its next poll.
+  const before = queued.get(path);
+  let leave = (): void => {};
+  const mine = new Promise<void>((resolve) => {
+    leave = resolve;
+  });
+  const tail = (before ?? Promise.resolve()).then(() => mine);
+  queued.set(path, tail);
+  const done = (): void => {
+    leave();
+    if (queued.get(path) === tail) queued.delete(path);
+  };
   try {
-    return await acquire(path, options);
+    if (before !== undefined) {
+      options.onWait?.(`pid ${process.pid} on ${hostname()}`);
+      await untilAborted(before, options.signal);
+    }
+    const release = await acquire(path, before === undefined ? options : { ...options, onWait: undefined });
+    return async () => {
+      try {
+        await release();
+      } finally {
+        done();
+      }
+    };
   } catch (error) {
+    done();
     throw lockFailure(error, path);
+  }
+}
+
+/** Per lock path, the last holder or waiter of this process: it settles when that one has released (or given up). */
+const queued = new Map<string, Promise<void>>();
+
+/** `promise`, or a CancelledError once `signal` aborts; no listener left on the signal afterwards. */
+async function untilAborted(promise: Promise<void>, signal: AbortSignal | undefined): Promise<void> {
+  if (signal === undefined) return promise;
+  if (signal.aborted) throw new CancelledError();
+  let stop = (): void => {};
+  const aborted = new Promise<never>((_, reject) => {
+    stop = () => reject(new CancelledError());
+    signal.addEventListener("abort", stop, { once: true });
+  });
+  try {
+    await Promise.race([promise, aborted]);
+  } finally {
+    signal.removeEventListener("abort", stop);
   }
 }
 

@@ -65,6 +65,7 @@ export async function buildOn(ctx: RunContext, target: TargetPlan, on: RunEngine
         workDir: join(options.cacheRoot, CACHE_LAYOUT.targetRecord(ctx.runId, target.target)),
         reporter: options.reporter,
         signal: ctx.targetSignal,
+        removeLater: (removal) => engines.removeLater(removal),
         ...pick(options, ["keepContainer", "cpus", "memory", "extraEnv", "signingKey", "registerWithReusedLock"]),
         ...(reuse?.skipWithReusedLock === undefined ? {} : { skipWithReusedLock: reuse.skipWithReusedLock }),
         ...(options.reuseLocks === false ? {} : { lockKey: ctx.keys.lockKeyOf(placed, ctx.imageOf(on.name).id) }),

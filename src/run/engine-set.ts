@@ -23,6 +23,8 @@ export class EngineSet {
   /** Engines that went down, by name, with why: they take no more targets. */
   readonly down: Map<string, string>;
   private readonly byName: Map<string, RunEngine>;
+  /** Containers of finished targets still being removed (their slots are free already). */
+  private readonly removals = new Set<Promise<void>>();
 
   private constructor(
     readonly members: readonly RunEngine[],
@@ -73,6 +75,17 @@ export class EngineSet {
 
   markDown(name: string, why: string): void {
     this.down.set(name, why);
+  }
+
+  /** A finished target's container, removed while its slot takes the next target; the run waits for it (`settle`). */
+  removeLater(removal: Promise<void>): void {
+    const tracked = removal.catch(() => undefined).finally(() => this.removals.delete(tracked));
+    this.removals.add(tracked);
+  }
+
+  /** Every removal handed to `removeLater` done. */
+  async settle(): Promise<void> {
+    while (this.removals.size > 0) await Promise.all([...this.removals]);
   }
 
   /** `x86-a did not answer …; arm-b …`, for messages about engines down. */

@@ -193,6 +193,7 @@ export async function runPlan(given: BuildPlan, options: RunOptions): Promise<Ru
     };
   } finally {
     // Whatever happened, no container of this run outlives it on any engine (unless kept on purpose for inspection).
+    await engines.settle();
     if (options.keepContainer !== true || signal.aborted) await engines.removeRun(runId);
     for (const unregister of unregisters) await unregister();
   }

@@ -40,6 +40,8 @@ export interface TargetRunOptions {
    * skipped then: reused-lock-steps.ts). A benchmark measures the path without that skip with it.
    */
   registerWithReusedLock?: boolean;
+  /** Takes the container's removal and lets the target end before it is done (absent: the target waits for it). */
+  removeLater?: (removal: Promise<void>) => void;
   /** Runs after the last step while the container is still there (packing reads the view from it). */
   afterSteps?: (container: BuildContainer, log: TargetLog, captured: Record<string, string>) => Promise<void>;
 }
@@ -108,7 +110,11 @@ export async function runTarget(plan: TargetPlan, options: TargetRunOptions): Pr
     // The steps that ran (the failed one, then those that kept what it finished) go into the run report.
     throw Object.assign(error instanceof Error ? error : new Error(String(error)), { steps: state.steps });
   } finally {
-    if (container !== undefined && !state.keep) await (container as BuildContainer).remove();
+    if (container !== undefined && !state.keep) {
+      const removal = (container as BuildContainer).remove();
+      if (options.removeLater === undefined) await removal;
+      else options.removeLater(removal);
+    }
     await log.close();
   }
 }

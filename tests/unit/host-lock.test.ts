@@ -126,4 +126,28 @@ describe("host lock", () => {
     expect(getEventListeners(controller.signal, "abort")).toHaveLength(0);
     await release();
   });
+  it("hands the lock to a waiter of this process at its release, not at the waiter's next poll", {
+    timeout: 10_000,
+  }, async () => {
+    const path = join(await lockDir(), "e.lock");
+    const release = await acquireLock(path);
+    const told: string[] = [];
+    let waitingNow = (): void => {};
+    const isWaiting = new Promise<void>((resolve) => {
+      waitingNow = resolve;
+    });
+    // Polling once an hour: once it waits, only the release itself can wake this waiter within the test's time.
+    const waiting = withLock(path, async () => readFile(path, "utf8"), {
+      pollMs: 3_600_000,
+      onWait: (holder) => {
+        told.push(holder);
+        waitingNow();
+      },
+    });
+    await isWaiting;
+    await release();
+    expect(JSON.parse(await waiting)).toMatchObject({ pid: process.pid, host: hostname() });
+    expect(told).toEqual([`pid ${process.pid} on ${hostname()}`]);
+    await expect(readdir(join(path, ".."))).resolves.toEqual([]);
+  });
 });
