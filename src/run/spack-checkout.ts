@@ -1,4 +1,4 @@
-import { access, mkdir, readFile, rename, rm } from "node:fs/promises";
+import { access, mkdir, rename, rm } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { readUserFile } from "../fs/user-file.js";
 import { execa } from "execa";

@@ -8,56 +8,25 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import * as fs from "node:fs";
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import * as path from "node:path";
 import type { Readable } from "node:stream";
 import { execa } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import YAML from "yaml";
 import type { Engine } from "../../src/docker/index.js";
 import { runCli } from "./helpers/cli.js";
 import { requireEngine, requireTestImage, TEST_IMAGE } from "./helpers/engine.js";
+import { startKitSourceServer, type KitSourceServer } from "./helpers/kit-sources.js";
 import { SPACK_PACKAGES, STANDIN, tempDir } from "./helpers/stack.js";
 
-const STANDIN_LIB = path.join(STANDIN, "lib");
-const BUILTIN = path.join(SPACK_PACKAGES, "repos", "spack_repo", "builtin");
-const CLINGO_STUB = path.resolve("tests/fixtures/clingo-standin");
 
 let engine: Engine;
 let dir: string;
-let server: Server;
+let sources: KitSourceServer;
 let base: string;
 let baseTag: string;
 let stackFile: string;
-const served: string[] = [];
-const files = new Map<string, Buffer>();
-
-/** The bytes the stand-in's recipe URL of name@version stands for (what its generated download gives). */
-async function generatedSource(name: string, version: string): Promise<Buffer> {
-  const env = path.join(dir, `gen-${name}`);
-  fs.mkdirSync(env, { recursive: true });
-  const spack = {
-    specs: [`${name}@${version}`],
-    concretizer: { unify: true, targets: { host_compatible: false } },
-    config: { install_tree: { root: path.join(env, "install") }, source_cache: path.join(env, "sc") },
-    packages: { all: { require: ["target=x86_64"] } },
-    repos: { builtin: BUILTIN },
-  };
-  fs.writeFileSync(path.join(env, "spack.yaml"), YAML.stringify({ spack }));
-  const run = (args: string[]) =>
-    execa(path.join(STANDIN, "bin", "spack"), ["-e", env, ...args], {
-      env: { SPACK_USER_CACHE_PATH: path.join(env, "uc"), SPACK_DISABLE_LOCAL_CONFIG: "1", PYTHONPATH: CLINGO_STUB },
-    });
-  await run(["concretize"]);
-  await run(["fetch"]);
-  const archive = fs.readdirSync(path.join(env, "sc"), { recursive: true }) as string[];
-  const recipe = fs.readFileSync(path.join(BUILTIN, "packages", name, "package.py"), "utf8");
-  const sha = recipe.match(new RegExp(`version\\("${version.replace(/\./g, "\\.")}", sha256="([0-9a-f]{64})"`))?.[1];
-  const rel = archive.find((f) => sha !== undefined && f.endsWith(`${sha}.tar.gz`));
-  if (rel === undefined) throw new Error(`no generated source for ${name}@${version}`);
-  return fs.readFileSync(path.join(env, "sc", rel));
-}
+let served: string[];
+let files: ReadonlyMap<string, Buffer>;
 
 /**
  * Network mode of every container the CLI process started by `start` creates (docker events filtered by the
@@ -111,22 +80,8 @@ beforeAll(async () => {
   // A base image tag of this test's own: the builder image (tagged by its Dockerfile) is then this test's alone.
   baseTag = `kit-${process.pid}-${randomBytes(4).toString("hex")}`;
   await engine.docker.getImage(TEST_IMAGE).tag({ repo: "stack-factory-test/debian", tag: baseTag });
-  files.set("/zlib/zlib-1.3.1.tar.gz", await generatedSource("zlib", "1.3.1"));
-  for (const file of ["clingo-bootstrap", "gnupg", "patchelf", "gnuconfig", "bootstrap-buildcache"]) {
-    const py = `import sys; sys.path.insert(0, ${JSON.stringify(STANDIN_LIB)}); from standin.bootstrap_mirror import generated; sys.stdout.buffer.write(generated("bootstrap/${file}.tar.gz"))`;
-    files.set(
-      `/bootstrap/${file}.tar.gz`,
-      Buffer.from((await execa("python3", ["-c", py], { encoding: "buffer" })).stdout),
-    );
-  }
-  server = createServer((req, res) => {
-    served.push(req.url ?? "");
-    const body = files.get(req.url ?? "");
-    if (body === undefined) res.writeHead(404).end();
-    else res.writeHead(200, { "content-length": body.length }).end(body);
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  sources = await startKitSourceServer(dir);
+  ({ base, served, files } = sources);
   stackFile = path.join(dir, "kitdemo.yaml");
   fs.writeFileSync(
     stackFile,
@@ -144,7 +99,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  if (server?.listening) await new Promise((resolve) => server.close(resolve));
+  await sources?.close();
   const manifest = path.join(dir ?? "", "kit", "kit.json");
   if (fs.existsSync(manifest)) {
     for (const image of (JSON.parse(fs.readFileSync(manifest, "utf8")) as { images: { tag: string }[] }).images)
@@ -188,7 +143,7 @@ describe("kit: an air-gapped factory from one command", { shuffle: false }, () =
     const builder = manifest.images[0].tag as string;
 
     // The far side: no server, no cache, no builder image.
-    await new Promise((resolve) => server.close(resolve));
+    await sources.close();
     fs.rmSync(connectedCache, { recursive: true, force: true });
     await engine.docker.getImage(builder).remove({ force: true });
     await engine.docker.getImage(`stack-factory-test/debian:${baseTag}`).remove();

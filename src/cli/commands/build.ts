@@ -66,8 +66,6 @@ export async function buildCommand(
   );
   const stack = await loadStack(stackFile, { secrets: secrets.map((f) => resolve(f)) });
   const targets = targetList(flags.target);
-  const memory = memoryBytes(flags.memory);
-  const cpus = positiveNumber(flags.cpus, "cpus");
   const concurrency = positiveInt(flags.concurrency, "concurrency");
   const jobs = positiveInt(flags.jobs, "jobs");
   const compression = compressionOf(flags.compress);

@@ -20,6 +20,8 @@ export interface KitSourceServer {
   base: string;
   /** URLs asked for, in order. */
   served: string[];
+  /** What it serves, by URL path. */
+  files: ReadonlyMap<string, Buffer>;
   close: () => Promise<void>;
 }
 
@@ -72,6 +74,7 @@ export async function startKitSourceServer(work: string): Promise<KitSourceServe
   return {
     base: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     served,
+    files,
     close: () =>
       new Promise<void>((resolve) => {
         if (server.listening) server.close(() => resolve());
