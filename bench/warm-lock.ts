@@ -168,11 +168,9 @@ async function lockPart(): Promise<void> {
 /** One `warm` of the target with zlib pruned from the buildcache first: wall seconds, Spack seconds and its steps. */
 async function oneChanged(register: boolean): Promise<{ seconds: number; spack: number; detail: string }> {
   const buildcache = join(dir, "cache", "buildcache");
-  for (const key of await readdir(buildcache)) {
-    const entries = join(buildcache, key, "build_cache");
-    for (const f of await readdir(entries).catch(() => [] as string[]))
-      if (f.startsWith("zlib-")) await rm(join(entries, f));
-  }
+  // Spack 1.1's layout: without its spec manifest, zlib is not in the buildcache.
+  for (const key of await readdir(buildcache))
+    await rm(join(buildcache, key, "v3", "manifests", "spec", "zlib"), { recursive: true, force: true });
   const started = performance.now();
   const result = await runPlan(plan, {
     engine: await connectEngine(),

@@ -18,7 +18,6 @@ import { requireEngine, requireTestImage, TEST_IMAGE } from "./helpers/engine.js
 import { startKitSourceServer, type KitSourceServer } from "./helpers/kit-sources.js";
 import { SPACK_PACKAGES, STANDIN, tempDir } from "./helpers/stack.js";
 
-
 let engine: Engine;
 let dir: string;
 let sources: KitSourceServer;

@@ -8,6 +8,7 @@ import { readdir, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { execa } from "execa";
 import { beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { buildcacheEntries } from "./helpers/buildcache.js";
 import { runCli } from "./helpers/cli.js";
 import { requireEngine, requireTestImage } from "./helpers/engine.js";
 import { tempDir, writeTestStack } from "./helpers/stack.js";
@@ -82,10 +83,10 @@ async function run(stackFile: string): Promise<Report> {
 /** Removes every buildcache entry of these packages: they are built from source again, with the same hashes. */
 async function prune(names: string[]): Promise<void> {
   const [key] = await readdir(join(cacheRoot, "buildcache"));
-  const dir = join(cacheRoot, "buildcache", key!, "build_cache");
-  const entries = (await readdir(dir)).filter((f) => names.some((n) => f.startsWith(`${n}-`)));
+  // Spack 1.1's layout: without its manifest an entry is not in the buildcache (its blobs may stay).
+  const entries = buildcacheEntries(join(cacheRoot, "buildcache", key!)).filter((e) => names.includes(e.name));
   expect(entries.length).toBeGreaterThanOrEqual(names.length);
-  for (const f of entries) await rm(join(dir, f));
+  for (const e of entries) await rm(e.manifestPath);
 }
 
 describe("a rebuild with the concretization reused", () => {
