@@ -241,7 +241,16 @@ describe("the registry password", () => {
     keptContainer = /docker(?: -H \S+)? exec -it (\w+)/.exec(failing.all)?.[1];
     expect(keptContainer, failing.all).toBeDefined();
 
+    // 4. The plan of the pushing build, written as `build --plan` would run it: the credentials by name only.
+    const planDir = join(work, "plan-push");
+    const planned = await runCli([
+      ...["plan", stackFile, "--factory", pushes, "--cache-dir", join(work, "cache-push"), "--out", planDir],
+    ]);
+    expect(planned.exitCode, planned.all).toBe(0);
+    expect(await readFile(join(planDir, "plan.json"), "utf8")).toContain('"registry-credentials"');
+
     const findings: Finding[] = [];
+    findings.push(...(await searchDir(planDir, secrets)).found);
     const outputs = [first, second, failing];
     for (const o of outputs) findings.push(...(await search(Buffer.from(o.all), `output of ${o.report}`, secrets)));
     // Logs (copied stage logs too), reports, run records, every cache file, tarballs.
